@@ -1,0 +1,87 @@
+"""The three chat front doors, each a wire format plugged into the same pipeline."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator, Callable
+from dataclasses import dataclass
+from functools import partial
+from typing import Any
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+from starlette.types import ASGIApp
+
+from llm_gateway.api import anthropic, native, openai
+from llm_gateway.api.http import StreamResponse, read_body, request_id_of
+from llm_gateway.chat import ChatResponse, EventStream
+from llm_gateway.errors import GatewayError
+from llm_gateway.pipeline.context import RequestContext, RequestParser
+from llm_gateway.state import AppState
+
+
+@dataclass(frozen=True, slots=True)
+class FrontDoor:
+    name: str
+    path: str
+    parse: RequestParser
+    encode_response: Callable[[RequestContext, ChatResponse], bytes]
+    encode_stream: Callable[[RequestContext, EventStream], AsyncGenerator[bytes, None]]
+    error_body: Callable[[GatewayError, str], dict[str, Any]]
+    stream_media_type: str = "text/event-stream"
+
+    def error_response(self, error: GatewayError, request_id: str) -> Response:
+        headers = {}
+        if error.retry_after is not None:
+            headers["retry-after"] = str(max(1, round(error.retry_after)))
+        if error.status == 401:
+            headers["www-authenticate"] = "Bearer"
+        return Response(
+            orjson.dumps(self.error_body(error, request_id)),
+            status_code=error.status,
+            media_type="application/json",
+            headers=headers,
+        )
+
+    async def handle(self, request: Request) -> Response | ASGIApp:
+        state: AppState = request.app.state.gateway
+        ctx = RequestContext(
+            endpoint=self.name,
+            authorization=request.headers.get("authorization"),
+            x_api_key=request.headers.get("x-api-key"),
+            read_body=partial(read_body, request, state.settings.max_body_bytes),
+            parse=self.parse,
+            request_id=request_id_of(request),
+        )
+        try:
+            outcome = await state.pipeline(ctx)
+        except GatewayError as error:
+            return self.error_response(error, ctx.request_id)
+        if isinstance(outcome, ChatResponse):
+            return Response(self.encode_response(ctx, outcome), media_type="application/json")
+        return StreamResponse(self.encode_stream(ctx, outcome), outcome, self.stream_media_type)
+
+
+DOORS = (
+    FrontDoor("openai", "/v1/chat/completions", openai.parse_request, openai.encode_response,
+              openai.encode_stream, openai.error_body),
+    FrontDoor("anthropic", "/v1/messages", anthropic.parse_request, anthropic.encode_response,
+              anthropic.encode_stream, anthropic.error_body),
+    FrontDoor("native", "/api/v1/chat", native.parse_request, native.encode_response,
+              native.encode_stream, native.error_body),
+)  # fmt: skip
+
+
+def routes() -> list[Route]:
+    """Plain Starlette routes: the front doors parse and validate their bodies themselves,
+    and FastAPI's per-request dependency machinery would only add latency."""
+    return [Route(door.path, _endpoint(door), methods=["POST"], name=door.name) for door in DOORS]
+
+
+def _endpoint(door: FrontDoor) -> Callable[[Request], Any]:
+    async def endpoint(request: Request) -> Response | ASGIApp:
+        return await door.handle(request)
+
+    endpoint.__name__ = f"{door.name}_chat"
+    return endpoint

@@ -1,0 +1,48 @@
+"""Liveness and readiness, for load balancers and orchestrators (no authentication)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from fastapi import APIRouter, Request, Response
+from pydantic import BaseModel
+
+from llm_gateway.state import AppState
+
+router = APIRouter(tags=["health"])
+
+
+class Health(BaseModel):
+    status: Literal["ok"] = "ok"
+
+
+class ReadyChecks(BaseModel):
+    database: bool
+    config: bool
+    models: int
+
+
+class Ready(BaseModel):
+    status: Literal["ready", "not_ready"]
+    checks: ReadyChecks
+
+
+@router.get("/health")
+async def health() -> Health:
+    """The process is up and serving HTTP."""
+    return Health()
+
+
+@router.get("/ready", responses={503: {"model": Ready, "description": "Not ready"}})
+async def ready(request: Request, response: Response) -> Ready:
+    """Ready for traffic: the database answers, the configuration is loaded, a model is usable."""
+    state: AppState | None = getattr(request.app.state, "gateway", None)
+    database = state is not None and await state.db.ping()
+    models = len(state.usable_models()) if state is not None else 0
+    ok = database and state is not None and models > 0
+    if not ok:
+        response.status_code = 503
+    return Ready(
+        status="ready" if ok else "not_ready",
+        checks=ReadyChecks(database=database, config=state is not None, models=models),
+    )

@@ -1,0 +1,132 @@
+"""Small ASGI pieces the front doors share: request ids, bounded bodies, streamed answers."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Mapping
+
+from starlette.requests import Request
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from llm_gateway.chat import EventStream
+from llm_gateway.errors import BodyTooLarge, InvalidRequest
+from llm_gateway.pipeline.context import new_request_id
+
+REQUEST_ID_HEADER = b"x-request-id"
+
+
+class RequestIdMiddleware:
+    """Gives every HTTP request an id and every response the ``x-request-id`` header.
+
+    The same id names the request's audit row and log lines. A pure ASGI
+    middleware: it costs a dict write and a header, nothing more.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request_id = new_request_id()
+        scope.setdefault("state", {})["request_id"] = request_id
+        header = (REQUEST_ID_HEADER, request_id.encode())
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", ()), header]
+            await send(message)
+
+        await self.app(scope, receive, send_with_id)
+
+
+def request_id_of(request: Request) -> str:
+    state = request.scope.get("state") or {}
+    return str(state.get("request_id") or new_request_id())
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The request body, refusing more than ``limit`` bytes without reading them all."""
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        try:
+            size = int(declared)
+        except ValueError:
+            raise InvalidRequest("the Content-Length header is not a number") from None
+        if size > limit:
+            raise _too_large(limit)
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise _too_large(limit)
+    return bytes(body)
+
+
+def _too_large(limit: int) -> BodyTooLarge:
+    return BodyTooLarge(f"the request body is larger than the limit of {limit} bytes")
+
+
+class StreamResponse:
+    """Sends a stream's encoded chunks as they come, and always closes the stream.
+
+    Unlike Starlette's StreamingResponse it needs no task group per response:
+    a single watcher task listens for the client going away and cancels the
+    sending task, so an abandoned stream stops reading from the provider at
+    once instead of at its next write.
+    """
+
+    def __init__(
+        self,
+        chunks: AsyncIterator[bytes],
+        stream: EventStream,
+        media_type: str,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        self.chunks = chunks
+        self.stream = stream
+        self.headers = [
+            (b"content-type", media_type.encode()),
+            (b"cache-control", b"no-cache"),
+            (b"x-accel-buffering", b"no"),
+            *((k.encode(), v.encode()) for k, v in (headers or {}).items()),
+        ]
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        state = {"finished": False, "disconnected": False}
+
+        async def watch() -> None:
+            while True:
+                message = await receive()
+                if message["type"] == "http.disconnect":
+                    if not state["finished"]:
+                        state["disconnected"] = True
+                        task.cancel()
+                    return
+
+        watcher = asyncio.create_task(watch())
+        try:
+            await send({"type": "http.response.start", "status": 200, "headers": self.headers})
+            async for chunk in self.chunks:
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            state["finished"] = True
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+        except asyncio.CancelledError:
+            if not state["disconnected"]:
+                raise
+            task.uncancel()
+        finally:
+            state["finished"] = True
+            watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._close()
+
+    async def _close(self) -> None:
+        aclose = getattr(self.chunks, "aclose", None)
+        if aclose is not None:
+            await aclose()
+        await self.stream.aclose()

@@ -1,0 +1,66 @@
+"""The audit row for a request, built from its context.
+
+Text is never stored: only SHA-256 digests and lengths of the prompt and of
+the answer. Free-form identity fields are cut to their column's width, so a
+caller cannot make the row unstorable (and so lose it) with an oversized claim.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+from llm_gateway.audit.writer import Row
+from llm_gateway.pipeline.context import RequestContext
+
+_WIDTHS = {"user_id": 255, "team": 255, "tenant": 255, "model_requested": 255}
+
+
+def digest(texts: list[str]) -> tuple[str, int]:
+    sha = hashlib.sha256()
+    chars = 0
+    for text in texts:
+        sha.update(text.encode("utf-8", errors="surrogatepass"))
+        sha.update(b"\x00")
+        chars += len(text)
+    return sha.hexdigest(), chars
+
+
+def audit_row(ctx: RequestContext) -> Row:
+    principal, chat, deployment, usage = ctx.principal, ctx.chat, ctx.deployment, ctx.usage
+    row: dict[str, Any] = {
+        "request_id": ctx.request_id,
+        "timestamp": ctx.received_at,
+        "user_id": principal.user_id if principal else None,
+        "team": principal.team if principal else None,
+        "tenant": principal.tenant if principal else None,
+        "key_id": principal.key_id if principal else None,
+        "auth_method": principal.auth_method if principal else None,
+        "endpoint": ctx.endpoint,
+        "model_requested": chat.model if chat else None,
+        "model": deployment.name if deployment else None,
+        "provider": deployment.provider.value if deployment else None,
+        "upstream_model": deployment.upstream_model if deployment else None,
+        "stream": bool(chat and chat.stream),
+        "status": ctx.status,
+        "error_code": ctx.error.code if ctx.error else None,
+        "latency_ms": round(ctx.elapsed_ms, 3),
+        "tokens_in": usage.input_tokens if usage else 0,
+        "tokens_out": usage.output_tokens if usage else 0,
+        "tokens_used": usage.total_tokens if usage else 0,
+        "tokens_estimated": bool(usage and usage.estimated),
+        "cost_usd": ctx.cost_usd,
+        "prompt_sha256": None,
+        "prompt_chars": None,
+        "response_sha256": None,
+        "response_chars": None,
+    }
+    if chat is not None:
+        row["prompt_sha256"], row["prompt_chars"] = digest(chat.texts())
+    if ctx.response_text is not None:
+        row["response_sha256"], row["response_chars"] = digest([ctx.response_text])
+    for column, width in _WIDTHS.items():
+        value = row[column]
+        if value is not None and len(value) > width:
+            row[column] = value[:width]
+    return row

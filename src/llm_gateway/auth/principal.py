@@ -1,0 +1,18 @@
+"""Who is calling: the identity every later stage (policy, limits, audit) works from."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    user_id: str
+    role: str
+    tier: str | None = None
+    team: str | None = None
+    tenant: str | None = None
+    groups: tuple[str, ...] = field(default_factory=tuple)
+    auth_method: Literal["jwt", "api_key"] = "jwt"
+    key_id: str | None = None  # the API key's public id, never the key

@@ -1,0 +1,261 @@
+"""The ``llm-gateway`` command: serve, check the configuration, mint tokens, manage keys."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import re
+import sys
+from collections.abc import Callable, Coroutine, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from llm_gateway.config import ConfigError, GatewayConfig, load_gateway_config
+from llm_gateway.settings import Settings, SettingsError, load_settings
+
+EXIT_CONFIG = 2
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        settings = load_settings()
+    except SettingsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    handler: Callable[[argparse.Namespace, Settings], int] = args.handler
+    return handler(args, settings)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="llm-gateway", description=__doc__)
+    commands = parser.add_subparsers(required=True, metavar="COMMAND")
+
+    serve = commands.add_parser("serve", help="start the gateway")
+    serve.add_argument("--host", help="listen address (default: API_HOST)")
+    serve.add_argument("--port", type=int, help="listen port (default: API_PORT)")
+    serve.add_argument("--workers", type=int, help="worker processes (default: WORKERS)")
+    serve.set_defaults(handler=_serve)
+
+    check = commands.add_parser("check-config", help="validate settings and config files")
+    check.set_defaults(handler=_check_config)
+
+    token = commands.add_parser("token", help="development JWTs").add_subparsers(required=True)
+    create_token = token.add_parser("create", help="print a JWT valid for JWT_EXPIRATION seconds")
+    _identity_arguments(create_token)
+    create_token.set_defaults(handler=_token_create)
+
+    keys = commands.add_parser("keys", help="API keys").add_subparsers(required=True)
+    create_key = keys.add_parser("create", help="create a key and print it (shown once)")
+    _identity_arguments(create_key)
+    create_key.add_argument("--expires", help="ISO date/time, or a duration such as 30d or 12h")
+    create_key.add_argument("--description")
+    create_key.set_defaults(handler=_keys_create)
+    list_keys = keys.add_parser("list", help="list keys (never the keys themselves)")
+    list_keys.add_argument("--tenant")
+    list_keys.set_defaults(handler=_keys_list)
+    revoke = keys.add_parser("revoke", help="revoke a key by its id")
+    revoke.add_argument("key_id")
+    revoke.set_defaults(handler=_keys_revoke)
+
+    db = commands.add_parser("db", help="database").add_subparsers(required=True)
+    upgrade = db.add_parser("upgrade", help="apply pending migrations")
+    upgrade.set_defaults(handler=_db_upgrade)
+    return parser
+
+
+def _identity_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--user", required=True, help="user id (the 'sub' claim)")
+    parser.add_argument("--role", required=True)
+    parser.add_argument("--tier", required=True)
+    parser.add_argument("--team")
+    parser.add_argument("--tenant")
+
+
+def _load_config(settings: Settings) -> GatewayConfig | None:
+    try:
+        return load_gateway_config(settings)
+    except ConfigError as exc:
+        print(f"error: invalid configuration:\n{exc}", file=sys.stderr)
+        return None
+
+
+# --- commands --------------------------------------------------------------
+
+
+def _serve(args: argparse.Namespace, settings: Settings) -> int:
+    import uvicorn
+
+    from llm_gateway.observability.logging import configure_logging
+
+    if _load_config(settings) is None:
+        return EXIT_CONFIG
+    configure_logging(settings.log_level, settings.log_format)
+    _run(_upgrade_sqlite(settings))  # before workers start, so they do not race to migrate
+    uvicorn.run(
+        "llm_gateway.app:create_app_from_env",
+        factory=True,
+        host=args.host or settings.api_host,
+        port=args.port if args.port is not None else settings.api_port,
+        workers=args.workers or settings.workers,
+        loop="uvloop",
+        http="httptools",
+        lifespan="on",
+        access_log=False,
+        log_config=None,
+        server_header=False,
+        timeout_graceful_shutdown=10,
+    )
+    return 0
+
+
+def _check_config(args: argparse.Namespace, settings: Settings) -> int:
+    config = _load_config(settings)
+    if config is None:
+        return EXIT_CONFIG
+    for path in config.files:
+        print(f"ok: {path}")
+    for d in config.deployments.values():
+        state = "enabled" if d.enabled else f"disabled ({d.disabled_reason})"
+        print(f"model {d.name}: {d.provider.value} at {d.base_url or '-'}: {state}")
+    if not config.enabled():
+        print("no model is enabled: `llm-gateway serve` will serve the built-in demo model")
+    return 0
+
+
+def _token_create(args: argparse.Namespace, settings: Settings) -> int:
+    from llm_gateway.auth.jwt import mint_token
+
+    try:
+        token = mint_token(
+            settings,
+            sub=args.user,
+            role=args.role,
+            tier=args.tier,
+            team=args.team,
+            tenant=args.tenant,
+        )
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(token)
+    return 0
+
+
+def _keys_create(args: argparse.Namespace, settings: Settings) -> int:
+    try:
+        expires = _parse_expiry(args.expires) if args.expires else None
+    except ValueError as exc:
+        print(f"error: --expires: {exc}", file=sys.stderr)
+        return 1
+
+    async def create(store: Any) -> int:
+        key, info = await store.create(
+            user_id=args.user, role=args.role, tier=args.tier, team=args.team,
+            tenant=args.tenant, expires_at=expires, description=args.description,
+        )  # fmt: skip
+        print(key)
+        print(f"key id {info.key_id}: store the key now, it cannot be shown again", file=sys.stderr)
+        return 0
+
+    return _run(_with_keys(settings, create))
+
+
+def _keys_list(args: argparse.Namespace, settings: Settings) -> int:
+    async def show(store: Any) -> int:
+        rows = await store.list(tenant=args.tenant)
+        print(f"{'KEY ID':<14} {'USER':<20} {'ROLE':<10} {'TIER':<12} {'TENANT':<12} STATE")
+        now = datetime.now(UTC)
+        for k in rows:
+            if k.revoked_at is not None:
+                state = f"revoked {k.revoked_at:%Y-%m-%d}"
+            elif k.expires_at is not None and k.expires_at <= now:
+                state = "expired"
+            else:
+                state = "active"
+            tier, tenant = k.tier or "-", k.tenant or "-"
+            print(f"{k.key_id:<14} {k.user_id:<20} {k.role:<10} {tier:<12} {tenant:<12} {state}")
+        return 0
+
+    return _run(_with_keys(settings, show))
+
+
+def _keys_revoke(args: argparse.Namespace, settings: Settings) -> int:
+    async def revoke(store: Any) -> int:
+        if await store.revoke(args.key_id):
+            print(f"revoked {args.key_id}")
+            return 0
+        print(f"error: no active key with id {args.key_id}", file=sys.stderr)
+        return 1
+
+    return _run(_with_keys(settings, revoke))
+
+
+def _db_upgrade(args: argparse.Namespace, settings: Settings) -> int:
+    from llm_gateway.storage import Database
+
+    async def upgrade() -> int:
+        db = Database(settings.sqlalchemy_url)
+        try:
+            await db.upgrade()
+        finally:
+            await db.dispose()
+        print("database schema is up to date")
+        return 0
+
+    return _run(upgrade())
+
+
+# --- helpers ---------------------------------------------------------------
+
+
+async def _upgrade_sqlite(settings: Settings) -> int:
+    from llm_gateway.storage import Database
+
+    db = Database(settings.sqlalchemy_url)
+    try:
+        if db.is_sqlite:
+            await db.upgrade()
+    finally:
+        await db.dispose()
+    return 0
+
+
+async def _with_keys(settings: Settings, action: Callable[[Any], Coroutine[Any, Any, int]]) -> int:
+    from llm_gateway.auth.api_keys import ApiKeyStore
+    from llm_gateway.storage import Database
+
+    db = Database(settings.sqlalchemy_url)
+    try:
+        if db.is_sqlite:
+            await db.upgrade()
+        return await action(ApiKeyStore(db.sessions, cache_seconds=0))
+    finally:
+        await db.dispose()
+
+
+def _run(coroutine: Coroutine[Any, Any, int]) -> int:
+    try:
+        return asyncio.run(coroutine)
+    except Exception as exc:  # noqa: BLE001 - the CLI's outermost boundary
+        print(f"error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+
+
+_DURATION = re.compile(r"^(\d+)([smhdw])$")
+_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+
+
+def _parse_expiry(value: str) -> datetime:
+    if match := _DURATION.match(value.strip()):
+        amount, unit = match.groups()
+        return datetime.now(UTC) + timedelta(**{_UNITS[unit]: int(amount)})
+    try:
+        when = datetime.fromisoformat(value)
+    except ValueError:
+        raise ValueError("expected an ISO date/time or a duration such as 30d") from None
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

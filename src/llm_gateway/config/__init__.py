@@ -1,0 +1,120 @@
+"""The gateway's configuration files: loaded, validated and resolved once, at start-up.
+
+``load_gateway_config`` is what both the server and ``llm-gateway check-config``
+call, so the two can never disagree about what is valid.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from llm_gateway.config.loader import ConfigError, LoadedYaml, load_yaml, validate
+from llm_gateway.config.pricing import Price, PricingFile
+from llm_gateway.config.routing import ModelEntry, Provider, RoutingFile
+from llm_gateway.settings import Settings
+
+__all__ = [
+    "ConfigError",
+    "Deployment",
+    "GatewayConfig",
+    "Provider",
+    "load_gateway_config",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Deployment:
+    """One model the gateway can serve, resolved against the settings."""
+
+    name: str
+    provider: Provider
+    base_url: str
+    upstream_model: str
+    api_key: str | None
+    timeout_s: float
+    max_concurrent: int
+    weight: int
+    default_max_tokens: int
+    price: Price | None
+    disabled_reason: str | None = None  # set when a needed setting is missing
+    demo: bool = False
+
+    @property
+    def enabled(self) -> bool:
+        return self.disabled_reason is None
+
+
+@dataclass(frozen=True, slots=True)
+class GatewayConfig:
+    routing: RoutingFile
+    pricing: PricingFile
+    deployments: dict[str, Deployment]
+    files: tuple[Path, ...]
+
+    def enabled(self) -> list[Deployment]:
+        return [d for d in self.deployments.values() if d.enabled]
+
+
+def load_gateway_config(settings: Settings) -> GatewayConfig:
+    """Load every config file under ``settings.config_dir``; raise ConfigError on any problem."""
+    routing_path = settings.config_dir / "routing_policies.yaml"
+    pricing_path = settings.config_dir / "pricing.yaml"
+    routing_yaml = load_yaml(routing_path)
+    routing = validate(RoutingFile, routing_yaml)
+    _check_references(routing, routing_yaml)
+    pricing = (
+        validate(PricingFile, load_yaml(pricing_path)) if pricing_path.exists() else PricingFile()
+    )
+    deployments = {
+        name: _deployment(name, entry, routing_yaml, settings, pricing)
+        for name, entry in routing.routing.models.items()
+    }
+    return GatewayConfig(routing, pricing, deployments, (routing_path, pricing_path))
+
+
+def _check_references(routing: RoutingFile, loaded: LoadedYaml) -> None:
+    known = routing.routing.models
+    problems = [
+        f"{loaded.where(loc)}: {'.'.join(map(str, loc))}: unknown model {name!r} "
+        f"(expected one of: {', '.join(sorted(known))})"
+        for loc, name in routing.routing.model_references()
+        if name not in known
+    ]
+    if problems:
+        raise ConfigError(loaded.path, problems)
+
+
+_KEY_SETTING = {
+    Provider.ANTHROPIC: ("claude_api_key", "CLAUDE_API_KEY"),
+    Provider.OPENAI: ("openai_api_key", "OPENAI_API_KEY"),
+}
+
+
+def _deployment(
+    name: str, entry: ModelEntry, loaded: LoadedYaml, settings: Settings, pricing: PricingFile
+) -> Deployment:
+    provider = entry.resolved_provider()
+    loc = ("routing", "models", name)
+    unset = sorted({v for path, names in loaded.unset.items() if path[:3] == loc for v in names})
+    api_key = entry.api_key
+    if api_key is None and provider in _KEY_SETTING:
+        attr, variable = _KEY_SETTING[provider]
+        api_key = getattr(settings, attr)
+        if not api_key:
+            unset.append(variable)
+    reason = f"{', '.join(unset)} not set" if unset else None
+    upstream_model = entry.upstream_model or name
+    return Deployment(
+        name=name,
+        provider=provider,
+        base_url=entry.endpoint,
+        upstream_model=upstream_model,
+        api_key=api_key or None,
+        timeout_s=entry.timeout_ms / 1000,
+        max_concurrent=entry.max_concurrent,
+        weight=entry.weight,
+        default_max_tokens=entry.default_max_tokens,
+        price=pricing.price_for(name, upstream_model),
+        disabled_reason=reason,
+    )

@@ -1,0 +1,169 @@
+"""Every failure the gateway reports to a caller, as one small exception tree.
+
+Each front door renders a :class:`GatewayError` in its own wire format, but the
+status, the stable ``code`` and the safe ``message`` are decided here, once. A
+message never contains a credential, an upstream error body or prompt text:
+it is written for the caller and is safe to log.
+
+    GatewayError
+    ├── InvalidRequest          400  the caller's body or parameters are wrong
+    │   └── BodyTooLarge        413
+    ├── AuthenticationFailed    401  missing, malformed, expired, revoked ... credentials
+    ├── PermissionDenied        403
+    ├── ModelNotFound           404
+    ├── RateLimited             429  the gateway's own limits
+    ├── ModelUnavailable        503  configured, but cannot be served right now
+    ├── InternalError           500
+    └── UpstreamError           a provider call failed; ``retryable`` tells routing
+        ├── UpstreamTimeout             504
+        ├── UpstreamUnreachable         502  connection refused / reset / DNS
+        ├── UpstreamRateLimited         429  carries the provider's retry-after
+        ├── UpstreamStatusError         any other non-2xx; 400 when the provider rejected
+        │                               the request itself, 502 otherwise
+        ├── UpstreamMalformedResponse   502  a body we cannot parse
+        └── UpstreamStreamInterrupted   502  the stream ended without its terminal event
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class ErrorKind(StrEnum):
+    """What sort of failure this is; front doors map it to their error ``type``."""
+
+    INVALID_REQUEST = "invalid_request"
+    TOO_LARGE = "too_large"
+    AUTHENTICATION = "authentication"
+    PERMISSION = "permission"
+    NOT_FOUND = "not_found"
+    RATE_LIMIT = "rate_limit"
+    UPSTREAM = "upstream"
+    TIMEOUT = "timeout"
+    UNAVAILABLE = "unavailable"
+    INTERNAL = "internal"
+
+
+class GatewayError(Exception):
+    """Base of every error a caller can see."""
+
+    status: int = 500
+    kind: ErrorKind = ErrorKind.INTERNAL
+    code: str = "internal_error"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: str | None = None,
+        param: str | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        if code is not None:
+            self.code = code
+        self.param = param
+        self.retry_after = retry_after
+
+
+class InvalidRequest(GatewayError):
+    status = 400
+    kind = ErrorKind.INVALID_REQUEST
+    code = "invalid_request"
+
+
+class BodyTooLarge(InvalidRequest):
+    status = 413
+    kind = ErrorKind.TOO_LARGE
+    code = "body_too_large"
+
+
+class AuthenticationFailed(GatewayError):
+    status = 401
+    kind = ErrorKind.AUTHENTICATION
+    code = "invalid_credentials"
+
+
+class PermissionDenied(GatewayError):
+    status = 403
+    kind = ErrorKind.PERMISSION
+    code = "permission_denied"
+
+
+class ModelNotFound(GatewayError):
+    status = 404
+    kind = ErrorKind.NOT_FOUND
+    code = "model_not_found"
+
+
+class RateLimited(GatewayError):
+    status = 429
+    kind = ErrorKind.RATE_LIMIT
+    code = "rate_limited"
+
+
+class ModelUnavailable(GatewayError):
+    status = 503
+    kind = ErrorKind.UNAVAILABLE
+    code = "model_unavailable"
+
+
+class InternalError(GatewayError):
+    status = 500
+    kind = ErrorKind.INTERNAL
+    code = "internal_error"
+
+
+class UpstreamError(GatewayError):
+    """A provider call failed. ``retryable`` says whether another attempt may succeed."""
+
+    status = 502
+    kind = ErrorKind.UPSTREAM
+    code = "upstream_error"
+    retryable = True
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: str | None = None,
+        retry_after: float | None = None,
+        upstream_status: int | None = None,
+        status: int | None = None,
+        retryable: bool | None = None,
+    ) -> None:
+        super().__init__(message, code=code, retry_after=retry_after)
+        self.upstream_status = upstream_status
+        if status is not None:
+            self.status = status
+        if retryable is not None:
+            self.retryable = retryable
+
+
+class UpstreamTimeout(UpstreamError):
+    status = 504
+    kind = ErrorKind.TIMEOUT
+    code = "upstream_timeout"
+
+
+class UpstreamUnreachable(UpstreamError):
+    code = "upstream_unreachable"
+
+
+class UpstreamRateLimited(UpstreamError):
+    status = 429
+    kind = ErrorKind.RATE_LIMIT
+    code = "upstream_rate_limited"
+
+
+class UpstreamStatusError(UpstreamError):
+    code = "upstream_error"
+
+
+class UpstreamMalformedResponse(UpstreamError):
+    code = "upstream_malformed_response"
+
+
+class UpstreamStreamInterrupted(UpstreamError):
+    code = "upstream_stream_interrupted"

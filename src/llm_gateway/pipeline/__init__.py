@@ -1,0 +1,76 @@
+"""The request pipeline. Every call to a model goes through these stages, in this order.
+
+    Account          8  tokens, cost, access log and audit record, whatever happens
+    Authenticate     1  JWT or API key -> Principal, before the body is even read
+    ParseRequest        the front door's wire format -> canonical ChatRequest
+                     2  authorize      (policy as code: to come)
+                     3  limit          (rate limits and budgets: to come)
+                     4  inspect        (DLP on the request: to come)
+    Route            5  model name -> the deployment to call
+    CallProvider     6  one provider call -> ChatResponse or a started EventStream
+
+Each stage is ``async (ctx, call_next) -> Outcome``: it may act before calling
+the rest of the pipeline and after it returns, and it may wrap a stream's
+events, which is how the response-side stages see streamed answers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from llm_gateway.audit.writer import AuditWriter
+from llm_gateway.auth import Authenticator
+from llm_gateway.chat import Outcome
+from llm_gateway.config import Deployment
+from llm_gateway.pipeline.account import Account
+from llm_gateway.pipeline.authenticate import Authenticate
+from llm_gateway.pipeline.call import CallProvider
+from llm_gateway.pipeline.context import Next, RequestContext, Stage
+from llm_gateway.pipeline.parse import ParseRequest
+from llm_gateway.pipeline.route import Route
+from llm_gateway.providers.transport import Transport
+
+__all__ = ["Pipeline", "RequestContext", "build_pipeline"]
+
+
+class Pipeline:
+    """The stages composed once, at start-up, into a single callable."""
+
+    def __init__(self, stages: Sequence[Stage]) -> None:
+        self.stages = tuple(stages)
+        handler: Next = _end
+        for stage in reversed(self.stages):
+            handler = _bind(stage, handler)
+        self._handler = handler
+
+    async def __call__(self, ctx: RequestContext) -> Outcome:
+        return await self._handler(ctx)
+
+
+def build_pipeline(
+    *,
+    audit: AuditWriter,
+    authenticator: Authenticator,
+    deployments: dict[str, Deployment],
+    transport: Transport,
+) -> Pipeline:
+    return Pipeline(
+        [
+            Account(audit),
+            Authenticate(authenticator),
+            ParseRequest(),
+            Route(deployments),
+            CallProvider(transport),
+        ]
+    )
+
+
+def _bind(stage: Stage, call_next: Next) -> Next:
+    async def run(ctx: RequestContext) -> Outcome:
+        return await stage(ctx, call_next)
+
+    return run
+
+
+async def _end(ctx: RequestContext) -> Outcome:
+    raise AssertionError("the last stage must produce an outcome")

@@ -1,0 +1,158 @@
+"""Stage 8, the outermost: tokens, cost, the access log line and the audit record.
+
+It wraps every other stage, so it sees every outcome: an answer, a stream, a
+refusal or a failure. Its row is committed before the answer completes: for
+a JSON answer before it is returned, for a stream before its final event is
+passed on. A stream the client abandons is still recorded (status 499).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncGenerator
+from dataclasses import dataclass, field
+
+from llm_gateway.audit.records import audit_row
+from llm_gateway.audit.writer import AuditWriter
+from llm_gateway.chat import (
+    ChatResponse,
+    EventStream,
+    Outcome,
+    StreamEnd,
+    StreamEvent,
+    TextDelta,
+    ToolCallDelta,
+    Usage,
+)
+from llm_gateway.errors import GatewayError, InternalError
+from llm_gateway.pipeline.context import Next, RequestContext
+from llm_gateway.tokens import estimate_prompt, estimate_text
+
+log = logging.getLogger("llm_gateway.access")
+CLIENT_CLOSED = 499  # nginx's convention for "the client went away"
+
+
+class Account:
+    def __init__(self, audit: AuditWriter) -> None:
+        self.audit = audit
+
+    async def __call__(self, ctx: RequestContext, call_next: Next) -> Outcome:
+        try:
+            outcome = await call_next(ctx)
+        except GatewayError as exc:
+            await self._failed(ctx, exc)
+            raise
+        except Exception as exc:
+            log.exception("unexpected error", extra={"request_id": ctx.request_id})
+            error = InternalError("the gateway failed to handle the request")
+            await self._failed(ctx, error)
+            raise error from exc
+        if isinstance(outcome, ChatResponse):
+            self._settle(ctx, outcome.text + outcome.tool_calls_text(), outcome.usage)
+            ctx.finish_reason = outcome.finish_reason
+            await self._record(ctx)
+            return outcome
+        tally = _Tally()
+        return EventStream(
+            outcome.start,
+            self._watch(ctx, outcome, tally),
+            on_close=lambda: self._closed(ctx, tally),
+        )
+
+    async def _watch(
+        self, ctx: RequestContext, stream: EventStream, tally: _Tally
+    ) -> AsyncGenerator[StreamEvent, None]:
+        try:
+            async for event in stream:
+                if isinstance(event, TextDelta):
+                    tally.text.append(event.text)
+                elif isinstance(event, ToolCallDelta):
+                    tally.arguments.append(event.arguments)
+                elif isinstance(event, StreamEnd):
+                    usage = event.usage
+                    if usage is not None and not usage.input_tokens and stream.start.input_tokens:
+                        usage.input_tokens = stream.start.input_tokens
+                    tally.recorded = True
+                    self._settle(ctx, tally.joined(), usage)
+                    event.usage = ctx.usage
+                    ctx.finish_reason = event.finish_reason
+                    await self._record(ctx)
+                yield event
+        except GatewayError as exc:
+            if not tally.recorded:
+                tally.recorded = True
+                self._settle(ctx, tally.joined(), None)
+                await self._failed(ctx, exc)
+            raise
+        except Exception as exc:
+            log.exception("unexpected error mid-stream", extra={"request_id": ctx.request_id})
+            error = InternalError("the gateway failed while streaming the answer")
+            if not tally.recorded:
+                tally.recorded = True
+                await self._failed(ctx, error)
+            raise error from exc
+        finally:
+            await stream.aclose()
+
+    def _closed(self, ctx: RequestContext, tally: _Tally) -> None:
+        """The consumer is done with the stream; record it if it ended some other way."""
+        if tally.recorded:
+            return
+        tally.recorded = True
+        ctx.status = CLIENT_CLOSED
+        self._settle(ctx, tally.joined(), None)
+        self._log(ctx)
+        self.audit.submit(audit_row(ctx)).add_done_callback(_ignore_result)
+
+    def _settle(self, ctx: RequestContext, response_text: str, usage: Usage | None) -> None:
+        """Fix the answer's text and usage, estimating tokens the provider did not report."""
+        ctx.response_text = response_text
+        if usage is None or (usage.input_tokens == 0 and usage.output_tokens == 0):
+            prompt = ctx.chat.texts() if ctx.chat is not None else []
+            usage = Usage(estimate_prompt(prompt), estimate_text(ctx.response_text), estimated=True)
+        ctx.usage = usage
+        price = ctx.deployment.price if ctx.deployment else None
+        if price is not None:
+            ctx.cost_usd = price.cost(usage.input_tokens, usage.output_tokens)
+
+    async def _failed(self, ctx: RequestContext, error: GatewayError) -> None:
+        ctx.status = error.status
+        ctx.error = error
+        await self._record(ctx)
+
+    async def _record(self, ctx: RequestContext) -> None:
+        self._log(ctx)
+        await self.audit.write(audit_row(ctx))
+
+    def _log(self, ctx: RequestContext) -> None:
+        if log.isEnabledFor(logging.INFO):
+            log.info(
+                "request",
+                extra={
+                    "request_id": ctx.request_id,
+                    "endpoint": ctx.endpoint,
+                    "status": ctx.status,
+                    "model": ctx.deployment.name if ctx.deployment else None,
+                    "user": ctx.principal.user_id if ctx.principal else None,
+                    "error_code": ctx.error.code if ctx.error else None,
+                    "latency_ms": round(ctx.elapsed_ms, 2),
+                },
+            )
+
+
+@dataclass(slots=True)
+class _Tally:
+    """What a stream has carried so far, and whether its row is written."""
+
+    text: list[str] = field(default_factory=list)
+    arguments: list[str] = field(default_factory=list)
+    recorded: bool = False
+
+    def joined(self) -> str:
+        return "".join(self.text) + "".join(self.arguments)
+
+
+def _ignore_result(future: asyncio.Future[None]) -> None:
+    if not future.cancelled():
+        future.exception()

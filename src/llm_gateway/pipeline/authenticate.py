@@ -1,0 +1,16 @@
+"""Stage 1: who is calling. Runs before the body is read, so strangers cost nothing."""
+
+from __future__ import annotations
+
+from llm_gateway.auth import Authenticator
+from llm_gateway.chat import Outcome
+from llm_gateway.pipeline.context import Next, RequestContext
+
+
+class Authenticate:
+    def __init__(self, authenticator: Authenticator) -> None:
+        self.authenticator = authenticator
+
+    async def __call__(self, ctx: RequestContext, call_next: Next) -> Outcome:
+        ctx.principal = await self.authenticator.authenticate(ctx.authorization, ctx.x_api_key)
+        return await call_next(ctx)

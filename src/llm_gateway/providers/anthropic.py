@@ -1,0 +1,244 @@
+"""Anthropic Messages API (``POST /v1/messages``, ``x-api-key``, ``anthropic-version``)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator, AsyncIterator
+from typing import Any
+
+import orjson
+
+from llm_gateway.chat import (
+    ChatRequest,
+    ChatResponse,
+    FinishReason,
+    ImagePart,
+    Message,
+    StreamEnd,
+    StreamEvent,
+    StreamStart,
+    TextDelta,
+    TextPart,
+    ToolCall,
+    ToolCallDelta,
+    Usage,
+)
+from llm_gateway.config import Deployment
+from llm_gateway.errors import (
+    InvalidRequest,
+    UpstreamError,
+    UpstreamRateLimited,
+    UpstreamStatusError,
+    UpstreamStreamInterrupted,
+)
+from llm_gateway.providers.base import decode_json, malformed, upstream_request
+from llm_gateway.providers.sse import parse_sse
+from llm_gateway.providers.transport import UpstreamRequest
+
+ANTHROPIC_VERSION = "2023-06-01"
+
+FINISH_FROM_ANTHROPIC: dict[str | None, FinishReason] = {
+    "end_turn": "stop",
+    "stop_sequence": "stop",
+    "pause_turn": "stop",
+    "max_tokens": "length",
+    "tool_use": "tool_calls",
+    "refusal": "content_filter",
+}
+FINISH_TO_ANTHROPIC: dict[FinishReason, str] = {
+    "stop": "end_turn",
+    "length": "max_tokens",
+    "tool_calls": "tool_use",
+    "content_filter": "refusal",
+    "error": "end_turn",
+}
+
+
+# --- canonical -> Anthropic (shared with the Anthropic front door's responses) ---
+
+
+def tool_input(call: ToolCall) -> Any:
+    """Anthropic wants the arguments as an object; ours are JSON text."""
+    if not call.arguments.strip():
+        return {}
+    try:
+        return orjson.loads(call.arguments)
+    except orjson.JSONDecodeError:
+        raise InvalidRequest(
+            f"the arguments of tool call {call.id!r} are not valid JSON", code="invalid_tool_call"
+        ) from None
+
+
+def content_blocks(text: str, calls: list[ToolCall]) -> list[dict[str, Any]]:
+    blocks: list[dict[str, Any]] = [{"type": "text", "text": text}] if text else []
+    blocks += [
+        {"type": "tool_use", "id": c.id, "name": c.name, "input": tool_input(c)} for c in calls
+    ]
+    return blocks
+
+
+def _part_block(part: TextPart | ImagePart) -> dict[str, Any]:
+    if isinstance(part, TextPart):
+        return {"type": "text", "text": part.text}
+    if part.url is not None:
+        return {"type": "image", "source": {"type": "url", "url": part.url}}
+    source = {"type": "base64", "media_type": part.media_type or "image/png", "data": part.data}
+    return {"type": "image", "source": source}
+
+
+def _blocks(message: Message) -> list[dict[str, Any]]:
+    if message.role == "tool":
+        block: dict[str, Any] = {
+            "type": "tool_result",
+            "tool_use_id": message.tool_call_id,
+            "content": message.text,
+        }
+        if message.is_error:
+            block["is_error"] = True
+        return [block]
+    if message.role == "assistant":
+        return content_blocks(message.text, message.tool_calls)
+    return [_part_block(p) for p in message.content if not (isinstance(p, TextPart) and not p.text)]
+
+
+def messages_to_anthropic(messages: list[Message]) -> list[dict[str, Any]]:
+    """Tool results become user turns; consecutive turns of one role are merged."""
+    out: list[dict[str, Any]] = []
+    for m in messages:
+        role = "assistant" if m.role == "assistant" else "user"
+        blocks = _blocks(m)
+        if out and out[-1]["role"] == role:
+            out[-1]["content"].extend(blocks)
+        else:
+            out.append({"role": role, "content": blocks})
+    return out
+
+
+def _usage(raw: Any) -> Usage:
+    if not isinstance(raw, dict):
+        return Usage()
+    cached = int(raw.get("cache_creation_input_tokens") or 0) + int(
+        raw.get("cache_read_input_tokens") or 0
+    )
+    return Usage(int(raw.get("input_tokens") or 0) + cached, int(raw.get("output_tokens") or 0))
+
+
+class AnthropicAdapter:
+    def build_request(self, deployment: Deployment, chat: ChatRequest) -> UpstreamRequest:
+        payload: dict[str, Any] = {
+            "model": deployment.upstream_model,
+            "max_tokens": chat.max_tokens or deployment.default_max_tokens,
+            "messages": messages_to_anthropic(chat.messages),
+        }
+        if chat.system:
+            payload["system"] = chat.system
+        if chat.stream:
+            payload["stream"] = True
+        for key, value in (
+            ("temperature", chat.temperature),
+            ("top_p", chat.top_p),
+            ("top_k", chat.top_k),
+        ):
+            if value is not None:
+                payload[key] = value
+        if chat.stop:
+            payload["stop_sequences"] = chat.stop
+        if chat.user:
+            payload["metadata"] = {"user_id": chat.user}
+        if chat.tools:
+            payload["tools"] = [
+                {
+                    "name": t.name,
+                    **({"description": t.description} if t.description else {}),
+                    "input_schema": t.parameters or {"type": "object", "properties": {}},
+                }
+                for t in chat.tools
+            ]
+        if (choice := chat.tool_choice) is not None:
+            if choice.name:
+                payload["tool_choice"] = {"type": "tool", "name": choice.name}
+            else:
+                mode = {"auto": "auto", "none": "none", "required": "any"}[choice.mode]
+                payload["tool_choice"] = {"type": mode}
+        headers = {"anthropic-version": ANTHROPIC_VERSION}
+        if deployment.api_key:
+            headers["x-api-key"] = deployment.api_key
+        return upstream_request(deployment, "/messages", headers, payload)
+
+    def parse_response(self, deployment: Deployment, body: bytes) -> ChatResponse:
+        data = decode_json(body)
+        try:
+            text: list[str] = []
+            calls: list[ToolCall] = []
+            for block in data["content"]:
+                if block["type"] == "text":
+                    text.append(block["text"])
+                elif block["type"] == "tool_use":
+                    arguments = orjson.dumps(block.get("input") or {}).decode()
+                    calls.append(ToolCall(block["id"], block["name"], arguments))
+            return ChatResponse(
+                model=deployment.name,
+                text="".join(text),
+                tool_calls=calls,
+                finish_reason=FINISH_FROM_ANTHROPIC.get(data.get("stop_reason"), "stop"),
+                usage=_usage(data.get("usage")),
+            )
+        except (KeyError, TypeError):
+            raise malformed("message") from None
+
+    async def parse_stream(
+        self, deployment: Deployment, lines: AsyncIterator[bytes]
+    ) -> AsyncGenerator[StreamEvent, None]:
+        usage = Usage()
+        finish: FinishReason = "stop"
+        tool_of_block: dict[int, int] = {}  # content block index -> tool call index
+        tool_has_input: set[int] = set()
+        async for event in parse_sse(lines):
+            data = decode_json(event.data, "stream event")
+            kind = data.get("type") if isinstance(data, dict) else None
+            if kind == "content_block_delta":
+                delta = data.get("delta") or {}
+                if delta.get("type") == "text_delta" and delta.get("text"):
+                    yield TextDelta(delta["text"])
+                elif delta.get("type") == "input_json_delta" and delta.get("partial_json"):
+                    tool = tool_of_block.get(data.get("index", -1))
+                    if tool is not None:
+                        tool_has_input.add(tool)
+                        yield ToolCallDelta(tool, arguments=delta["partial_json"])
+            elif kind == "message_start":
+                usage = _usage((data.get("message") or {}).get("usage"))
+                yield StreamStart(model=deployment.name, input_tokens=usage.input_tokens)
+            elif kind == "content_block_start":
+                block = data.get("content_block") or {}
+                if block.get("type") == "tool_use":
+                    tool = tool_of_block[data.get("index", -1)] = len(tool_of_block)
+                    yield ToolCallDelta(tool, id=block.get("id"), name=block.get("name"))
+                elif block.get("type") == "text" and block.get("text"):
+                    yield TextDelta(block["text"])
+            elif kind == "content_block_stop":
+                tool = tool_of_block.get(data.get("index", -1))
+                if tool is not None and tool not in tool_has_input:
+                    yield ToolCallDelta(tool, arguments="{}")
+            elif kind == "message_delta":
+                delta = data.get("delta") or {}
+                finish = FINISH_FROM_ANTHROPIC.get(delta.get("stop_reason"), finish)
+                final = data.get("usage") or {}
+                usage.output_tokens = int(final.get("output_tokens") or usage.output_tokens)
+                if final.get("input_tokens") is not None:
+                    usage.input_tokens = _usage(final).input_tokens
+            elif kind == "message_stop":
+                yield StreamEnd(finish_reason=finish, usage=usage)
+                return
+            elif kind == "error":
+                raise _stream_error((data.get("error") or {}).get("type"))
+            elif kind is None:
+                raise malformed("stream event")
+        raise UpstreamStreamInterrupted("the provider's stream ended early")
+
+
+def _stream_error(kind: Any) -> UpstreamError:
+    said = "the provider reported an error mid-stream"
+    if kind == "overloaded_error":
+        return UpstreamStatusError(said, code="upstream_overloaded", status=503)
+    if kind == "rate_limit_error":
+        return UpstreamRateLimited(said)
+    return UpstreamStatusError(said)

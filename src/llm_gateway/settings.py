@@ -1,0 +1,257 @@
+"""Settings from environment variables, with the product specification's names.
+
+Values come from the process environment, then from ``.env`` in the working
+directory for anything the environment does not set. Every value is parsed
+and checked here, at start-up; a bad one stops the process with an error that
+names the variable, where it came from and what was expected.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, TypeVar
+from urllib.parse import quote
+
+from dotenv import dotenv_values
+
+T = TypeVar("T")
+
+JWT_ALGORITHMS = frozenset(
+    {"HS256", "HS384", "HS512", "RS256", "RS384", "RS512", "PS256", "PS384", "PS512",
+     "ES256", "ES384", "ES512", "EdDSA"}
+)  # fmt: skip
+
+
+class SettingsError(ValueError):
+    """One or more settings are invalid; the message lists each problem."""
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    # HTTP
+    api_host: str = "127.0.0.1"
+    api_port: int = 8080
+    workers: int = 1
+    max_body_bytes: int = 2 * 1024 * 1024
+    log_level: str = "info"
+    log_format: str = "json"
+    # Files
+    config_dir: Path = Path("config")
+    data_dir: Path = Path("data")
+    # Authentication
+    jwt_secret: str | None = None
+    jwt_algorithm: str = "HS256"
+    jwt_algorithms: tuple[str, ...] = ()  # allow-list; defaults to (jwt_algorithm,)
+    jwt_expiration: int = 3600
+    jwt_public_key_file: Path | None = None
+    jwt_jwks_file: Path | None = None
+    jwt_issuer: str | None = None
+    jwt_audience: str | None = None
+    jwt_leeway_seconds: int = 30
+    api_key_cache_seconds: float = 10.0
+    # Storage
+    database_url: str | None = None
+    db_host: str | None = None
+    db_port: int = 5432
+    db_name: str = "llm_gateway"
+    db_user: str = "postgres"
+    db_password: str | None = field(default=None, repr=False)
+    audit_batch_max: int = 500
+    # Redis (shared state for the stages that need it across replicas)
+    redis_url: str | None = None
+    redis_host: str = "127.0.0.1"
+    redis_port: int = 6379
+    redis_db: int = 0
+    redis_password: str | None = field(default=None, repr=False)
+    # Providers
+    claude_api_key: str | None = field(default=None, repr=False)
+    openai_api_key: str | None = field(default=None, repr=False)
+    local_model_url: str | None = None
+    demo_model: str = "auto"  # auto: serve the built-in demo model when nothing else is set
+
+    @property
+    def jwt_allowed_algorithms(self) -> tuple[str, ...]:
+        return self.jwt_algorithms or (self.jwt_algorithm,)
+
+    @property
+    def sqlalchemy_url(self) -> str:
+        """The async SQLAlchemy URL: DATABASE_URL, else PostgreSQL from DB_*, else SQLite."""
+        if self.database_url:
+            return _async_driver_url(self.database_url)
+        if self.db_host:
+            password = f":{quote(self.db_password, safe='')}" if self.db_password else ""
+            return (
+                f"postgresql+asyncpg://{quote(self.db_user, safe='')}{password}"
+                f"@{self.db_host}:{self.db_port}/{self.db_name}"
+            )
+        return f"sqlite+aiosqlite:///{self.data_dir / 'gateway.db'}"
+
+    @property
+    def redis_dsn(self) -> str:
+        if self.redis_url:
+            return self.redis_url
+        auth = f":{quote(self.redis_password, safe='')}@" if self.redis_password else ""
+        return f"redis://{auth}{self.redis_host}:{self.redis_port}/{self.redis_db}"
+
+
+def _async_driver_url(url: str) -> str:
+    for plain, driver in (
+        ("postgresql://", "postgresql+asyncpg://"),
+        ("postgres://", "postgresql+asyncpg://"),
+        ("sqlite://", "sqlite+aiosqlite://"),
+    ):
+        if url.startswith(plain):
+            return driver + url[len(plain) :]
+    return url
+
+
+# --- parsing ---------------------------------------------------------------
+
+
+def _int(lo: int, hi: int) -> Callable[[str], int]:
+    def parse(raw: str) -> int:
+        value = int(raw)
+        if not lo <= value <= hi:
+            raise ValueError(f"expected an integer from {lo} to {hi}")
+        return value
+
+    return parse
+
+
+def _positive_float(raw: str) -> float:
+    value = float(raw)
+    if value < 0:
+        raise ValueError("expected a number of seconds, zero or more")
+    return value
+
+
+def _choice(*options: str) -> Callable[[str], str]:
+    def parse(raw: str) -> str:
+        value = raw.strip().lower()
+        if value not in options:
+            raise ValueError(f"expected one of {', '.join(options)}")
+        return value
+
+    return parse
+
+
+def _algorithm(raw: str) -> str:
+    value = raw.strip()
+    if value not in JWT_ALGORITHMS:
+        raise ValueError(f"expected one of {', '.join(sorted(JWT_ALGORITHMS))} ('none' never)")
+    return value
+
+
+def _algorithms(raw: str) -> tuple[str, ...]:
+    return tuple(_algorithm(a) for a in raw.split(",") if a.strip())
+
+
+def _existing_file(raw: str) -> Path:
+    path = Path(raw)
+    if not path.is_file():
+        raise ValueError(f"expected an existing file, {raw!r} is not one")
+    return path
+
+
+# attribute -> (variable names, first found wins; parser)
+_SOURCES: dict[str, tuple[tuple[str, ...], Callable[[str], Any]]] = {
+    "api_host": (("API_HOST",), str),
+    "api_port": (("API_PORT",), _int(0, 65535)),
+    "workers": (("WORKERS",), _int(1, 256)),
+    "max_body_bytes": (("MAX_BODY_BYTES",), _int(1024, 1 << 30)),
+    "log_level": (("LOG_LEVEL",), _choice("debug", "info", "warning", "error")),
+    "log_format": (("LOG_FORMAT",), _choice("json", "text")),
+    "config_dir": (("CONFIG_DIR",), Path),
+    "data_dir": (("DATA_DIR",), Path),
+    "jwt_secret": (("JWT_SECRET",), str),
+    "jwt_algorithm": (("JWT_ALGORITHM",), _algorithm),
+    "jwt_algorithms": (("JWT_ALLOWED_ALGORITHMS",), _algorithms),
+    "jwt_expiration": (("JWT_EXPIRATION",), _int(1, 365 * 86400)),
+    "jwt_public_key_file": (("JWT_PUBLIC_KEY_FILE",), _existing_file),
+    "jwt_jwks_file": (("JWT_JWKS_FILE",), _existing_file),
+    "jwt_issuer": (("JWT_ISSUER",), str),
+    "jwt_audience": (("JWT_AUDIENCE",), str),
+    "jwt_leeway_seconds": (("JWT_LEEWAY_SECONDS",), _int(0, 3600)),
+    "api_key_cache_seconds": (("API_KEY_CACHE_SECONDS",), _positive_float),
+    "database_url": (("DATABASE_URL",), str),
+    "db_host": (("DB_HOST",), str),
+    "db_port": (("DB_PORT",), _int(1, 65535)),
+    "db_name": (("DB_NAME",), str),
+    "db_user": (("DB_USER",), str),
+    "db_password": (("DB_PASSWORD",), str),
+    "audit_batch_max": (("AUDIT_BATCH_MAX",), _int(1, 100_000)),
+    "redis_url": (("REDIS_URL",), str),
+    "redis_host": (("REDIS_HOST",), str),
+    "redis_port": (("REDIS_PORT",), _int(1, 65535)),
+    "redis_db": (("REDIS_DB",), _int(0, 1024)),
+    "redis_password": (("REDIS_PASSWORD",), str),
+    "claude_api_key": (("CLAUDE_API_KEY", "ANTHROPIC_API_KEY"), str),
+    "openai_api_key": (("OPENAI_API_KEY",), str),
+    "local_model_url": (("LOCAL_MODEL_URL",), str),
+    "demo_model": (("DEMO_MODEL",), _choice("auto", "on", "off")),
+}
+
+
+def load_settings(
+    environ: Mapping[str, str] | None = None, env_file: Path | None = Path(".env")
+) -> Settings:
+    """Read settings from ``environ`` (default: the process) and then ``env_file``.
+
+    Empty values count as unset, so ``cp .env.example .env`` changes nothing.
+    """
+    env = dict(os.environ if environ is None else environ)
+    file_values: dict[str, str] = {}
+    if env_file is not None and env_file.is_file():
+        file_values = {k: v for k, v in dotenv_values(env_file).items() if v is not None}
+
+    values: dict[str, Any] = {}
+    problems: list[str] = []
+    for attr, (names, parse) in _SOURCES.items():
+        for name in names:
+            if env.get(name, "").strip():
+                raw, origin = env[name], "environment"
+            elif file_values.get(name, "").strip():
+                raw, origin = file_values[name], str(env_file)
+            else:
+                continue
+            try:
+                values[attr] = parse(raw.strip())
+            except ValueError as exc:
+                problems.append(f"{origin}: {name}={_shown(name, raw)}: {exc}")
+            break
+    if problems:
+        raise SettingsError("invalid settings:\n  " + "\n  ".join(problems))
+    settings = Settings(**values)
+    _check_consistency(settings)
+    return settings
+
+
+def _shown(name: str, raw: str) -> str:
+    """Quote a bad value for an error message, unless it may be a secret."""
+    if any(word in name for word in ("SECRET", "PASSWORD", "KEY")):
+        return "<hidden>"
+    return repr(raw)
+
+
+def _check_consistency(s: Settings) -> None:
+    problems = []
+    asymmetric = [a for a in s.jwt_allowed_algorithms if not a.startswith("HS")]
+    if asymmetric and not (s.jwt_public_key_file or s.jwt_jwks_file):
+        problems.append(
+            f"JWT algorithms {', '.join(asymmetric)} need JWT_PUBLIC_KEY_FILE or JWT_JWKS_FILE"
+        )
+    if s.jwt_secret is not None and len(s.jwt_secret.encode()) < 32:
+        problems.append("JWT_SECRET: expected at least 32 bytes (RFC 7518 requires it for HS256)")
+    if problems:
+        raise SettingsError("invalid settings:\n  " + "\n  ".join(problems))
+
+
+def settings_variables() -> list[str]:
+    """Every environment variable the gateway reads (for docs and tests)."""
+    return [name for names, _ in _SOURCES.values() for name in names]
+
+
+assert {f.name for f in fields(Settings)} == set(_SOURCES), "every setting has a source"

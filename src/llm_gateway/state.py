@@ -1,0 +1,99 @@
+"""Everything a running gateway holds, built in the lifespan and handed to whoever needs it.
+
+There is no module-level mutable state: the app keeps one ``AppState`` on
+``app.state.gateway``, so two gateways can live in one process (as the tests do).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+
+from llm_gateway.audit.writer import AuditWriter
+from llm_gateway.auth import Authenticator
+from llm_gateway.auth.api_keys import ApiKeyStore
+from llm_gateway.auth.jwt import JWTVerifier
+from llm_gateway.config import Deployment, GatewayConfig, Provider
+from llm_gateway.emulators import EmulatorServer
+from llm_gateway.pipeline import Pipeline, build_pipeline
+from llm_gateway.providers.transport import AiohttpTransport
+from llm_gateway.settings import Settings
+from llm_gateway.storage import Database
+
+log = logging.getLogger(__name__)
+
+DEMO_MODEL = "demo"
+
+
+@dataclass(slots=True)
+class AppState:
+    settings: Settings
+    config: GatewayConfig
+    deployments: dict[str, Deployment]
+    db: Database
+    audit: AuditWriter
+    keys: ApiKeyStore
+    authenticator: Authenticator
+    transport: AiohttpTransport
+    pipeline: Pipeline
+    demo: EmulatorServer | None
+    started_at: float
+
+    @classmethod
+    async def start(cls, settings: Settings, config: GatewayConfig) -> AppState:
+        db = Database(settings.sqlalchemy_url)
+        if db.is_sqlite:
+            await db.upgrade()
+        else:
+            await db.require_current()
+        audit = AuditWriter(db.engine, batch_max=settings.audit_batch_max)
+        audit.start()
+        keys = ApiKeyStore(db.sessions, settings.api_key_cache_seconds)
+        authenticator = Authenticator(JWTVerifier(settings), keys)
+        deployments = dict(config.deployments)
+        demo = None
+        if settings.demo_model == "on" or (settings.demo_model == "auto" and not config.enabled()):
+            demo = EmulatorServer(reply_prefix="Demo model (no provider is configured). You said: ")
+            await demo.__aenter__()
+            deployments[DEMO_MODEL] = _demo_deployment(demo.base_url)
+        _log_models(deployments)
+        transport = AiohttpTransport()
+        pipeline = build_pipeline(
+            audit=audit, authenticator=authenticator, deployments=deployments, transport=transport
+        )
+        return cls(
+            settings, config, deployments, db, audit, keys, authenticator, transport, pipeline,
+            demo, time.time(),
+        )  # fmt: skip
+
+    async def stop(self) -> None:
+        await self.transport.close()
+        await self.audit.close()
+        if self.demo is not None:
+            await self.demo.__aexit__(None, None, None)
+        await self.db.dispose()
+
+    def usable_models(self) -> list[Deployment]:
+        return [d for d in self.deployments.values() if d.enabled]
+
+
+def _demo_deployment(base_url: str) -> Deployment:
+    return Deployment(
+        name=DEMO_MODEL, provider=Provider.OPENAI_COMPATIBLE, base_url=f"{base_url}/v1",
+        upstream_model=DEMO_MODEL, api_key="demo", timeout_s=30, max_concurrent=100, weight=1,
+        default_max_tokens=1024, price=None, demo=True,
+    )  # fmt: skip
+
+
+def _log_models(deployments: dict[str, Deployment]) -> None:
+    for d in deployments.values():
+        if d.demo:
+            log.warning(
+                "serving model 'demo' from the built-in emulator at %s: no provider is configured "
+                "(set CLAUDE_API_KEY, OPENAI_API_KEY or LOCAL_MODEL_URL)", d.base_url,
+            )  # fmt: skip
+        elif d.enabled:
+            log.info("model %s: %s at %s", d.name, d.provider.value, d.base_url)
+        else:
+            log.warning("model %s is disabled: %s", d.name, d.disabled_reason)

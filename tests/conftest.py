@@ -1,0 +1,84 @@
+"""Shared fixtures: real PostgreSQL and Redis when they are there.
+
+Tests that need a service skip with a clear message when it is not running,
+except under CI (``CI=true``), where a missing service is a failure.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import uuid
+from collections.abc import AsyncIterator, Iterator
+
+import pytest
+
+PG_HOST = os.environ.get("TEST_PG_HOST", "127.0.0.1")
+PG_PORT = int(os.environ.get("TEST_PG_PORT", "5432"))
+PG_USER = os.environ.get("TEST_PG_USER", "postgres")
+PG_ADMIN_DB = os.environ.get("TEST_PG_DB", "test")
+
+
+def _reachable(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def require_service(name: str, host: str, port: int) -> None:
+    if _reachable(host, port):
+        return
+    message = f"{name} is not reachable at {host}:{port}"
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(f"{message} (CI=true: services are required)")
+    pytest.skip(f"{message}; start it to run this test")
+
+
+@pytest.fixture(scope="session")
+def postgres_admin_url() -> str:
+    require_service("PostgreSQL", PG_HOST, PG_PORT)
+    return f"postgresql://{PG_USER}@{PG_HOST}:{PG_PORT}/{PG_ADMIN_DB}"
+
+
+@pytest.fixture
+def postgres_url(postgres_admin_url: str) -> Iterator[str]:
+    """A new, empty database for one test, dropped afterwards."""
+    import asyncpg
+
+    name = f"llm_gateway_test_{uuid.uuid4().hex[:12]}"
+
+    async def admin(statement: str) -> None:
+        conn = await asyncpg.connect(postgres_admin_url)
+        try:
+            await conn.execute(statement)
+        finally:
+            await conn.close()
+
+    asyncio.run(admin(f'CREATE DATABASE "{name}"'))
+    try:
+        yield f"postgresql://{PG_USER}@{PG_HOST}:{PG_PORT}/{name}"
+    finally:
+        asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: os.PathLike[str]) -> str:
+    return f"sqlite:///{tmp_path}/gateway.db"
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def database_url(request: pytest.FixtureRequest) -> str:
+    """Run a test against SQLite and against PostgreSQL."""
+    name = "sqlite_url" if request.param == "sqlite" else "postgres_url"
+    return str(request.getfixturevalue(name))
+
+
+@pytest.fixture
+async def no_tasks_leaked() -> AsyncIterator[None]:
+    before = asyncio.all_tasks()
+    yield
+    leaked = [t for t in asyncio.all_tasks() - before if not t.done()]
+    assert not leaked, f"tasks left running: {leaked}"
