@@ -10,7 +10,7 @@ import asyncio
 import os
 import socket
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 
 import pytest
 
@@ -74,11 +74,3 @@ def database_url(request: pytest.FixtureRequest) -> str:
     """Run a test against SQLite and against PostgreSQL."""
     name = "sqlite_url" if request.param == "sqlite" else "postgres_url"
     return str(request.getfixturevalue(name))
-
-
-@pytest.fixture
-async def no_tasks_leaked() -> AsyncIterator[None]:
-    before = asyncio.all_tasks()
-    yield
-    leaked = [t for t in asyncio.all_tasks() - before if not t.done()]
-    assert not leaked, f"tasks left running: {leaked}"

@@ -55,7 +55,7 @@ class AppState:
         demo = None
         if settings.demo_model == "on" or (settings.demo_model == "auto" and not config.enabled()):
             demo = EmulatorServer(reply_prefix="Demo model (no provider is configured). You said: ")
-            await demo.__aenter__()
+            await demo.start()
             deployments[DEMO_MODEL] = _demo_deployment(demo.base_url)
         _log_models(deployments)
         transport = AiohttpTransport()
@@ -71,7 +71,7 @@ class AppState:
         await self.transport.close()
         await self.audit.close()
         if self.demo is not None:
-            await self.demo.__aexit__(None, None, None)
+            await self.demo.aclose()
         await self.db.dispose()
 
     def usable_models(self) -> list[Deployment]:
