@@ -69,7 +69,8 @@ async def test_a_poison_row_fails_alone_and_the_others_are_kept(db: Database) ->
             writer.write(_row("ok1")), writer.write(_row("dup")), writer.write(_row("ok2")),
             return_exceptions=True,
         )  # fmt: skip
-        assert results[0] is None and results[2] is None
+        assert results[0] is None
+        assert results[2] is None
         assert isinstance(results[1], AuditUnavailable)
         assert await _count(db) == 3
     finally:

@@ -62,8 +62,14 @@ def test_errors_name_file_line_field_and_expectation(tmp_path: Path) -> None:
         load_gateway_config(_settings(tmp_path))
     problems = info.value.problems
     path = tmp_path / "routing_policies.yaml"
-    assert any(p.startswith(f"{path}:5: routing.models.m1.timeout_ms:") and "integer" in p for p in problems)
-    assert any(p.startswith(f"{path}:6: routing.models.m1.weigth:") and "not permitted" in p for p in problems)
+    assert any(
+        p.startswith(f"{path}:5: routing.models.m1.timeout_ms:") and "integer" in p
+        for p in problems
+    )
+    assert any(
+        p.startswith(f"{path}:6: routing.models.m1.weigth:") and "not permitted" in p
+        for p in problems
+    )
 
 
 def test_unknown_model_in_a_fallback_chain_is_an_error(tmp_path: Path) -> None:

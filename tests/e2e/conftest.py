@@ -1,0 +1,211 @@
+"""End-to-end fixtures: the real gateway process in front of the provider emulators.
+
+The gateway runs as ``llm-gateway serve`` in a subprocess, configured with
+three models that all point at one emulator, each through a different
+provider adapter:
+
+    gpt-emu     OpenAI Chat Completions
+    claude-emu  Anthropic Messages
+    ollama-emu  Ollama /api/chat
+
+Tests drive it with the official OpenAI and Anthropic SDKs and read the
+audit rows straight from the database the gateway writes to.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import anthropic
+import httpx
+import jwt
+import openai
+import pytest
+from sqlalchemy import select
+
+from llm_gateway.emulators import EmulatorServer
+from llm_gateway.settings import _async_driver_url
+from llm_gateway.storage import Database
+from llm_gateway.storage.models import AuditLog
+
+JWT_SECRET = "e2e-secret-" + "x" * 32
+PROVIDER_KEY = "emulator-provider-key"
+MODELS = ("gpt-emu", "claude-emu", "ollama-emu")
+
+
+def directive(text: str = "hello", **keys: Any) -> str:
+    """A user message that tells the emulator how to answer (see llm_gateway.emulators)."""
+    return f"{text} [[emulate {json.dumps(keys)}]]"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def routing_yaml(emulator_url: str, timeout_ms: int = 5000) -> str:
+    return f"""
+routing:
+  models:
+    gpt-emu:
+      endpoint: {emulator_url}/v1
+      provider: openai
+      upstream_model: gpt-4o-mini
+      api_key: {PROVIDER_KEY}
+      timeout_ms: {timeout_ms}
+    claude-emu:
+      endpoint: {emulator_url}/v1
+      provider: anthropic
+      upstream_model: claude-sonnet-4-5
+      api_key: {PROVIDER_KEY}
+      timeout_ms: {timeout_ms}
+    ollama-emu:
+      endpoint: {emulator_url}
+      provider: ollama
+      upstream_model: llama3.2
+      timeout_ms: {timeout_ms}
+"""
+
+
+PRICING_YAML = """
+models:
+  gpt-emu: {input_per_million: 1.0, output_per_million: 2.0}
+  claude-emu: {input_per_million: 3.0, output_per_million: 15.0}
+"""
+
+
+@dataclass
+class Gateway:
+    base_url: str
+    database_url: str
+    process: subprocess.Popen[bytes]
+    log_path: Path
+    env: dict[str, str] = field(default_factory=dict)
+
+    def token(self, user: str = "alice", **claims: Any) -> str:
+        payload = {"sub": user, "role": "user", "tier": "premium", "exp": int(time.time()) + 600}
+        payload.update(claims)
+        return jwt.encode(payload, JWT_SECRET, algorithm="HS256")
+
+    def openai(self, token: str | None = None, **kw: Any) -> openai.OpenAI:
+        return openai.OpenAI(
+            base_url=f"{self.base_url}/v1", api_key=token or self.token(), max_retries=0, **kw
+        )
+
+    def anthropic(self, token: str | None = None, **kw: Any) -> anthropic.Anthropic:
+        return anthropic.Anthropic(
+            base_url=self.base_url, api_key=token or self.token(), max_retries=0, **kw
+        )
+
+    def http(self) -> httpx.Client:
+        return httpx.Client(base_url=self.base_url, timeout=30)
+
+    def audit_row(self, request_id: str, wait_s: float = 2.0) -> AuditLog:
+        """The audit row of a request (committed before the answer completed)."""
+        rows = self.audit_rows(AuditLog.request_id == request_id)
+        if not rows and wait_s > 0:  # only abandoned streams are recorded after the fact
+            time.sleep(wait_s)
+            rows = self.audit_rows(AuditLog.request_id == request_id)
+        assert len(rows) == 1, f"expected one audit row for {request_id}, found {len(rows)}"
+        return rows[0]
+
+    def audit_rows(self, *where: Any) -> list[AuditLog]:
+        async def query() -> list[AuditLog]:
+            db = Database(_async_driver_url(self.database_url))
+            try:
+                async with db.sessions() as session:
+                    return list((await session.scalars(select(AuditLog).where(*where))).all())
+            finally:
+                await db.dispose()
+
+        return asyncio.run(query())
+
+    def logs(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+def start_gateway(
+    tmp: Path, emulator_url: str, database_url: str, env: dict[str, str] | None = None
+) -> Gateway:
+    config = tmp / "config"
+    config.mkdir(parents=True, exist_ok=True)
+    (config / "routing_policies.yaml").write_text(routing_yaml(emulator_url))
+    (config / "pricing.yaml").write_text(PRICING_YAML)
+    port = free_port()
+    full_env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("DB_", "JWT_", "API_"))},
+        "API_HOST": "127.0.0.1",
+        "API_PORT": str(port),
+        "CONFIG_DIR": str(config),
+        "DATA_DIR": str(tmp / "data"),
+        "DATABASE_URL": database_url,
+        "JWT_SECRET": JWT_SECRET,
+        "LOG_FORMAT": "json",
+        "DEMO_MODEL": "off",
+        "API_KEY_CACHE_SECONDS": "0",
+        **(env or {}),
+    }
+    log_path = tmp / "gateway.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "llm_gateway.cli", "serve"],
+            env=full_env,
+            cwd=tmp,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    gateway = Gateway(f"http://127.0.0.1:{port}", database_url, process, log_path, full_env)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"the gateway exited at start-up:\n{gateway.logs()}")
+        try:
+            if httpx.get(f"{gateway.base_url}/ready", timeout=1).status_code == 200:
+                return gateway
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+    stop_gateway(gateway)
+    raise RuntimeError(f"the gateway did not become ready:\n{gateway.logs()}")
+
+
+def stop_gateway(gateway: Gateway) -> None:
+    gateway.process.terminate()
+    try:
+        gateway.process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        gateway.process.kill()
+        gateway.process.wait()
+
+
+@pytest.fixture(scope="session")
+def emulator() -> Iterator[EmulatorServer]:
+    server = EmulatorServer(api_key=PROVIDER_KEY).start_in_thread()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def gateway(
+    emulator: EmulatorServer, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Gateway]:
+    """One gateway on SQLite for the whole session."""
+    tmp = tmp_path_factory.mktemp("gateway")
+    gw = start_gateway(tmp, emulator.base_url, f"sqlite:///{tmp}/data/gateway.db")
+    try:
+        yield gw
+    finally:
+        stop_gateway(gw)
