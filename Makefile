@@ -23,11 +23,19 @@ run: $(VENV)/.installed
 	$(BIN)/llm-gateway serve
 
 lint: $(VENV)/.installed-dev
-	$(BIN)/ruff check src tests
+	$(BIN)/ruff check src tests bench
 	$(BIN)/mypy src
 
 test: lint
 	$(BIN)/pytest
+
+# Benchmark (see docs/performance.md): `make bench`, `make bench-compare`, or
+# `make bench ARGS="--soak 300 --workers"`.
+bench: $(VENV)/.installed-dev
+	$(BIN)/python bench/run.py $(ARGS)
+
+bench-compare: $(VENV)/.installed-dev
+	$(BIN)/python bench/run.py --compare litellm $(ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

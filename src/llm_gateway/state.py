@@ -10,6 +10,7 @@ import logging
 import time
 from dataclasses import dataclass
 
+from llm_gateway.audit.sinks import sink_for
 from llm_gateway.audit.writer import AuditWriter
 from llm_gateway.auth import Authenticator
 from llm_gateway.auth.api_keys import ApiKeyStore
@@ -47,7 +48,7 @@ class AppState:
             await db.upgrade()
         else:
             await db.require_current()
-        audit = AuditWriter(db.engine, batch_max=settings.audit_batch_max)
+        audit = AuditWriter(sink_for(db), batch_max=settings.audit_batch_max)
         audit.start()
         keys = ApiKeyStore(db.sessions, settings.api_key_cache_seconds)
         authenticator = Authenticator(JWTVerifier(settings), keys)

@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
+from llm_gateway.audit.sinks import sink_for
 from llm_gateway.audit.writer import AuditUnavailable, AuditWriter
 from llm_gateway.settings import _async_driver_url
 from llm_gateway.storage import Database
@@ -41,7 +42,7 @@ async def _count(db: Database) -> int:
 
 
 async def test_concurrent_rows_are_grouped_into_few_commits(db: Database) -> None:
-    writer = AuditWriter(db.engine)
+    writer = AuditWriter(sink_for(db))
     writer.start()
     try:
         await asyncio.gather(*(writer.write(_row(f"r{i}")) for i in range(200)))
@@ -52,7 +53,7 @@ async def test_concurrent_rows_are_grouped_into_few_commits(db: Database) -> Non
 
 
 async def test_close_flushes_rows_that_nobody_waited_for(db: Database) -> None:
-    writer = AuditWriter(db.engine)
+    writer = AuditWriter(sink_for(db))
     writer.start()
     for i in range(10):
         writer.submit(_row(f"late{i}"))
@@ -61,7 +62,7 @@ async def test_close_flushes_rows_that_nobody_waited_for(db: Database) -> None:
 
 
 async def test_a_poison_row_fails_alone_and_the_others_are_kept(db: Database) -> None:
-    writer = AuditWriter(db.engine)
+    writer = AuditWriter(sink_for(db))
     writer.start()
     try:
         await writer.write(_row("dup"))
@@ -79,7 +80,7 @@ async def test_a_poison_row_fails_alone_and_the_others_are_kept(db: Database) ->
 
 async def test_waiters_fail_closed_when_the_database_is_gone(tmp_path) -> None:  # type: ignore[no-untyped-def]
     db = Database(f"sqlite+aiosqlite:///{tmp_path}/never-migrated.db")  # no audit_logs table
-    writer = AuditWriter(db.engine, wait_timeout_s=0.3)
+    writer = AuditWriter(sink_for(db), wait_timeout_s=0.3)
     writer.start()
     try:
         with pytest.raises(AuditUnavailable):

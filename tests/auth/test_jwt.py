@@ -136,3 +136,12 @@ def test_without_jwt_secret_a_private_development_secret_is_shared(tmp_path: Pat
     assert secret_file.stat().st_mode & 0o777 == 0o600
     assert len(secret_file.read_text().strip()) >= 32
     assert JWTVerifier(settings).verify(token).user_id == "carol"
+
+
+def test_a_cached_token_still_expires(tmp_path: Path) -> None:
+    verifier = JWTVerifier(_settings(tmp_path, JWT_LEEWAY_SECONDS="0"))
+    token = _token({"exp": int(time.time()) + 1})
+    assert verifier.verify(token).user_id == "alice"
+    assert verifier.verify(token).user_id == "alice"  # served from the cache
+    time.sleep(1.1)
+    assert _code(verifier, token) == "token_expired"

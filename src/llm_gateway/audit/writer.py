@@ -16,18 +16,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
 
-from sqlalchemy import insert
-from sqlalchemy.exc import DataError, IntegrityError, ProgrammingError
-from sqlalchemy.ext.asyncio import AsyncEngine
-
+from llm_gateway.audit.sinks import AuditSink, RejectedRows, Row
 from llm_gateway.errors import GatewayError
-from llm_gateway.storage.models import AuditLog
 
 log = logging.getLogger(__name__)
-
-Row = dict[str, Any]
 
 
 class AuditUnavailable(GatewayError):
@@ -37,15 +30,14 @@ class AuditUnavailable(GatewayError):
 
 class AuditWriter:
     def __init__(
-        self, engine: AsyncEngine, *, batch_max: int = 500, wait_timeout_s: float = 10.0
+        self, sink: AuditSink, *, batch_max: int = 500, wait_timeout_s: float = 10.0
     ) -> None:
-        self.engine = engine
+        self.sink = sink
         self.batch_max = batch_max
         self.wait_timeout_s = wait_timeout_s
         self._pending: list[tuple[Row, asyncio.Future[None]]] = []
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
-        self._statement = insert(AuditLog)
         self._closing = False
         self.batches = 0  # committed transactions, for tests and metrics
         self.rows = 0
@@ -64,7 +56,8 @@ class AuditWriter:
         """Queue a row and wait until it is committed (or fail after ``wait_timeout_s``)."""
         future = self.submit(row)
         try:
-            await asyncio.wait_for(asyncio.shield(future), self.wait_timeout_s)
+            async with asyncio.timeout(self.wait_timeout_s):
+                await future  # if the wait is cancelled, the row stays queued all the same
         except TimeoutError:
             raise AuditUnavailable(
                 "the audit log cannot be written right now; the request was not completed"
@@ -83,9 +76,8 @@ class AuditWriter:
         delay = 0.05
         while True:
             try:
-                async with self.engine.begin() as conn:
-                    await conn.execute(self._statement, [row for row, _ in batch])
-            except (DataError, IntegrityError, ProgrammingError):
+                await self.sink.insert([row for row, _ in batch])
+            except RejectedRows:
                 # Not transient: find the offending row(s) rather than retry forever.
                 if len(batch) > 1:
                     for item in batch:
@@ -120,3 +112,4 @@ class AuditWriter:
         except TimeoutError:
             log.error("audit: %d rows could not be written at shutdown", len(self._pending))
         self._task = None
+        await self.sink.close()

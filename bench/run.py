@@ -1,0 +1,330 @@
+"""``make bench``: the gateway against a direct call to the same upstream, and optionally LiteLLM.
+
+The gateway (or LiteLLM's proxy) runs pinned to core 0, wrk to core 1, nginx
+(the upstream) shares core 1 with wrk: it needs far less than a core. Every
+configuration is measured in the same run with the same upstream, load and
+core, and everything started is stopped by PID at the end. See
+docs/performance.md for the method.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+from bench import load, procs, stages, targets, upstream  # noqa: E402
+
+GATEWAY_CPUS = "0"
+LOAD_CPUS = "1"
+
+
+@dataclass
+class Row:
+    target: str
+    mode: str
+    connections: int
+    result: load.LoadResult
+    cpu_ms: float | None
+    rss_mb: float | None
+    direct_p50_ms: float | None
+
+
+def ensure_tools() -> None:
+    missing = [
+        tool for tool in ("wrk", "nginx") if shutil.which(tool, path="/usr/sbin:/usr/bin") is None
+    ]
+    if not missing:
+        return
+    packages = {"wrk": "wrk", "nginx": "nginx-light"}
+    if os.geteuid() == 0:
+        print(f"installing {', '.join(missing)} with apt-get ...", flush=True)
+        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+        subprocess.run(
+            ["apt-get", "install", "-y", "-q", *(packages[m] for m in missing)], check=True, env=env
+        )
+    else:
+        sys.exit(
+            f"make bench needs {' and '.join(missing)}: "
+            f"sudo apt-get install {' '.join(packages[m] for m in missing)}"
+        )
+
+
+def request_body(work: Path, model: str, stream: bool) -> Path:
+    """About 1 KB of prompt, as in the comparison the targets were set against."""
+    prompt = (
+        "Summarise the quarterly report for the operations team in three short bullet points. " * 12
+    )[:1000]
+    body = {
+        "model": model,
+        "messages": [
+            {"role": "system", "content": "You are concise."},
+            {"role": "user", "content": prompt},
+        ],
+    }
+    if stream:
+        body["stream"] = True
+    path = work / f"body-{model}-{'stream' if stream else 'json'}.json"
+    path.write_text(json.dumps(body))
+    return path
+
+
+def measure(
+    name: str,
+    url: str,
+    auth: str,
+    work: Path,
+    pid: int | None,
+    args: argparse.Namespace,
+    direct: dict[tuple[str, int], float],
+) -> list[Row]:
+    rows = []
+    for mode in ("json", "stream"):
+        model = "bench" if mode == "json" else "bench-stream"
+        body = request_body(work, model, mode == "stream")
+        stream_prefix = "/stream" if name == "direct" and mode == "stream" else ""
+        path = f"{url}{stream_prefix}/v1/chat/completions"
+        load.run_wrk(
+            path, body_file=body, auth=auth, connections=4, seconds=1, cpus=LOAD_CPUS, work=work
+        )  # warm-up
+        for connections in args.connections:
+            before = procs.cpu_seconds(pid) if pid else 0.0
+            result = load.run_wrk(
+                path,
+                body_file=body,
+                auth=auth,
+                connections=connections,
+                seconds=args.duration,
+                cpus=LOAD_CPUS,
+                work=work,
+            )
+            cpu_ms = (
+                (procs.cpu_seconds(pid) - before) * 1000 / result.requests
+                if pid and result.requests
+                else None
+            )
+            rss = procs.rss_mb(pid, "VmHWM") if pid else None
+            if name == "direct":
+                direct[(mode, connections)] = result.p50_ms
+            rows.append(
+                Row(name, mode, connections, result, cpu_ms, rss, direct.get((mode, connections)))
+            )
+            print(
+                f"  {name:<12} {mode:<6} c={connections:<3} {result.rps:>9.0f} req/s  "
+                f"p50 {result.p50_ms:.2f} ms",
+                flush=True,
+            )
+    return rows
+
+
+def first_chunk_delay(url: str, auth: str, work: Path, samples: int = 300) -> float:
+    """Median time from sending a streaming request to receiving its first content chunk (ms)."""
+    body = request_body(work, "bench-stream", True).read_bytes()
+    headers = {"authorization": auth, "content-type": "application/json"}
+    times = []
+    with httpx.Client(timeout=10) as client:
+        for i in range(samples + 20):
+            start = time.perf_counter()
+            with client.stream("POST", url, content=body, headers=headers) as response:
+                chunks = response.iter_raw()
+                for chunk in chunks:
+                    if b"word0" in chunk:
+                        break
+                elapsed = time.perf_counter() - start
+                for _ in chunks:
+                    pass
+            if i >= 20:
+                times.append(elapsed * 1000)
+    return statistics.median(times)
+
+
+def table(rows: list[Row]) -> str:
+    lines = [
+        "| target | mode | conc | req/s | p50 ms | p99 ms | added p50 ms | CPU ms/req "
+        "| peak RSS MB | errors |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        added = (
+            f"{r.result.p50_ms - r.direct_p50_ms:.2f}"
+            if r.direct_p50_ms is not None and r.target != "direct"
+            else "-"
+        )
+        cpu = f"{r.cpu_ms:.3f}" if r.cpu_ms is not None else "-"
+        rss = f"{r.rss_mb:.0f}" if r.rss_mb is not None else "-"
+        lines.append(
+            f"| {r.target} | {r.mode} | {r.connections} | {r.result.rps:.0f} "
+            f"| {r.result.p50_ms:.2f} | "
+            f"{r.result.p99_ms:.2f} | {added} | {cpu} | {rss} | {r.result.errors} |"
+        )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--compare", choices=["litellm"], help="also measure LiteLLM's proxy")
+    parser.add_argument("--profiles", default="passthrough,full")
+    parser.add_argument("--duration", type=float, default=5, help="seconds per measurement")
+    parser.add_argument("--connections", default="1,16,64")
+    parser.add_argument("--soak", type=float, default=0, help="seconds of c=64 load to watch RSS")
+    parser.add_argument("--workers", action="store_true", help="also compare 1 and 2 workers")
+    parser.add_argument("--no-stages", action="store_true", help="skip the stage microbenchmarks")
+    args = parser.parse_args()
+    args.connections = [int(c) for c in args.connections.split(",")]
+
+    ensure_tools()
+    work = Path(tempfile.mkdtemp(prefix="llm-gateway-bench-"))
+    services: list[procs.Service] = []
+    rows: list[Row] = []
+    notes: list[str] = []
+    direct: dict[tuple[str, int], float] = {}
+    try:
+        nginx = upstream.start_nginx(work, LOAD_CPUS)
+        services.append(nginx)
+        print(f"upstream: nginx at {nginx.url}; work dir {work}", flush=True)
+        rows += measure("direct", nginx.url, "", work, None, args, direct)
+        auth = targets.bearer()
+        for profile in args.profiles.split(","):
+            gateway = targets.start_gateway(profile, nginx.url, work, GATEWAY_CPUS)
+            services.append(gateway)
+            idle = procs.rss_mb(gateway.pid)
+            rows += measure(profile, gateway.url, auth, work, gateway.pid, args, direct)
+            ttfb_gateway = first_chunk_delay(f"{gateway.url}/v1/chat/completions", auth, work)
+            ttfb_direct = first_chunk_delay(f"{nginx.url}/stream/v1/chat/completions", "", work)
+            notes.append(
+                f"{profile}: idle RSS {idle:.0f} MB; first stream chunk {ttfb_gateway:.2f} ms "
+                f"after the request vs {ttfb_direct:.2f} ms direct "
+                f"(added {ttfb_gateway - ttfb_direct:.2f} ms)"
+            )
+            if args.soak and profile == args.profiles.split(",")[-1]:
+                notes.append(soak(gateway, auth, work, args.soak))
+            gateway.stop()
+        if args.workers:
+            notes += workers_scaling(nginx.url, auth, work, args)
+        if args.compare == "litellm":
+            litellm = targets.start_litellm(nginx.url, work, GATEWAY_CPUS)
+            services.append(litellm)
+            rows += measure(
+                "litellm",
+                litellm.url,
+                f"Bearer {targets.LITELLM_KEY}",
+                work,
+                litellm.pid,
+                args,
+                direct,
+            )
+            litellm.stop()
+    finally:
+        for service in services:
+            service.stop()
+    print()
+    print(table(rows))
+    print()
+    best = max((r.result.rps for r in rows if r.target != "direct" and r.mode == "json"), default=0)
+    top = max((r.result.rps for r in rows if r.target == "direct" and r.mode == "json"), default=0)
+    if best:
+        print(
+            f"- upstream direct: {top:.0f} req/s, {top / best:.0f}x the fastest proxied JSON result"
+        )
+    if args.compare == "litellm":
+        print(ratios(rows))
+    for note in notes:
+        print(f"- {note}")
+    if not args.no_stages:
+        print()
+        print(stages.report())
+    shutil.rmtree(work, ignore_errors=True)
+
+
+def ratios(rows: list[Row]) -> str:
+    lines = []
+    for r in rows:
+        if r.target in ("direct", "litellm"):
+            continue
+        other = next(
+            (
+                o
+                for o in rows
+                if o.target == "litellm" and o.mode == r.mode and o.connections == r.connections
+            ),
+            None,
+        )
+        if other and other.result.rps:
+            lines.append(
+                f"{r.target}/{r.mode}/c={r.connections}: "
+                f"{r.result.rps / other.result.rps:.1f}x LiteLLM"
+            )
+    return "- ratios: " + "; ".join(lines)
+
+
+def soak(gateway: procs.Service, auth: str, work: Path, seconds: float) -> str:
+    body = request_body(work, "bench", False)
+    start = procs.rss_mb(gateway.pid)
+    result = load.run_wrk(
+        f"{gateway.url}/v1/chat/completions",
+        body_file=body,
+        auth=auth,
+        connections=64,
+        seconds=seconds,
+        cpus=LOAD_CPUS,
+        work=work,
+    )
+    end = procs.rss_mb(gateway.pid)
+    return (
+        f"soak {seconds:.0f} s at c=64: {result.rps:.0f} req/s, {result.errors} errors, "
+        f"RSS {start:.0f} MB at start, {end:.0f} MB at end"
+    )
+
+
+def workers_scaling(
+    upstream_url: str, auth: str, work: Path, args: argparse.Namespace
+) -> list[str]:
+    """1 vs 2 workers on both cores (wrk and nginx compete with them: a lower bound)."""
+    body = request_body(work, "bench", False)
+    notes = []
+    for workers in (1, 2):
+        gateway = targets.start_gateway("full", upstream_url, work, "0,1", workers=workers)
+        try:
+            load.run_wrk(
+                f"{gateway.url}/v1/chat/completions",
+                body_file=body,
+                auth=auth,
+                connections=8,
+                seconds=1,
+                cpus="0,1",
+                work=work,
+            )
+            result = load.run_wrk(
+                f"{gateway.url}/v1/chat/completions",
+                body_file=body,
+                auth=auth,
+                connections=64,
+                seconds=args.duration,
+                cpus="0,1",
+                work=work,
+            )
+            notes.append(
+                f"{workers} worker(s), cores 0-1 shared with wrk and nginx: "
+                f"{result.rps:.0f} req/s at c=64"
+            )
+        finally:
+            gateway.stop()
+    return notes
+
+
+if __name__ == "__main__":
+    main()

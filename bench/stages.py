@@ -1,0 +1,155 @@
+"""The per-request cost of each pipeline stage in isolation, measured in-process.
+
+Each figure is the median (and 99th percentile) over many calls of the stage
+alone, with the stages after it replaced by a function that returns at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+from bench import targets, upstream
+from llm_gateway.api import openai as openai_door
+from llm_gateway.audit.records import audit_row
+from llm_gateway.audit.sinks import sink_for
+from llm_gateway.audit.writer import AuditWriter
+from llm_gateway.auth.jwt import JWTVerifier
+from llm_gateway.chat import Outcome
+from llm_gateway.config import Deployment, Provider
+from llm_gateway.pipeline.context import RequestContext
+from llm_gateway.pipeline.route import Route
+from llm_gateway.providers.openai import OpenAIAdapter
+from llm_gateway.settings import load_settings
+from llm_gateway.storage import Database
+
+Timing = tuple[float, float]  # median and p99, in microseconds
+
+
+def _time(fn: Callable[[], object], n: int = 20_000) -> Timing:
+    for _ in range(500):
+        fn()
+    samples = []
+    for _ in range(n):
+        start = time.perf_counter_ns()
+        fn()
+        samples.append((time.perf_counter_ns() - start) / 1000)
+    samples.sort()
+    return statistics.median(samples), samples[int(len(samples) * 0.99)]
+
+
+async def _time_async(fn: Callable[[], Awaitable[object]], n: int = 20_000) -> Timing:
+    for _ in range(500):
+        await fn()
+    samples = []
+    for _ in range(n):
+        start = time.perf_counter_ns()
+        await fn()
+        samples.append((time.perf_counter_ns() - start) / 1000)
+    samples.sort()
+    return statistics.median(samples), samples[int(len(samples) * 0.99)]
+
+
+def _body() -> bytes:
+    prompt = (
+        "Summarise the quarterly report for the operations team in three short bullet points. " * 12
+    )[:1000]
+    return (
+        b'{"model": "bench", "messages": [{"role": "system", "content": "You are concise."}, '
+        b'{"role": "user", "content": "' + prompt.encode() + b'"}]}'
+    )
+
+
+DEPLOYMENT = Deployment(
+    name="bench",
+    provider=Provider.OPENAI_COMPATIBLE,
+    base_url="http://127.0.0.1:1/v1",
+    upstream_model="bench",
+    api_key="k",
+    timeout_s=10,
+    max_concurrent=100,
+    weight=1,
+    default_max_tokens=1024,
+    price=None,
+)
+
+
+def _context() -> RequestContext:
+    async def read() -> bytes:
+        return _body()
+
+    return RequestContext(
+        endpoint="openai",
+        authorization=None,
+        x_api_key=None,
+        read_body=read,
+        parse=openai_door.parse_request,
+    )
+
+
+async def _measure(tmp: Path) -> dict[str, Timing]:
+    settings = load_settings(
+        {"JWT_SECRET": targets.JWT_SECRET, "DATA_DIR": str(tmp)}, env_file=None
+    )
+    verifier = JWTVerifier(settings)
+    token = targets.bearer().split(" ", 1)[1]
+    body = _body()
+    chat = openai_door.parse_request(body)
+    adapter = OpenAIAdapter()
+    answer = upstream.completion_body()
+    response = adapter.parse_response(DEPLOYMENT, answer)
+    ctx = _context()
+    ctx.chat = chat
+    ctx.deployment = DEPLOYMENT
+
+    async def done(_ctx: RequestContext) -> Outcome:
+        return response
+
+    route = Route({"bench": DEPLOYMENT})
+    results = {
+        "authenticate (JWT HS256, first use)": _time(lambda: verifier._verify(token)),
+        "authenticate (JWT HS256, cached)": _time(lambda: verifier.verify(token)),
+        "parse OpenAI request (1 KB)": _time(lambda: openai_door.parse_request(body)),
+        "translate to provider request": _time(lambda: adapter.build_request(DEPLOYMENT, chat)),
+        "parse provider answer": _time(lambda: adapter.parse_response(DEPLOYMENT, answer)),
+        "encode OpenAI answer": _time(lambda: openai_door.encode_response(ctx, response)),
+        "route": await _time_async(lambda: route(ctx, done)),
+        "build audit row": _time(lambda: audit_row(ctx)),
+    }
+    db = Database(f"sqlite+aiosqlite:///{tmp}/stages.db")
+    await db.upgrade()
+    writer = AuditWriter(sink_for(db))
+    writer.start()
+    counter = iter(range(10**9))
+
+    def row() -> dict[str, object]:
+        r = audit_row(ctx)
+        r["request_id"] = f"bench-{next(counter)}"
+        return r
+
+    results["audit write, one at a time (SQLite)"] = await _time_async(
+        lambda: writer.write(row()), 2000
+    )
+    start = time.perf_counter_ns()
+    await asyncio.gather(*(writer.write(row()) for _ in range(5000)))
+    per_row = (time.perf_counter_ns() - start) / 1000 / 5000
+    results["audit write, 5000 concurrent (SQLite, per row)"] = (per_row, per_row)
+    await writer.close()
+    await db.dispose()
+    return results
+
+
+def report() -> str:
+    with tempfile.TemporaryDirectory() as tmp:
+        results = asyncio.run(_measure(Path(tmp)))
+    lines = ["| stage | median µs | p99 µs |", "|---|---:|---:|"]
+    lines += [f"| {name} | {median:.1f} | {p99:.1f} |" for name, (median, p99) in results.items()]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    print(report())

@@ -1,0 +1,141 @@
+"""What the benchmark measures: the gateway in a profile, or LiteLLM's proxy, on one upstream."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import jwt
+
+from bench import procs
+
+REPO = Path(__file__).resolve().parents[1]
+JWT_SECRET = "bench-secret-" + "b" * 40
+LITELLM_VERSION = "1.110.2"
+LITELLM_KEY = "sk-bench-master-key"
+
+# Profiles are environment overrides; a stage that lands adds its switches to `full`.
+PROFILES: dict[str, dict[str, str]] = {
+    "passthrough": {},  # JWT auth, routing, provider call, audit (always on)
+    "full": {},  # every stage the gateway has, switched on
+}
+
+
+def routing_yaml(upstream: str) -> str:
+    return f"""
+routing:
+  models:
+    bench:
+      endpoint: {upstream}/v1
+      provider: openai_compatible
+      api_key: upstream-key
+      timeout_ms: 10000
+      max_concurrent: 256
+    bench-stream:
+      endpoint: {upstream}/stream/v1
+      provider: openai_compatible
+      api_key: upstream-key
+      timeout_ms: 10000
+      max_concurrent: 256
+"""
+
+
+PRICING = """
+models:
+  bench: {input_per_million: 1.0, output_per_million: 2.0}
+  bench-stream: {input_per_million: 1.0, output_per_million: 2.0}
+"""
+
+
+def bearer() -> str:
+    claims = {"sub": "bench", "role": "user", "tier": "enterprise", "exp": int(time.time()) + 86400}
+    return "Bearer " + jwt.encode(claims, JWT_SECRET, algorithm="HS256")
+
+
+def start_gateway(
+    profile: str, upstream: str, work: Path, cpus: str, workers: int = 1
+) -> procs.Service:
+    root = work / f"gateway-{profile}-{workers}w"
+    config = root / "config"
+    config.mkdir(parents=True, exist_ok=True)
+    (config / "routing_policies.yaml").write_text(routing_yaml(upstream))
+    (config / "pricing.yaml").write_text(PRICING)
+    port = procs.free_port()
+    env = {
+        "API_HOST": "127.0.0.1",
+        "API_PORT": str(port),
+        "WORKERS": str(workers),
+        "CONFIG_DIR": str(config),
+        "DATA_DIR": str(root / "data"),
+        "JWT_SECRET": JWT_SECRET,
+        "DEMO_MODEL": "off",
+        "LOG_LEVEL": "warning",
+        "DATABASE_URL": "",
+        **PROFILES[profile],
+    }
+    return procs.start(
+        f"gateway-{profile}-{workers}w",
+        [str(REPO / ".venv/bin/llm-gateway"), "serve"],
+        url=f"http://127.0.0.1:{port}",
+        ready_path="/ready",
+        cpus=cpus,
+        env=env,
+        log_dir=work,
+        cwd=root,
+    )
+
+
+def litellm_venv() -> Path:
+    """LiteLLM's proxy in its own venv under .bench/, installed once, pinned."""
+    venv = REPO / ".bench" / f"litellm-{LITELLM_VERSION}"
+    binary = venv / "bin" / "litellm"
+    if not binary.exists():
+        print(f"installing litellm[proxy]=={LITELLM_VERSION} into {venv} ...", flush=True)
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+        subprocess.run(
+            [str(venv / "bin/pip"), "install", "-q", f"litellm[proxy]=={LITELLM_VERSION}"],
+            check=True,
+        )
+    return venv
+
+
+def start_litellm(upstream: str, work: Path, cpus: str) -> procs.Service:
+    venv = litellm_venv()
+    config = work / "litellm.yaml"
+    config.write_text(
+        f"""
+model_list:
+  - model_name: bench
+    litellm_params: {{model: openai/bench, api_base: "{upstream}/v1", api_key: upstream-key}}
+  - model_name: bench-stream
+    litellm_params: {{model: openai/bench, api_base: "{upstream}/stream/v1", api_key: upstream-key}}
+general_settings:
+  master_key: {LITELLM_KEY}
+litellm_settings:
+  set_verbose: false
+"""
+    )
+    port = procs.free_port()
+    env = {"LITELLM_LOG": "ERROR", "DISABLE_SCHEMA_UPDATE": "true", "LITELLM_TELEMETRY": "False"}
+    return procs.start(
+        "litellm",
+        [
+            str(venv / "bin/litellm"),
+            "--config",
+            str(config),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--num_workers",
+            "1",
+        ],
+        url=f"http://127.0.0.1:{port}",
+        ready_path="/health/liveliness",
+        cpus=cpus,
+        env=env,
+        log_dir=work,
+        timeout_s=180,
+    )
