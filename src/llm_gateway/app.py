@@ -7,6 +7,7 @@ stops the process before it listens; everything with a connection or a task
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -16,18 +17,57 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
 
 from llm_gateway import __version__
 from llm_gateway.api import doors, health
-from llm_gateway.api.http import RequestIdMiddleware, request_id_of
+from llm_gateway.api.http import request_id_of, with_request_id
 from llm_gateway.api.models import list_models
 from llm_gateway.config import GatewayConfig, load_gateway_config
+from llm_gateway.errors import InternalError
 from llm_gateway.observability.logging import configure_logging
+from llm_gateway.pipeline.context import new_request_id
 from llm_gateway.settings import Settings, load_settings
 from llm_gateway.state import AppState
 
+log = logging.getLogger(__name__)
 
-def create_app(settings: Settings | None = None, config: GatewayConfig | None = None) -> FastAPI:
+
+class Gateway:
+    """The ASGI application the server runs.
+
+    Every HTTP request gets its id here. Chat calls go straight to their front
+    door; everything else (health, models, docs, errors for unknown paths) to
+    the FastAPI app, which also runs the lifespan. FastAPI's middleware and
+    routing cost about 20 µs a request, a fifth of the gateway's own work,
+    and the front doors need none of it.
+    """
+
+    def __init__(self, api: FastAPI) -> None:
+        self.api = api
+        self.doors = {door.path: door for door in doors.DOORS}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.api(scope, receive, send)
+            return
+        request_id = new_request_id()
+        scope.setdefault("state", {})["request_id"] = request_id
+        send = with_request_id(send, request_id)
+        door = self.doors.get(scope["path"]) if scope["method"] == "POST" else None
+        if door is None:
+            await self.api(scope, receive, send)
+            return
+        try:
+            response = await door.handle(Request(scope, receive), self.api.state.gateway)
+        except Exception:
+            log.exception("front door failed", extra={"request_id": request_id})
+            error = InternalError("the gateway failed to handle the request")
+            response = door.error_response(error, request_id)
+        await response(scope, receive, send)
+
+
+def create_app(settings: Settings | None = None, config: GatewayConfig | None = None) -> Gateway:
     settings = settings or load_settings()
     config = config or load_gateway_config(settings)
 
@@ -40,23 +80,22 @@ def create_app(settings: Settings | None = None, config: GatewayConfig | None = 
         finally:
             await state.stop()
 
-    app = FastAPI(
+    api = FastAPI(
         title="LLM Security Gateway",
         version=__version__,
         lifespan=lifespan,
         docs_url="/docs",
         redoc_url=None,
     )
-    app.include_router(health.router)
-    app.router.routes.extend(doors.routes())
-    app.router.routes.append(Route("/v1/models", list_models, methods=["GET"]))
-    app.add_exception_handler(HTTPException, _http_error)
-    app.add_exception_handler(Exception, _internal_error)
-    app.add_middleware(RequestIdMiddleware)
-    return app
+    api.include_router(health.router)
+    api.router.routes.extend(doors.routes())
+    api.router.routes.append(Route("/v1/models", list_models, methods=["GET"]))
+    api.add_exception_handler(HTTPException, _http_error)
+    api.add_exception_handler(Exception, _internal_error)
+    return Gateway(api)
 
 
-def create_app_from_env() -> FastAPI:
+def create_app_from_env() -> Gateway:
     """The factory ``llm-gateway serve`` hands to uvicorn (one call per worker)."""
     settings = load_settings()
     configure_logging(settings.log_level, settings.log_format)

@@ -96,6 +96,7 @@ class ChatRequest:
     stream: bool = False
     include_usage: bool = False  # OpenAI's stream_options.include_usage
     json_output: bool = False  # OpenAI response_format json_object, Ollama format=json
+    json_schema: dict[str, Any] | None = None  # with json_output: {"name", "schema", "strict"?}
     user: str | None = None  # the caller's end-user id, forwarded for abuse tracking
 
     def texts(self) -> list[str]:

@@ -2,16 +2,20 @@
 
 Real tokenizers need vocabulary files that cannot be fetched at run time
 here, and differ per provider anyway. Byte-pair tokenizers for English average
-about four characters per token; words, punctuation and non-ASCII text push
-that down, so the estimate counts whichever is larger: a quarter of the
-characters or the words and symbols. Estimates are always marked as such.
+about four characters per token; words, punctuation and text in scripts
+written without spaces push that down, so the estimate counts whichever is
+larger: a quarter of the characters, or the words, symbols and CJK characters.
+Estimates are always marked as such.
 """
 
 from __future__ import annotations
 
 import re
 
-_PIECES = re.compile(r"\w+|[^\w\s]", re.UNICODE)
+# Han, kana and Hangul are written without spaces and tokenise to about one
+# token per character, so each counts as a piece on its own.
+_CJK = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff"
+_PIECES = re.compile(f"[{_CJK}]|[^\\W{_CJK}]+|[^\\w\\s]")
 _PER_MESSAGE = 4  # role markers and separators most chat templates add
 
 

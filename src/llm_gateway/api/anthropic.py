@@ -150,12 +150,19 @@ def _tool_result(block: JSON, where: str) -> Message:
     elif isinstance(content, list):
         parts = []
         for k, raw in enumerate(content):
-            inner = f.as_obj(raw, f"{where}.content[{k}]")
-            if inner.get("type") == "text":
-                parts.append(TextPart(f.opt_str(inner, "text", f"{where}.content[{k}].") or ""))
-            elif inner.get("type") == "image":
-                parts.append(
-                    _image(f.as_obj(inner.get("source"), f"{where}.content[{k}].source"), where)
+            path = f"{where}.content[{k}]"
+            inner = f.as_obj(raw, path)
+            kind = inner.get("type")
+            if kind == "text":
+                parts.append(TextPart(f.opt_str(inner, "text", f"{path}.") or ""))
+            elif kind == "image":
+                source = f"{path}.source"
+                parts.append(_image(f.as_obj(inner.get("source"), source), source))
+            else:
+                raise InvalidRequest(
+                    f"{path}.type: unsupported block type {kind!r} in a tool result",
+                    code="unsupported_content",
+                    param=f"{path}.type",
                 )
     else:
         raise f.invalid(f"{where}.content", "a string or an array of blocks", content)
@@ -206,7 +213,7 @@ def encode_response(ctx: RequestContext, response: ChatResponse) -> bytes:
             "type": "message",
             "role": "assistant",
             "model": response.model,
-            "content": content_blocks(response.text, response.tool_calls),
+            "content": content_blocks(response.text, response.tool_calls, answered=True),
             "stop_reason": FINISH_TO_ANTHROPIC[response.finish_reason],
             "stop_sequence": None,
             "usage": {

@@ -44,8 +44,7 @@ class FrontDoor:
             headers=headers,
         )
 
-    async def handle(self, request: Request) -> Response | ASGIApp:
-        state: AppState = request.app.state.gateway
+    async def handle(self, request: Request, state: AppState) -> Response | ASGIApp:
         ctx = RequestContext(
             endpoint=self.name,
             authorization=request.headers.get("authorization"),
@@ -74,14 +73,18 @@ DOORS = (
 
 
 def routes() -> list[Route]:
-    """Plain Starlette routes: the front doors parse and validate their bodies themselves,
-    and FastAPI's per-request dependency machinery would only add latency."""
+    """The front doors as plain Starlette routes, for method checks (405) and listing.
+
+    In service, :class:`llm_gateway.app.Gateway` dispatches chat calls to the
+    doors before FastAPI's middleware and routing: the doors validate, handle
+    errors and format responses themselves and need none of it.
+    """
     return [Route(door.path, _endpoint(door), methods=["POST"], name=door.name) for door in DOORS]
 
 
 def _endpoint(door: FrontDoor) -> Callable[[Request], Any]:
     async def endpoint(request: Request) -> Response | ASGIApp:
-        return await door.handle(request)
+        return await door.handle(request, request.app.state.gateway)
 
     endpoint.__name__ = f"{door.name}_chat"
     return endpoint

@@ -7,7 +7,7 @@ import contextlib
 from collections.abc import AsyncIterator, Mapping
 
 from starlette.requests import Request
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
 from llm_gateway.chat import EventStream
 from llm_gateway.errors import BodyTooLarge, InvalidRequest
@@ -16,30 +16,16 @@ from llm_gateway.pipeline.context import new_request_id
 REQUEST_ID_HEADER = b"x-request-id"
 
 
-class RequestIdMiddleware:
-    """Gives every HTTP request an id and every response the ``x-request-id`` header.
+def with_request_id(send: Send, request_id: str) -> Send:
+    """``send``, adding the ``x-request-id`` header to the response."""
+    header = (REQUEST_ID_HEADER, request_id.encode())
 
-    The same id names the request's audit row and log lines. A pure ASGI
-    middleware: it costs a dict write and a header, nothing more.
-    """
+    async def send_with_id(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            message["headers"] = [*message.get("headers", ()), header]
+        await send(message)
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        request_id = new_request_id()
-        scope.setdefault("state", {})["request_id"] = request_id
-        header = (REQUEST_ID_HEADER, request_id.encode())
-
-        async def send_with_id(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                message["headers"] = [*message.get("headers", ()), header]
-            await send(message)
-
-        await self.app(scope, receive, send_with_id)
+    return send_with_id
 
 
 def request_id_of(request: Request) -> str:

@@ -56,6 +56,7 @@ def parse_request(body: bytes) -> ChatRequest:
         raise InvalidRequest("n: only n=1 is supported", code="unsupported_parameter", param="n")
     stream = bool(f.opt_bool(data, "stream"))
     stream_options = f.opt_obj(data, "stream_options") or {}
+    json_output, json_schema = _response_format(f.opt_obj(data, "response_format"))
     max_tokens = f.opt_int(data, "max_completion_tokens", minimum=1)
     if max_tokens is None:
         max_tokens = f.opt_int(data, "max_tokens", minimum=1)
@@ -74,7 +75,8 @@ def parse_request(body: bytes) -> ChatRequest:
         include_usage=bool(
             stream and f.opt_bool(stream_options, "include_usage", "stream_options.")
         ),
-        json_output=_json_output(f.opt_obj(data, "response_format")),
+        json_output=json_output,
+        json_schema=json_schema,
         user=f.opt_str(data, "user"),
     )
 
@@ -188,13 +190,18 @@ def _tool_choice(value: Any) -> ToolChoice | None:
     raise f.invalid("tool_choice", "'auto', 'none', 'required' or a function choice", value)
 
 
-def _json_output(response_format: JSON | None) -> bool:
-    if response_format is None:
-        return False
-    kind = response_format.get("type")
+def _response_format(value: JSON | None) -> tuple[bool, JSON | None]:
+    """``response_format`` as (JSON output wanted, the JSON schema if one was given)."""
+    if value is None:
+        return False, None
+    kind = value.get("type")
     if kind not in ("text", "json_object", "json_schema"):
         raise f.invalid("response_format.type", "'text', 'json_object' or 'json_schema'")
-    return bool(kind != "text")
+    if kind != "json_schema":
+        return kind == "json_object", None
+    schema = f.as_obj(value.get("json_schema"), "response_format.json_schema")
+    f.req_str(schema, "name", "response_format.json_schema.")
+    return True, schema
 
 
 # --- canonical -> wire ---------------------------------------------------------

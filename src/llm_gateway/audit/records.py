@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
-from llm_gateway.audit.writer import Row
+from llm_gateway.audit.sinks import Row
 from llm_gateway.pipeline.context import RequestContext
 
 _WIDTHS = {"user_id": 255, "team": 255, "tenant": 255, "model_requested": 255}

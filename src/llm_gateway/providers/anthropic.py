@@ -28,9 +28,8 @@ from llm_gateway.errors import (
     UpstreamError,
     UpstreamRateLimited,
     UpstreamStatusError,
-    UpstreamStreamInterrupted,
 )
-from llm_gateway.providers.base import decode_json, malformed, upstream_request
+from llm_gateway.providers.base import decode_json, ended_early, malformed, upstream_request
 from llm_gateway.providers.sse import parse_sse
 from llm_gateway.providers.transport import UpstreamRequest
 
@@ -57,7 +56,10 @@ FINISH_TO_ANTHROPIC: dict[FinishReason, str] = {
 
 
 def tool_input(call: ToolCall) -> Any:
-    """Anthropic wants the arguments as an object; ours are JSON text."""
+    """Anthropic (and Ollama) want the arguments as an object; ours are JSON text.
+
+    Arguments a caller sent in its conversation history must be valid JSON.
+    """
     if not call.arguments.strip():
         return {}
     try:
@@ -68,11 +70,21 @@ def tool_input(call: ToolCall) -> Any:
         ) from None
 
 
-def content_blocks(text: str, calls: list[ToolCall]) -> list[dict[str, Any]]:
+def answered_tool_input(call: ToolCall) -> Any:
+    """Arguments a model produced may be broken JSON (a call cut off by max_tokens, say):
+    they are passed on, unparsed, rather than dropped or blamed on the caller."""
+    try:
+        return tool_input(call)
+    except InvalidRequest:
+        return {"_unparsed_arguments": call.arguments}
+
+
+def content_blocks(
+    text: str, calls: list[ToolCall], *, answered: bool = False
+) -> list[dict[str, Any]]:
+    parse = answered_tool_input if answered else tool_input
     blocks: list[dict[str, Any]] = [{"type": "text", "text": text}] if text else []
-    blocks += [
-        {"type": "tool_use", "id": c.id, "name": c.name, "input": tool_input(c)} for c in calls
-    ]
+    blocks += [{"type": "tool_use", "id": c.id, "name": c.name, "input": parse(c)} for c in calls]
     return blocks
 
 
@@ -87,16 +99,17 @@ def _part_block(part: TextPart | ImagePart) -> dict[str, Any]:
 
 def _blocks(message: Message) -> list[dict[str, Any]]:
     if message.role == "tool":
+        only_text = len(message.content) == 1 and isinstance(message.content[0], TextPart)
         block: dict[str, Any] = {
             "type": "tool_result",
             "tool_use_id": message.tool_call_id,
-            "content": message.text,
+            "content": message.text if only_text else [_part_block(p) for p in message.content],
         }
         if message.is_error:
             block["is_error"] = True
         return [block]
     if message.role == "assistant":
-        return content_blocks(message.text, message.tool_calls)
+        return content_blocks(message.text, message.tool_calls)  # history: must be valid
     return [_part_block(p) for p in message.content if not (isinstance(p, TextPart) and not p.text)]
 
 
@@ -134,7 +147,8 @@ class AnthropicAdapter:
         if chat.stream:
             payload["stream"] = True
         for key, value in (
-            ("temperature", chat.temperature),
+            # OpenAI's scale goes to 2, Anthropic's to 1: beyond is "as random as it gets".
+            ("temperature", None if chat.temperature is None else min(chat.temperature, 1.0)),
             ("top_p", chat.top_p),
             ("top_k", chat.top_k),
         ):
@@ -192,6 +206,7 @@ class AnthropicAdapter:
         finish: FinishReason = "stop"
         tool_of_block: dict[int, int] = {}  # content block index -> tool call index
         tool_has_input: set[int] = set()
+        started = False
         async for event in parse_sse(lines):
             data = decode_json(event.data, "stream event")
             kind = data.get("type") if isinstance(data, dict) else None
@@ -205,6 +220,7 @@ class AnthropicAdapter:
                         tool_has_input.add(tool)
                         yield ToolCallDelta(tool, arguments=delta["partial_json"])
             elif kind == "message_start":
+                started = True
                 usage = _usage((data.get("message") or {}).get("usage"))
                 yield StreamStart(model=deployment.name, input_tokens=usage.input_tokens)
             elif kind == "content_block_start":
@@ -232,7 +248,7 @@ class AnthropicAdapter:
                 raise _stream_error((data.get("error") or {}).get("type"))
             elif kind is None:
                 raise malformed("stream event")
-        raise UpstreamStreamInterrupted("the provider's stream ended early")
+        raise ended_early(started)
 
 
 def _stream_error(kind: Any) -> UpstreamError:

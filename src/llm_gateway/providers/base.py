@@ -22,6 +22,7 @@ from llm_gateway.errors import (
     UpstreamMalformedResponse,
     UpstreamRateLimited,
     UpstreamStatusError,
+    UpstreamStreamInterrupted,
     UpstreamTimeout,
 )
 from llm_gateway.providers.transport import UpstreamRequest
@@ -66,6 +67,13 @@ def decode_json(body: bytes | str, what: str = "answer") -> Any:
 
 def malformed(what: str) -> UpstreamMalformedResponse:
     return UpstreamMalformedResponse(f"the provider's answer has no valid {what}")
+
+
+def ended_early(started: bool) -> UpstreamError:
+    """A stream that stopped before its terminal event: empty, or cut off midway."""
+    if not started:
+        return UpstreamMalformedResponse("the provider's stream was empty")
+    return UpstreamStreamInterrupted("the provider's stream ended early")
 
 
 def error_for_status(status: int, headers: Mapping[str, str]) -> UpstreamError:

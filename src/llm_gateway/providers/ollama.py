@@ -27,9 +27,9 @@ from llm_gateway.chat import (
     Usage,
 )
 from llm_gateway.config import Deployment
-from llm_gateway.errors import InvalidRequest, UpstreamStatusError, UpstreamStreamInterrupted
+from llm_gateway.errors import InvalidRequest, UpstreamStatusError
 from llm_gateway.providers.anthropic import tool_input
-from llm_gateway.providers.base import decode_json, malformed, upstream_request
+from llm_gateway.providers.base import decode_json, ended_early, malformed, upstream_request
 from llm_gateway.providers.transport import UpstreamRequest
 
 
@@ -107,7 +107,9 @@ class OllamaAdapter:
         }
         if options:
             payload["options"] = options
-        if chat.json_output:
+        if chat.json_schema is not None and "schema" in chat.json_schema:
+            payload["format"] = chat.json_schema["schema"]  # Ollama takes the schema itself
+        elif chat.json_output:
             payload["format"] = "json"
         if chat.tools:
             payload["tools"] = [
@@ -167,4 +169,4 @@ class OllamaAdapter:
             if data.get("done"):
                 yield StreamEnd(_finish(data, calls_seen > 0), _usage(data))
                 return
-        raise UpstreamStreamInterrupted("the provider's stream ended early")
+        raise ended_early(started)

@@ -26,8 +26,8 @@ from llm_gateway.chat import (
     Usage,
 )
 from llm_gateway.config import Deployment, Provider
-from llm_gateway.errors import UpstreamStatusError, UpstreamStreamInterrupted
-from llm_gateway.providers.base import decode_json, malformed, upstream_request
+from llm_gateway.errors import UpstreamStatusError
+from llm_gateway.providers.base import decode_json, ended_early, malformed, upstream_request
 from llm_gateway.providers.sse import parse_sse
 from llm_gateway.providers.transport import UpstreamRequest
 
@@ -120,7 +120,9 @@ class OpenAIAdapter:
                 payload[key] = value
         if chat.stop:
             payload["stop"] = chat.stop
-        if chat.json_output:
+        if chat.json_schema is not None:
+            payload["response_format"] = {"type": "json_schema", "json_schema": chat.json_schema}
+        elif chat.json_output:
             payload["response_format"] = {"type": "json_object"}
         if chat.tools:
             payload["tools"] = [
@@ -153,11 +155,15 @@ class OpenAIAdapter:
                 ToolCall(c["id"], c["function"]["name"], c["function"].get("arguments") or "{}")
                 for c in message.get("tool_calls") or ()
             ]
+            finish = FINISH_FROM_OPENAI.get(choice.get("finish_reason"), "stop")
+            text = message.get("content") or ""
+            if not text and message.get("refusal"):  # the model declined: say so, in its words
+                text, finish = message["refusal"], "content_filter"
             return ChatResponse(
                 model=deployment.name,
-                text=message.get("content") or "",
+                text=text,
                 tool_calls=calls,
-                finish_reason=FINISH_FROM_OPENAI.get(choice.get("finish_reason"), "stop"),
+                finish_reason=finish,
                 usage=_usage(data.get("usage")),
             )
         except (KeyError, IndexError, TypeError, AttributeError):
@@ -197,7 +203,7 @@ class OpenAIAdapter:
                     finish = FINISH_FROM_OPENAI.get(reason, "stop")
         else:
             if finish is None:  # EOF without [DONE] and without a finish reason
-                raise UpstreamStreamInterrupted("the provider's stream ended early")
+                raise ended_early(started)
         if not started:
             yield StreamStart(model=deployment.name)
         yield StreamEnd(finish_reason=finish or "stop", usage=usage)

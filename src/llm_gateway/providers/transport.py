@@ -73,12 +73,12 @@ class AiohttpResponse:
                 if len(body) > MAX_BODY_BYTES:
                     raise UpstreamMalformedResponse("the provider's answer is too large")
             return bytes(body)
+        except TimeoutError as exc:  # first: aiohttp's read timeouts are ClientErrors too
+            raise UpstreamTimeout("the provider stopped sending") from exc
         except (aiohttp.ClientPayloadError, aiohttp.ServerDisconnectedError) as exc:
             raise UpstreamStreamInterrupted("the provider closed the connection early") from exc
         except aiohttp.ClientError as exc:
             raise UpstreamUnreachable("the connection to the provider failed") from exc
-        except TimeoutError as exc:
-            raise UpstreamTimeout("the provider stopped sending") from exc
         finally:
             self._response.release()
 
@@ -97,12 +97,12 @@ class AiohttpResponse:
                     yield line.rstrip(b"\r")
             if pending:
                 yield pending.rstrip(b"\r")
+        except TimeoutError as exc:  # first: aiohttp's read timeouts are ClientErrors too
+            raise UpstreamTimeout("the provider stopped sending mid-stream") from exc
         except (aiohttp.ClientPayloadError, aiohttp.ServerDisconnectedError) as exc:
             raise UpstreamStreamInterrupted("the provider closed the stream early") from exc
         except aiohttp.ClientError as exc:
             raise UpstreamUnreachable("the connection to the provider failed") from exc
-        except TimeoutError as exc:
-            raise UpstreamTimeout("the provider stopped sending mid-stream") from exc
         finally:
             self.close()
 
@@ -154,14 +154,14 @@ class AiohttpTransport:
                 headers=request.headers,
                 timeout=self._timeout(request.read_timeout_s),
             )
+        except TimeoutError as exc:  # first: aiohttp's read timeouts are ClientErrors too
+            raise UpstreamTimeout("the provider did not answer in time") from exc
         except (aiohttp.ServerDisconnectedError, aiohttp.ClientPayloadError) as exc:
             raise UpstreamUnreachable("the provider closed the connection") from exc
         except aiohttp.ClientConnectionError as exc:
             raise UpstreamUnreachable("cannot connect to the provider") from exc
         except aiohttp.ClientError as exc:
             raise UpstreamMalformedResponse("the provider's answer is not valid HTTP") from exc
-        except TimeoutError as exc:
-            raise UpstreamTimeout("the provider did not answer in time") from exc
         return AiohttpResponse(response)
 
     async def close(self) -> None:
