@@ -87,17 +87,39 @@ def start_gateway(
     )
 
 
+# The requirements of litellm's ``proxy`` extra, read from the installed package. Two
+# adjustments for the package index this machine reaches: ``litellm-proxy`` (named by
+# the extra from 1.110 on, while the proxy's code ships in the ``litellm`` wheel itself)
+# is absent and skipped, and LiteLLM's own helper packages, pinned exactly to releases
+# the index does not have yet, take the newest release it has.
+_PROXY_REQUIREMENTS = """
+import importlib.metadata
+from packaging.requirements import Requirement
+for text in importlib.metadata.requires("litellm") or []:
+    req = Requirement(text)
+    if not req.marker or not req.marker.evaluate({"extra": "proxy"}):
+        continue
+    if req.marker.evaluate({"extra": ""}) or req.name == "litellm-proxy":
+        continue
+    print(req.name if req.name.startswith("litellm-") else f"{req.name}{req.specifier}")
+"""
+
+
 def litellm_venv() -> Path:
     """LiteLLM's proxy in its own venv under .bench/, installed once, pinned."""
     venv = REPO / ".bench" / f"litellm-{LITELLM_VERSION}"
-    binary = venv / "bin" / "litellm"
-    if not binary.exists():
+    ready = venv / ".installed"
+    if not ready.exists():
         print(f"installing litellm[proxy]=={LITELLM_VERSION} into {venv} ...", flush=True)
         subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-        subprocess.run(
-            [str(venv / "bin/pip"), "install", "-q", f"litellm[proxy]=={LITELLM_VERSION}"],
-            check=True,
-        )
+        pip = [str(venv / "bin/pip"), "install", "-q"]
+        subprocess.run([*pip, f"litellm=={LITELLM_VERSION}", "packaging"], check=True)
+        extra = subprocess.run(
+            [str(venv / "bin/python"), "-c", _PROXY_REQUIREMENTS],
+            check=True, capture_output=True, text=True,
+        ).stdout.split()
+        subprocess.run([*pip, *extra], check=True)
+        ready.touch()
     return venv
 
 

@@ -8,7 +8,7 @@ stops the process before it listens; everything with a connection or a task
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 
 import orjson
@@ -102,7 +102,13 @@ def create_app_from_env() -> Gateway:
     return create_app(settings)
 
 
-def _error(request: Request, status: int, code: str, message: str) -> Response:
+def _error(
+    request: Request,
+    status: int,
+    code: str,
+    message: str,
+    headers: Mapping[str, str] | None = None,
+) -> Response:
     body = {
         "error": {
             "type": code,
@@ -111,14 +117,20 @@ def _error(request: Request, status: int, code: str, message: str) -> Response:
             "request_id": request_id_of(request),
         }
     }
-    return Response(orjson.dumps(body), status_code=status, media_type="application/json")
+    return Response(
+        orjson.dumps(body), status_code=status, media_type="application/json", headers=headers
+    )
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     codes = {404: "not_found", 405: "method_not_allowed"}
     return _error(
-        request, exc.status_code, codes.get(exc.status_code, "http_error"), str(exc.detail)
+        request,
+        exc.status_code,
+        codes.get(exc.status_code, "http_error"),
+        str(exc.detail),
+        exc.headers,  # e.g. Allow on a 405
     )
 
 

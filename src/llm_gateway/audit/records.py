@@ -1,19 +1,28 @@
 """The audit row for a request, built from its context.
 
 Text is never stored: only SHA-256 digests and lengths of the prompt and of
-the answer. Free-form identity fields are cut to their column's width, so a
-caller cannot make the row unstorable (and so lose it) with an oversized claim.
+the answer. Free-form fields a caller controls are cut to their column's width
+and cleaned of what a database refuses (NUL, lone surrogates), so a caller
+cannot make the row unstorable, and so lose it, with an odd claim or model name.
 """
 
 from __future__ import annotations
 
 import hashlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from llm_gateway.audit.sinks import Row
-from llm_gateway.pipeline.context import RequestContext
 
-_WIDTHS = {"user_id": 255, "team": 255, "tenant": 255, "model_requested": 255}
+if TYPE_CHECKING:  # the pipeline imports this module
+    from llm_gateway.pipeline.context import RequestContext
+
+_WIDTHS = {
+    "user_id": 255,
+    "team": 255,
+    "tenant": 255,
+    "key_id": 64,
+    "model_requested": 255,
+}
 
 
 def digest(texts: list[str]) -> tuple[str, int]:
@@ -61,6 +70,14 @@ def audit_row(ctx: RequestContext) -> Row:
         row["response_sha256"], row["response_chars"] = digest([ctx.response_text])
     for column, width in _WIDTHS.items():
         value = row[column]
-        if value is not None and len(value) > width:
-            row[column] = value[:width]
+        if value is not None:
+            row[column] = storable(value[:width])
     return row
+
+
+def storable(text: str) -> str:
+    """``text`` without the characters PostgreSQL cannot store in a text column."""
+    if text.isascii() and "\x00" not in text:
+        return text
+    cleaned = text.replace("\x00", "\ufffd")
+    return cleaned.encode("utf-8", errors="replace").decode("utf-8")

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from sqlalchemy import insert
-from sqlalchemy.exc import DataError, IntegrityError, ProgrammingError
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from llm_gateway.storage.db import Database
@@ -49,11 +49,26 @@ class SqlAlchemySink:
         try:
             async with self.engine.begin() as conn:
                 await conn.execute(self.statement, rows)
-        except (DataError, IntegrityError, ProgrammingError) as exc:
+        except DBAPIError as exc:
+            if not _refused_data(exc):
+                raise
             raise RejectedRows(str(exc.orig)) from exc
 
     async def close(self) -> None:
         pass
+
+
+def _refused_data(exc: DBAPIError) -> bool:
+    """Whether the database refused the data itself rather than failed to take it.
+
+    SQLSTATE classes 22 (data exception: a NUL byte, a value too long) and 23
+    (integrity constraint) say so on PostgreSQL; without a SQLSTATE, SQLAlchemy's
+    own classification decides.
+    """
+    state = getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None)
+    if isinstance(state, str) and state:
+        return state[:2] in ("22", "23")
+    return isinstance(exc, (DataError, IntegrityError))
 
 
 def _sqlite_value(value: Any) -> Any:

@@ -16,6 +16,7 @@ from typing import Any
 
 import jwt
 import orjson
+from jwt.exceptions import InvalidSubjectError
 
 from llm_gateway.auth.principal import Principal
 from llm_gateway.errors import AuthenticationFailed
@@ -132,6 +133,8 @@ class JWTVerifier:
             jwt.MissingRequiredClaimError,
             jwt.InvalidAudienceError,
             jwt.InvalidIssuerError,
+            InvalidSubjectError,
+            jwt.InvalidIssuedAtError,
         ) as e:
             raise AuthenticationFailed(
                 f"the bearer token's claims are not acceptable: {_claim_problem(e)}",
@@ -161,6 +164,10 @@ def _claim_problem(exc: Exception) -> str:
         return f"missing claim {exc.claim!r}"
     if isinstance(exc, jwt.InvalidAudienceError):
         return "wrong audience"
+    if isinstance(exc, InvalidSubjectError):
+        return "'sub' must be a string"
+    if isinstance(exc, jwt.InvalidIssuedAtError):
+        return "'iat' must be a number"
     return "wrong issuer"
 
 

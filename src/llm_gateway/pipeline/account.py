@@ -50,6 +50,7 @@ class Account:
             raise error from exc
         if isinstance(outcome, ChatResponse):
             self._settle(ctx, outcome.text + outcome.tool_calls_text(), outcome.usage)
+            outcome.usage = ctx.usage  # the front door reports what was accounted
             ctx.finish_reason = outcome.finish_reason
             await self._record(ctx)
             return outcome

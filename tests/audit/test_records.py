@@ -1,0 +1,47 @@
+"""The audit row: digests instead of text, and fields any database can store."""
+
+from __future__ import annotations
+
+from llm_gateway.audit.records import audit_row, digest, storable
+from llm_gateway.auth.principal import Principal
+from llm_gateway.pipeline.context import RequestContext
+
+
+async def _no_body() -> bytes:
+    return b""
+
+
+def _context(principal: Principal) -> RequestContext:
+    return RequestContext(
+        endpoint="openai",
+        authorization=None,
+        x_api_key=None,
+        read_body=_no_body,
+        parse=lambda body: None,  # type: ignore[arg-type,return-value]
+        principal=principal,
+    )
+
+
+def test_storable_leaves_ordinary_text_alone() -> None:
+    assert storable("alice@example.com") == "alice@example.com"
+    assert storable("José Müller 山田") == "José Müller 山田"
+
+
+def test_storable_replaces_nul_and_lone_surrogates() -> None:
+    assert storable("a\x00b") == "a\ufffdb"
+    cleaned = storable("x\ud800y")
+    cleaned.encode("utf-8")  # would raise if the surrogate survived
+    assert cleaned.startswith("x")
+    assert cleaned.endswith("y")
+
+
+def test_row_cleans_and_cuts_caller_controlled_fields() -> None:
+    row = audit_row(_context(Principal(user_id="u\x00" + "x" * 400, role="user", team="t\ud800")))
+    assert "\x00" not in row["user_id"]
+    assert len(row["user_id"]) == 255
+    row["team"].encode("utf-8")
+
+
+def test_digest_separates_texts() -> None:
+    assert digest(["ab", "c"])[0] != digest(["a", "bc"])[0]
+    assert digest(["ab", "c"])[1] == 3

@@ -1,0 +1,453 @@
+"""The ``llm-gateway`` command, run as a real subprocess: ``python -m llm_gateway.cli ...``.
+
+Each test gets its own CONFIG_DIR and DATA_DIR (and working directory, so no
+``.env`` is picked up), and an environment without any of the gateway's settings.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import shutil
+import sqlite3
+import stat
+import subprocess
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import jwt
+import pytest
+
+from llm_gateway.settings import settings_variables
+
+REPO_CONFIG = Path(__file__).resolve().parents[1] / "config"
+SHIPPED_MODELS = ("claude-sonnet", "gpt-4", "ollama-local")
+
+
+@dataclass
+class Cli:
+    tmp: Path
+    env: dict[str, str]
+
+    @property
+    def config_dir(self) -> Path:
+        return Path(self.env["CONFIG_DIR"])
+
+    @property
+    def data_dir(self) -> Path:
+        return Path(self.env["DATA_DIR"])
+
+    def __call__(self, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "llm_gateway.cli", *args],
+            env={**self.env, **env},
+            cwd=self.tmp,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+
+
+@pytest.fixture
+def cli(tmp_path: Path) -> Cli:
+    """A CLI with the shipped configuration copied into a temporary CONFIG_DIR."""
+    config = tmp_path / "config"
+    config.mkdir()
+    for source in REPO_CONFIG.glob("*.yaml"):
+        shutil.copy(source, config / source.name)
+    gateway_vars = set(settings_variables()) | {"LOCAL_MODEL_NAME"}
+    env = {k: v for k, v in os.environ.items() if k not in gateway_vars}
+    env.update(CONFIG_DIR=str(config), DATA_DIR=str(tmp_path / "data"))
+    return Cli(tmp_path, env)
+
+
+def no_traceback(done: subprocess.CompletedProcess[str]) -> None:
+    assert "Traceback" not in done.stderr, done.stderr
+    assert "Traceback" not in done.stdout, done.stdout
+
+
+# --- check-config ----------------------------------------------------------------
+
+
+def test_check_config_on_the_shipped_config(cli: Cli) -> None:
+    done = cli("check-config")
+    assert done.returncode == 0, done.stderr
+    no_traceback(done)
+    lines = done.stdout.splitlines()
+    assert f"ok: {cli.config_dir / 'routing_policies.yaml'}" in lines
+    assert f"ok: {cli.config_dir / 'pricing.yaml'}" in lines
+    models = {
+        m.group(1): m.group(2) for line in lines if (m := re.match(r"model (\S+): (.*)$", line))
+    }
+    assert set(models) == set(SHIPPED_MODELS)
+    assert models["claude-sonnet"] == (
+        "anthropic at https://api.anthropic.com/v1: disabled (CLAUDE_API_KEY not set)"
+    )
+    assert (
+        models["gpt-4"] == "openai at https://api.openai.com/v1: disabled (OPENAI_API_KEY not set)"
+    )
+    assert models["ollama-local"] == "ollama at -: disabled (LOCAL_MODEL_URL not set)"
+    assert any("no model is enabled" in line for line in lines)
+
+
+def test_check_config_with_every_provider_configured(cli: Cli) -> None:
+    done = cli(
+        "check-config",
+        CLAUDE_API_KEY="sk-ant-test-secret-1234",
+        OPENAI_API_KEY="sk-test-secret-5678",
+        LOCAL_MODEL_URL="http://127.0.0.1:11434",
+    )
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    for model in SHIPPED_MODELS:
+        line = next(line for line in lines if line.startswith(f"model {model}:"))
+        assert line.endswith(": enabled"), line
+    assert "model ollama-local: ollama at http://127.0.0.1:11434: enabled" in lines
+    assert not any("no model is enabled" in line for line in lines)
+    for secret in ("sk-ant-test-secret-1234", "sk-test-secret-5678"):
+        assert secret not in done.stdout + done.stderr
+
+
+def _replace(old: str, new: str, count: int = 1) -> Callable[[str], str]:
+    def edit(text: str) -> str:
+        assert old in text, f"{old!r} is no longer in the shipped config"
+        return text.replace(old, new, count)
+
+    return edit
+
+
+def _after(anchor: str, line: str) -> Callable[[str], str]:
+    """Insert ``line`` (indented like ``anchor``) just after the first line containing anchor."""
+
+    def edit(text: str) -> str:
+        lines = text.splitlines()
+        i = next(i for i, current in enumerate(lines) if anchor in current)
+        indent = lines[i][: len(lines[i]) - len(lines[i].lstrip())]
+        lines.insert(i + 1, indent + line)
+        return "\n".join(lines) + "\n"
+
+    return edit
+
+
+#: id -> (edit of routing_policies.yaml, text on the broken line, field named in stderr, ...)
+BROKEN_ROUTING: dict[str, tuple[Callable[[str], str], str | None, tuple[str, ...]]] = {
+    "negative_timeout": (
+        _replace("timeout_ms: 45000", "timeout_ms: -5"),
+        "timeout_ms: -5",
+        ("routing.models.gpt-4.timeout_ms", "greater than 0"),
+    ),
+    "timeout_not_a_number": (
+        _replace("timeout_ms: 45000", "timeout_ms: soon"),
+        "timeout_ms: soon",
+        ("routing.models.gpt-4.timeout_ms",),
+    ),
+    "unknown_field": (
+        _after("timeout_ms: 45000", "timeout_msec: 100"),
+        "timeout_msec: 100",
+        ("routing.models.gpt-4.timeout_msec", "xtra"),
+    ),
+    "endpoint_not_http": (
+        _replace("endpoint: https://api.openai.com/v1", "endpoint: ftp://api.openai.com/v1"),
+        "endpoint: ftp://",
+        ("routing.models.gpt-4.endpoint", "http"),
+    ),
+    "unknown_strategy": (
+        _replace("default_strategy: weighted", "default_strategy: random"),
+        "default_strategy: random",
+        ("routing.default_strategy",),
+    ),
+    "fallback_to_unknown_model": (
+        _replace("      - gpt-4\n      - ollama-local", "      - gpt-5\n      - ollama-local"),
+        "- gpt-5",
+        ("routing.fallback_chains.production.1", "unknown model 'gpt-5'"),
+    ),
+    "negative_weight": (
+        _replace("weight: 30", "weight: -30"),
+        "weight: -30",
+        ("routing.models.gpt-4.weight",),
+    ),
+    "duplicate_key": (
+        _after("timeout_ms: 45000", "timeout_ms: 1000"),
+        "timeout_ms: 1000",
+        ("duplicate key 'timeout_ms'",),
+    ),
+    "bad_yaml": (
+        _replace("default_strategy: weighted", "default_strategy: [weighted"),
+        None,  # a YAML error is reported where the parser noticed it
+        ("not valid YAML",),
+    ),
+    "bad_indentation": (
+        _replace("      upstream_model: gpt-4o", "     upstream_model: gpt-4o"),
+        None,
+        ("not valid YAML",),
+    ),
+}
+
+
+def _line_of(text: str, needle: str) -> int:
+    return next(i for i, line in enumerate(text.splitlines(), 1) if needle in line)
+
+
+@pytest.mark.parametrize("case", list(BROKEN_ROUTING))
+def test_check_config_names_file_line_and_field(cli: Cli, case: str) -> None:
+    edit, needle, expected = BROKEN_ROUTING[case]
+    path = cli.config_dir / "routing_policies.yaml"
+    broken = edit(path.read_text())
+    path.write_text(broken)
+
+    done = cli("check-config")
+
+    assert done.returncode == 2, (done.stdout, done.stderr)
+    no_traceback(done)
+    assert done.stdout == ""
+    if needle is not None:
+        assert f"{path}:{_line_of(broken, needle)}:" in done.stderr, done.stderr
+    else:
+        assert re.search(rf"{re.escape(str(path))}:\d+:", done.stderr), done.stderr
+    for text in expected:
+        assert text in done.stderr, done.stderr
+
+
+def test_check_config_does_not_echo_a_secret(cli: Cli) -> None:
+    """A bad value under a secret-looking key is reported without the value."""
+    path = cli.config_dir / "routing_policies.yaml"
+    broken = _after("upstream_model: gpt-4o", "api_key: 987654321987")(path.read_text())
+    path.write_text(broken)
+    done = cli("check-config")
+    assert done.returncode == 2
+    assert f"{path}:{_line_of(broken, 'api_key: 987654321987')}:" in done.stderr
+    assert "routing.models.gpt-4.api_key" in done.stderr
+    assert "987654321987" not in done.stderr
+
+
+def test_check_config_broken_pricing(cli: Cli) -> None:
+    path = cli.config_dir / "pricing.yaml"
+    broken = _replace("input_per_million: 2.50", "input_per_million: cheap")(path.read_text())
+    path.write_text(broken)
+    done = cli("check-config")
+    assert done.returncode == 2
+    no_traceback(done)
+    assert f"{path}:{_line_of(broken, 'input_per_million: cheap')}:" in done.stderr
+    assert "input_per_million" in done.stderr
+
+
+def test_check_config_missing_routing_file(cli: Cli) -> None:
+    path = cli.config_dir / "routing_policies.yaml"
+    path.unlink()
+    done = cli("check-config")
+    assert done.returncode == 2
+    no_traceback(done)
+    assert f"{path}: file not found" in done.stderr
+
+
+def test_invalid_setting_exits_2_without_echoing_the_secret(cli: Cli) -> None:
+    done = cli("check-config", JWT_SECRET="short-secret-value", API_PORT="eighty")
+    assert done.returncode == 2
+    no_traceback(done)
+    assert "API_PORT" in done.stderr
+    assert "short-secret-value" not in done.stderr
+
+
+# --- token create ----------------------------------------------------------------
+
+
+def _decode(token: str, secret: str, **kw: object) -> dict[str, object]:
+    return jwt.decode(token, secret, algorithms=["HS256"], options={"verify_aud": False}, **kw)
+
+
+def test_token_create_prints_only_a_verifiable_token(cli: Cli) -> None:
+    done = cli(
+        "token", "create", "--user", "alice", "--role", "admin", "--tier", "gold",
+        "--team", "blue", "--tenant", "acme",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.endswith("\n")
+    lines = done.stdout.splitlines()
+    assert len(lines) == 1
+    token = lines[0]
+
+    secret_file = cli.data_dir / "jwt_secret"
+    assert secret_file.is_file(), "the development secret is created in DATA_DIR"
+    assert stat.S_IMODE(secret_file.stat().st_mode) == 0o600
+    secret = secret_file.read_text().strip()
+    assert len(secret.encode()) >= 32
+    assert secret not in done.stdout + done.stderr
+
+    assert jwt.get_unverified_header(token)["alg"] == "HS256"
+    claims = _decode(token, secret)
+    assert {k: v for k, v in claims.items() if k not in ("iat", "exp")} == {
+        "sub": "alice", "role": "admin", "tier": "gold", "team": "blue", "tenant": "acme",
+    }  # fmt: skip
+    assert isinstance(claims["iat"], int)
+    assert isinstance(claims["exp"], int)
+    assert claims["exp"] - claims["iat"] == 3600  # JWT_EXPIRATION's default
+    with pytest.raises(jwt.InvalidSignatureError):
+        _decode(token, "some-other-secret-" + "z" * 32)
+
+    again = cli("token", "create", "--user", "bob", "--role", "user", "--tier", "free")
+    assert again.returncode == 0
+    assert secret_file.read_text().strip() == secret  # the secret is kept, not replaced
+    assert _decode(again.stdout.strip(), secret)["sub"] == "bob"
+    assert "team" not in _decode(again.stdout.strip(), secret)
+
+
+def test_token_create_honours_jwt_settings(cli: Cli) -> None:
+    secret = "configured-secret-" + "s" * 32
+    done = cli(
+        "token", "create", "--user", "alice", "--role", "user", "--tier", "free",
+        JWT_SECRET=secret, JWT_EXPIRATION="120", JWT_ISSUER="https://issuer.test",
+        JWT_AUDIENCE="llm-gateway",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    claims = _decode(
+        done.stdout.strip(), secret, audience="llm-gateway", issuer="https://issuer.test"
+    )
+    assert claims["exp"] - claims["iat"] == 120
+    assert not (cli.data_dir / "jwt_secret").exists()  # JWT_SECRET set: no file needed
+
+
+def test_token_create_requires_the_identity(cli: Cli) -> None:
+    done = cli("token", "create", "--user", "alice", "--role", "user")
+    assert done.returncode == 2
+    assert done.stdout == ""
+    assert "--tier" in done.stderr
+
+
+# --- keys ------------------------------------------------------------------------
+
+
+def _create(cli: Cli, *args: str) -> tuple[str, str]:
+    done = cli("keys", "create", *args)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert len(lines) == 1, done.stdout
+    match = re.fullmatch(r"lsg_([0-9a-f]{12})_[A-Za-z0-9_-]{40,}", lines[0])
+    assert match, lines[0]
+    assert f"key id {match.group(1)}" in done.stderr
+    assert lines[0] not in done.stderr
+    return lines[0], match.group(1)
+
+
+def _listed(cli: Cli, *args: str) -> dict[str, list[str]]:
+    done = cli("keys", "list", *args)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0].split() == ["KEY", "ID", "USER", "ROLE", "TIER", "TENANT", "STATE"]
+    return {line.split()[0]: line.split()[1:] for line in lines[1:]}
+
+
+def test_keys_create_list_revoke(cli: Cli) -> None:
+    key, key_id = _create(cli, "--user", "svc", "--role", "user", "--tier", "premium")
+    other, other_id = _create(
+        cli, "--user", "batch", "--role", "service", "--tier", "free", "--tenant", "acme",
+        "--description", "nightly jobs",
+    )  # fmt: skip
+
+    listing = cli("keys", "list")
+    assert listing.returncode == 0
+    for secret in (key, other, key.split("_", 2)[2], other.split("_", 2)[2]):
+        assert secret not in listing.stdout + listing.stderr
+    rows = _listed(cli)
+    assert rows[key_id] == ["svc", "user", "premium", "-", "active"]
+    assert rows[other_id] == ["batch", "service", "free", "acme", "active"]
+    assert set(_listed(cli, "--tenant", "acme")) == {other_id}
+
+    # only the SHA-256 of a key is stored, nowhere the key itself
+    db = cli.data_dir / "gateway.db"
+    with sqlite3.connect(db) as conn:
+        stored = dict(conn.execute("SELECT key_id, key_sha256 FROM api_keys").fetchall())
+    assert stored[key_id] == hashlib.sha256(key.encode()).hexdigest()
+    for path in cli.data_dir.iterdir():
+        content = path.read_bytes()
+        assert key.encode() not in content
+        assert key.split("_", 2)[2].encode() not in content
+
+    revoked = cli("keys", "revoke", key_id)
+    assert revoked.returncode == 0, revoked.stderr
+    assert revoked.stdout.strip() == f"revoked {key_id}"
+    rows = _listed(cli)
+    assert rows[key_id][:4] == ["svc", "user", "premium", "-"]
+    assert rows[key_id][4] == "revoked"
+    assert re.fullmatch(r"\d{4}-\d{2}-\d{2}", rows[key_id][5])
+    assert rows[other_id][-1] == "active"
+
+    twice = cli("keys", "revoke", key_id)
+    assert twice.returncode == 1
+    assert f"no active key with id {key_id}" in twice.stderr
+
+
+def test_keys_revoke_unknown_id(cli: Cli) -> None:
+    done = cli("keys", "revoke", "0123456789ab")
+    assert done.returncode == 1
+    no_traceback(done)
+    assert done.stdout == ""
+    assert "no active key with id 0123456789ab" in done.stderr
+
+
+def test_keys_expiry(cli: Cli) -> None:
+    _, past_id = _create(
+        cli, "--user", "old", "--role", "user", "--tier", "free", "--expires", "2000-01-01"
+    )
+    _, future_id = _create(
+        cli, "--user", "new", "--role", "user", "--tier", "free", "--expires", "30d"
+    )
+    rows = _listed(cli)
+    assert rows[past_id][-1] == "expired"
+    assert rows[future_id][-1] == "active"
+
+    bad = cli("keys", "create", "--user", "x", "--role", "user", "--tier", "free",
+              "--expires", "someday")  # fmt: skip
+    assert bad.returncode == 1
+    assert bad.stdout == ""
+    assert "--expires" in bad.stderr
+    no_traceback(bad)
+
+
+def test_keys_on_an_unreachable_database(cli: Cli) -> None:
+    done = cli("keys", "list", DATABASE_URL="postgresql://nobody@127.0.0.1:9/none")
+    assert done.returncode == 1
+    no_traceback(done)
+    assert done.stderr.startswith("error:")
+
+
+# --- db upgrade ------------------------------------------------------------------
+
+
+def test_db_upgrade_on_a_fresh_sqlite_file(cli: Cli) -> None:
+    path = cli.tmp / "fresh" / "nested" / "audit.db"
+    url = f"sqlite:///{path}"
+    done = cli("db", "upgrade", DATABASE_URL=url)
+    assert done.returncode == 0, done.stderr
+    no_traceback(done)
+    assert done.stdout.strip() == "database schema is up to date"
+    assert path.is_file()
+    with sqlite3.connect(path) as conn:
+        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        versions = conn.execute("SELECT version_num FROM alembic_version").fetchall()
+        columns = {r[1] for r in conn.execute("PRAGMA table_info(audit_logs)")}
+    assert {"audit_logs", "api_keys", "alembic_version"} <= tables
+    assert len(versions) == 1
+    assert {"request_id", "timestamp", "user_id", "model", "tokens_used", "cost_usd"} <= columns
+
+    again = cli("db", "upgrade", DATABASE_URL=url)
+    assert again.returncode == 0, again.stderr
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("SELECT version_num FROM alembic_version").fetchall() == versions
+
+
+def test_db_upgrade_defaults_to_data_dir(cli: Cli) -> None:
+    done = cli("db", "upgrade")
+    assert done.returncode == 0, done.stderr
+    assert (cli.data_dir / "gateway.db").is_file()
+
+
+def test_db_upgrade_on_an_unreachable_database(cli: Cli) -> None:
+    done = cli("db", "upgrade", DATABASE_URL="postgresql://nobody@127.0.0.1:9/none")
+    assert done.returncode == 1
+    no_traceback(done)
+    assert done.stderr.startswith("error:")
+    assert "nobody" not in done.stdout
