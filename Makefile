@@ -10,13 +10,18 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 
-# Reinstall whenever pyproject.toml changes.
-$(VENV)/.installed: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install -q -e .
+# Reinstall whenever the dependencies change. The hash-pinned packages go first,
+# so that the project's install finds them already satisfied.
+HASHED := $(BIN)/pip install -q --no-deps --require-hashes -r requirements/hashed.txt
+
+$(VENV)/.installed: pyproject.toml requirements/hashed.txt | $(BIN)/python
+	$(HASHED)
+	$(BIN)/pip install -q -e '.[ner]'
 	touch $@
 
-$(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install -q -e '.[dev]'
+$(VENV)/.installed-dev: pyproject.toml requirements/hashed.txt | $(BIN)/python
+	$(HASHED)
+	$(BIN)/pip install -q -e '.[ner,dev]'
 	touch $@ $(VENV)/.installed
 
 run: $(VENV)/.installed

@@ -98,9 +98,15 @@ def measure(
         body = request_body(work, model, mode == "stream")
         stream_prefix = "/stream" if name == "direct" and mode == "stream" else ""
         path = f"{url}{stream_prefix}/v1/chat/completions"
-        load.run_wrk(
-            path, body_file=body, auth=auth, connections=4, seconds=1, cpus=LOAD_CPUS, work=work
-        )  # warm-up
+        warm_up = load.run_wrk(
+            path, body_file=body, auth=auth, connections=4, seconds=2, cpus=LOAD_CPUS, work=work
+        )
+        if warm_up.errors:
+            # Timing failures would be meaningless: stop here, keeping the logs.
+            sys.exit(
+                f"{name} {mode}: {warm_up.errors} of {warm_up.requests} warm-up requests "
+                f"failed; the logs are in {work}"
+            )
         for connections in args.connections:
             before = procs.cpu_seconds(pid) if pid else 0.0
             result = load.run_wrk(
@@ -188,6 +194,7 @@ def main() -> None:
 
     ensure_tools()
     work = Path(tempfile.mkdtemp(prefix="llm-gateway-bench-"))
+    work.chmod(0o755)  # nginx's workers run as an unprivileged user when started by root
     services: list[procs.Service] = []
     rows: list[Row] = []
     notes: list[str] = []

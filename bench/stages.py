@@ -21,8 +21,10 @@ from llm_gateway.audit.writer import AuditWriter
 from llm_gateway.auth.jwt import JWTVerifier
 from llm_gateway.chat import Outcome
 from llm_gateway.config import Deployment, Provider
+from llm_gateway.pipeline.authorize import Authorize
 from llm_gateway.pipeline.context import RequestContext
 from llm_gateway.pipeline.route import Route
+from llm_gateway.policy import PolicyService
 from llm_gateway.providers.openai import OpenAIAdapter
 from llm_gateway.settings import load_settings
 from llm_gateway.storage import Database
@@ -110,6 +112,7 @@ async def _measure(tmp: Path) -> dict[str, Timing]:
         return response
 
     route = Route({"bench": DEPLOYMENT})
+    ctx.principal = verifier.verify(token)
     results = {
         "authenticate (JWT HS256, first use)": _time(lambda: verifier._verify(token)),
         "authenticate (JWT HS256, cached)": _time(lambda: verifier.verify(token)),
@@ -117,6 +120,7 @@ async def _measure(tmp: Path) -> dict[str, Timing]:
         "translate to provider request": _time(lambda: adapter.build_request(DEPLOYMENT, chat)),
         "parse provider answer": _time(lambda: adapter.parse_response(DEPLOYMENT, answer)),
         "encode OpenAI answer": _time(lambda: openai_door.encode_response(ctx, response)),
+        **await _policy(ctx, done),
         "route": await _time_async(lambda: route(ctx, done)),
         "build audit row": _time(lambda: audit_row(ctx)),
     }
@@ -140,6 +144,32 @@ async def _measure(tmp: Path) -> dict[str, Timing]:
     results["audit write, 5000 concurrent (SQLite, per row)"] = (per_row, per_row)
     await writer.close()
     await db.dispose()
+    return results
+
+
+async def _policy(
+    ctx: RequestContext, done: Callable[[RequestContext], Awaitable[Outcome]]
+) -> dict[str, Timing]:
+    """The authorize stage (input document, decision, checks) on the embedded engine."""
+    results = {}
+    for name, directory, path in (
+        ("specification's policy, v0", targets.BENCH_POLICIES / "spec", "/v1/data/llm/authz/allow"),
+        ("shipped policy, object decision", targets.REPO / "policies",
+         "/v1/data/llm/authz/decision"),
+    ):  # fmt: skip
+        settings = load_settings(
+            {"POLICY_DIR": str(directory), "OPA_POLICY_PATH": path}, env_file=None
+        )
+        policy = PolicyService.from_settings(settings)
+        stage = Authorize(policy, "bench", {"bench", "gpt-4"})
+        assert ctx.chat is not None
+        ctx.chat.model = "gpt-4" if "spec" in name else "bench"  # both allowed (enterprise)
+        results[f"authorize ({name})"] = await _time_async(
+            lambda stage=stage: stage(ctx, done)  # type: ignore[misc]
+        )
+        await policy.aclose()
+    assert ctx.chat is not None
+    ctx.chat.model = "bench"
     return results
 
 

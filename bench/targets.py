@@ -16,10 +16,17 @@ JWT_SECRET = "bench-secret-" + "b" * 40
 LITELLM_VERSION = "1.110.2"
 LITELLM_KEY = "sk-bench-master-key"
 
+BENCH_POLICIES = REPO / "bench" / "policies"
+
 # Profiles are environment overrides; a stage that lands adds its switches to `full`.
 PROFILES: dict[str, dict[str, str]] = {
-    "passthrough": {},  # JWT auth, routing, provider call, audit (always on)
-    "full": {},  # every stage the gateway has, switched on
+    # JWT auth, routing, provider call, audit (always on), and a policy that allows all.
+    "passthrough": {"POLICY_DIR": str(BENCH_POLICIES / "allow-all")},
+    # Every stage the gateway has, switched on.
+    "full": {
+        "POLICY_DIR": str(REPO / "policies"),
+        "OPA_POLICY_PATH": "/v1/data/llm/authz/decision",  # reasons and obligations too
+    },
 }
 
 
@@ -140,7 +147,12 @@ litellm_settings:
 """
     )
     port = procs.free_port()
-    env = {"LITELLM_LOG": "ERROR", "DISABLE_SCHEMA_UPDATE": "true", "LITELLM_TELEMETRY": "False"}
+    env = {
+        "LITELLM_LOG": "ERROR",
+        "DISABLE_SCHEMA_UPDATE": "true",
+        "LITELLM_TELEMETRY": "False",
+        "LITELLM_LOCAL_MODEL_COST_MAP": "True",  # no fetch from the internet at start-up
+    }
     return procs.start(
         "litellm",
         [

@@ -74,3 +74,24 @@ def database_url(request: pytest.FixtureRequest) -> str:
     """Run a test against SQLite and against PostgreSQL."""
     name = "sqlite_url" if request.param == "sqlite" else "postgres_url"
     return str(request.getfixturevalue(name))
+
+
+REDIS_HOST = os.environ.get("TEST_REDIS_HOST", "127.0.0.1")
+REDIS_PORT = int(os.environ.get("TEST_REDIS_PORT", "6379"))
+
+
+@pytest.fixture
+def redis_url() -> Iterator[str]:
+    """A Redis database of its own for one test (db 1..15 by worker), flushed after."""
+    import redis
+
+    require_service("Redis", REDIS_HOST, REDIS_PORT)
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw") or "0"
+    url = f"redis://{REDIS_HOST}:{REDIS_PORT}/{1 + int(worker) % 15}"
+    client = redis.Redis.from_url(url)
+    client.flushdb()
+    try:
+        yield url
+    finally:
+        client.flushdb()
+        client.close()

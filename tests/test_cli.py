@@ -54,14 +54,19 @@ class Cli:
 
 @pytest.fixture
 def cli(tmp_path: Path) -> Cli:
-    """A CLI with the shipped configuration copied into a temporary CONFIG_DIR."""
+    """A CLI with the shipped configuration and policy copied into temporary directories."""
     config = tmp_path / "config"
     config.mkdir()
     for source in REPO_CONFIG.glob("*.yaml"):
         shutil.copy(source, config / source.name)
+    shutil.copytree(REPO_CONFIG.parent / "policies", tmp_path / "policies")
     gateway_vars = set(settings_variables()) | {"LOCAL_MODEL_NAME"}
     env = {k: v for k, v in os.environ.items() if k not in gateway_vars}
-    env.update(CONFIG_DIR=str(config), DATA_DIR=str(tmp_path / "data"))
+    env.update(
+        CONFIG_DIR=str(config),
+        DATA_DIR=str(tmp_path / "data"),
+        POLICY_DIR=str(tmp_path / "policies"),
+    )
     return Cli(tmp_path, env)
 
 

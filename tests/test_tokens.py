@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from llm_gateway.tokens import estimate_prompt, estimate_text
+from llm_gateway.tokens import estimate_prompt, estimate_text, quick_estimate
 
 
 def test_empty_text_is_zero() -> None:
@@ -53,3 +53,21 @@ def test_prompt_adds_per_message_overhead() -> None:
     assert estimate_prompt(["hello", "hello"]) == 2 * (2 + 4)
     texts = ["You are terse.", "What is 2+2?"]
     assert estimate_prompt(texts) == sum(estimate_text(t) for t in texts) + 4 * len(texts)
+
+
+def test_the_ascii_fast_path_counts_like_the_pattern() -> None:
+    """ASCII text takes string methods instead of the pattern; both must agree exactly."""
+    import random
+    import string
+
+    from llm_gateway.tokens import _PIECES
+
+    rng = random.Random(7)
+    for _ in range(2000):
+        text = "".join(rng.choice(string.printable) for _ in range(rng.randint(1, 300)))
+        by_pattern = max((len(text) + 3) // 4, len(_PIECES.findall(text)))
+        assert estimate_text(text) == by_pattern, repr(text)
+
+
+def test_the_quick_estimate_is_the_character_rule() -> None:
+    assert quick_estimate(["abcd" * 25, ""]) == 25 + 4 + 0 + 4

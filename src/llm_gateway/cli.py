@@ -1,4 +1,5 @@
-"""The ``llm-gateway`` command: serve, check the configuration, mint tokens, manage keys."""
+"""The ``llm-gateway`` command: serve, check the configuration, mint tokens, manage keys,
+evaluate and test the policy."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from llm_gateway.config import ConfigError, GatewayConfig, load_gateway_config
+from llm_gateway.policy import rule_of
 from llm_gateway.settings import Settings, SettingsError, load_settings
 
 EXIT_CONFIG = 2
@@ -58,6 +60,14 @@ def _parser() -> argparse.ArgumentParser:
     revoke.add_argument("key_id")
     revoke.set_defaults(handler=_keys_revoke)
 
+    policy = commands.add_parser("policy", help="Rego policy").add_subparsers(required=True)
+    evaluate = policy.add_parser("eval", help="print the decision for an input document")
+    evaluate.add_argument("--input", required=True, help="a JSON input document, or - for stdin")
+    evaluate.set_defaults(handler=_policy_eval)
+    policy.add_parser("test", help="run the test_ rules of *_test.rego").set_defaults(
+        handler=_policy_test
+    )
+
     db = commands.add_parser("db", help="database").add_subparsers(required=True)
     upgrade = db.add_parser("upgrade", help="apply pending migrations")
     upgrade.set_defaults(handler=_db_upgrade)
@@ -73,11 +83,19 @@ def _identity_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _load_config(settings: Settings) -> GatewayConfig | None:
+    """The configuration files and the policy, validated; ``None`` after printing why not."""
+    from llm_gateway.policy import PolicyLoadError, PolicyService
+
     try:
-        return load_gateway_config(settings)
+        config = load_gateway_config(settings)
+        PolicyService.from_settings(settings)
     except ConfigError as exc:
         print(f"error: invalid configuration:\n{exc}", file=sys.stderr)
         return None
+    except PolicyLoadError as exc:
+        print(f"error: invalid policy: {exc}", file=sys.stderr)
+        return None
+    return config
 
 
 # --- commands --------------------------------------------------------------
@@ -115,6 +133,10 @@ def _check_config(args: argparse.Namespace, settings: Settings) -> int:
         return EXIT_CONFIG
     for path in config.files:
         print(f"ok: {path}")
+    if settings.opa_url:
+        print(f"policy: decided by OPA at {settings.opa_url}{settings.opa_policy_path}")
+    else:
+        print(f"ok: {settings.policy_dir} (Rego, {rule_of(settings.opa_policy_path)})")
     for d in config.deployments.values():
         state = "enabled" if d.enabled else f"disabled ({d.disabled_reason})"
         print(f"model {d.name}: {d.provider.value} at {d.base_url or '-'}: {state}")
@@ -189,6 +211,18 @@ def _keys_revoke(args: argparse.Namespace, settings: Settings) -> int:
         return 1
 
     return _run(_with_keys(settings, revoke))
+
+
+def _policy_eval(args: argparse.Namespace, settings: Settings) -> int:
+    from llm_gateway.policy.commands import eval_command
+
+    return eval_command(args.input, settings)
+
+
+def _policy_test(args: argparse.Namespace, settings: Settings) -> int:
+    from llm_gateway.policy.commands import test_command
+
+    return test_command(settings)
 
 
 def _db_upgrade(args: argparse.Namespace, settings: Settings) -> int:

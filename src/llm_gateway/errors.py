@@ -10,6 +10,8 @@ it is written for the caller and is safe to log.
     │   └── BodyTooLarge        413
     ├── AuthenticationFailed    401  missing, malformed, expired, revoked ... credentials
     ├── PermissionDenied        403
+    │   ├── PolicyDenied        403  the policy said no, with its reasons
+    │   └── PolicyFailed        403  no decision could be had: denied (fail closed)
     ├── ModelNotFound           404
     ├── RateLimited             429  the gateway's own limits
     ├── ModelUnavailable        503  configured, but cannot be served right now
@@ -27,6 +29,7 @@ it is written for the caller and is safe to log.
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import Any
 
 
 class ErrorKind(StrEnum):
@@ -58,6 +61,7 @@ class GatewayError(Exception):
         code: str | None = None,
         param: str | None = None,
         retry_after: float | None = None,
+        details: dict[str, Any] | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message
@@ -65,6 +69,9 @@ class GatewayError(Exception):
             self.code = code
         self.param = param
         self.retry_after = retry_after
+        # Structured, safe facts for the caller (a policy's reasons, the DLP rules
+        # that blocked): added to the error object of every front door's format.
+        self.details = details or {}
 
 
 class InvalidRequest(GatewayError):
@@ -89,6 +96,18 @@ class PermissionDenied(GatewayError):
     status = 403
     kind = ErrorKind.PERMISSION
     code = "permission_denied"
+
+
+class PolicyDenied(PermissionDenied):
+    """The policy said no; ``details["reasons"]`` says why, in the policy's words."""
+
+    code = "policy_denied"
+
+
+class PolicyFailed(PermissionDenied):
+    """No decision could be had (fail closed): the policy errs, or OPA does not answer."""
+
+    code = "policy_error"
 
 
 class ModelNotFound(GatewayError):

@@ -71,6 +71,15 @@ class Settings:
     openai_api_key: str | None = field(default=None, repr=False)
     local_model_url: str | None = None
     demo_model: str = "auto"  # auto: serve the built-in demo model when nothing else is set
+    # Policy (Rego): embedded, or an OPA server when OPA_URL is set
+    environment: str = "development"  # the policy input's context.environment
+    policy_dir: Path = Path("policies")
+    opa_url: str | None = None
+    opa_policy_path: str = "/v1/data/llm/authz/allow"
+    opa_timeout_ms: int = 250
+    opa_retries: int = 1
+    policy_cache_seconds: float = 0.0  # OPA decisions cached by input; 0 = off
+    policy_reload_seconds: float = 2.0  # how often policy files are checked; 0 = SIGHUP only
 
     @property
     def jwt_allowed_algorithms(self) -> tuple[str, ...]:
@@ -156,6 +165,22 @@ def _existing_file(raw: str) -> Path:
     return path
 
 
+def _http_url(raw: str) -> str:
+    if not raw.startswith(("http://", "https://")):
+        raise ValueError("expected an http:// or https:// URL")
+    return raw.rstrip("/")
+
+
+def _policy_path(raw: str) -> str:
+    """OPA's Data API path of the decision, e.g. /v1/data/llm/authz/allow."""
+    parts = raw.strip("/").split("/")
+    if len(parts) < 3 or parts[:2] != ["v1", "data"] or not all(
+        p.replace("_", "a").isalnum() for p in parts[2:]
+    ):
+        raise ValueError("expected /v1/data/<package path>/<rule>, e.g. /v1/data/llm/authz/allow")
+    return "/" + "/".join(parts)
+
+
 # attribute -> (variable names, first found wins; parser)
 _SOURCES: dict[str, tuple[tuple[str, ...], Callable[[str], Any]]] = {
     "api_host": (("API_HOST",), str),
@@ -192,6 +217,14 @@ _SOURCES: dict[str, tuple[tuple[str, ...], Callable[[str], Any]]] = {
     "openai_api_key": (("OPENAI_API_KEY",), str),
     "local_model_url": (("LOCAL_MODEL_URL",), str),
     "demo_model": (("DEMO_MODEL",), _choice("auto", "on", "off")),
+    "environment": (("ENVIRONMENT",), str),
+    "policy_dir": (("POLICY_DIR",), Path),
+    "opa_url": (("OPA_URL",), _http_url),
+    "opa_policy_path": (("OPA_POLICY_PATH",), _policy_path),
+    "opa_timeout_ms": (("OPA_TIMEOUT_MS",), _int(1, 60_000)),
+    "opa_retries": (("OPA_RETRIES",), _int(0, 5)),
+    "policy_cache_seconds": (("POLICY_CACHE_SECONDS",), _positive_float),
+    "policy_reload_seconds": (("POLICY_RELOAD_SECONDS",), _positive_float),
 }
 
 

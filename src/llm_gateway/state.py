@@ -18,6 +18,7 @@ from llm_gateway.auth.jwt import JWTVerifier
 from llm_gateway.config import Deployment, GatewayConfig, Provider
 from llm_gateway.emulators import EmulatorServer
 from llm_gateway.pipeline import Pipeline, build_pipeline
+from llm_gateway.policy import PolicyService
 from llm_gateway.providers.transport import AiohttpTransport
 from llm_gateway.settings import Settings
 from llm_gateway.storage import Database
@@ -36,6 +37,7 @@ class AppState:
     audit: AuditWriter
     keys: ApiKeyStore
     authenticator: Authenticator
+    policy: PolicyService
     transport: AiohttpTransport
     pipeline: Pipeline
     demo: EmulatorServer | None
@@ -43,6 +45,8 @@ class AppState:
 
     @classmethod
     async def start(cls, settings: Settings, config: GatewayConfig) -> AppState:
+        policy = PolicyService.from_settings(settings)  # a bad policy stops start-up
+        log.info("policy: revision %s", policy.revision)
         db = Database(settings.sqlalchemy_url)
         if db.is_sqlite:
             await db.upgrade()
@@ -61,14 +65,17 @@ class AppState:
         _log_models(deployments)
         transport = AiohttpTransport()
         pipeline = build_pipeline(
-            audit=audit, authenticator=authenticator, deployments=deployments, transport=transport
-        )
+            audit=audit, authenticator=authenticator, policy=policy,
+            environment=settings.environment, deployments=deployments, transport=transport,
+        )  # fmt: skip
+        policy.start(settings.policy_reload_seconds)
         return cls(
-            settings, config, deployments, db, audit, keys, authenticator, transport, pipeline,
-            demo, time.time(),
+            settings, config, deployments, db, audit, keys, authenticator, policy, transport,
+            pipeline, demo, time.time(),
         )  # fmt: skip
 
     async def stop(self) -> None:
+        await self.policy.aclose()
         await self.transport.close()
         await self.audit.close()
         if self.demo is not None:

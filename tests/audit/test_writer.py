@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from llm_gateway.audit.sinks import sink_for
+from llm_gateway.audit.sinks import COLUMNS, sink_for
 from llm_gateway.audit.writer import AuditUnavailable, AuditWriter
 from llm_gateway.settings import _async_driver_url
 from llm_gateway.storage import Database
@@ -15,7 +15,8 @@ from llm_gateway.storage.models import AuditLog
 
 
 def _row(request_id: str, **extra: Any) -> dict[str, Any]:
-    row: dict[str, Any] = {
+    row: dict[str, Any] = dict.fromkeys(COLUMNS)  # columns added later default to NULL
+    row |= {
         "request_id": request_id, "timestamp": datetime.now(UTC), "user_id": "alice",
         "team": None, "tenant": None, "key_id": None, "auth_method": "jwt", "endpoint": "openai",
         "model_requested": "m", "model": "m", "provider": "openai", "upstream_model": "m",

@@ -38,6 +38,7 @@ from llm_gateway.settings import _async_driver_url
 from llm_gateway.storage import Database
 from llm_gateway.storage.models import AuditLog
 
+REPO = Path(__file__).resolve().parents[2]
 JWT_SECRET = "e2e-secret-" + "x" * 32
 PROVIDER_KEY = "emulator-provider-key"
 MODELS = ("gpt-emu", "claude-emu", "ollama-emu")
@@ -135,6 +136,28 @@ class Gateway:
         return self.log_path.read_text(errors="replace")
 
 
+# The shipped policy, with the tiers' model lists naming the emulated models.
+ACCESS_YAML = """
+access:
+  tiers:
+    free: {models: [ollama-emu], features: [streaming]}
+    premium:
+      models: [gpt-emu, claude-emu, ollama-emu]
+      features: [streaming, tools, json_output]
+    enterprise: {models: ["*"], features: [streaming, tools, json_output]}
+  deanonymize_roles: [admin]
+"""
+
+
+def write_policies(directory: Path) -> Path:
+    (directory / "rego").mkdir(parents=True, exist_ok=True)
+    (directory / "data").mkdir(exist_ok=True)
+    shipped = REPO / "policies" / "rego" / "authz.rego"
+    (directory / "rego" / "authz.rego").write_text(shipped.read_text())
+    (directory / "data" / "access.yaml").write_text(ACCESS_YAML)
+    return directory
+
+
 def start_gateway(
     tmp: Path, emulator_url: str, database_url: str, env: dict[str, str] | None = None
 ) -> Gateway:
@@ -142,12 +165,14 @@ def start_gateway(
     config.mkdir(parents=True, exist_ok=True)
     (config / "routing_policies.yaml").write_text(routing_yaml(emulator_url))
     (config / "pricing.yaml").write_text(PRICING_YAML)
+    policies = write_policies(tmp / "policies")
     port = free_port()
     full_env = {
         **{k: v for k, v in os.environ.items() if not k.startswith(("DB_", "JWT_", "API_"))},
         "API_HOST": "127.0.0.1",
         "API_PORT": str(port),
         "CONFIG_DIR": str(config),
+        "POLICY_DIR": str(policies),
         "DATA_DIR": str(tmp / "data"),
         "DATABASE_URL": database_url,
         "JWT_SECRET": JWT_SECRET,

@@ -320,6 +320,11 @@ _TYPES = {
 def error_body(error: GatewayError, request_id: str) -> JSON:
     return {
         "type": "error",
-        "error": {"type": _TYPES[error.kind], "message": error.message, "code": error.code},
+        "error": {
+            "type": _TYPES[error.kind],
+            "message": error.message,
+            "code": error.code,
+            **error.details,
+        },
         "request_id": request_id,
     }

@@ -52,6 +52,7 @@ class FrontDoor:
             read_body=partial(read_body, request, state.settings.max_body_bytes),
             parse=self.parse,
             request_id=request_id_of(request),
+            client_ip=request.client.host if request.client else None,
         )
         try:
             outcome = await state.pipeline(ctx)

@@ -15,8 +15,10 @@ from starlette.responses import Response
 
 from llm_gateway.api import anthropic, openai
 from llm_gateway.api.http import request_id_of
+from llm_gateway.auth.principal import Principal
 from llm_gateway.config import Deployment
 from llm_gateway.errors import GatewayError
+from llm_gateway.policy.inputs import action_input
 from llm_gateway.state import AppState
 
 
@@ -24,7 +26,7 @@ async def list_models(request: Request) -> Response:
     state: AppState = request.app.state.gateway
     anthropic_client = "anthropic-version" in request.headers
     try:
-        await state.authenticator.authenticate(
+        principal = await state.authenticator.authenticate(
             request.headers.get("authorization"), request.headers.get("x-api-key")
         )
     except GatewayError as error:
@@ -35,10 +37,24 @@ async def list_models(request: Request) -> Response:
             media_type="application/json",
             headers={"www-authenticate": "Bearer"},
         )
-    models = state.usable_models()
+    models = [d for d in state.usable_models() if await _may_use(state, principal, d, request)]
     created = int(state.started_at)
     body = _anthropic_list(models, created) if anthropic_client else _openai_list(models, created)
     return Response(orjson.dumps(body), media_type="application/json")
+
+
+async def _may_use(
+    state: AppState, principal: Principal, deployment: Deployment, request: Request
+) -> bool:
+    """Listed if the policy would let this principal call the model."""
+    document = action_input(
+        principal,
+        "models.list",
+        model=deployment.name,
+        client_ip=request.client.host if request.client else None,
+        environment=state.settings.environment,
+    )
+    return (await state.policy.decide(document)).allow
 
 
 def _openai_list(models: list[Deployment], created: int) -> dict[str, Any]:

@@ -94,5 +94,6 @@ def error_body(error: GatewayError, request_id: str) -> dict[str, Any]:
             "code": error.code,
             "message": error.message,
             "request_id": request_id,
+            **error.details,
         }
     }

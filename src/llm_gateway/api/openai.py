@@ -305,5 +305,6 @@ def error_body(error: GatewayError, request_id: str) -> JSON:
             "param": error.param,
             "code": error.code,
             "request_id": request_id,
+            **error.details,
         }
     }

@@ -11,6 +11,8 @@ from __future__ import annotations
 import hashlib
 from typing import TYPE_CHECKING, Any
 
+import orjson
+
 from llm_gateway.audit.sinks import Row
 
 if TYPE_CHECKING:  # the pipeline imports this module
@@ -63,7 +65,20 @@ def audit_row(ctx: RequestContext) -> Row:
         "prompt_chars": None,
         "response_sha256": None,
         "response_chars": None,
+        "policy_decision": None,
+        "policy_reasons": None,
+        "policy_revision": None,
+        "policy_eval_us": None,
+        "dlp_action": None,
+        "dlp_findings": None,
     }
+    if (decision := ctx.decision) is not None:
+        verdict = "error" if decision.error else "allow" if decision.allow else "deny"
+        row["policy_decision"] = verdict
+        if decision.reasons:
+            row["policy_reasons"] = orjson.dumps(decision.reasons).decode()
+        row["policy_revision"] = decision.revision
+        row["policy_eval_us"] = round(decision.eval_us, 1)
     if chat is not None:
         row["prompt_sha256"], row["prompt_chars"] = digest(chat.texts())
     if ctx.response_text is not None:

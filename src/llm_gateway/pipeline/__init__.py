@@ -3,7 +3,7 @@
     Account          8  tokens, cost, access log and audit record, whatever happens
     Authenticate     1  JWT or API key -> Principal, before the body is even read
     ParseRequest        the front door's wire format -> canonical ChatRequest
-                     2  authorize      (policy as code: to come)
+    Authorize        2  Rego policy -> Decision: deny (403), or allow with obligations
                      3  limit          (rate limits and budgets: to come)
                      4  inspect        (DLP on the request: to come)
     Route            5  model name -> the deployment to call
@@ -24,10 +24,12 @@ from llm_gateway.chat import Outcome
 from llm_gateway.config import Deployment
 from llm_gateway.pipeline.account import Account
 from llm_gateway.pipeline.authenticate import Authenticate
+from llm_gateway.pipeline.authorize import Authorize
 from llm_gateway.pipeline.call import CallProvider
 from llm_gateway.pipeline.context import Next, RequestContext, Stage
 from llm_gateway.pipeline.parse import ParseRequest
 from llm_gateway.pipeline.route import Route
+from llm_gateway.policy import PolicyService
 from llm_gateway.providers.transport import Transport
 
 __all__ = ["Pipeline", "RequestContext", "build_pipeline"]
@@ -51,6 +53,8 @@ def build_pipeline(
     *,
     audit: AuditWriter,
     authenticator: Authenticator,
+    policy: PolicyService,
+    environment: str,
     deployments: dict[str, Deployment],
     transport: Transport,
 ) -> Pipeline:
@@ -59,6 +63,7 @@ def build_pipeline(
             Account(audit),
             Authenticate(authenticator),
             ParseRequest(),
+            Authorize(policy, environment, deployments.keys()),
             Route(deployments),
             CallProvider(transport),
         ]

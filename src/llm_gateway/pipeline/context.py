@@ -18,6 +18,7 @@ from llm_gateway.auth.principal import Principal
 from llm_gateway.chat import ChatRequest, FinishReason, Outcome, Usage
 from llm_gateway.config import Deployment
 from llm_gateway.errors import GatewayError
+from llm_gateway.policy.decision import Decision
 
 
 class RequestParser(Protocol):
@@ -42,8 +43,11 @@ class RequestContext:
     received_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     started: float = field(default_factory=time.perf_counter)
 
+    client_ip: str | None = None
+
     principal: Principal | None = None  # 1 authenticate
     chat: ChatRequest | None = None  # parse
+    decision: Decision | None = None  # 2 authorize
     deployment: Deployment | None = None  # 5 route
 
     # Filled by accounting as the outcome becomes known.

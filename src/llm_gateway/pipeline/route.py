@@ -22,11 +22,14 @@ class Route:
         assert ctx.chat is not None
         deployment = self.deployments.get(ctx.chat.model)
         if deployment is None:
-            raise ModelNotFound(
-                f"the model {ctx.chat.model!r} is not served here; GET /v1/models lists yours",
-                param="model",
-            )
+            raise model_not_found(ctx.chat.model)
         if not deployment.enabled:
             raise ModelUnavailable(f"the model {ctx.chat.model!r} is not available right now")
         ctx.deployment = deployment
         return await call_next(ctx)
+
+
+def model_not_found(name: str) -> ModelNotFound:
+    return ModelNotFound(
+        f"the model {name!r} is not served here; GET /v1/models lists yours", param="model"
+    )

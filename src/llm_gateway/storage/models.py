@@ -13,6 +13,7 @@ from sqlalchemy import (
     Float,
     Integer,
     String,
+    Text,
     UniqueConstraint,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -82,6 +83,15 @@ class AuditLog(Base):
     prompt_chars: Mapped[int | None] = mapped_column(Integer)
     response_sha256: Mapped[str | None] = mapped_column(String(64))
     response_chars: Mapped[int | None] = mapped_column(Integer)
+    # The decision log: every decision, allow and deny, with the policy that made it.
+    policy_decision: Mapped[str | None] = mapped_column(String(8))  # allow, deny, error
+    policy_reasons: Mapped[str | None] = mapped_column(Text)  # a JSON list
+    policy_revision: Mapped[str | None] = mapped_column(String(64))
+    policy_eval_us: Mapped[float | None] = mapped_column(Float)
+    # What DLP found, as types, counts and actions; never the values.
+    dlp_action: Mapped[str | None] = mapped_column(String(16))  # the strongest action taken
+    # A JSON list of {entity, direction, count, action}.
+    dlp_findings: Mapped[str | None] = mapped_column(Text)
 
 
 class ApiKey(Base):

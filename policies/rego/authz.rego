@@ -1,0 +1,64 @@
+# Who may call which model, and with what. Evaluated for every call; see
+# docs/policy.md for the input document and the decision's shape.
+package llm.authz
+
+import rego.v1
+
+default allow := false
+
+# Administrators may do everything.
+allow if input.user.role == "admin"
+
+# Users and services may call the models of their tier, with the features of their tier.
+allow if {
+	input.action in {"chat", "models.list"}
+	input.user.role in {"user", "service"}
+	model_allowed
+	every feature in input.request.features {
+		feature in features
+	}
+}
+
+# Anyone signed in may check a text with the DLP scan API.
+allow if input.action == "dlp.scan"
+
+# Auditors read audit and usage data.
+allow if {
+	input.action in {"audit.read", "usage.read"}
+	input.user.role == "auditor"
+}
+
+tier := data.access.tiers[input.user.tier]
+
+model_allowed if "*" in tier.models
+
+model_allowed if input.request.model in tier.models
+
+features := {f | some f in tier.features}
+
+# The object form of the decision (OPA_POLICY_PATH=/v1/data/llm/authz/decision):
+# the same answer, with reasons and the obligations later stages obey.
+decision := {
+	"allow": allow,
+	"reasons": reasons,
+	"deanonymize": deanonymize,
+	"features": [f | some f in features],
+}
+
+deanonymize if input.user.role in data.access.deanonymize_roles
+
+default deanonymize := false
+
+reasons contains "unknown tier" if not tier
+
+reasons contains sprintf("model %s is not available to tier %s", [input.request.model, input.user.tier]) if {
+	tier
+	input.action == "chat"
+	not model_allowed
+}
+
+reasons contains sprintf("feature %s is not available to tier %s", [f, input.user.tier]) if {
+	some f in input.request.features
+	tier
+	not f in features
+}

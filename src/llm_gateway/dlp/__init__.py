@@ -1,0 +1,1 @@
+"""Data loss prevention: detectors, validators, NER, actions, anonymiser, vault."""

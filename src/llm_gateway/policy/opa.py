@@ -1,0 +1,154 @@
+"""Decisions from an OPA server, through its Data API.
+
+``POST {OPA_URL}{OPA_POLICY_PATH}`` with ``{"input": ...}`` answers
+``{"result": ...}``; a missing ``result`` means the rule is undefined for that
+input, which denies. Each attempt has a short timeout; connection failures,
+timeouts and 5xx answers are retried a bounded number of times; anything else
+(a 4xx, a body that is not JSON) is not. When no decision can be had, the
+request is denied (fail closed).
+
+The optional cache keys decisions by a hash of the input without
+``context.time``; so with the cache on, a policy that depends on the time of
+day sees it at the granularity of the cache's TTL.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import hashlib
+import logging
+import time
+from collections import OrderedDict
+from typing import Any
+
+import aiohttp
+import orjson
+
+from llm_gateway.policy.decision import Decision, PolicyError, decision_from_result
+
+log = logging.getLogger(__name__)
+CACHE_ENTRIES = 10_000
+
+
+class OpaUnavailable(PolicyError):
+    """No answer from the OPA server (timeouts, refused connections, 5xx)."""
+
+
+class OpaPolicy:
+    def __init__(
+        self,
+        url: str,
+        policy_path: str,
+        *,
+        timeout_s: float,
+        retries: int,
+        cache_seconds: float = 0.0,
+    ) -> None:
+        self.endpoint = f"{url.rstrip('/')}{policy_path}"
+        self.revision = f"opa:{policy_path}"
+        self.timeout = aiohttp.ClientTimeout(total=timeout_s)
+        self.retries = retries
+        self.cache_seconds = cache_seconds
+        self._cache: OrderedDict[bytes, tuple[float, Decision]] = OrderedDict()
+        self._session: aiohttp.ClientSession | None = None
+
+    async def decide(self, document: dict[str, Any]) -> Decision:
+        started = time.perf_counter()
+        key = _cache_key(document) if self.cache_seconds else None
+        decision = self._cached(key) if key is not None else None
+        if decision is None:
+            try:
+                result = await self._query(document)
+                decision = decision_from_result(result, revision=self.revision)
+            except PolicyError as exc:
+                log.warning("OPA gave no usable decision; denying", extra={"error": str(exc)})
+                decision = Decision(
+                    False,
+                    ("the policy could not be evaluated",),
+                    revision=self.revision,
+                    error=str(exc),
+                )
+            else:
+                if key is not None:
+                    self._store(key, decision)
+        return dataclasses.replace(decision, eval_us=(time.perf_counter() - started) * 1e6)
+
+    async def _query(self, document: dict[str, Any]) -> Any:
+        body = orjson.dumps({"input": document})
+        problem = ""
+        for attempt in range(self.retries + 1):
+            if attempt:
+                await asyncio.sleep(min(0.05 * 2**attempt, 0.5))
+            try:
+                async with self._client().post(
+                    self.endpoint,
+                    data=body,
+                    headers={"content-type": "application/json"},
+                    timeout=self.timeout,
+                ) as response:
+                    payload = await response.read()
+                    if response.status >= 500:
+                        problem = f"OPA answered {response.status}"
+                        continue
+                    if response.status != 200:
+                        raise PolicyError(f"OPA answered {response.status}: {_opa_error(payload)}")
+            except TimeoutError:
+                problem = "OPA did not answer in time"
+                continue
+            except aiohttp.ClientError as exc:
+                problem = f"OPA is unreachable: {type(exc).__name__}"
+                continue
+            try:
+                answer = orjson.loads(payload)
+            except orjson.JSONDecodeError:
+                raise PolicyError("OPA's answer is not JSON") from None
+            if not isinstance(answer, dict):
+                raise PolicyError("OPA's answer is not a JSON object")
+            return answer.get("result")  # absent: undefined, which denies
+        raise OpaUnavailable(f"{problem} (after {self.retries + 1} attempts)")
+
+    def _client(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=64, keepalive_timeout=30),
+                json_serialize=lambda v: orjson.dumps(v).decode(),
+            )
+        return self._session
+
+    def _cached(self, key: bytes) -> Decision | None:
+        entry = self._cache.get(key)
+        if entry is None:
+            return None
+        expires, decision = entry
+        if expires < time.monotonic():
+            del self._cache[key]
+            return None
+        return decision
+
+    def _store(self, key: bytes, decision: Decision) -> None:
+        self._cache[key] = (time.monotonic() + self.cache_seconds, decision)
+        if len(self._cache) > CACHE_ENTRIES:
+            self._cache.popitem(last=False)
+
+    async def aclose(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+
+
+def _cache_key(document: dict[str, Any]) -> bytes:
+    context = document.get("context")
+    if isinstance(context, dict) and "time" in context:
+        document = {**document, "context": {k: v for k, v in context.items() if k != "time"}}
+    return hashlib.sha256(orjson.dumps(document, option=orjson.OPT_SORT_KEYS)).digest()
+
+
+def _opa_error(payload: bytes) -> str:
+    """OPA's error code and message (about the policy, never the input), shortened."""
+    try:
+        body = orjson.loads(payload)
+    except orjson.JSONDecodeError:
+        return "no details"
+    if isinstance(body, dict):
+        return f"{body.get('code', 'error')}: {str(body.get('message', ''))[:200]}"
+    return "no details"
