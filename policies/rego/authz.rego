@@ -38,18 +38,24 @@ features := {f | some f in tier.features}
 
 # The object form of the decision (OPA_POLICY_PATH=/v1/data/llm/authz/decision):
 # the same answer, with reasons and the obligations later stages obey.
-decision := {
-	"allow": allow,
-	"reasons": reasons,
-	"deanonymize": deanonymize,
-	"features": [f | some f in features],
-}
+decision := object.union(
+	{"allow": allow, "reasons": reasons, "deanonymize": deanonymize},
+	feature_obligation,
+)
+
+# Administrators get no features obligation, which means every feature.
+feature_obligation := {} if {
+	input.user.role == "admin"
+} else := {"features": [f | some f in features]}
 
 deanonymize if input.user.role in data.access.deanonymize_roles
 
 default deanonymize := false
 
-reasons contains "unknown tier" if not tier
+reasons contains "unknown tier" if {
+	input.user.role != "admin"
+	not tier
+}
 
 reasons contains sprintf("model %s is not available to tier %s", [input.request.model, input.user.tier]) if {
 	tier

@@ -12,6 +12,7 @@ are read by the DLP stage from ``ctx.decision``.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Collection
 
 from llm_gateway.chat import Outcome
@@ -45,9 +46,14 @@ class Authorize:
         enforce(decision)
         refused = [f for f in requested_features(chat) if not decision.permits(f)]
         if refused:
+            reasons = tuple(f"feature not allowed: {f}" for f in refused)
+            # Recorded as the denial it is, not as the policy's allow.
+            ctx.decision = dataclasses.replace(
+                decision, allow=False, reasons=decision.reasons + reasons
+            )
             raise PolicyDenied(
                 f"the policy does not allow {', '.join(refused)} for this caller",
-                details={"reasons": [f"feature not allowed: {f}" for f in refused]},
+                details={"reasons": list(reasons)},
             )
         cap = decision.obligations.max_tokens
         if cap is not None:

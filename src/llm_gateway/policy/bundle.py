@@ -73,7 +73,7 @@ def load_bundle(policy_dir: Path, rule: str) -> PolicyBundle:
     if not modules:
         raise PolicyLoadError(f"{rego_dir}: no .rego files")
     data = _load_data(policy_dir / "data")
-    bundle = PolicyBundle(tuple(modules), tuple(tests), data, _revision(modules, tests, data))
+    bundle = PolicyBundle(tuple(modules), tuple(tests), data, _revision(modules, data))
     _check(bundle, rule)
     return bundle
 
@@ -135,9 +135,10 @@ def _load_data(data_dir: Path) -> dict[str, Any]:
     return merged
 
 
-def _revision(modules: list[Module], tests: list[Module], data: dict[str, Any]) -> str:
+def _revision(modules: list[Module], data: dict[str, Any]) -> str:
+    """A hash of what decides: the modules and data (test modules change no decision)."""
     sha = hashlib.sha256()
-    for module in modules + tests:
+    for module in modules:
         sha.update(module.name.encode() + b"\x00" + module.text.encode() + b"\x00")
     sha.update(orjson.dumps(data, option=orjson.OPT_SORT_KEYS))
     return sha.hexdigest()[:12]

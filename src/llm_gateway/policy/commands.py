@@ -28,10 +28,11 @@ def eval_command(input_path: str, settings: Settings) -> int:
     except (OSError, orjson.JSONDecodeError) as exc:
         print(f"error: {input_path}: cannot read a JSON input document: {exc}", file=sys.stderr)
         return EXIT_CONFIG
+    if isinstance(document, dict) and "input" in document:
+        document = document["input"]  # OPA's {"input": ...} envelope works as well
     if not isinstance(document, dict):
         print(f"error: {input_path}: the input document must be a JSON object", file=sys.stderr)
         return EXIT_CONFIG
-    document = document.get("input", document)  # OPA's {"input": ...} envelope works as well
     try:
         service = PolicyService.from_settings(settings)
     except PolicyLoadError as exc:

@@ -4,7 +4,7 @@ The decision rule may be a boolean (``allow``) or an object::
 
     {"allow": true, "reasons": ["..."],
      "deanonymize": false, "dlp_mode": "redact", "max_tokens": 1024,
-     "features": ["streaming", "tools"]}
+     "features": ["streaming", "tools"], "ner": true}
 
 Everything but ``allow`` is optional. The obligations are what the later
 stages obey; anything else in the object is ignored. A result of any other
@@ -33,6 +33,7 @@ class Obligations:
     dlp_mode: str | None = None
     max_tokens: int | None = None
     features: frozenset[str] | None = None  # None: every feature; else only these
+    ner: bool | None = None  # whether names and places are looked for; None: the default
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,7 +96,11 @@ def _obligations(result: dict[str, Any]) -> Obligations:
         isinstance(features, _COLLECTIONS) and all(isinstance(f, str) for f in features)
     ):
         raise PolicyError("the decision's 'features' must be a list of strings")
+    ner = result.get("ner")
+    if ner is not None and not isinstance(ner, bool):
+        raise PolicyError("the decision's 'ner' must be a boolean")
     return Obligations(
+        ner=ner,
         deanonymize=deanonymize,
         dlp_mode=dlp_mode,
         max_tokens=max_tokens,
