@@ -64,6 +64,15 @@ def ensure_tools() -> None:
         )
 
 
+def dlp_eval_table() -> str:
+    """The labelled DLP evaluation (bench/dlp_eval.py), ours against Presidio."""
+    done = subprocess.run(
+        [sys.executable, str(Path(__file__).parent / "dlp_eval.py")],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    return done.stdout if done.returncode == 0 else f"dlp_eval failed:\n{done.stderr[-2000:]}"
+
+
 def request_body(work: Path, model: str, stream: bool) -> Path:
     """About 1 KB of prompt, as in the comparison the targets were set against."""
     prompt = (
@@ -254,6 +263,8 @@ def main() -> None:
     if not args.no_stages:
         print()
         print(stages.report())
+        print()
+        print(dlp_eval_table())
     shutil.rmtree(work, ignore_errors=True)
 
 

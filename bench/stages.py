@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from bench import targets, upstream
+from bench.dlp_speed import dlp_stage_costs
 from llm_gateway.api import openai as openai_door
 from llm_gateway.audit.records import audit_row
 from llm_gateway.audit.sinks import sink_for
@@ -21,8 +22,10 @@ from llm_gateway.audit.writer import AuditWriter
 from llm_gateway.auth.jwt import JWTVerifier
 from llm_gateway.chat import Outcome
 from llm_gateway.config import Deployment, Provider
+from llm_gateway.dlp.service import DlpService
 from llm_gateway.pipeline.authorize import Authorize
 from llm_gateway.pipeline.context import RequestContext
+from llm_gateway.pipeline.inspect import Inspect
 from llm_gateway.pipeline.route import Route
 from llm_gateway.policy import PolicyService
 from llm_gateway.providers.openai import OpenAIAdapter
@@ -121,6 +124,7 @@ async def _measure(tmp: Path) -> dict[str, Timing]:
         "parse provider answer": _time(lambda: adapter.parse_response(DEPLOYMENT, answer)),
         "encode OpenAI answer": _time(lambda: openai_door.encode_response(ctx, response)),
         **await _policy(ctx, done),
+        **await _inspect(ctx, done, tmp),
         "route": await _time_async(lambda: route(ctx, done)),
         "build audit row": _time(lambda: audit_row(ctx)),
     }
@@ -173,11 +177,28 @@ async def _policy(
     return results
 
 
+async def _inspect(
+    ctx: RequestContext, done: Callable[[RequestContext], Awaitable[Outcome]], tmp: Path
+) -> dict[str, Timing]:
+    """The DLP stage on the request (every rule, no NER) and on the 20-word answer."""
+    settings = load_settings({"DLP_NER": "off", "DATA_DIR": str(tmp)}, env_file=None)
+    dlp = await DlpService.start(settings)
+    stage = Inspect(dlp)
+    ctx.decision = None
+    result = {"inspect (DLP rules on the 1 KB prompt and the answer)": await _time_async(
+        lambda: stage(ctx, done), 5000
+    )}  # fmt: skip
+    await dlp.aclose()
+    return result
+
+
 def report() -> str:
     with tempfile.TemporaryDirectory() as tmp:
         results = asyncio.run(_measure(Path(tmp)))
     lines = ["| stage | median µs | p99 µs |", "|---|---:|---:|"]
     lines += [f"| {name} | {median:.1f} | {p99:.1f} |" for name, (median, p99) in results.items()]
+    lines += ["", "| DLP detector | figure |", "|---|---:|"]
+    lines += [f"| {name} | {value:,.1f} |" for name, value in dlp_stage_costs()]
     return "\n".join(lines)
 
 

@@ -21,11 +21,13 @@ BENCH_POLICIES = REPO / "bench" / "policies"
 # Profiles are environment overrides; a stage that lands adds its switches to `full`.
 PROFILES: dict[str, dict[str, str]] = {
     # JWT auth, routing, provider call, audit (always on), and a policy that allows all.
-    "passthrough": {"POLICY_DIR": str(BENCH_POLICIES / "allow-all")},
+    "passthrough": {"POLICY_DIR": str(BENCH_POLICIES / "allow-all"), "DLP_ENABLED": "false"},
     # Every stage the gateway has, switched on.
     "full": {
         "POLICY_DIR": str(REPO / "policies"),
         "OPA_POLICY_PATH": "/v1/data/llm/authz/decision",  # reasons and obligations too
+        "DLP_ENABLED": "true",  # every rule on the prompt and on the answer, streams included
+        "DLP_NER": "off",  # the NER model has its own figures (stages.py)
     },
 }
 

@@ -20,7 +20,7 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from llm_gateway import __version__
-from llm_gateway.api import doors, health
+from llm_gateway.api import dlp, doors, health
 from llm_gateway.api.http import request_id_of, with_request_id
 from llm_gateway.api.models import list_models
 from llm_gateway.config import GatewayConfig, load_gateway_config
@@ -90,6 +90,7 @@ def create_app(settings: Settings | None = None, config: GatewayConfig | None = 
     api.include_router(health.router)
     api.router.routes.extend(doors.routes())
     api.router.routes.append(Route("/v1/models", list_models, methods=["GET"]))
+    api.router.routes.append(Route("/api/v1/dlp/scan", dlp.scan, methods=["POST"]))
     api.add_exception_handler(HTTPException, _http_error)
     api.add_exception_handler(Exception, _internal_error)
     return Gateway(api)

@@ -68,6 +68,12 @@ def _parser() -> argparse.ArgumentParser:
         handler=_policy_test
     )
 
+    dlp = commands.add_parser("dlp", help="data loss prevention").add_subparsers(required=True)
+    dlp_scan = dlp.add_parser("scan", help="print what DLP finds in a file (never the values)")
+    dlp_scan.add_argument("file", help="a text file, or - for stdin")
+    dlp_scan.add_argument("--redact", action="store_true", help="also print the redacted text")
+    dlp_scan.set_defaults(handler=_dlp_scan)
+
     db = commands.add_parser("db", help="database").add_subparsers(required=True)
     upgrade = db.add_parser("upgrade", help="apply pending migrations")
     upgrade.set_defaults(handler=_db_upgrade)
@@ -223,6 +229,12 @@ def _policy_test(args: argparse.Namespace, settings: Settings) -> int:
     from llm_gateway.policy.commands import test_command
 
     return test_command(settings)
+
+
+def _dlp_scan(args: argparse.Namespace, settings: Settings) -> int:
+    from llm_gateway.dlp.commands import scan_command
+
+    return scan_command(args.file, settings, redact=args.redact)
 
 
 def _db_upgrade(args: argparse.Namespace, settings: Settings) -> int:

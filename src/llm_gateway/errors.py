@@ -7,7 +7,8 @@ it is written for the caller and is safe to log.
 
     GatewayError
     ├── InvalidRequest          400  the caller's body or parameters are wrong
-    │   └── BodyTooLarge        413
+    │   ├── BodyTooLarge        413
+    │   └── DlpBlocked          400  a DLP rule blocks what the request carries
     ├── AuthenticationFailed    401  missing, malformed, expired, revoked ... credentials
     ├── PermissionDenied        403
     │   ├── PolicyDenied        403  the policy said no, with its reasons
@@ -15,6 +16,7 @@ it is written for the caller and is safe to log.
     ├── ModelNotFound           404
     ├── RateLimited             429  the gateway's own limits
     ├── ModelUnavailable        503  configured, but cannot be served right now
+    ├── DlpUnavailable          503  a detector failed: refused (fail closed)
     ├── InternalError           500
     └── UpstreamError           a provider call failed; ``retryable`` tells routing
         ├── UpstreamTimeout             504
@@ -110,6 +112,12 @@ class PolicyFailed(PermissionDenied):
     code = "policy_error"
 
 
+class DlpBlocked(InvalidRequest):
+    """The request carries data a DLP rule blocks; ``details["findings"]`` names the rules."""
+
+    code = "dlp_blocked"
+
+
 class ModelNotFound(GatewayError):
     status = 404
     kind = ErrorKind.NOT_FOUND
@@ -126,6 +134,14 @@ class ModelUnavailable(GatewayError):
     status = 503
     kind = ErrorKind.UNAVAILABLE
     code = "model_unavailable"
+
+
+class DlpUnavailable(GatewayError):
+    """A detector failed or overran its budget: the request is refused (fail closed)."""
+
+    status = 503
+    kind = ErrorKind.UNAVAILABLE
+    code = "dlp_unavailable"
 
 
 class InternalError(GatewayError):

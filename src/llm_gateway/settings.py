@@ -80,6 +80,25 @@ class Settings:
     opa_retries: int = 1
     policy_cache_seconds: float = 0.0  # OPA decisions cached by input; 0 = off
     policy_reload_seconds: float = 2.0  # how often policy files are checked; 0 = SIGHUP only
+    # DLP
+    dlp_enabled: bool = True
+    dlp_mode: str = "redact"  # the default action: block, redact or alert
+    dlp_enable_pii: bool = True
+    dlp_enable_secrets: bool = True
+    dlp_rules_file: Path | None = None  # default: CONFIG_DIR/dlp_rules.yaml when it exists
+    dlp_backend: str = "re2"
+    dlp_scan_responses: bool = True
+    dlp_on_error: str = "block"  # a detector that fails: block (fail closed) or alert
+    dlp_stream_holdback: int = 64  # characters of a streamed answer held back for scanning
+    dlp_ner: str = "auto"  # names and places: auto (when installed), on (required), off
+    dlp_ner_max_chars: int = 50_000
+    dlp_ner_timeout_ms: int = 3000
+    dlp_ner_workers: int = 1
+    dlp_operator: str = "replace"
+    dlp_operator_overrides: tuple[tuple[str, str], ...] = ()  # rule, label or entity -> operator
+    dlp_vault: str = "memory"  # where reversible tokens live: memory or redis
+    dlp_vault_key: str | None = field(default=None, repr=False)
+    dlp_vault_ttl: int = 86400
 
     @property
     def jwt_allowed_algorithms(self) -> tuple[str, ...]:
@@ -165,6 +184,29 @@ def _existing_file(raw: str) -> Path:
     return path
 
 
+def _bool(raw: str) -> bool:
+    value = raw.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise ValueError("expected true or false")
+
+
+_OPERATORS = ("replace", "token", "mask", "hash", "synthetic")
+
+
+def _overrides(raw: str) -> tuple[tuple[str, str], ...]:
+    """``PERSON=token,US_SSN=mask``: an operator per rule name, label or entity."""
+    pairs = []
+    for item in filter(None, (part.strip() for part in raw.split(","))):
+        name, sep, operator = item.partition("=")
+        if not sep or not name.strip() or operator.strip() not in _OPERATORS:
+            raise ValueError(f"expected NAME=OPERATOR pairs, operators: {', '.join(_OPERATORS)}")
+        pairs.append((name.strip(), operator.strip()))
+    return tuple(pairs)
+
+
 def _http_url(raw: str) -> str:
     if not raw.startswith(("http://", "https://")):
         raise ValueError("expected an http:// or https:// URL")
@@ -218,6 +260,24 @@ _SOURCES: dict[str, tuple[tuple[str, ...], Callable[[str], Any]]] = {
     "local_model_url": (("LOCAL_MODEL_URL",), str),
     "demo_model": (("DEMO_MODEL",), _choice("auto", "on", "off")),
     "environment": (("ENVIRONMENT",), str),
+    "dlp_enabled": (("DLP_ENABLED",), _bool),
+    "dlp_mode": (("DLP_MODE",), _choice("block", "redact", "alert")),
+    "dlp_enable_pii": (("DLP_ENABLE_PII",), _bool),
+    "dlp_enable_secrets": (("DLP_ENABLE_SECRETS",), _bool),
+    "dlp_rules_file": (("DLP_RULES_FILE",), _existing_file),
+    "dlp_backend": (("DLP_BACKEND",), _choice("re2", "hyperscan")),
+    "dlp_scan_responses": (("DLP_SCAN_RESPONSES",), _bool),
+    "dlp_on_error": (("DLP_ON_ERROR",), _choice("block", "alert")),
+    "dlp_stream_holdback": (("DLP_STREAM_HOLDBACK",), _int(0, 65536)),
+    "dlp_ner": (("DLP_NER",), _choice("auto", "on", "off")),
+    "dlp_ner_max_chars": (("DLP_NER_MAX_CHARS",), _int(1, 10_000_000)),
+    "dlp_ner_timeout_ms": (("DLP_NER_TIMEOUT_MS",), _int(1, 600_000)),
+    "dlp_ner_workers": (("DLP_NER_WORKERS",), _int(1, 64)),
+    "dlp_operator": (("DLP_OPERATOR",), _choice("replace", "token", "mask", "hash", "synthetic")),
+    "dlp_operator_overrides": (("DLP_OPERATOR_OVERRIDES",), _overrides),
+    "dlp_vault": (("DLP_VAULT",), _choice("memory", "redis")),
+    "dlp_vault_key": (("DLP_VAULT_KEY",), str),
+    "dlp_vault_ttl": (("DLP_VAULT_TTL",), _int(1, 365 * 86400)),
     "policy_dir": (("POLICY_DIR",), Path),
     "opa_url": (("OPA_URL",), _http_url),
     "opa_policy_path": (("OPA_POLICY_PATH",), _policy_path),
@@ -278,6 +338,10 @@ def _check_consistency(s: Settings) -> None:
         )
     if s.jwt_secret is not None and len(s.jwt_secret.encode()) < 32:
         problems.append("JWT_SECRET: expected at least 32 bytes (RFC 7518 requires it for HS256)")
+    if s.dlp_vault == "redis" and not s.dlp_vault_key:
+        problems.append(
+            "DLP_VAULT=redis needs DLP_VAULT_KEY: every replica must open the same vault"
+        )
     if problems:
         raise SettingsError("invalid settings:\n  " + "\n  ".join(problems))
 

@@ -16,6 +16,7 @@ from llm_gateway.auth import Authenticator
 from llm_gateway.auth.api_keys import ApiKeyStore
 from llm_gateway.auth.jwt import JWTVerifier
 from llm_gateway.config import Deployment, GatewayConfig, Provider
+from llm_gateway.dlp.service import DlpService
 from llm_gateway.emulators import EmulatorServer
 from llm_gateway.pipeline import Pipeline, build_pipeline
 from llm_gateway.policy import PolicyService
@@ -38,6 +39,7 @@ class AppState:
     keys: ApiKeyStore
     authenticator: Authenticator
     policy: PolicyService
+    dlp: DlpService | None
     transport: AiohttpTransport
     pipeline: Pipeline
     demo: EmulatorServer | None
@@ -47,6 +49,7 @@ class AppState:
     async def start(cls, settings: Settings, config: GatewayConfig) -> AppState:
         policy = PolicyService.from_settings(settings)  # a bad policy stops start-up
         log.info("policy: revision %s", policy.revision)
+        dlp = await DlpService.start(settings) if settings.dlp_enabled else None
         db = Database(settings.sqlalchemy_url)
         if db.is_sqlite:
             await db.upgrade()
@@ -66,16 +69,19 @@ class AppState:
         transport = AiohttpTransport()
         pipeline = build_pipeline(
             audit=audit, authenticator=authenticator, policy=policy,
-            environment=settings.environment, deployments=deployments, transport=transport,
+            environment=settings.environment, dlp=dlp, deployments=deployments,
+            transport=transport,
         )  # fmt: skip
         policy.start(settings.policy_reload_seconds)
         return cls(
-            settings, config, deployments, db, audit, keys, authenticator, policy, transport,
-            pipeline, demo, time.time(),
+            settings, config, deployments, db, audit, keys, authenticator, policy, dlp,
+            transport, pipeline, demo, time.time(),
         )  # fmt: skip
 
     async def stop(self) -> None:
         await self.policy.aclose()
+        if self.dlp is not None:
+            await self.dlp.aclose()
         await self.transport.close()
         await self.audit.close()
         if self.demo is not None:

@@ -53,6 +53,7 @@ class FrontDoor:
             parse=self.parse,
             request_id=request_id_of(request),
             client_ip=request.client.host if request.client else None,
+            conversation_id=request.headers.get("x-conversation-id"),
         )
         try:
             outcome = await state.pipeline(ctx)

@@ -20,6 +20,9 @@ class ReadyChecks(BaseModel):
     database: bool
     config: bool
     models: int
+    policy: str | None = None  # the revision in force
+    dlp: Literal["on", "off"] = "off"
+    ner: str = "off"  # available, unavailable: <why> (the gateway runs without it), or off
 
 
 class Ready(BaseModel):
@@ -44,5 +47,12 @@ async def ready(request: Request, response: Response) -> Ready:
         response.status_code = 503
     return Ready(
         status="ready" if ok else "not_ready",
-        checks=ReadyChecks(database=database, config=state is not None, models=models),
+        checks=ReadyChecks(
+            database=database,
+            config=state is not None,
+            models=models,
+            policy=state.policy.revision if state is not None else None,
+            dlp="on" if state is not None and state.dlp is not None else "off",
+            ner=state.dlp.ner_status if state is not None and state.dlp is not None else "off",
+        ),
     )

@@ -65,8 +65,8 @@ def _metadata(ctx: RequestContext) -> JSON:
     return {
         "tokens_used": ctx.usage.total_tokens if ctx.usage else 0,
         "cost": round(ctx.cost_usd, 8),
-        "pii_detected": False,
-        "pii_entities": [],
+        "pii_detected": bool(ctx.dlp and ctx.dlp.findings),
+        "pii_entities": ctx.dlp.labels if ctx.dlp else [],
         "request_id": ctx.request_id,
     }
 

@@ -79,10 +79,17 @@ def audit_row(ctx: RequestContext) -> Row:
             row["policy_reasons"] = orjson.dumps(decision.reasons).decode()
         row["policy_revision"] = decision.revision
         row["policy_eval_us"] = round(decision.eval_us, 1)
+    if (report := ctx.dlp) is not None and report.findings:
+        strongest = report.strongest_action
+        row["dlp_action"] = strongest.value if strongest else None
+        row["dlp_findings"] = orjson.dumps(report.summary()).decode()
     if chat is not None:
         row["prompt_sha256"], row["prompt_chars"] = digest(chat.texts())
-    if ctx.response_text is not None:
-        row["response_sha256"], row["response_chars"] = digest([ctx.response_text])
+    answer = ctx.response_text
+    if ctx.response_before_restore is not None:  # never digest values DLP restored
+        answer = "".join(ctx.response_before_restore)
+    if answer is not None:
+        row["response_sha256"], row["response_chars"] = digest([answer])
     for column, width in _WIDTHS.items():
         value = row[column]
         if value is not None:

@@ -5,7 +5,8 @@
     ParseRequest        the front door's wire format -> canonical ChatRequest
     Authorize        2  Rego policy -> Decision: deny (403), or allow with obligations
                      3  limit          (rate limits and budgets: to come)
-                     4  inspect        (DLP on the request: to come)
+    Inspect          4  DLP on the request: block, redact or alert before it leaves;
+                     7  and on the answer: scanned before release, tokens restored
     Route            5  model name -> the deployment to call
     CallProvider     6  one provider call -> ChatResponse or a started EventStream
 
@@ -22,11 +23,13 @@ from llm_gateway.audit.writer import AuditWriter
 from llm_gateway.auth import Authenticator
 from llm_gateway.chat import Outcome
 from llm_gateway.config import Deployment
+from llm_gateway.dlp.service import DlpService
 from llm_gateway.pipeline.account import Account
 from llm_gateway.pipeline.authenticate import Authenticate
 from llm_gateway.pipeline.authorize import Authorize
 from llm_gateway.pipeline.call import CallProvider
 from llm_gateway.pipeline.context import Next, RequestContext, Stage
+from llm_gateway.pipeline.inspect import Inspect
 from llm_gateway.pipeline.parse import ParseRequest
 from llm_gateway.pipeline.route import Route
 from llm_gateway.policy import PolicyService
@@ -55,19 +58,20 @@ def build_pipeline(
     authenticator: Authenticator,
     policy: PolicyService,
     environment: str,
+    dlp: DlpService | None,
     deployments: dict[str, Deployment],
     transport: Transport,
 ) -> Pipeline:
-    return Pipeline(
-        [
-            Account(audit),
-            Authenticate(authenticator),
-            ParseRequest(),
-            Authorize(policy, environment, deployments.keys()),
-            Route(deployments),
-            CallProvider(transport),
-        ]
-    )
+    stages: list[Stage] = [
+        Account(audit),
+        Authenticate(authenticator),
+        ParseRequest(),
+        Authorize(policy, environment, deployments.keys()),
+    ]
+    if dlp is not None:  # DLP_ENABLED=false leaves it out
+        stages.append(Inspect(dlp))
+    stages += [Route(deployments), CallProvider(transport)]
+    return Pipeline(stages)
 
 
 def _bind(stage: Stage, call_next: Next) -> Next:

@@ -17,6 +17,7 @@ from typing import Protocol
 from llm_gateway.auth.principal import Principal
 from llm_gateway.chat import ChatRequest, FinishReason, Outcome, Usage
 from llm_gateway.config import Deployment
+from llm_gateway.dlp.report import DlpReport
 from llm_gateway.errors import GatewayError
 from llm_gateway.policy.decision import Decision
 
@@ -44,10 +45,12 @@ class RequestContext:
     started: float = field(default_factory=time.perf_counter)
 
     client_ip: str | None = None
+    conversation_id: str | None = None  # X-Conversation-Id: scopes reversible DLP tokens
 
     principal: Principal | None = None  # 1 authenticate
     chat: ChatRequest | None = None  # parse
     decision: Decision | None = None  # 2 authorize
+    dlp: DlpReport | None = None  # 4 inspect (and 7, the answer)
     deployment: Deployment | None = None  # 5 route
 
     # Filled by accounting as the outcome becomes known.
@@ -57,6 +60,9 @@ class RequestContext:
     usage: Usage | None = None
     cost_usd: float = 0.0
     response_text: str | None = None
+    # The answer as it was before DLP restored tokens for an authorised caller:
+    # what the audit row digests, so that it never covers restored values.
+    response_before_restore: list[str] | None = None
 
     @property
     def elapsed_ms(self) -> float:

@@ -1,0 +1,74 @@
+"""``POST /api/v1/dlp/scan``: what DLP finds in a text, without calling any model.
+
+Request ``{"text": "...", "redact": false}``; answer ``{"findings": [{"entity",
+"category", "start", "end", "score", "rule", "action"}], "redacted_text"?}``.
+Offsets are character offsets into the text the caller sent; the matched
+values are never echoed back. Authenticated, and decided by the policy as
+action ``dlp.scan``. Errors use the native API's format.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+
+from llm_gateway.api import fields as f
+from llm_gateway.api import native
+from llm_gateway.api.http import read_body, request_id_of
+from llm_gateway.dlp.findings import Finding
+from llm_gateway.dlp.outbound import redact_with_markers
+from llm_gateway.errors import GatewayError, ModelUnavailable
+from llm_gateway.pipeline.authorize import enforce
+from llm_gateway.policy.inputs import action_input
+from llm_gateway.state import AppState
+
+
+async def scan(request: Request) -> Response:
+    state: AppState = request.app.state.gateway
+    try:
+        body = await _scan(request, state)
+    except GatewayError as error:
+        return Response(
+            orjson.dumps(native.error_body(error, request_id_of(request))),
+            status_code=error.status,
+            media_type="application/json",
+        )
+    return Response(orjson.dumps(body), media_type="application/json")
+
+
+async def _scan(request: Request, state: AppState) -> dict[str, Any]:
+    principal = await state.authenticator.authenticate(
+        request.headers.get("authorization"), request.headers.get("x-api-key")
+    )
+    document = action_input(
+        principal,
+        "dlp.scan",
+        client_ip=request.client.host if request.client else None,
+        environment=state.settings.environment,
+    )
+    enforce(await state.policy.decide(document))
+    if state.dlp is None:
+        raise ModelUnavailable("DLP is switched off on this gateway (DLP_ENABLED=false)")
+    data = f.decode_body(await read_body(request, state.settings.max_body_bytes))
+    text = f.req_str(data, "text")
+    redact = bool(f.opt_bool(data, "redact"))
+    findings = (await state.dlp.scan_all([text]))[0]
+    body: dict[str, Any] = {"findings": [_finding(x) for x in findings]}
+    if redact:
+        body["redacted_text"] = redact_with_markers(text, findings)
+    return body
+
+
+def _finding(finding: Finding) -> dict[str, Any]:
+    return {
+        "entity": finding.entity,
+        "category": finding.category,
+        "start": finding.start,
+        "end": finding.end,
+        "score": round(finding.score, 3),
+        "rule": finding.rule,
+        "action": finding.action.value,
+    }

@@ -1,0 +1,83 @@
+"""Scanning a streamed answer before its bytes reach the client, with a bounded hold-back.
+
+Text is released only after it has been scanned. The last ``holdback``
+characters stay unreleased, so that a span split across chunks is seen whole
+before any of it leaves; a finding that straddles the release point holds the
+point back to its start. The delay this adds is the time the model takes to
+produce ``holdback`` more characters, and the end of the stream releases the
+rest. A span longer than the hold-back (a whole PEM key, say) can only be
+recognised once it is complete, so part of it may have left by then: set
+``DLP_STREAM_HOLDBACK`` above the longest secret that must never leak.
+
+The scan sees a little already-released text before the window as context
+(``SSN:`` before a number), but never reports findings inside it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from llm_gateway.dlp.findings import Action, Finding
+from llm_gateway.dlp.operators import replace_marker
+
+CONTEXT_CHARS = 32
+
+
+class HeldText:
+    """One channel of a streamed answer (its text, or one tool call's arguments)."""
+
+    def __init__(self, scan: Callable[[str], list[Finding]], holdback: int) -> None:
+        self.scan = scan
+        self.holdback = holdback
+        self.pending = ""
+        self.context = ""  # the tail of what was released, for the next scan
+        self.findings: list[Finding] = []  # what was acted on, for the report
+
+    def feed(self, chunk: str) -> str:
+        """Text that may be released now, redacted. Raises nothing: blocks are in ``blocked``."""
+        self.pending += chunk
+        return self._release(final=False)
+
+    def finish(self) -> str:
+        return self._release(final=True)
+
+    @property
+    def blocked(self) -> bool:
+        return any(f.action is Action.BLOCK for f in self.findings)
+
+    def _release(self, *, final: bool) -> str:
+        if not self.pending:
+            return ""
+        offset = len(self.context)
+        found = [
+            f for f in self.scan(self.context + self.pending) if f.end > offset
+        ]  # findings ending in the released context were acted on before
+        cut = len(self.pending) if final else max(0, len(self.pending) - self.holdback)
+        for f in found:
+            if f.start - offset < cut < f.end - offset:
+                cut = max(0, f.start - offset)
+        acted = [f for f in found if f.end - offset <= cut]
+        released = redact_with_markers(self.pending[:cut], acted, offset)
+        self.findings += acted
+        self.context = (self.context + self.pending[:cut])[-CONTEXT_CHARS:]
+        self.pending = self.pending[cut:]
+        return released
+
+
+def redact_with_markers(text: str, findings: list[Finding], offset: int = 0) -> str:
+    """Replace the REDACT (and BLOCK) spans with the specification's markers.
+
+    Findings are offset by ``offset`` from ``text`` (they may start before it).
+    """
+    pieces: list[str] = []
+    last = 0
+    for f in sorted(findings, key=lambda f: f.start):
+        if f.action is Action.ALERT:
+            continue
+        start, end = max(f.start - offset, last), f.end - offset
+        if start >= end:
+            continue
+        pieces += [text[last:start], replace_marker(f.label)]
+        last = end
+    pieces.append(text[last:])
+    return "".join(pieces)

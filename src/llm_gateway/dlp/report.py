@@ -1,0 +1,52 @@
+"""What DLP found in one request and its answer: for the caller, the audit row and alerts.
+
+Only types, counts and actions are kept beyond the request; never the values.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from llm_gateway.dlp.findings import Action, Finding
+
+Direction = Literal["request", "response"]
+_STRENGTH = {Action.ALERT: 1, Action.REDACT: 2, Action.BLOCK: 3}
+
+
+@dataclass(slots=True)
+class DlpReport:
+    findings: list[tuple[Direction, Finding]] = field(default_factory=list)
+
+    def add(self, direction: Direction, findings: list[Finding]) -> None:
+        self.findings.extend((direction, f) for f in findings)
+
+    @property
+    def labels(self) -> list[str]:
+        """The kinds of sensitive data seen (``SSN``, ``EMAIL``...), as the native API shows."""
+        return sorted({f.label for _, f in self.findings})
+
+    @property
+    def strongest_action(self) -> Action | None:
+        actions = [f.action for _, f in self.findings]
+        return max(actions, key=_STRENGTH.__getitem__) if actions else None
+
+    def summary(self) -> list[dict[str, Any]]:
+        """``[{entity, direction, count, action}]``, for the audit row."""
+        counts = Counter((d, f.entity, f.action.value) for d, f in self.findings)
+        return [
+            {"entity": entity, "direction": direction, "count": n, "action": action}
+            for (direction, entity, action), n in sorted(counts.items())
+        ]
+
+
+def blocked_details(findings: list[Finding]) -> dict[str, Any]:
+    """The rules that blocked and their severities: safe to show, the matched text never is."""
+    seen = {(f.rule, f.entity, f.severity.value) for f in findings}
+    return {
+        "findings": [
+            {"rule": rule, "entity": entity, "severity": severity}
+            for rule, entity, severity in sorted(seen)
+        ]
+    }

@@ -1,0 +1,240 @@
+"""Stages 4 and 7: DLP on the request before it leaves, and on the answer before the caller sees it.
+
+On the way out, every text of the request is scanned (system prompt,
+messages, tool arguments and results). A BLOCK finding refuses the request
+(400 ``dlp_blocked``, naming rules, never text); REDACT findings are replaced
+by the configured operator before the provider sees anything; ALERT findings
+pass and raise an alert event. The policy's ``dlp_mode`` obligation replaces
+the default action for this caller.
+
+On the way back, the answer is scanned the same way: a BLOCK ends it as a
+content-filtered answer (``finish_reason: content_filter``), REDACT spans are
+replaced; streamed answers are released only once scanned (see
+:mod:`llm_gateway.dlp.outbound`). Last, for a caller whose policy grants
+``deanonymize``, reversible tokens are restored from the conversation's vault,
+in JSON answers and in streams alike.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncGenerator
+
+from llm_gateway.chat import (
+    ChatResponse,
+    EventStream,
+    Outcome,
+    StreamEnd,
+    StreamEvent,
+    TextDelta,
+    ToolCallDelta,
+)
+from llm_gateway.dlp.findings import Action, Finding
+from llm_gateway.dlp.outbound import HeldText, redact_with_markers
+from llm_gateway.dlp.report import DlpReport, blocked_details
+from llm_gateway.dlp.restore import StreamRestorer, restore
+from llm_gateway.dlp.service import DlpService
+from llm_gateway.dlp.slots import request_slots, response_slots
+from llm_gateway.dlp.vault import VaultSession
+from llm_gateway.errors import DlpBlocked
+from llm_gateway.pipeline.context import Next, RequestContext
+
+alerts = logging.getLogger("llm_gateway.alerts")
+
+
+class Inspect:
+    def __init__(self, dlp: DlpService) -> None:
+        self.dlp = dlp
+
+    async def __call__(self, ctx: RequestContext, call_next: Next) -> Outcome:
+        assert ctx.chat is not None
+        report = ctx.dlp = DlpReport()
+        mode = self._mode(ctx)
+        session = self._session(ctx)
+        slots = request_slots(ctx.chat)
+        found = await self.dlp.scan_all([s.text for s in slots], mode=mode, ner=self._ner(ctx))
+        report.add("request", [f for fs in found for f in fs])
+        blocked = [f for fs in found for f in fs if f.action is Action.BLOCK]
+        if blocked:
+            raise DlpBlocked(
+                "the request carries data that may not leave: "
+                + ", ".join(sorted({f.rule for f in blocked})),
+                details=blocked_details(blocked),
+            )
+        self._alert(ctx, "request", [f for fs in found for f in fs])
+        if any(f.action is Action.REDACT for fs in found for f in fs):
+            redacted = await self.dlp.anonymizer.apply_many(
+                [(slot.text, fs) for slot, fs in zip(slots, found, strict=True)], session
+            )
+            for slot, text in zip(slots, redacted, strict=True):
+                if text != slot.text:
+                    slot.write(text)
+
+        outcome = await call_next(ctx)
+        deanonymize = session is not None and bool(
+            ctx.decision and ctx.decision.obligations.deanonymize
+        )
+        if not self.dlp.scan_responses and not deanonymize:
+            return outcome
+        restoring = session if deanonymize else None
+        if isinstance(outcome, ChatResponse):
+            return await self._inspect_answer(ctx, outcome, mode, restoring)
+        return EventStream(outcome.start, self._inspect_stream(ctx, outcome, mode, restoring))
+
+    async def _inspect_answer(
+        self,
+        ctx: RequestContext,
+        response: ChatResponse,
+        mode: Action | None,
+        session: VaultSession | None,
+    ) -> ChatResponse:
+        if self.dlp.scan_responses:
+            for slot in response_slots(response):
+                findings = self.dlp.scan_rules(slot.text, mode)
+                if not findings:
+                    continue
+                self._record(ctx, list(findings))
+                if any(f.action is Action.BLOCK for f in findings):
+                    response.text, response.tool_calls = "", []
+                    response.finish_reason = "content_filter"
+                    return response
+                slot.write(redact_with_markers(slot.text, findings))
+        if session is not None:
+            mapping = await session.mapping()
+            ctx.response_before_restore = []
+            for slot in response_slots(response):
+                ctx.response_before_restore.append(slot.text)
+                slot.write(restore(slot.text, mapping, json_escape=slot.kind == "tool_arguments"))
+        return response
+
+    async def _inspect_stream(
+        self,
+        ctx: RequestContext,
+        stream: EventStream,
+        mode: Action | None,
+        session: VaultSession | None,
+    ) -> AsyncGenerator[StreamEvent, None]:
+        scanning = self.dlp.scan_responses
+        channels: dict[int, _Channel] = {}  # -1: the text; n: tool call n's arguments
+        mapping = await session.mapping() if session is not None else None
+        if mapping is not None:
+            ctx.response_before_restore = []
+
+        def channel(index: int) -> _Channel:
+            if index not in channels:
+                held = (
+                    HeldText(lambda t: self.dlp.scan_rules(t, mode), self.dlp.stream_holdback)
+                    if scanning
+                    else None
+                )
+                channels[index] = _Channel(
+                    held, mapping, json=index >= 0, before_restore=ctx.response_before_restore
+                )
+            return channels[index]
+
+        try:
+            async for event in stream:
+                if isinstance(event, TextDelta):
+                    text = channel(-1).feed(event.text)
+                    if text:
+                        yield TextDelta(text)
+                elif isinstance(event, ToolCallDelta):
+                    event.arguments = channel(event.index).feed(event.arguments)
+                    if event.arguments or event.id or event.name:
+                        yield event
+                elif isinstance(event, StreamEnd):
+                    for index, open_channel in channels.items():
+                        rest = open_channel.finish()
+                        if rest and not open_channel.blocked:
+                            yield (
+                                TextDelta(rest)
+                                if index < 0
+                                else ToolCallDelta(index=index, arguments=rest)
+                            )
+                    if any(c.blocked for c in channels.values()):
+                        event.finish_reason = "content_filter"
+                    yield event
+                    return
+                else:
+                    yield event
+                if any(c.blocked for c in channels.values()):
+                    yield StreamEnd("content_filter")
+                    return
+        finally:
+            for open_channel in channels.values():
+                self._record(ctx, open_channel.findings)
+            await stream.aclose()
+
+    def _record(self, ctx: RequestContext, findings: list[Finding]) -> None:
+        if findings and ctx.dlp is not None:
+            ctx.dlp.add("response", findings)
+            self._alert(ctx, "response", findings)
+            findings.clear()  # recorded once, even if the stream goes on
+
+    def _mode(self, ctx: RequestContext) -> Action | None:
+        obligation = ctx.decision.obligations.dlp_mode if ctx.decision else None
+        return Action(obligation) if obligation else None
+
+    def _ner(self, ctx: RequestContext) -> bool:
+        obligation = ctx.decision.obligations.ner if ctx.decision else None
+        return True if obligation is None else obligation
+
+    def _session(self, ctx: RequestContext) -> VaultSession | None:
+        """The conversation's vault, namespaced by tenant and user: the only isolation there is."""
+        if not self.dlp.anonymizer.uses_vault or ctx.principal is None:
+            return None
+        p = ctx.principal
+        conversation = ctx.conversation_id or ctx.request_id
+        return self.dlp.vault.session(f"{p.tenant or ''}:{p.user_id}:{conversation}")
+
+    def _alert(self, ctx: RequestContext, direction: str, findings: list[Finding]) -> None:
+        flagged = sorted({f.rule for f in findings if f.action is Action.ALERT})
+        if flagged:
+            alerts.warning(
+                "DLP alert",
+                extra={
+                    "request_id": ctx.request_id,
+                    "direction": direction,
+                    "rules": flagged,
+                    "user": ctx.principal.user_id if ctx.principal else None,
+                },
+            )
+
+
+class _Channel:
+    """One streamed text channel: scanned and held back, then restored for the authorised."""
+
+    def __init__(
+        self,
+        held: HeldText | None,
+        mapping: dict[str, str] | None,
+        *,
+        json: bool,
+        before_restore: list[str] | None,
+    ) -> None:
+        self.held = held
+        self.restorer = StreamRestorer(mapping, json_escape=json) if mapping else None
+        self.before_restore = before_restore
+
+    @property
+    def blocked(self) -> bool:
+        return self.held is not None and self.held.blocked
+
+    @property
+    def findings(self) -> list[Finding]:
+        return self.held.findings if self.held is not None else []
+
+    def feed(self, text: str) -> str:
+        released = self.held.feed(text) if self.held is not None else text
+        return self._restore(released)
+
+    def finish(self) -> str:
+        rest = self._restore(self.held.finish() if self.held is not None else "")
+        return rest + self.restorer.flush() if self.restorer else rest
+
+    def _restore(self, text: str) -> str:
+        if self.restorer is None:
+            return text
+        if self.before_restore is not None:
+            self.before_restore.append(text)
+        return self.restorer.feed(text)

