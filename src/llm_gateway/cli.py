@@ -95,6 +95,8 @@ def _load_config(settings: Settings) -> GatewayConfig | None:
     try:
         config = load_gateway_config(settings)
         PolicyService.from_settings(settings)
+        if settings.dlp_enabled:
+            _check_dlp_rules(settings)
     except ConfigError as exc:
         print(f"error: invalid configuration:\n{exc}", file=sys.stderr)
         return None
@@ -102,6 +104,21 @@ def _load_config(settings: Settings) -> GatewayConfig | None:
         print(f"error: invalid policy: {exc}", file=sys.stderr)
         return None
     return config
+
+
+def _check_dlp_rules(settings: Settings) -> None:
+    """The DLP rules compile (a ConfigError names file, line, rule and problem)."""
+    from llm_gateway.dlp.engine import RuleEngine
+    from llm_gateway.dlp.findings import Action
+    from llm_gateway.dlp.service import rules_file
+
+    RuleEngine.load(
+        rules_file(settings),
+        enable_secrets=settings.dlp_enable_secrets,
+        enable_pii=settings.dlp_enable_pii,
+        default_action=Action(settings.dlp_mode),
+        backend=settings.dlp_backend,
+    )
 
 
 # --- commands --------------------------------------------------------------
@@ -143,6 +160,10 @@ def _check_config(args: argparse.Namespace, settings: Settings) -> int:
         print(f"policy: decided by OPA at {settings.opa_url}{settings.opa_policy_path}")
     else:
         print(f"ok: {settings.policy_dir} (Rego, {rule_of(settings.opa_policy_path)})")
+    if settings.dlp_enabled:
+        from llm_gateway.dlp.service import rules_file
+
+        print(f"ok: DLP rules: built-in and {rules_file(settings) or 'no rule file'}")
     for d in config.deployments.values():
         state = "enabled" if d.enabled else f"disabled ({d.disabled_reason})"
         print(f"model {d.name}: {d.provider.value} at {d.base_url or '-'}: {state}")

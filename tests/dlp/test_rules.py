@@ -52,8 +52,17 @@ def _rule(name: str, pattern: str, extra: str = "") -> str:
     return f"  - name: {name}\n    pattern: '{pattern}'\n{extra}"
 
 
-def test_the_shipped_file_is_the_specification_example() -> None:
-    assert SPEC_FILE.read_text() == SPEC_EXAMPLE
+def test_the_shipped_file_has_the_specification_rules(tmp_path: Path) -> None:
+    """The same rules as the specification's example; only a Luhn check is added."""
+    shipped = {r.name: r for r in load_rules(SPEC_FILE)}
+    spec = {r.name: r for r in load_rules(_write(tmp_path, SPEC_EXAMPLE))}
+    assert shipped.keys() == spec.keys()
+    for name, rule in spec.items():
+        ours = shipped[name]
+        assert (ours.pattern.source, ours.action, ours.severity) == (
+            rule.pattern.source, rule.action, rule.severity
+        )
+    assert shipped["credit_card"].validator_names == ("luhn",)
 
 
 def test_the_specification_example_loads_unchanged(tmp_path: Path) -> None:
@@ -70,11 +79,11 @@ def test_the_specification_example_loads_unchanged(tmp_path: Path) -> None:
 
 def test_the_specification_rules_act_as_written() -> None:
     engine = RuleEngine.load(SPEC_FILE, enable_pii=False, enable_secrets=False)
-    text = "key sk-" + "a1" * 20 + " card 1234 5678 9012 3456 host 10.1.2.3"
+    text = "key sk-" + "a1" * 20 + " card 4111 1111 1111 1111 host 10.1.2.3"
     found = {f.rule: (text[f.start : f.end], f.action) for f in engine.scan(text)}
     assert found == {
         "api_key": ("sk-" + "a1" * 20, Action.BLOCK),
-        "credit_card": ("1234 5678 9012 3456", Action.REDACT),
+        "credit_card": ("4111 1111 1111 1111", Action.REDACT),
         "internal_ip": ("10.1.2.3", Action.ALERT),
     }
 
@@ -226,3 +235,11 @@ def test_the_built_in_files_load_and_are_marked(tmp_path: Path) -> None:
     assert all(r.builtin for r in engine.rules)
     assert {r.category for r in engine.rules} == {"pii", "secret"}
     assert all(r.name.startswith(("pii.", "secret.")) for r in engine.rules)
+
+
+def test_the_shipped_card_rule_leaves_an_iban_to_the_iban_detector() -> None:
+    """Sixteen digits inside an IBAN are not a card: the whole IBAN is one finding."""
+    engine = RuleEngine.load(SPEC_FILE)
+    text = "pay to DE89 3704 0044 0532 0130 00 today"
+    found = [(f.entity, text[f.start : f.end]) for f in engine.scan(text)]
+    assert found == [("IBAN_CODE", "DE89 3704 0044 0532 0130 00")]

@@ -18,9 +18,8 @@ from starlette.responses import Response
 from llm_gateway.api import fields as f
 from llm_gateway.api import native
 from llm_gateway.api.http import read_body, request_id_of
-from llm_gateway.dlp.findings import Finding
-from llm_gateway.dlp.outbound import redact_with_markers
-from llm_gateway.errors import GatewayError, ModelUnavailable
+from llm_gateway.dlp.report import finding_json, redact_all
+from llm_gateway.errors import DlpUnavailable, GatewayError
 from llm_gateway.pipeline.authorize import enforce
 from llm_gateway.policy.inputs import action_input
 from llm_gateway.state import AppState
@@ -51,24 +50,13 @@ async def _scan(request: Request, state: AppState) -> dict[str, Any]:
     )
     enforce(await state.policy.decide(document))
     if state.dlp is None:
-        raise ModelUnavailable("DLP is switched off on this gateway (DLP_ENABLED=false)")
+        raise DlpUnavailable("DLP is switched off on this gateway (DLP_ENABLED=false)")
     data = f.decode_body(await read_body(request, state.settings.max_body_bytes))
-    text = f.req_str(data, "text")
+    text = "" if data.get("text") == "" else f.req_str(data, "text")
     redact = bool(f.opt_bool(data, "redact"))
     findings = (await state.dlp.scan_all([text]))[0]
-    body: dict[str, Any] = {"findings": [_finding(x) for x in findings]}
+    body: dict[str, Any] = {"findings": [finding_json(x) for x in findings]}
     if redact:
-        body["redacted_text"] = redact_with_markers(text, findings)
+        body["redacted_text"] = redact_all(text, findings)
     return body
 
-
-def _finding(finding: Finding) -> dict[str, Any]:
-    return {
-        "entity": finding.entity,
-        "category": finding.category,
-        "start": finding.start,
-        "end": finding.end,
-        "score": round(finding.score, 3),
-        "rule": finding.rule,
-        "action": finding.action.value,
-    }

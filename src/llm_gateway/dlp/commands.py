@@ -9,7 +9,7 @@ from pathlib import Path
 import orjson
 
 from llm_gateway.config import ConfigError
-from llm_gateway.dlp.outbound import redact_with_markers
+from llm_gateway.dlp.report import finding_json, redact_all
 from llm_gateway.dlp.service import DlpService
 from llm_gateway.settings import Settings
 
@@ -35,15 +35,9 @@ def scan_command(source: str, settings: Settings, *, redact: bool) -> int:
             findings = (await dlp.scan_all([text]))[0]
         finally:
             await dlp.aclose()
-        body: dict[str, object] = {
-            "findings": [
-                {"entity": f.entity, "category": f.category, "start": f.start, "end": f.end,
-                 "score": round(f.score, 3), "rule": f.rule, "action": f.action.value}
-                for f in findings
-            ]
-        }  # fmt: skip
+        body: dict[str, object] = {"findings": [finding_json(f) for f in findings]}
         if redact:
-            body["redacted_text"] = redact_with_markers(text, findings)
+            body["redacted_text"] = redact_all(text, findings)
         print(orjson.dumps(body, option=orjson.OPT_INDENT_2).decode())
         return EXIT_FOUND if findings else 0
 

@@ -6,10 +6,11 @@ Only types, counts and actions are kept beyond the request; never the values.
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from llm_gateway.dlp.findings import Action, Finding
+from llm_gateway.dlp.outbound import redact_with_markers
 
 Direction = Literal["request", "response"]
 _STRENGTH = {Action.ALERT: 1, Action.REDACT: 2, Action.BLOCK: 3}
@@ -50,3 +51,21 @@ def blocked_details(findings: list[Finding]) -> dict[str, Any]:
             for rule, entity, severity in sorted(seen)
         ]
     }
+
+
+def finding_json(finding: Finding) -> dict[str, Any]:
+    """A finding as the scan API shows it: where and what kind, never the value."""
+    return {
+        "entity": finding.entity,
+        "category": finding.category,
+        "start": finding.start,
+        "end": finding.end,
+        "score": round(finding.score, 3),
+        "rule": finding.rule,
+        "action": finding.action.value,
+    }
+
+
+def redact_all(text: str, findings: list[Finding]) -> str:
+    """Every finding replaced by its marker, alerts included: for showing, never forwarding."""
+    return redact_with_markers(text, [replace(f, action=Action.REDACT) for f in findings])

@@ -17,8 +17,11 @@ in JSON answers and in streams alike.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import AsyncGenerator
+
+import orjson
 
 from llm_gateway.chat import (
     ChatResponse,
@@ -53,16 +56,17 @@ class Inspect:
         session = self._session(ctx)
         slots = request_slots(ctx.chat)
         found = await self.dlp.scan_all([s.text for s in slots], mode=mode, ner=self._ner(ctx))
-        report.add("request", [f for fs in found for f in fs])
-        blocked = [f for fs in found for f in fs if f.action is Action.BLOCK]
+        every = [f for fs in found for f in fs]
+        report.add("request", every)
+        blocked = [f for f in every if f.action is Action.BLOCK]
         if blocked:
             raise DlpBlocked(
                 "the request carries data that may not leave: "
                 + ", ".join(sorted({f.rule for f in blocked})),
                 details=blocked_details(blocked),
             )
-        self._alert(ctx, "request", [f for fs in found for f in fs])
-        if any(f.action is Action.REDACT for fs in found for f in fs):
+        self._alert(ctx, "request", every)
+        if any(f.action is Action.REDACT for f in every):
             redacted = await self.dlp.anonymizer.apply_many(
                 [(slot.text, fs) for slot, fs in zip(slots, found, strict=True)], session
             )
@@ -153,17 +157,22 @@ class Inspect:
                             )
                     if any(c.blocked for c in channels.values()):
                         event.finish_reason = "content_filter"
+                    self._record_channels(ctx, channels)  # before the final event is audited
                     yield event
                     return
                 else:
                     yield event
                 if any(c.blocked for c in channels.values()):
+                    self._record_channels(ctx, channels)
                     yield StreamEnd("content_filter")
                     return
         finally:
-            for open_channel in channels.values():
-                self._record(ctx, open_channel.findings)
+            self._record_channels(ctx, channels)  # a stream that ended some other way
             await stream.aclose()
+
+    def _record_channels(self, ctx: RequestContext, channels: dict[int, _Channel]) -> None:
+        for open_channel in channels.values():
+            self._record(ctx, open_channel.findings)
 
     def _record(self, ctx: RequestContext, findings: list[Finding]) -> None:
         if findings and ctx.dlp is not None:
@@ -185,7 +194,10 @@ class Inspect:
             return None
         p = ctx.principal
         conversation = ctx.conversation_id or ctx.request_id
-        return self.dlp.vault.session(f"{p.tenant or ''}:{p.user_id}:{conversation}")
+        # Hashed as a whole, so that no choice of X-Conversation-Id reaches another
+        # caller's vault (a plain "tenant:user:id" could be forged with colons).
+        key = hashlib.sha256(orjson.dumps([p.tenant, p.user_id, conversation])).hexdigest()
+        return self.dlp.vault.session(key)
 
     def _alert(self, ctx: RequestContext, direction: str, findings: list[Finding]) -> None:
         flagged = sorted({f.rule for f in findings if f.action is Action.ALERT})

@@ -1,0 +1,342 @@
+"""DLP configuration at start-up, and a detector that fails: the gateway refuses, loudly.
+
+* A bad custom rule stops ``llm-gateway serve`` (and should fail ``check-config``
+  and ``dlp scan``) with a message naming the file, the rule and the problem.
+* With the NER detector required (``DLP_NER=on``) and a budget it cannot keep
+  (``DLP_NER_TIMEOUT_MS=1``), a request fails closed with 503 ``dlp_unavailable``;
+  with ``DLP_ON_ERROR=alert`` it passes, the rule engine's findings still applied.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from llm_gateway.emulators import EmulatorServer
+from llm_gateway.settings import settings_variables
+from tests.e2e.conftest import (
+    JWT_SECRET,
+    PRICING_YAML,
+    Gateway,
+    free_port,
+    routing_yaml,
+    write_policies,
+)
+from tests.e2e.dlp_support import (
+    DOORS,
+    SPEC_RULES,
+    SSN,
+    ask,
+    dlp_gateway,
+    log_records,
+    tag,
+    upstream_requests,
+)
+
+# --- 8. bad rules ----------------------------------------------------------------
+
+
+def rule(name: str, pattern: str, extra: str = "") -> str:
+    return (
+        f"  - name: {name}\n    pattern: '{pattern}'\n    action: block\n"
+        f"    severity: high\n{extra}"
+    )
+
+
+#: case -> (rules file, the rule it must name, what it must say about it)
+BAD_RULES: dict[str, tuple[str, str, str]] = {
+    "lookahead": (rule("look_ahead", r"secret(?=\d+)"), "look_ahead", "lookahead (?=...)"),
+    "negative_lookbehind": (
+        rule("look_behind", r"(?<!x)\d{6}"),
+        "look_behind",
+        "negative lookbehind (?<!...)",
+    ),
+    "backreference": (rule("twice", r"(\w+) \1"), "twice", "back-reference \\1"),
+    "named_backreference": (rule("named", r"(?P<w>\w+) (?P=w)"), "named", "back-reference"),
+    "invalid_regex": (rule("broken", r"abc[unclosed"), "broken", "invalid RE2 pattern"),
+    "unknown_validator": (
+        rule("checked", r"abc\d+", "    validator: nosuch\n"),
+        "checked",
+        "unknown validator 'nosuch'",
+    ),
+    "unknown_action": (
+        rule("acting", r"abc\d+").replace("action: block", "action: explode"),
+        "acting",
+        "explode",
+    ),
+    "duplicate_name": (rule("same", r"abc\d+") + rule("same", r"xyz\d+"), "same", "duplicate name"),
+    "builtin_name": (rule("pii.us_ssn", r"abc\d+"), "pii.us_ssn", "already used by a built-in"),
+}
+# A valid rule first, so that the problem is never "line 1" by accident.
+PREAMBLE = "rules:\n" + rule("fine", r"fine\d{4}")
+
+
+@dataclass(frozen=True)
+class Run:
+    returncode: int
+    output: str
+    rules: Path
+
+
+def cli_env(tmp: Path, **extra: str) -> dict[str, str]:
+    """An environment with none of the gateway's settings but this test's directories."""
+    env = {k: v for k, v in os.environ.items() if k not in set(settings_variables())}
+    env.update(
+        CONFIG_DIR=str(tmp / "config"),
+        DATA_DIR=str(tmp / "data"),
+        POLICY_DIR=str(tmp / "policies"),
+        JWT_SECRET=JWT_SECRET,
+        DEMO_MODEL="off",
+        DLP_NER="off",
+        **extra,
+    )
+    return env
+
+
+def bad_config(tmp: Path, case: str) -> Path:
+    config = tmp / "config"
+    config.mkdir(parents=True)
+    (config / "routing_policies.yaml").write_text(routing_yaml("http://127.0.0.1:9"))
+    (config / "pricing.yaml").write_text(PRICING_YAML)
+    write_policies(tmp / "policies")
+    rules = config / "dlp_rules.yaml"
+    rules.write_text(PREAMBLE + BAD_RULES[case][0])
+    return rules
+
+
+def run(tmp: Path, case: str, *args: str, timeout: float = 60) -> Run:
+    """``llm-gateway ARGS`` with the bad rules of ``case``; a process that keeps running
+    (a gateway that started despite them) is stopped after ``timeout`` seconds."""
+    rules = bad_config(tmp, case)
+    env = cli_env(tmp, API_PORT=str(free_port()))
+    with subprocess.Popen(
+        [sys.executable, "-m", "llm_gateway.cli", *args],
+        env=env, cwd=tmp, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    ) as process:  # fmt: skip
+        try:
+            output, _ = process.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            output, _ = process.communicate()
+            return Run(-1, output.decode(errors="replace"), rules)
+    return Run(process.returncode, output.decode(errors="replace"), rules)
+
+
+@pytest.fixture(scope="module")
+def serve_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Run]:
+    """``llm-gateway serve`` once per bad rules file, a few at a time."""
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        futures = {
+            case: pool.submit(run, tmp_path_factory.mktemp(f"serve-{case}"), case, "serve")
+            for case in BAD_RULES
+        }
+        return {case: future.result() for case, future in futures.items()}
+
+
+def assert_names_file_rule_and_problem(result: Run, case: str) -> None:
+    """The message as printed, or as a JSON log line escapes it."""
+    _, name, problem = BAD_RULES[case]
+    for expected in (str(result.rules), f"rule '{name}'", problem):
+        escaped = json.dumps(expected)[1:-1]
+        assert expected in result.output or escaped in result.output, (
+            f"{expected!r} is missing from:\n{result.output[-2000:]}"
+        )
+
+
+@pytest.mark.parametrize("case", list(BAD_RULES))
+def test_gateway_exits_at_start_up_naming_file_rule_and_problem(
+    serve_runs: dict[str, Run], case: str
+) -> None:
+    result = serve_runs[case]
+    assert result.returncode > 0, f"the gateway did not exit:\n{result.output[-2000:]}"
+    assert "Application startup complete" not in result.output
+    assert_names_file_rule_and_problem(result, case)
+
+
+@pytest.mark.parametrize("case", list(BAD_RULES))
+def test_gateway_start_up_error_for_a_bad_rule_is_a_clean_config_error(
+    serve_runs: dict[str, Run], case: str
+) -> None:
+    """Like a bad routing file: exit code 2 and an "error: invalid ..." message, before
+    uvicorn starts, without a traceback through the ASGI lifespan."""
+    result = serve_runs[case]
+    assert "Traceback" not in result.output, result.output[-3000:]
+    assert result.returncode == 2, result.output[-2000:]
+    assert "error: invalid" in result.output
+
+
+@pytest.mark.parametrize("case", list(BAD_RULES))
+def test_check_config_rejects_a_bad_rule(tmp_path: Path, case: str) -> None:
+    result = run(tmp_path, case, "check-config")
+    assert result.returncode == 2, f"check-config accepted bad DLP rules:\n{result.output}"
+    assert "Traceback" not in result.output
+    assert_names_file_rule_and_problem(result, case)
+
+
+@pytest.mark.parametrize("case", list(BAD_RULES))
+def test_dlp_scan_command_rejects_a_bad_rule(tmp_path: Path, case: str) -> None:
+    result = run(tmp_path, case, "dlp", "scan", str(Path(__file__)))
+    assert result.returncode == 2, result.output
+    assert "Traceback" not in result.output
+    assert_names_file_rule_and_problem(result, case)
+
+
+def test_check_config_accepts_the_specification_rules(tmp_path: Path) -> None:
+    rules = bad_config(tmp_path, "lookahead")
+    rules.write_text(SPEC_RULES.read_text())
+    done = subprocess.run(
+        [sys.executable, "-m", "llm_gateway.cli", "check-config"],
+        env=cli_env(tmp_path), cwd=tmp_path, capture_output=True, text=True, timeout=60,
+        check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "Traceback" not in done.stderr
+    assert str(rules) in done.stdout  # named among the files it checked
+
+
+# --- 9. fail closed --------------------------------------------------------------
+
+NER_OVER_BUDGET = {"DLP_NER": "on", "DLP_NER_TIMEOUT_MS": "1"}
+#: Enough text that the model needs far more than 1 ms: names and places, and an SSN
+#: for the rule engine, which does not depend on NER.
+NAMES = " ".join(
+    f"Dear {first} {last}, your order ships from {city} on Monday."
+    for first, last, city in [
+        ("John", "Smith", "Paris"),
+        ("Maria", "Garcia", "Madrid"),
+        ("Hiroshi", "Tanaka", "Osaka"),
+        ("Amelia", "Brown", "Chicago"),
+    ]
+    * 20
+)
+NER_STARTED: dict[str, float] = {}
+UNAVAILABLE_TYPE = {
+    "openai": "service_unavailable_error",
+    "anthropic": "overloaded_error",
+    "native": "unavailable",
+}
+
+
+@pytest.fixture(scope="module")
+def closed_gw(
+    emulator: EmulatorServer, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Gateway]:
+    started = time.monotonic()
+    with dlp_gateway(tmp_path_factory, emulator, "dlp-ner-closed", NER_OVER_BUDGET) as gateway:
+        NER_STARTED["closed"] = time.monotonic() - started
+        yield gateway
+
+
+@pytest.fixture(scope="module")
+def open_gw(
+    emulator: EmulatorServer, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Gateway]:
+    env = {**NER_OVER_BUDGET, "DLP_ON_ERROR": "alert"}
+    started = time.monotonic()
+    with dlp_gateway(tmp_path_factory, emulator, "dlp-ner-open", env) as gateway:
+        NER_STARTED["open"] = time.monotonic() - started
+        yield gateway
+
+
+def test_ner_gateway_is_ready_within_the_harness_wait(closed_gw: Gateway) -> None:
+    """start_gateway waits 30 s for /ready; the model must load well within it."""
+    assert NER_STARTED["closed"] < 25, NER_STARTED
+    checks = httpx.get(f"{closed_gw.base_url}/ready", timeout=5).json()["checks"]
+    assert (checks["dlp"], checks["ner"]) == ("on", "available")
+
+
+@pytest.mark.parametrize("door", DOORS)
+def test_detector_over_its_budget_fails_closed_with_dlp_unavailable(
+    closed_gw: Gateway, emulator: EmulatorServer, door: str
+) -> None:
+    marker = tag()
+    reply = ask(closed_gw, door, f"{marker} {NAMES} SSN {SSN}")
+    assert reply.status == 503, reply.body
+    error = reply.error(door)
+    assert (error["code"], error["type"]) == ("dlp_unavailable", UNAVAILABLE_TYPE[door])
+    assert "John" not in reply.body
+    assert SSN not in reply.body
+    assert upstream_requests(emulator, marker) == []
+
+    row = closed_gw.audit_row(reply.request_id)
+    assert (row.status, row.error_code, row.endpoint) == (503, "dlp_unavailable", door)
+    assert (row.model, row.tokens_used) == (None, 0)
+
+
+def test_scan_api_fails_closed_when_the_detector_overruns(closed_gw: Gateway) -> None:
+    with closed_gw.http() as http:
+        response = http.post(
+            "/api/v1/dlp/scan",
+            json={"text": NAMES},
+            headers={"authorization": f"Bearer {closed_gw.token()}"},
+        )
+    assert response.status_code == 503, response.text
+    assert response.json()["error"]["code"] == "dlp_unavailable"
+    assert "findings" not in response.json()  # never an empty, "clean" answer
+
+
+@pytest.mark.parametrize("door", DOORS)
+def test_detector_over_its_budget_passes_with_on_error_alert(
+    open_gw: Gateway, emulator: EmulatorServer, door: str
+) -> None:
+    marker = tag()
+    reply = ask(open_gw, door, f"{marker} {NAMES} SSN {SSN}")
+    assert reply.status == 200, reply.body
+    [sent] = upstream_requests(emulator, marker)
+    body = json.dumps(sent["body"])
+    assert "John Smith" in body  # the names went unscanned: that is what alert-only means
+    assert SSN not in body  # but the rule engine's redactions still apply
+    assert "<SSN_REDACTED>" in body
+    warnings = [
+        r
+        for r in log_records(open_gw)
+        if r.get("level") == "warning" and "DLP detector ner unavailable" in r.get("msg", "")
+    ]
+    assert warnings, "the overrun detector was not logged"
+
+
+# --- 10. DLP switched off ----------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def off_gw(emulator: EmulatorServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
+    with dlp_gateway(tmp_path_factory, emulator, "dlp-off", {"DLP_ENABLED": "false"}) as gateway:
+        yield gateway
+
+
+def test_ready_reports_dlp_off_when_disabled(off_gw: Gateway) -> None:
+    checks = httpx.get(f"{off_gw.base_url}/ready", timeout=5).json()["checks"]
+    assert (checks["dlp"], checks["ner"]) == ("off", "off")
+
+
+def test_disabled_dlp_forwards_the_prompt_unchanged(
+    off_gw: Gateway, emulator: EmulatorServer
+) -> None:
+    marker = tag()
+    reply = ask(off_gw, "native", f"{marker} ssn {SSN}")
+    assert reply.status == 200
+    assert f"{marker} ssn {SSN}" in json.dumps(upstream_requests(emulator, marker)[0]["body"])
+    assert reply.data["metadata"]["pii_detected"] is False
+    assert off_gw.audit_row(reply.request_id).dlp_action is None
+
+
+def test_scan_api_says_dlp_is_off_when_disabled(off_gw: Gateway) -> None:
+    with off_gw.http() as http:
+        response = http.post(
+            "/api/v1/dlp/scan",
+            json={"text": f"ssn {SSN}"},
+            headers={"authorization": f"Bearer {off_gw.token()}"},
+        )
+    assert response.status_code == 503, response.text
+    assert "DLP_ENABLED" in response.json()["error"]["message"]
+    assert SSN not in response.text
