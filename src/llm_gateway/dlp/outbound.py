@@ -3,9 +3,13 @@
 Text is released only after it has been scanned. The last ``holdback``
 characters stay unreleased, so that a span split across chunks is seen whole
 before any of it leaves; a finding that straddles the release point holds the
-point back to its start. The delay this adds is the time the model takes to
-produce ``holdback`` more characters, and the end of the stream releases the
-rest. A span longer than the hold-back (a whole PEM key, say) can only be
+point back to its start. Text is released in steps of ``RELEASE_STEP``
+characters or more, so the delay this adds is bounded by the time the model
+takes to produce ``holdback + RELEASE_STEP`` more characters (80 by default),
+and the end of the stream releases the rest. With no hold-back, each chunk is
+scanned and released on its own.
+
+A span longer than the hold-back (a whole PEM key, say) can only be
 recognised once it is complete, so part of it may have left by then: set
 ``DLP_STREAM_HOLDBACK`` above the longest secret that must never leak.
 
@@ -21,6 +25,9 @@ from llm_gateway.dlp.findings import Action, Finding
 from llm_gateway.dlp.operators import replace_marker
 
 CONTEXT_CHARS = 32
+# Text is released in steps of at least this many characters, so that a stream
+# of one-word chunks is scanned every few words rather than at every chunk.
+RELEASE_STEP = 16
 
 
 class HeldText:
@@ -48,6 +55,8 @@ class HeldText:
     def _release(self, *, final: bool) -> str:
         if not self.pending:
             return ""
+        if not final and self.holdback and len(self.pending) < self.holdback + RELEASE_STEP:
+            return ""  # nothing, or too little, could be released: no need to scan yet
         offset = len(self.context)
         found = [
             f for f in self.scan(self.context + self.pending) if f.end > offset
