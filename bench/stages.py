@@ -169,7 +169,7 @@ async def _policy(
         assert ctx.chat is not None
         ctx.chat.model = "gpt-4" if "spec" in name else "bench"  # both allowed (enterprise)
         results[f"authorize ({name})"] = await _time_async(
-            lambda stage=stage: stage(ctx, done)  # type: ignore[misc]
+            lambda stage=stage: stage(ctx, done)  # bind this iteration's stage
         )
         await policy.aclose()
     assert ctx.chat is not None
