@@ -1,0 +1,48 @@
+"""The DLP service: the policy's mode replaces the default action, never a rule's own."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from llm_gateway.dlp.findings import Action
+from llm_gateway.dlp.service import DlpService
+from llm_gateway.settings import load_settings
+
+REPO = Path(__file__).resolve().parents[2]
+TEXT = "mail bob.smith@example.com, key sk-" + "a1" * 20 + ", host 10.1.2.3"
+
+
+async def _service(tmp_path: Path) -> DlpService:
+    settings = load_settings(
+        {
+            "DLP_NER": "off",
+            "DATA_DIR": str(tmp_path),
+            "DLP_RULES_FILE": str(REPO / "config" / "dlp_rules.yaml"),
+        },
+        env_file=None,
+    )
+    return await DlpService.start(settings)
+
+
+async def test_the_policy_mode_changes_only_default_actions(tmp_path: Path) -> None:
+    dlp = await _service(tmp_path)
+    try:
+        default = {f.rule: f.action for f in dlp.scan_rules(TEXT)}
+        alerted = {f.rule: f.action for f in dlp.scan_rules(TEXT, Action.ALERT)}
+    finally:
+        await dlp.aclose()
+    email = next(rule for rule in default if "email" in rule)
+    assert default[email] is Action.REDACT  # DLP_MODE's default
+    assert alerted[email] is Action.ALERT  # the policy's dlp_mode for this caller
+    assert alerted["api_key"] is Action.BLOCK  # the rule says block: the policy cannot relax it
+    assert alerted["internal_ip"] is Action.ALERT
+
+
+async def test_ner_off_leaves_rules_only(tmp_path: Path) -> None:
+    dlp = await _service(tmp_path)
+    try:
+        assert dlp.ner_status == "off"
+        [found] = await dlp.scan_all(["John Smith lives in Paris"])
+    finally:
+        await dlp.aclose()
+    assert found == []
