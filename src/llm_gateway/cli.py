@@ -96,7 +96,9 @@ def _load_config(settings: Settings) -> GatewayConfig | None:
         config = load_gateway_config(settings)
         PolicyService.from_settings(settings)
         if settings.dlp_enabled:
-            _check_dlp_rules(settings)
+            from llm_gateway.dlp.service import load_rule_engine
+
+            load_rule_engine(settings)
     except ConfigError as exc:
         print(f"error: invalid configuration:\n{exc}", file=sys.stderr)
         return None
@@ -104,21 +106,6 @@ def _load_config(settings: Settings) -> GatewayConfig | None:
         print(f"error: invalid policy: {exc}", file=sys.stderr)
         return None
     return config
-
-
-def _check_dlp_rules(settings: Settings) -> None:
-    """The DLP rules compile (a ConfigError names file, line, rule and problem)."""
-    from llm_gateway.dlp.engine import RuleEngine
-    from llm_gateway.dlp.findings import Action
-    from llm_gateway.dlp.service import rules_file
-
-    RuleEngine.load(
-        rules_file(settings),
-        enable_secrets=settings.dlp_enable_secrets,
-        enable_pii=settings.dlp_enable_pii,
-        default_action=Action(settings.dlp_mode),
-        backend=settings.dlp_backend,
-    )
 
 
 # --- commands --------------------------------------------------------------

@@ -273,7 +273,7 @@ _SOURCES: dict[str, tuple[tuple[str, ...], Callable[[str], Any]]] = {
     "dlp_ner_max_chars": (("DLP_NER_MAX_CHARS",), _int(1, 10_000_000)),
     "dlp_ner_timeout_ms": (("DLP_NER_TIMEOUT_MS",), _int(1, 600_000)),
     "dlp_ner_workers": (("DLP_NER_WORKERS",), _int(1, 64)),
-    "dlp_operator": (("DLP_OPERATOR",), _choice("replace", "token", "mask", "hash", "synthetic")),
+    "dlp_operator": (("DLP_OPERATOR",), _choice(*_OPERATORS)),
     "dlp_operator_overrides": (("DLP_OPERATOR_OVERRIDES",), _overrides),
     "dlp_vault": (("DLP_VAULT",), _choice("memory", "redis")),
     "dlp_vault_key": (("DLP_VAULT_KEY",), str),

@@ -17,7 +17,7 @@ from starlette.responses import Response
 
 from llm_gateway.api import fields as f
 from llm_gateway.api import native
-from llm_gateway.api.http import read_body, request_id_of
+from llm_gateway.api.http import client_ip, read_body, request_id_of
 from llm_gateway.dlp.report import finding_json, redact_all
 from llm_gateway.errors import DlpUnavailable, GatewayError
 from llm_gateway.pipeline.authorize import enforce
@@ -45,7 +45,7 @@ async def _scan(request: Request, state: AppState) -> dict[str, Any]:
     document = action_input(
         principal,
         "dlp.scan",
-        client_ip=request.client.host if request.client else None,
+        client_ip=client_ip(request),
         environment=state.settings.environment,
     )
     enforce(await state.policy.decide(document))

@@ -14,7 +14,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp
 
 from llm_gateway.api import anthropic, native, openai
-from llm_gateway.api.http import StreamResponse, read_body, request_id_of
+from llm_gateway.api.http import StreamResponse, client_ip, read_body, request_id_of
 from llm_gateway.chat import ChatResponse, EventStream
 from llm_gateway.errors import GatewayError
 from llm_gateway.pipeline.context import RequestContext, RequestParser
@@ -52,7 +52,7 @@ class FrontDoor:
             read_body=partial(read_body, request, state.settings.max_body_bytes),
             parse=self.parse,
             request_id=request_id_of(request),
-            client_ip=request.client.host if request.client else None,
+            client_ip=client_ip(request),
             conversation_id=request.headers.get("x-conversation-id"),
         )
         try:

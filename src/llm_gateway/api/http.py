@@ -33,6 +33,10 @@ def request_id_of(request: Request) -> str:
     return str(state.get("request_id") or new_request_id())
 
 
+def client_ip(request: Request) -> str | None:
+    return request.client.host if request.client else None
+
+
 async def read_body(request: Request, limit: int) -> bytes:
     """The request body, refusing more than ``limit`` bytes without reading them all."""
     declared = request.headers.get("content-length")

@@ -14,7 +14,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from llm_gateway.api import anthropic, openai
-from llm_gateway.api.http import request_id_of
+from llm_gateway.api.http import client_ip, request_id_of
 from llm_gateway.auth.principal import Principal
 from llm_gateway.config import Deployment
 from llm_gateway.errors import GatewayError
@@ -51,7 +51,7 @@ async def _may_use(
         principal,
         "models.list",
         model=deployment.name,
-        client_ip=request.client.host if request.client else None,
+        client_ip=client_ip(request),
         environment=state.settings.environment,
     )
     return (await state.policy.decide(document)).allow

@@ -39,25 +39,15 @@ class DlpService:
     ner: NerDetector | None
     anonymizer: Anonymizer
     vault: Vault
-    default_action: Action
     explicit_actions: dict[str, Action]  # rules that carry their own action
     fail_open: bool  # DLP_ON_ERROR=alert: a failed detector is logged, the request passes
     scan_responses: bool
     stream_holdback: int
-    ner_max_chars: int
-    ner_timeout_s: float
 
     @classmethod
     async def start(cls, settings: Settings) -> DlpService:
         """Load rules (a bad rule stops start-up), start NER when wanted, open the vault."""
-        default = Action(settings.dlp_mode)
-        engine = RuleEngine.load(
-            rules_file(settings),
-            enable_secrets=settings.dlp_enable_secrets,
-            enable_pii=settings.dlp_enable_pii,
-            default_action=default,
-            backend=settings.dlp_backend,
-        )
+        engine = load_rule_engine(settings)
         ner = None
         if settings.dlp_ner != "off" and settings.dlp_enable_pii:
             ner = await NerDetector.start(
@@ -84,7 +74,7 @@ class DlpService:
         )
         log.info(
             "DLP: %d rules (%s), default action %s, NER %s",
-            len(engine.rules), settings.dlp_backend, default.value,
+            len(engine.rules), settings.dlp_backend, engine.default_action.value,
             "on" if ner is not None and ner.available else "off",
         )  # fmt: skip
         return cls(
@@ -92,13 +82,10 @@ class DlpService:
             ner=ner,
             anonymizer=anonymizer,
             vault=vault,
-            default_action=default,
             explicit_actions={r.name: r.action for r in engine.rules if r.action is not None},
             fail_open=settings.dlp_on_error == "alert",
             scan_responses=settings.dlp_scan_responses,
             stream_holdback=settings.dlp_stream_holdback,
-            ner_max_chars=settings.dlp_ner_max_chars,
-            ner_timeout_s=settings.dlp_ner_timeout_ms / 1000,
         )
 
     @property
@@ -127,11 +114,12 @@ class DlpService:
         detector = self.ner
         if not ner or detector is None or not detector.available:
             return results
-        if sum(len(t) for t in texts) > self.ner_max_chars:
+        if sum(len(t) for t in texts) > detector.config.max_chars:
             return self._unavailable("ner", "the text is over DLP_NER_MAX_CHARS", results)
-        action = mode or self.default_action
+        action = mode or self.engine.default_action
         try:
-            async with asyncio.timeout(self.ner_timeout_s):  # one budget for the whole request
+            # One budget for the whole request, not one per text.
+            async with asyncio.timeout(detector.config.timeout_s):
                 for i, text in enumerate(texts):
                     found = await detector.scan(text, action=action, severity=Severity.MEDIUM)
                     if found:
@@ -166,6 +154,17 @@ class DlpService:
         if self.ner is not None:
             await self.ner.aclose()
         await self.vault.aclose()
+
+
+def load_rule_engine(settings: Settings) -> RuleEngine:
+    """The built-in rules and the deployment's; a bad rule raises ConfigError naming it."""
+    return RuleEngine.load(
+        rules_file(settings),
+        enable_secrets=settings.dlp_enable_secrets,
+        enable_pii=settings.dlp_enable_pii,
+        default_action=Action(settings.dlp_mode),
+        backend=settings.dlp_backend,
+    )
 
 
 def rules_file(settings: Settings) -> Path | None:

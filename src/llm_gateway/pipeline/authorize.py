@@ -20,7 +20,7 @@ from llm_gateway.errors import PolicyDenied, PolicyFailed
 from llm_gateway.pipeline.context import Next, RequestContext
 from llm_gateway.pipeline.route import model_not_found
 from llm_gateway.policy import Decision, PolicyService
-from llm_gateway.policy.inputs import chat_input, requested_features
+from llm_gateway.policy.inputs import chat_input
 
 
 class Authorize:
@@ -44,7 +44,7 @@ class Authorize:
         )
         decision = ctx.decision = await self.policy.decide(document)
         enforce(decision)
-        refused = [f for f in requested_features(chat) if not decision.permits(f)]
+        refused = [f for f in document["request"]["features"] if not decision.permits(f)]
         if refused:
             reasons = tuple(f"feature not allowed: {f}" for f in refused)
             # Recorded as the denial it is, not as the policy's allow.

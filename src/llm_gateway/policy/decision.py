@@ -17,7 +17,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-DLP_MODES = ("block", "redact", "alert")
+from llm_gateway.dlp.findings import Action
+
+DLP_MODES = tuple(action.value for action in Action)
 _COLLECTIONS = (list, set, frozenset)  # regorus gives Rego sets as Python sets; OPA as lists
 
 
@@ -44,6 +46,11 @@ class Decision:
     revision: str = ""  # which policy decided: a hash of its modules and data
     eval_us: float = 0.0
     error: str | None = None  # set when the decision is a fail-closed denial
+
+    @classmethod
+    def failed(cls, problem: str, revision: str) -> Decision:
+        """The fail-closed denial given when no decision could be had."""
+        return cls(False, ("the policy could not be evaluated",), revision=revision, error=problem)
 
     def permits(self, feature: str) -> bool:
         features = self.obligations.features

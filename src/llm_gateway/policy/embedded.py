@@ -77,9 +77,4 @@ class EmbeddedPolicy:
         log.warning(
             "policy evaluation failed (revision %s); denying: %s", bundle.revision, problem
         )
-        return Decision(
-            False,
-            ("the policy could not be evaluated",),
-            revision=bundle.revision,
-            error=problem,
-        )
+        return Decision.failed(problem, bundle.revision)

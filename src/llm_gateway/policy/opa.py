@@ -22,10 +22,11 @@ import time
 from collections import OrderedDict
 from typing import Any
 
-import aiohttp
 import orjson
 
+from llm_gateway.errors import UpstreamError, UpstreamTimeout
 from llm_gateway.policy.decision import Decision, PolicyError, decision_from_result
+from llm_gateway.providers.transport import AiohttpTransport, UpstreamRequest
 
 log = logging.getLogger(__name__)
 CACHE_ENTRIES = 10_000
@@ -47,11 +48,11 @@ class OpaPolicy:
     ) -> None:
         self.endpoint = f"{url.rstrip('/')}{policy_path}"
         self.revision = f"opa:{policy_path}"
-        self.timeout = aiohttp.ClientTimeout(total=timeout_s)
+        self.timeout_s = timeout_s
         self.retries = retries
         self.cache_seconds = cache_seconds
+        self.transport = AiohttpTransport()  # the gateway's one HTTP seam, its own pool
         self._cache: OrderedDict[bytes, tuple[float, Decision]] = OrderedDict()
-        self._session: aiohttp.ClientSession | None = None
 
     async def decide(self, document: dict[str, Any]) -> Decision:
         started = time.perf_counter()
@@ -62,13 +63,8 @@ class OpaPolicy:
                 result = await self._query(document)
                 decision = decision_from_result(result, revision=self.revision)
             except PolicyError as exc:
-                log.warning("OPA gave no usable decision; denying", extra={"error": str(exc)})
-                decision = Decision(
-                    False,
-                    ("the policy could not be evaluated",),
-                    revision=self.revision,
-                    error=str(exc),
-                )
+                log.warning("OPA gave no usable decision; denying: %s", exc)
+                decision = Decision.failed(str(exc), self.revision)
             else:
                 if key is not None:
                     self._store(key, decision)
@@ -81,24 +77,32 @@ class OpaPolicy:
             if attempt:
                 await asyncio.sleep(min(0.05 * 2**attempt, 0.5))
             try:
-                async with self._client().post(
-                    self.endpoint,
-                    data=body,
-                    headers={"content-type": "application/json"},
-                    timeout=self.timeout,
-                ) as response:
-                    payload = await response.read()
-                    if response.status >= 500:
-                        problem = f"OPA answered {response.status}"
-                        continue
-                    if response.status != 200:
-                        raise PolicyError(f"OPA answered {response.status}: {_opa_error(payload)}")
-            except TimeoutError:
+                async with asyncio.timeout(self.timeout_s):
+                    response = await self.transport.send(
+                        UpstreamRequest(
+                            url=self.endpoint,
+                            headers={"content-type": "application/json"},
+                            body=body,
+                            pool="opa",
+                            max_connections=64,
+                            read_timeout_s=self.timeout_s,
+                        )
+                    )
+                    try:
+                        payload = await response.read()
+                    finally:
+                        response.close()
+            except (TimeoutError, UpstreamTimeout):
                 problem = "OPA did not answer in time"
                 continue
-            except aiohttp.ClientError as exc:
-                problem = f"OPA is unreachable: {type(exc).__name__}"
+            except UpstreamError as exc:
+                problem = f"OPA is unreachable: {exc.message}"
                 continue
+            if response.status >= 500:
+                problem = f"OPA answered {response.status}"
+                continue
+            if response.status != 200:
+                raise PolicyError(f"OPA answered {response.status}: {_opa_error(payload)}")
             try:
                 answer = orjson.loads(payload)
             except orjson.JSONDecodeError:
@@ -107,14 +111,6 @@ class OpaPolicy:
                 raise PolicyError("OPA's answer is not a JSON object")
             return answer.get("result")  # absent: undefined, which denies
         raise OpaUnavailable(f"{problem} (after {self.retries + 1} attempts)")
-
-    def _client(self) -> aiohttp.ClientSession:
-        if self._session is None or self._session.closed:
-            self._session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(limit=64, keepalive_timeout=30),
-                json_serialize=lambda v: orjson.dumps(v).decode(),
-            )
-        return self._session
 
     def _cached(self, key: bytes) -> Decision | None:
         entry = self._cache.get(key)
@@ -132,8 +128,7 @@ class OpaPolicy:
             self._cache.popitem(last=False)
 
     async def aclose(self) -> None:
-        if self._session is not None:
-            await self._session.close()
+        await self.transport.close()
 
 
 def _cache_key(document: dict[str, Any]) -> bytes:
