@@ -90,6 +90,7 @@ def _identity_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _load_config(settings: Settings) -> GatewayConfig | None:
     """The configuration files and the policy, validated; ``None`` after printing why not."""
+    from llm_gateway.dlp.backends import BackendError
     from llm_gateway.policy import PolicyLoadError, PolicyService
 
     try:
@@ -104,6 +105,9 @@ def _load_config(settings: Settings) -> GatewayConfig | None:
         return None
     except PolicyLoadError as exc:
         print(f"error: invalid policy: {exc}", file=sys.stderr)
+        return None
+    except BackendError as exc:  # DLP_BACKEND names one that is not installed
+        print(f"error: invalid configuration: {exc}", file=sys.stderr)
         return None
     return config
 

@@ -64,7 +64,6 @@ def test_pii_takes_the_engine_default_action() -> None:
     blocking = RuleEngine.load(None, default_action=Action.BLOCK, enable_secrets=False)
     (finding,) = blocking.scan("SSN 219-09-9988")
     assert (finding.action, finding.severity) == (Action.BLOCK, Severity.HIGH)
-    assert blocking.action_of(blocking.rules[0]) is Action.BLOCK
 
 
 def test_disabling_pii_removes_the_family() -> None:
@@ -244,3 +243,21 @@ def test_a_set_that_thrashes_its_cache_still_reports_what_matches(engine: RuleEn
     assert any(
         f.rule == "secret.github_pat" and text[f.start : f.end] == token for f in engine.scan(text)
     )
+
+
+def test_a_scan_s_default_action_takes_part_in_settling_overlaps(tmp_path: Path) -> None:
+    """A policy's block must win over an overlapping rule's own redact, as a default block does."""
+    rules = tmp_path / "dlp_rules.yaml"
+    rules.write_text(
+        "rules:\n"
+        "  - name: ticket\n    pattern: 'TICKET-\\d{6}'\n    severity: high\n"
+        "  - name: six_digits\n    pattern: '\\d{6}'\n    action: redact\n    severity: high\n"
+    )
+    engine = RuleEngine.load(
+        rules, enable_pii=False, enable_secrets=False, default_action=Action.ALERT
+    )
+    text = "see TICKET-123456 now"
+    assert [(f.rule, f.action) for f in engine.scan(text)] == [("six_digits", Action.REDACT)]
+    assert [(f.rule, f.action) for f in engine.scan(text, Action.BLOCK)] == [
+        ("ticket", Action.BLOCK)
+    ]

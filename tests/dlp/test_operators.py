@@ -12,9 +12,10 @@ from collections.abc import Iterable, Sequence
 
 import pytest
 
+from llm_gateway.dlp.checksums import luhn_check_digit
 from llm_gateway.dlp.findings import Action, Category, Finding, Severity
 from llm_gateway.dlp.operators import Anonymizer, mask, parse_operator
-from llm_gateway.dlp.synthetic import SyntheticValues, luhn_check_digit
+from llm_gateway.dlp.synthetic import SyntheticValues
 from llm_gateway.dlp.vault import InProcessVault, VaultSession
 from llm_gateway.dlp.vault_redis import RedisVault
 

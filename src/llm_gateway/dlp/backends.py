@@ -128,8 +128,6 @@ class HyperscanPrefilter:
 
     def _usable_flags(self, pattern: str, base: int) -> int | None:
         """Flags under which Hyperscan accepts ``pattern`` alone, or None to always report it."""
-        if not pattern.isascii():
-            return None
         for flag in (base, base | self._hs.HS_FLAG_PREFILTER):
             try:
                 self._hs.Database(mode=self._hs.HS_MODE_BLOCK).compile(
@@ -139,11 +137,6 @@ class HyperscanPrefilter:
                 continue
             return flag
         return None
-
-    @property
-    def always_reported(self) -> list[int]:
-        """Patterns Hyperscan could not take, reported on every scan."""
-        return list(self._always)
 
     def matching(self, data: bytes) -> list[int]:
         found = set(self._always)

@@ -15,21 +15,22 @@ import hashlib
 # --- Luhn (ISO/IEC 7812) -----------------------------------------------------
 
 
+def luhn_check_digit(payload: str) -> int:
+    """The digit that, appended to ``payload`` (digits), makes it pass the Luhn check."""
+    total = 0
+    for i, char in enumerate(reversed(payload)):
+        value = ord(char) - 48
+        if i % 2 == 0:  # doubled: it sits just left of the check digit, or every other one
+            value = value * 2 - 9 if value > 4 else value * 2
+        total += value
+    return (10 - total % 10) % 10
+
+
 def luhn_valid(digits: str) -> bool:
     """True when the last digit of ``digits`` is the Luhn check digit of the rest."""
     if not digits or not digits.isdigit():
         return False
-    total = 0
-    double = False
-    for char in reversed(digits):
-        value = ord(char) - 48
-        if double:
-            value *= 2
-            if value > 9:
-                value -= 9
-        total += value
-        double = not double
-    return total % 10 == 0
+    return luhn_check_digit(digits[:-1]) == ord(digits[-1]) - 48
 
 
 # --- IBAN (ISO 13616, mod-97 of ISO 7064) ------------------------------------
@@ -57,13 +58,21 @@ def iban_valid(compact: str) -> bool:
         return False
     if not compact.isalnum() or not compact.isascii():
         return False
-    rearranged = compact[4:] + compact[:4]
+    return _mod97(compact[4:] + compact[:4]) == 1
+
+
+def iban_check_digits(country: str, bban: str) -> str:
+    """The two check digits of the IBAN with this country code and account number."""
+    return f"{98 - _mod97(bban + country + '00'):02d}"
+
+
+def _mod97(alphanumeric: str) -> int:
     remainder = 0
-    for char in rearranged:
+    for char in alphanumeric:
         # Letters count as two digits (A=10 .. Z=35); fold as we go to keep ints small.
         value = int(char, 36)
         remainder = (remainder * (100 if value > 9 else 10) + value) % 97
-    return remainder == 1
+    return remainder
 
 
 # --- Bitcoin: Base58Check (legacy P2PKH/P2SH) and Bech32/Bech32m (SegWit) ------

@@ -60,7 +60,11 @@ class RuleEngine:
         self._rules = tuple(rules)
         self.default_action = default_action
         self.backend = backend
-        self._actions = tuple(rule.action or default_action for rule in self._rules)
+        # Each rule's action under each default: the caller's default (a policy's
+        # dlp_mode) must be known before overlaps are settled, as they rank by action.
+        self._actions = {
+            mode: tuple(rule.action or mode for rule in self._rules) for mode in Action
+        }
         # A rule with keywords is represented in the prefilter by its keywords
         # alone: its pattern runs only when one occurs. That keeps patterns with
         # no literal anchor (40 base64 characters...) out of the shared DFA,
@@ -115,24 +119,29 @@ class RuleEngine:
     def rules(self) -> tuple[Rule, ...]:
         return self._rules
 
-    def action_of(self, rule: Rule) -> Action:
-        """The action a rule's findings carry (its own, else the engine's default)."""
-        return rule.action or self.default_action
+    def scan(self, text: str, default_action: Action | None = None) -> list[Finding]:
+        """Findings in ``text``, disjoint, sorted by start, offsets into ``text``.
 
-    def scan(self, text: str) -> list[Finding]:
-        """Findings in ``text``, disjoint, sorted by start, offsets into ``text``."""
+        ``default_action`` replaces the engine's default for this scan (rules with
+        their own action keep it).
+        """
         if not text:
             return []
+        actions = self._actions[default_action or self.default_action]
         view = normalise(text)
         candidates: list[Candidate] = []
-        runs = self._scan_view(view, candidates, within=None)
+        runs = self._scan_view(view, candidates, actions, within=None)
         if runs:
             joined, joined_runs = join_digit_runs(view, runs)
-            self._scan_view(joined, candidates, within=joined_runs)
+            self._scan_view(joined, candidates, actions, within=joined_runs)
         return [self._finding(c) for c in resolve_overlaps(candidates)]
 
     def _scan_view(
-        self, view: View, out: list[Candidate], within: list[tuple[int, int]] | None
+        self,
+        view: View,
+        out: list[Candidate],
+        actions: tuple[Action, ...],
+        within: list[tuple[int, int]] | None,
     ) -> list[tuple[int, int]]:
         """Append ``view``'s candidates to ``out``; return its spaced-digit runs (characters).
 
@@ -160,7 +169,7 @@ class RuleEngine:
         for index, start, end in spans:
             if within is not None and not _overlaps_any(within, start, end):
                 continue
-            candidate = self._judge(index, view, start, end)
+            candidate = self._judge(index, view, start, end, actions[index])
             if candidate is not None:
                 out.append(candidate)
         return runs
@@ -209,7 +218,9 @@ class RuleEngine:
             position = end
         return runs
 
-    def _judge(self, index: int, view: View, start: int, end: int) -> Candidate | None:
+    def _judge(
+        self, index: int, view: View, start: int, end: int, action: Action
+    ) -> Candidate | None:
         """Context and score: a candidate in original offsets, or None if too unsure."""
         rule = self._rules[index]
         score = rule.score_at(view.text, start, end)
@@ -220,7 +231,7 @@ class RuleEngine:
             start=original_start,
             end=original_end,
             score=score,
-            action=self._actions[index],
+            action=action,
             severity=rule.severity,
             builtin=rule.builtin,
             order=index,

@@ -50,7 +50,6 @@ _SPECIAL_UTF8 = Pattern(
 )
 _NON_ASCII_RUN = re.compile(r"[^\x00-\x7f]+")
 _INVISIBLE_RUN = re.compile(f"[{_INVISIBLE}]+")
-_DELETE_INVISIBLE = dict.fromkeys(map(ord, _INVISIBLE))
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,7 +153,7 @@ def normalise(text: str) -> View:
         return View(text)
     if _stable(text):
         return View(text)
-    stripped = text.translate(_DELETE_INVISIBLE)
+    stripped = _INVISIBLE_RUN.sub("", text)  # several times faster than str.translate here
     if _stable(stripped):
         return _without_invisible(text, stripped)
     builder = _Builder()

@@ -120,11 +120,9 @@ class Anonymizer:
         self.hash_length = hash_length
         self._hash_base = hmac.new(derive_key(hmac_key, "dlp-hash-operator"), digestmod="sha256")
         self._synthetic = SyntheticValues(derive_key(hmac_key, "dlp-synthetic"), locale=locale)
+        # Whether any finding may become a token, i.e. whether a vault session is worth opening.
+        self.uses_vault = Operator.TOKEN in (self.default, *self.overrides.values())
 
-    @property
-    def uses_vault(self) -> bool:
-        """Whether any finding may become a token, i.e. whether a vault session is worth opening."""
-        return Operator.TOKEN in (self.default, *self.overrides.values())
 
     def operator_for(self, finding: Finding) -> Operator:
         overrides = self.overrides

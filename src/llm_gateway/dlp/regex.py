@@ -132,8 +132,3 @@ def _matcher(compiled: Any) -> _Matcher:
         return [match.span(i) for i in range(groups + 1)]
 
     return public_match
-
-
-def check(pattern: str) -> None:
-    """Raise PatternError if ``pattern`` is not acceptable; used by tools and tests."""
-    Pattern(pattern)

@@ -19,7 +19,7 @@ that cannot start a known token is released at once.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 import orjson
 
@@ -86,3 +86,8 @@ class StreamRestorer:
         """What is still held back: the stream ended, so it cannot become a token."""
         rest, self._pending = self._pending, ""
         return rest
+
+
+def tokens_in(texts: Iterable[str]) -> set[str]:
+    """The token-shaped strings in ``texts``: what a restore needs from the vault."""
+    return {token for text in texts for token in _TOKEN_SHAPE.findall(text)}

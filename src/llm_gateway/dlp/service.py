@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 from llm_gateway.dlp.engine import RuleEngine
@@ -39,7 +39,6 @@ class DlpService:
     ner: NerDetector | None
     anonymizer: Anonymizer
     vault: Vault
-    explicit_actions: dict[str, Action]  # rules that carry their own action
     fail_open: bool  # DLP_ON_ERROR=alert: a failed detector is logged, the request passes
     scan_responses: bool
     stream_holdback: int
@@ -82,7 +81,6 @@ class DlpService:
             ner=ner,
             anonymizer=anonymizer,
             vault=vault,
-            explicit_actions={r.name: r.action for r in engine.rules if r.action is not None},
             fail_open=settings.dlp_on_error == "alert",
             scan_responses=settings.dlp_scan_responses,
             stream_holdback=settings.dlp_stream_holdback,
@@ -95,9 +93,8 @@ class DlpService:
         return "available" if self.ner.available else f"unavailable: {self.ner.reason}"
 
     def scan_rules(self, text: str, mode: Action | None = None) -> list[Finding]:
-        """The rule engine's findings, with ``mode`` as the default action when given."""
-        findings = self.engine.scan(text)
-        return self._with_mode(findings, mode) if mode is not None else findings
+        """The rule engine's findings; ``mode`` (a policy's dlp_mode) replaces the default."""
+        return self.engine.scan(text, mode)
 
     async def scan_all(
         self, texts: Sequence[str], *, mode: Action | None = None, ner: bool = True
@@ -129,14 +126,6 @@ class DlpService:
         except DetectorUnavailable as exc:
             return self._unavailable("ner", str(exc), results)
         return results
-
-    def _with_mode(self, findings: list[Finding], mode: Action) -> list[Finding]:
-        """The policy's DLP mode replaces the default action, never a rule's own action."""
-        explicit = self.explicit_actions
-        return [
-            f if f.rule in explicit or f.action is mode else replace(f, action=mode)
-            for f in findings
-        ]
 
     def _unavailable(
         self, detector: str, reason: str, results: list[list[Finding]]

@@ -31,6 +31,8 @@ import string
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from llm_gateway.dlp.checksums import iban_check_digits, luhn_check_digit
+
 if TYPE_CHECKING:
     from faker import Faker
 
@@ -38,17 +40,6 @@ _LEADING_PREFIX = re.compile(r"[A-Za-z]{2,6}[-_]")
 _EMAIL_DOMAINS = ("example.com", "example.org", "example.net")
 _ITIN_GROUPS = (*range(50, 66), *range(70, 89), 90, 91, 92, *range(94, 100))
 _SSN_AREAS = [a for a in range(1, 900) if a != 666]
-
-
-def luhn_check_digit(digits: str) -> int:
-    """The digit that, appended to ``digits``, makes the number pass the Luhn check."""
-    total = 0
-    for i, ch in enumerate(reversed(digits)):
-        d = int(ch)
-        if i % 2 == 0:  # doubled: it sits just left of the check digit, every other one
-            d = d * 2 - 9 if d > 4 else d * 2
-        total += d
-    return (10 - total % 10) % 10
 
 
 def _fill(template: str, chars: str, keep: Callable[[str], bool] = str.isdigit) -> str:
@@ -100,9 +91,7 @@ def fake_iban(value: str, rng: random.Random) -> str | None:
     if len(chars) < 8 or not chars[:2].isalpha():
         return None
     bban = "".join(_same_class(ch, rng) for ch in chars[4:]).upper()
-    numeric = "".join(str(int(ch, 36)) for ch in bban + chars[:2] + "00")
-    check = 98 - int(numeric) % 97
-    return _fill(value, chars[:2] + f"{check:02d}" + bban, str.isalnum)
+    return _fill(value, chars[:2] + iban_check_digits(chars[:2], bban) + bban, str.isalnum)
 
 
 def fake_mac(value: str, rng: random.Random) -> str | None:

@@ -35,7 +35,7 @@ from llm_gateway.chat import (
 from llm_gateway.dlp.findings import Action, Finding
 from llm_gateway.dlp.outbound import HeldText, redact_with_markers
 from llm_gateway.dlp.report import DlpReport, blocked_details
-from llm_gateway.dlp.restore import StreamRestorer, restore
+from llm_gateway.dlp.restore import StreamRestorer, restore, tokens_in
 from llm_gateway.dlp.service import DlpService
 from llm_gateway.dlp.slots import request_slots, response_slots
 from llm_gateway.dlp.vault import VaultSession
@@ -53,7 +53,6 @@ class Inspect:
         assert ctx.chat is not None
         report = ctx.dlp = DlpReport()
         mode = self._mode(ctx)
-        session = self._session(ctx)
         slots = request_slots(ctx.chat)
         found = await self.dlp.scan_all([s.text for s in slots], mode=mode, ner=self._ner(ctx))
         every = [f for fs in found for f in fs]
@@ -66,7 +65,10 @@ class Inspect:
                 details=blocked_details(blocked),
             )
         self._alert(ctx, "request", every)
-        if any(f.action is Action.REDACT for f in every):
+        deanonymize = bool(ctx.decision and ctx.decision.obligations.deanonymize)
+        redacting = any(f.action is Action.REDACT for f in every)
+        session = self._session(ctx) if redacting or deanonymize else None
+        if redacting:
             redacted = await self.dlp.anonymizer.apply_many(
                 [(slot.text, fs) for slot, fs in zip(slots, found, strict=True)], session
             )
@@ -75,12 +77,9 @@ class Inspect:
                     slot.write(text)
 
         outcome = await call_next(ctx)
-        deanonymize = session is not None and bool(
-            ctx.decision and ctx.decision.obligations.deanonymize
-        )
-        if not self.dlp.scan_responses and not deanonymize:
-            return outcome
         restoring = session if deanonymize else None
+        if not self.dlp.scan_responses and restoring is None:
+            return outcome
         if isinstance(outcome, ChatResponse):
             return await self._inspect_answer(ctx, outcome, mode, restoring)
         return EventStream(outcome.start, self._inspect_stream(ctx, outcome, mode, restoring))
@@ -103,11 +102,12 @@ class Inspect:
                     response.finish_reason = "content_filter"
                     return response
                 slot.write(redact_with_markers(slot.text, findings))
-        if session is not None:
-            mapping = await session.mapping()
-            ctx.response_before_restore = []
-            for slot in response_slots(response):
-                ctx.response_before_restore.append(slot.text)
+        slots = response_slots(response)
+        tokens = tokens_in(slot.text for slot in slots) if session is not None else set()
+        mapping = await session.values(tokens) if session is not None and tokens else {}
+        if mapping:
+            ctx.response_before_restore = [slot.text for slot in slots]
+            for slot in slots:
                 slot.write(restore(slot.text, mapping, json_escape=slot.kind == "tool_arguments"))
         return response
 
@@ -120,7 +120,8 @@ class Inspect:
     ) -> AsyncGenerator[StreamEvent, None]:
         scanning = self.dlp.scan_responses
         channels: dict[int, _Channel] = {}  # -1: the text; n: tool call n's arguments
-        mapping = await session.mapping() if session is not None else None
+        # Tokens in a stream are unknown until they arrive: the whole conversation's map.
+        mapping = (await session.mapping() or None) if session is not None else None
         if mapping is not None:
             ctx.response_before_restore = []
 

@@ -1,0 +1,108 @@
+"""The Inspect stage on its own: what it sends on, and what the audit row digests."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator
+from pathlib import Path
+
+from llm_gateway.audit.records import audit_row, digest
+from llm_gateway.auth.principal import Principal
+from llm_gateway.chat import (
+    ChatRequest,
+    EventStream,
+    Message,
+    Outcome,
+    StreamEnd,
+    StreamEvent,
+    StreamStart,
+    TextDelta,
+    TextPart,
+)
+from llm_gateway.dlp.service import DlpService
+from llm_gateway.pipeline.context import RequestContext
+from llm_gateway.pipeline.inspect import Inspect
+from llm_gateway.policy.decision import Decision, Obligations
+from llm_gateway.settings import load_settings
+
+
+async def _body() -> bytes:
+    return b""
+
+
+def _context(prompt: str) -> RequestContext:
+    ctx = RequestContext(
+        endpoint="native",
+        authorization=None,
+        x_api_key=None,
+        read_body=_body,
+        parse=lambda body: ChatRequest(model="m", messages=[]),
+        principal=Principal(user_id="alice", role="admin"),
+    )
+    ctx.chat = ChatRequest(
+        model="m", messages=[Message(role="user", content=[TextPart(prompt)])], stream=True
+    )
+    ctx.decision = Decision(True, obligations=Obligations(deanonymize=True))
+    return ctx
+
+
+def _answer(*chunks: str) -> EventStream:
+    async def events() -> AsyncGenerator[StreamEvent, None]:
+        for chunk in chunks:
+            yield TextDelta(chunk)
+        yield StreamEnd("stop")
+
+    return EventStream(StreamStart("m"), events())
+
+
+async def _streamed(stage: Inspect, ctx: RequestContext, *chunks: str) -> str:
+    async def provider(_ctx: RequestContext) -> Outcome:
+        return _answer(*chunks)
+
+    outcome = await stage(ctx, provider)
+    assert isinstance(outcome, EventStream)
+    return "".join([e.text async for e in outcome if isinstance(e, TextDelta)])
+
+
+async def test_a_streamed_answer_with_nothing_to_restore_is_digested_as_sent(
+    tmp_path: Path,
+) -> None:
+    settings = load_settings(
+        {"DLP_NER": "off", "DATA_DIR": str(tmp_path), "DLP_OPERATOR": "token"}, env_file=None
+    )
+    dlp = await DlpService.start(settings)
+    try:
+        ctx = _context("Hello, nothing sensitive here.")
+        text = await _streamed(Inspect(dlp), ctx, "Hello ", "there")
+    finally:
+        await dlp.aclose()
+    assert text == "Hello there"
+    ctx.response_text = text  # as the accounting stage records it
+    row = audit_row(ctx)
+    assert (row["response_sha256"], row["response_chars"]) == digest(["Hello there"])
+
+
+async def test_a_restored_stream_is_digested_before_restoring(tmp_path: Path) -> None:
+    settings = load_settings(
+        {"DLP_NER": "off", "DATA_DIR": str(tmp_path), "DLP_OPERATOR": "token"}, env_file=None
+    )
+    dlp = await DlpService.start(settings)
+    try:
+        ctx = _context("Mail bob.smith@example.com please")
+        seen: list[str] = []
+
+        async def provider(_ctx: RequestContext) -> Outcome:
+            assert _ctx.chat is not None
+            seen.append(_ctx.chat.messages[0].text)
+            token = seen[0].split()[1]  # "Mail <EMAIL_1> please"
+            return _answer("Sent to ", token[:3], token[3:], ".")
+
+        outcome = await Inspect(dlp)(ctx, provider)
+        assert isinstance(outcome, EventStream)
+        text = "".join([e.text async for e in outcome if isinstance(e, TextDelta)])
+    finally:
+        await dlp.aclose()
+    assert "bob.smith@example.com" not in seen[0]
+    assert text == "Sent to bob.smith@example.com."
+    ctx.response_text = text
+    row = audit_row(ctx)
+    assert row["response_sha256"] != digest([text])[0]  # never a digest of restored values
