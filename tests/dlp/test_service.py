@@ -7,6 +7,7 @@ from pathlib import Path
 from llm_gateway.dlp.findings import Action
 from llm_gateway.dlp.service import DlpService
 from llm_gateway.settings import load_settings
+from tests.dlp.test_ner import require_ner_extra
 
 REPO = Path(__file__).resolve().parents[2]
 TEXT = "mail bob.smith@example.com, key sk-" + "a1" * 20 + ", host 10.1.2.3"
@@ -38,11 +39,19 @@ async def test_the_policy_mode_changes_only_default_actions(tmp_path: Path) -> N
     assert alerted["internal_ip"] is Action.ALERT
 
 
-async def test_ner_off_leaves_rules_only(tmp_path: Path) -> None:
-    dlp = await _service(tmp_path)
+async def test_a_text_over_the_ner_size_cap_gets_the_rules_only(tmp_path: Path) -> None:
+    """DLP_NER_MAX_CHARS decides whether NER runs; it never refuses the request."""
+    require_ner_extra()
+    settings = load_settings(
+        {"DLP_NER": "on", "DLP_NER_MAX_CHARS": "100", "DATA_DIR": str(tmp_path)},
+        env_file=None,
+    )
+    dlp = await DlpService.start(settings)
     try:
-        assert dlp.ner_status == "off"
-        [found] = await dlp.scan_all(["John Smith lives in Paris"])
+        small = "John Smith lives in Paris."
+        [named] = await dlp.scan_all([small])
+        [large] = await dlp.scan_all([small + " filler" * 40 + " mail bob.smith@example.com"])
     finally:
         await dlp.aclose()
-    assert found == []
+    assert {f.entity for f in named} >= {"PERSON"}
+    assert {f.entity for f in large} == {"EMAIL_ADDRESS"}

@@ -272,4 +272,4 @@ def test_unknown_names_raise_with_the_choices() -> None:
 def test_every_validator_bounds_its_work_on_huge_values() -> None:
     huge = "1" * 1_000_000
     for name in validators.VALIDATORS:
-        assert validators.resolve(name)(huge) == 0 or name in ("luhn",), name
+        assert validators.resolve(name)(huge) == 0, name

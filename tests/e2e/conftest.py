@@ -34,7 +34,7 @@ import pytest
 from sqlalchemy import select
 
 from llm_gateway.emulators import EmulatorServer
-from llm_gateway.settings import _async_driver_url
+from llm_gateway.settings import _async_driver_url, settings_variables
 from llm_gateway.storage import Database
 from llm_gateway.storage.models import AuditLog
 
@@ -158,6 +158,9 @@ def write_policies(directory: Path) -> Path:
     return directory
 
 
+GATEWAY_VARIABLES = frozenset(settings_variables())
+
+
 def start_gateway(
     tmp: Path, emulator_url: str, database_url: str, env: dict[str, str] | None = None
 ) -> Gateway:
@@ -168,7 +171,8 @@ def start_gateway(
     policies = write_policies(tmp / "policies")
     port = free_port()
     full_env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith(("DB_", "JWT_", "API_"))},
+        # The developer's own settings (OPA_URL, DLP_*, ...) must not leak in.
+        **{k: v for k, v in os.environ.items() if k not in GATEWAY_VARIABLES},
         "API_HOST": "127.0.0.1",
         "API_PORT": str(port),
         "CONFIG_DIR": str(config),

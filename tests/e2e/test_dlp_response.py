@@ -247,11 +247,19 @@ def test_a_token_from_an_earlier_request_is_restored_later_in_the_conversation(
     assert reply.text == f"It was {EMAIL}."
 
 
+def restored_for_the_owner(gw: Gateway, token: str, headers: dict[str, str]) -> None:
+    """The positive control of an isolation test: the owner does get the value back."""
+    probe = directive(f"{tag()} hello", reply="<SSN_1>")
+    assert ask(gw, "openai", probe, token=token, headers=headers).text == SSN
+
+
 def test_conversations_do_not_see_each_others_tokens(
     tokens_gw: Gateway, emulator: EmulatorServer
 ) -> None:
     token = admin(tokens_gw)
-    ask(tokens_gw, "openai", f"{tag()} ssn {SSN}", token=token, headers=conversation())
+    owner = conversation()
+    ask(tokens_gw, "openai", f"{tag()} ssn {SSN}", token=token, headers=owner)
+    restored_for_the_owner(tokens_gw, token, owner)
 
     # another conversation of the same user: <SSN_1> means nothing there...
     probe = directive(f"{tag()} hello", reply="<SSN_1> <EMAIL_1>")
@@ -274,7 +282,9 @@ def test_another_user_with_the_same_conversation_id_does_not_get_the_values(
     tokens_gw: Gateway,
 ) -> None:
     headers = conversation()
-    ask(tokens_gw, "openai", f"{tag()} ssn {SSN}", token=admin(tokens_gw, "alice"), headers=headers)
+    alice = admin(tokens_gw, "alice")
+    ask(tokens_gw, "openai", f"{tag()} ssn {SSN}", token=alice, headers=headers)
+    restored_for_the_owner(tokens_gw, alice, headers)
     probe = directive(f"{tag()} hello", reply="<SSN_1>")
     reply = ask(tokens_gw, "openai", probe, token=admin(tokens_gw, "mallory"), headers=headers)
     assert reply.text == "<SSN_1>"
@@ -292,6 +302,7 @@ def test_conversation_id_cannot_reach_across_users_whose_ids_share_a_prefix(
     ask(
         tokens_gw, "openai", f"{tag()} ssn {SSN}", token=victim, headers={"X-Conversation-Id": conv}
     )
+    restored_for_the_owner(tokens_gw, victim, {"X-Conversation-Id": conv})
     attacker = admin(tokens_gw, "urn:user")
     probe = directive(f"{tag()} hello", reply="<SSN_1>")
     reply = ask(

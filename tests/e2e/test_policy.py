@@ -221,11 +221,7 @@ def test_an_admin_may_call_any_model(mode: tuple[str, Gateway], model: str) -> N
 
 
 def test_an_admin_without_a_tier_may_stream_in_object_mode(object_gateway: Gateway) -> None:
-    """An admin may do everything (authz.rego says so), features included.
-
-    Fails today: for a caller with no tier the decision object's ``features`` is
-    ``[]``, an obligation that refuses every feature, so an admin cannot stream.
-    """
+    """An admin may do everything (authz.rego says so), features included."""
     client = object_gateway.openai(caller(object_gateway, tier=None, role="admin"))
     stream = client.chat.completions.create(model="gpt-emu", messages=MESSAGES, stream=True)
     text = "".join(chunk.choices[0].delta.content or "" for chunk in stream if chunk.choices)
@@ -612,11 +608,7 @@ def test_an_obligation_refusing_a_feature_is_a_403(opa_gateway: Gateway) -> None
 def test_a_request_refused_by_an_obligation_is_audited_as_a_denial(
     opa_gateway: Gateway,
 ) -> None:
-    """The policy allowed the call but not its tools, so the gateway refused it: a deny.
-
-    Fails today: the row keeps the policy's own ``allow`` (and no reasons), so a
-    search of the decision log for denials misses every refusal by obligation.
-    """
+    """The policy allowed the call but not its tools, so the gateway refused it: a deny."""
     client = opa_gateway.openai(caller(opa_gateway, tier="limited"))
     with pytest.raises(openai.PermissionDeniedError) as info:
         client.chat.completions.create(model="gpt-emu", messages=MESSAGES, tools=[WEATHER_TOOL])

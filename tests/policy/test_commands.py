@@ -155,11 +155,7 @@ def test_eval_of_a_document_that_is_not_an_object_exits_2(cli: PolicyCli, docume
 def test_eval_of_an_envelope_whose_input_is_not_an_object_exits_2(
     cli: PolicyCli, inner: Any
 ) -> None:
-    """``{"input": [1, 2]}`` is as wrong as ``[1, 2]``; it must not be evaluated as is.
-
-    Fails today: the object check runs before the envelope is opened, so the
-    policy is evaluated with a list (or a string, or null) as its input.
-    """
+    """``{"input": [1, 2]}`` is as wrong as ``[1, 2]``; it must not be evaluated as is."""
     done, _ = cli.eval({"input": inner})
     assert done.returncode == 2
     assert "must be a JSON object" in done.stderr

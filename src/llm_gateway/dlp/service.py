@@ -112,7 +112,7 @@ class DlpService:
         if not ner or detector is None or not detector.available:
             return results
         if sum(len(t) for t in texts) > detector.config.max_chars:
-            return self._unavailable("ner", "the text is over DLP_NER_MAX_CHARS", results)
+            return results  # the size cap decides whether NER runs: larger texts get rules only
         action = mode or self.engine.default_action
         try:
             # One budget for the whole request, not one per text.
