@@ -176,6 +176,7 @@ def test_scan_requires_credentials(gw: Gateway, case: str) -> None:
     with gw.http() as http:
         response = http.post("/api/v1/dlp/scan", json={"text": f"ssn {SSN}"}, headers=headers)
     assert response.status_code == 401, response.text
+    assert response.headers["www-authenticate"] == "Bearer"  # RFC 9110: a 401 names a scheme
     error = response.json()["error"]
     assert (error["type"], error["code"]) == ("authentication", code)
     assert SSN not in response.text

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import AsyncGenerator
 from pathlib import Path
 
+import pytest
+
 from llm_gateway.audit.records import audit_row, digest
 from llm_gateway.auth.principal import Principal
 from llm_gateway.chat import (
@@ -19,6 +21,7 @@ from llm_gateway.chat import (
     TextPart,
 )
 from llm_gateway.dlp.service import DlpService
+from llm_gateway.errors import DlpBlocked
 from llm_gateway.pipeline.context import RequestContext
 from llm_gateway.pipeline.inspect import Inspect
 from llm_gateway.policy.decision import Decision, Obligations
@@ -106,3 +109,18 @@ async def test_a_restored_stream_is_digested_before_restoring(tmp_path: Path) ->
     ctx.response_text = text
     row = audit_row(ctx)
     assert row["response_sha256"] != digest([text])[0]  # never a digest of restored values
+
+
+async def test_the_policy_dlp_mode_is_obeyed(tmp_path: Path) -> None:
+    """An SSN the deployment would redact is blocked for a caller whose policy says block."""
+    settings = load_settings({"DLP_NER": "off", "DATA_DIR": str(tmp_path)}, env_file=None)
+    dlp = await DlpService.start(settings)
+    try:
+        ctx = _context("my SSN is 536-22-8726")
+        ctx.decision = Decision(True, obligations=Obligations(dlp_mode="block"))
+        with pytest.raises(DlpBlocked):
+            await _streamed(Inspect(dlp), ctx, "never sent")
+    finally:
+        await dlp.aclose()
+    assert ctx.dlp is not None
+    assert [f.entity for _, f in ctx.dlp.findings] == ["US_SSN"]

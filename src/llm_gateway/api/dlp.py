@@ -17,7 +17,7 @@ from starlette.responses import Response
 
 from llm_gateway.api import fields as f
 from llm_gateway.api import native
-from llm_gateway.api.http import client_ip, read_body, request_id_of
+from llm_gateway.api.http import client_ip, error_response, read_body, request_id_of
 from llm_gateway.dlp.report import finding_json, redact_all
 from llm_gateway.errors import DlpUnavailable, GatewayError
 from llm_gateway.pipeline.authorize import enforce
@@ -30,11 +30,7 @@ async def scan(request: Request) -> Response:
     try:
         body = await _scan(request, state)
     except GatewayError as error:
-        return Response(
-            orjson.dumps(native.error_body(error, request_id_of(request))),
-            status_code=error.status,
-            media_type="application/json",
-        )
+        return error_response(error, request_id_of(request), native.error_body)
     return Response(orjson.dumps(body), media_type="application/json")
 
 

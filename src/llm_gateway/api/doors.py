@@ -7,14 +7,19 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
-import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import ASGIApp
 
 from llm_gateway.api import anthropic, native, openai
-from llm_gateway.api.http import StreamResponse, client_ip, read_body, request_id_of
+from llm_gateway.api.http import (
+    StreamResponse,
+    client_ip,
+    error_response,
+    read_body,
+    request_id_of,
+)
 from llm_gateway.chat import ChatResponse, EventStream
 from llm_gateway.errors import GatewayError
 from llm_gateway.pipeline.context import RequestContext, RequestParser
@@ -32,17 +37,7 @@ class FrontDoor:
     stream_media_type: str = "text/event-stream"
 
     def error_response(self, error: GatewayError, request_id: str) -> Response:
-        headers = {}
-        if error.retry_after is not None:
-            headers["retry-after"] = str(max(1, round(error.retry_after)))
-        if error.status == 401:
-            headers["www-authenticate"] = "Bearer"
-        return Response(
-            orjson.dumps(self.error_body(error, request_id)),
-            status_code=error.status,
-            media_type="application/json",
-            headers=headers,
-        )
+        return error_response(error, request_id, self.error_body)
 
     async def handle(self, request: Request, state: AppState) -> Response | ASGIApp:
         ctx = RequestContext(

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
+from typing import Any
 
+import orjson
 from starlette.requests import Request
+from starlette.responses import Response
 from starlette.types import Message, Receive, Scope, Send
 
 from llm_gateway.chat import EventStream
-from llm_gateway.errors import BodyTooLarge, InvalidRequest
+from llm_gateway.errors import BodyTooLarge, GatewayError, InvalidRequest
 from llm_gateway.pipeline.context import new_request_id
 
 REQUEST_ID_HEADER = b"x-request-id"
@@ -31,6 +34,25 @@ def with_request_id(send: Send, request_id: str) -> Send:
 def request_id_of(request: Request) -> str:
     state = request.scope.get("state") or {}
     return str(state.get("request_id") or new_request_id())
+
+
+def error_response(
+    error: GatewayError,
+    request_id: str,
+    render: Callable[[GatewayError, str], dict[str, Any]],
+) -> Response:
+    """``error`` in a front door's format (``render``), with the headers its status calls for."""
+    headers = {}
+    if error.retry_after is not None:
+        headers["retry-after"] = str(max(1, round(error.retry_after)))
+    if error.status == 401:
+        headers["www-authenticate"] = "Bearer"
+    return Response(
+        orjson.dumps(render(error, request_id)),
+        status_code=error.status,
+        media_type="application/json",
+        headers=headers,
+    )
 
 
 def client_ip(request: Request) -> str | None:

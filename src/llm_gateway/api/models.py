@@ -14,7 +14,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from llm_gateway.api import anthropic, openai
-from llm_gateway.api.http import client_ip, request_id_of
+from llm_gateway.api.http import client_ip, error_response, request_id_of
 from llm_gateway.auth.principal import Principal
 from llm_gateway.config import Deployment
 from llm_gateway.errors import GatewayError
@@ -31,12 +31,7 @@ async def list_models(request: Request) -> Response:
         )
     except GatewayError as error:
         render = anthropic.error_body if anthropic_client else openai.error_body
-        return Response(
-            orjson.dumps(render(error, request_id_of(request))),
-            status_code=error.status,
-            media_type="application/json",
-            headers={"www-authenticate": "Bearer"},
-        )
+        return error_response(error, request_id_of(request), render)
     models = [d for d in state.usable_models() if await _may_use(state, principal, d, request)]
     created = int(state.started_at)
     body = _anthropic_list(models, created) if anthropic_client else _openai_list(models, created)

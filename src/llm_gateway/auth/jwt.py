@@ -8,7 +8,6 @@ stable code that says what was wrong without echoing the token.
 
 from __future__ import annotations
 
-import os
 import secrets
 import time
 from pathlib import Path
@@ -19,6 +18,7 @@ import orjson
 from jwt.exceptions import InvalidSubjectError
 
 from llm_gateway.auth.principal import Principal
+from llm_gateway.dev_secrets import read_or_create_secret
 from llm_gateway.errors import AuthenticationFailed
 from llm_gateway.settings import Settings
 
@@ -38,20 +38,7 @@ def resolve_hmac_secret(settings: Settings) -> str:
     """
     if settings.jwt_secret:
         return settings.jwt_secret
-    path = dev_secret_path(settings)
-    try:
-        return path.read_text().strip()
-    except FileNotFoundError:
-        pass
-    path.parent.mkdir(parents=True, exist_ok=True)
-    secret = secrets.token_urlsafe(48)
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:  # another process won the race
-        return path.read_text().strip()
-    with os.fdopen(fd, "w") as handle:
-        handle.write(secret + "\n")
-    return secret
+    return read_or_create_secret(dev_secret_path(settings), lambda: secrets.token_urlsafe(48))
 
 
 class JWTVerifier:

@@ -25,12 +25,13 @@ import base64
 import binascii
 import hashlib
 import hmac
-import os
 import secrets
 from pathlib import Path
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from llm_gateway.dev_secrets import read_or_create_secret
 
 KEY_BYTES = 32
 _NONCE_BYTES = 12
@@ -92,19 +93,10 @@ def resolve_vault_key(configured: str | None, data_dir: Path) -> bytes:
     if configured:
         return parse_vault_key(configured)
     path = data_dir / DEV_KEY_FILENAME
-    try:
-        return parse_vault_key(path.read_text(), name=str(path))
-    except FileNotFoundError:
-        pass
-    path.parent.mkdir(parents=True, exist_ok=True)
-    encoded = base64.b64encode(secrets.token_bytes(KEY_BYTES)).decode()
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:  # another process won the race
-        return parse_vault_key(path.read_text(), name=str(path))
-    with os.fdopen(fd, "w") as handle:
-        handle.write(encoded + "\n")
-    return parse_vault_key(encoded)
+    encoded = read_or_create_secret(
+        path, lambda: base64.b64encode(secrets.token_bytes(KEY_BYTES)).decode()
+    )
+    return parse_vault_key(encoded, name=str(path))
 
 
 def derive_key(master: bytes, purpose: str) -> bytes:

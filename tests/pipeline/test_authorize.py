@@ -1,0 +1,76 @@
+"""The Authorize stage: the policy's obligations are obeyed, not only parsed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from llm_gateway.auth.principal import Principal
+from llm_gateway.chat import ChatRequest, ChatResponse, Message, Outcome, TextPart, ToolSpec
+from llm_gateway.errors import PolicyDenied
+from llm_gateway.pipeline.authorize import Authorize
+from llm_gateway.pipeline.context import RequestContext
+from llm_gateway.policy import PolicyService
+from llm_gateway.settings import load_settings
+
+POLICY = """package llm.authz
+import rego.v1
+
+decision := {"allow": true, "max_tokens": 100, "features": ["streaming"], "dlp_mode": "block"}
+"""
+
+
+async def _body() -> bytes:
+    return b""
+
+
+def _context(**chat: object) -> RequestContext:
+    ctx = RequestContext(
+        endpoint="openai",
+        authorization=None,
+        x_api_key=None,
+        read_body=_body,
+        parse=lambda body: ChatRequest(model="m", messages=[]),
+        principal=Principal(user_id="alice", role="user"),
+    )
+    ctx.chat = ChatRequest(
+        model="m", messages=[Message(role="user", content=[TextPart("hi")])], **chat  # type: ignore[arg-type]
+    )
+    return ctx
+
+
+@pytest.fixture
+def stage(tmp_path: Path) -> Authorize:
+    (tmp_path / "rego").mkdir()
+    (tmp_path / "rego" / "authz.rego").write_text(POLICY)
+    settings = load_settings(
+        {"POLICY_DIR": str(tmp_path), "OPA_POLICY_PATH": "/v1/data/llm/authz/decision"},
+        env_file=None,
+    )
+    return Authorize(PolicyService.from_settings(settings), "test", {"m"})
+
+
+async def _answer(ctx: RequestContext) -> Outcome:
+    return ChatResponse(model="m", text="ok")
+
+
+@pytest.mark.parametrize(("asked", "sent"), [(None, 100), (5000, 100), (20, 20)])
+async def test_max_tokens_is_capped(stage: Authorize, asked: int | None, sent: int) -> None:
+    ctx = _context(max_tokens=asked, stream=True)
+    await stage(ctx, _answer)
+    assert ctx.chat is not None
+    assert ctx.chat.max_tokens == sent
+    assert ctx.decision is not None
+    assert ctx.decision.obligations.dlp_mode == "block"  # left for the DLP stage to read
+
+
+async def test_a_feature_outside_the_obligation_is_refused_and_audited_as_a_denial(
+    stage: Authorize,
+) -> None:
+    ctx = _context(tools=[ToolSpec(name="lookup")])
+    with pytest.raises(PolicyDenied) as denied:
+        await stage(ctx, _answer)
+    assert denied.value.details["reasons"] == ["feature not allowed: tools"]
+    assert ctx.decision is not None
+    assert ctx.decision.allow is False
