@@ -19,6 +19,7 @@ from llm_gateway.api import openai as openai_door
 from llm_gateway.audit.records import audit_row
 from llm_gateway.audit.sinks import sink_for
 from llm_gateway.audit.writer import AuditWriter
+from llm_gateway.auth import Credentials
 from llm_gateway.auth.jwt import JWTVerifier
 from llm_gateway.chat import Outcome
 from llm_gateway.config import Deployment, Provider
@@ -89,8 +90,7 @@ def _context() -> RequestContext:
 
     return RequestContext(
         endpoint="openai",
-        authorization=None,
-        x_api_key=None,
+        credentials=Credentials(),
         read_body=read,
         parse=openai_door.parse_request,
     )

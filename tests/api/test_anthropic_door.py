@@ -12,6 +12,7 @@ import pytest
 from pydantic import TypeAdapter
 
 from llm_gateway.api import anthropic as door
+from llm_gateway.auth import Credentials
 from llm_gateway.chat import (
     ChatRequest,
     ChatResponse,
@@ -76,8 +77,7 @@ async def _no_body() -> bytes:
 def make_ctx(chat: ChatRequest | None = None) -> RequestContext:
     ctx = RequestContext(
         endpoint="anthropic",
-        authorization=None,
-        x_api_key=None,
+        credentials=Credentials(),
         read_body=_no_body,
         parse=door.parse_request,
         request_id="req123",

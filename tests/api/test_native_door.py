@@ -10,6 +10,7 @@ import orjson
 import pytest
 
 from llm_gateway.api import native as door
+from llm_gateway.auth import Credentials
 from llm_gateway.chat import (
     ChatRequest,
     ChatResponse,
@@ -50,8 +51,7 @@ async def _no_body() -> bytes:
 def make_ctx(usage: Usage | None = None, cost: float = 0.0) -> RequestContext:
     ctx = RequestContext(
         endpoint="native",
-        authorization=None,
-        x_api_key=None,
+        credentials=Credentials(),
         read_body=_no_body,
         parse=door.parse_request,
         request_id="req123",

@@ -12,6 +12,7 @@ import pytest
 from openai.types.shared import ErrorObject
 
 from llm_gateway.api import openai as door
+from llm_gateway.auth import Credentials
 from llm_gateway.chat import (
     ChatRequest,
     ChatResponse,
@@ -63,8 +64,7 @@ async def _no_body() -> bytes:
 def make_ctx(chat: ChatRequest | None = None) -> RequestContext:
     ctx = RequestContext(
         endpoint="openai",
-        authorization=None,
-        x_api_key=None,
+        credentials=Credentials(),
         read_body=_no_body,
         parse=door.parse_request,
         request_id="req123",

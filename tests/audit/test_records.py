@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from llm_gateway.audit.records import audit_row, digest, storable
+from llm_gateway.auth import Credentials
 from llm_gateway.auth.principal import Principal
 from llm_gateway.pipeline.context import RequestContext
 
@@ -14,8 +15,7 @@ async def _no_body() -> bytes:
 def _context(principal: Principal) -> RequestContext:
     return RequestContext(
         endpoint="openai",
-        authorization=None,
-        x_api_key=None,
+        credentials=Credentials(),
         read_body=_no_body,
         parse=lambda body: None,  # type: ignore[arg-type,return-value]
         principal=principal,

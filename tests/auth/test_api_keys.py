@@ -6,10 +6,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import select
 
-from llm_gateway.auth import Authenticator, credential_from
+from llm_gateway.auth import Authenticator, Credentials, credential_from
 from llm_gateway.auth.api_keys import ApiKeyStore, digest
 from llm_gateway.auth.jwt import JWTVerifier
-from llm_gateway.errors import AuthenticationFailed
+from llm_gateway.errors import AuthenticationFailed, InvalidRequest
 from llm_gateway.settings import _async_driver_url, load_settings
 from llm_gateway.storage import Database
 from llm_gateway.storage.models import ApiKey
@@ -86,13 +86,36 @@ async def test_revocation_takes_effect_once_the_cache_entry_expires(database_url
         ("Bearer abc", None, "abc"),
         ("bearer  abc ", None, "abc"),
         (None, "k", "k"),
-        ("Bearer a", "b", "a"),
     ],
 )
 def test_credentials_come_from_bearer_or_x_api_key(
     authorization: str | None, x_api_key: str | None, expected: str
 ) -> None:
-    assert credential_from(authorization, x_api_key) == expected
+    credentials = Credentials(
+        (authorization,) if authorization else (), (x_api_key,) if x_api_key else ()
+    )
+    assert credential_from(credentials) == expected
+
+
+@pytest.mark.parametrize(
+    "credentials",
+    [
+        Credentials(("Bearer a",), ("b",)),
+        Credentials(("Bearer a", "Bearer b")),
+        Credentials((), ("a", "b")),
+        Credentials(("Bearer a", "Bearer a")),
+    ],
+)
+def test_more_than_one_credential_is_ambiguous(credentials: Credentials) -> None:
+    with pytest.raises(InvalidRequest) as info:
+        credential_from(credentials)
+    assert (info.value.status, info.value.code) == (400, "ambiguous_credentials")
+
+
+def test_blank_credential_headers_do_not_count() -> None:
+    headers = {"authorization": ["Bearer a"], "x-api-key": ["  "]}
+    credentials = Credentials.from_headers(lambda name: headers.get(name, []))
+    assert credential_from(credentials) == "a"
 
 
 @pytest.mark.parametrize(
@@ -105,7 +128,7 @@ def test_credentials_come_from_bearer_or_x_api_key(
 )
 def test_missing_or_non_bearer_credentials(authorization: str | None, code: str) -> None:
     with pytest.raises(AuthenticationFailed) as info:
-        credential_from(authorization, None)
+        credential_from(Credentials((authorization,) if authorization else ()))
     assert info.value.code == code
 
 
@@ -113,7 +136,7 @@ async def test_the_authenticator_routes_keys_and_tokens(store: ApiKeyStore, tmp_
     settings = load_settings({"DATA_DIR": str(tmp_path)}, env_file=None)
     auth = Authenticator(JWTVerifier(settings), store)
     key, _ = await store.create(user_id="svc", role="user")
-    assert (await auth.authenticate(None, key)).auth_method == "api_key"
+    assert (await auth.authenticate(Credentials((), (key,)))).auth_method == "api_key"
     with pytest.raises(AuthenticationFailed) as info:
-        await auth.authenticate("Bearer eyJhbGciOiJIUzI1NiJ9.e30.x", None)
+        await auth.authenticate(Credentials.bearer("eyJhbGciOiJIUzI1NiJ9.e30.x"))
     assert info.value.code in ("invalid_signature", "invalid_claims", "malformed_token")

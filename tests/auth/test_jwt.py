@@ -145,3 +145,40 @@ def test_a_cached_token_still_expires(tmp_path: Path) -> None:
     assert verifier.verify(token).user_id == "alice"  # served from the cache
     time.sleep(1.1)
     assert _code(verifier, token) == "token_expired"
+
+
+def test_a_jwks_of_several_key_types_picks_the_key_that_fits(tmp_path: Path) -> None:
+    """Without a kid, an ES256 token is verified by the EC key, not the RSA key listed first."""
+    rsa_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    ec_key = ec.generate_private_key(ec.SECP256R1())
+    keys = [
+        json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(rsa_key.public_key())),
+        json.loads(jwt.algorithms.ECAlgorithm.to_jwk(ec_key.public_key())),
+    ]
+    jwks = tmp_path / "jwks.json"
+    jwks.write_text(json.dumps({"keys": keys}))
+    verifier = JWTVerifier(
+        _settings(tmp_path, JWT_JWKS_FILE=str(jwks), JWT_ALLOWED_ALGORITHMS="ES256,RS256")
+    )
+    assert verifier.verify(_token({}, ec_key, "ES256")).user_id == "alice"
+    assert verifier.verify(_token({}, rsa_key, "RS256")).user_id == "alice"
+    other = ec.generate_private_key(ec.SECP256R1())
+    assert _code(verifier, _token({}, other, "ES256")) == "invalid_signature"
+
+
+@pytest.mark.parametrize(
+    ("header", "code"),
+    [
+        ({"alg": "HS256", "crit": ["exp"]}, "unsupported_critical_header"),
+        ({"alg": "HS256", "kid": 5}, "malformed_token"),
+        ({"alg": ["HS256"]}, "malformed_token"),
+        ({"alg": {"a": 1}}, "malformed_token"),
+        ([1], "malformed_token"),
+    ],
+)
+def test_a_header_of_the_wrong_shape_is_a_401(tmp_path: Path, header: object, code: str) -> None:
+    def part(data: object) -> str:
+        return base64.urlsafe_b64encode(json.dumps(data).encode()).rstrip(b"=").decode()
+
+    token = f"{part(header)}.{part({'sub': 'a', 'exp': int(time.time()) + 60})}.sig"
+    assert _code(JWTVerifier(_settings(tmp_path)), token) == code

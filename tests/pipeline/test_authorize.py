@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from llm_gateway.auth import Credentials
 from llm_gateway.auth.principal import Principal
 from llm_gateway.chat import ChatRequest, ChatResponse, Message, Outcome, TextPart, ToolSpec
 from llm_gateway.errors import PolicyDenied
@@ -28,8 +29,7 @@ async def _body() -> bytes:
 def _context(**chat: object) -> RequestContext:
     ctx = RequestContext(
         endpoint="openai",
-        authorization=None,
-        x_api_key=None,
+        credentials=Credentials(),
         read_body=_body,
         parse=lambda body: ChatRequest(model="m", messages=[]),
         principal=Principal(user_id="alice", role="user"),

@@ -20,6 +20,7 @@ from llm_gateway.api.http import (
     read_body,
     request_id_of,
 )
+from llm_gateway.auth import Credentials
 from llm_gateway.chat import ChatResponse, EventStream
 from llm_gateway.errors import GatewayError
 from llm_gateway.pipeline.context import RequestContext, RequestParser
@@ -42,8 +43,7 @@ class FrontDoor:
     async def handle(self, request: Request, state: AppState) -> Response | ASGIApp:
         ctx = RequestContext(
             endpoint=self.name,
-            authorization=request.headers.get("authorization"),
-            x_api_key=request.headers.get("x-api-key"),
+            credentials=Credentials.from_headers(request.headers.getlist),
             read_body=partial(read_body, request, state.settings.max_body_bytes),
             parse=self.parse,
             request_id=request_id_of(request),

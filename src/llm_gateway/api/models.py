@@ -15,6 +15,7 @@ from starlette.responses import Response
 
 from llm_gateway.api import anthropic, openai
 from llm_gateway.api.http import client_ip, error_response, request_id_of
+from llm_gateway.auth import Credentials
 from llm_gateway.auth.principal import Principal
 from llm_gateway.config import Deployment
 from llm_gateway.errors import GatewayError
@@ -26,9 +27,8 @@ async def list_models(request: Request) -> Response:
     state: AppState = request.app.state.gateway
     anthropic_client = "anthropic-version" in request.headers
     try:
-        principal = await state.authenticator.authenticate(
-            request.headers.get("authorization"), request.headers.get("x-api-key")
-        )
+        credentials = Credentials.from_headers(request.headers.getlist)
+        principal = await state.authenticator.authenticate(credentials)
     except GatewayError as error:
         render = anthropic.error_body if anthropic_client else openai.error_body
         return error_response(error, request_id_of(request), render)

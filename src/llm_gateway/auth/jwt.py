@@ -8,8 +8,10 @@ stable code that says what was wrong without echoing the token.
 
 from __future__ import annotations
 
+import base64
 import secrets
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +26,9 @@ from llm_gateway.settings import Settings
 
 _STRING_CLAIMS = ("role", "tier", "team", "tenant")
 _CACHE_LIMIT = 10_000
+# Which JWK can verify which algorithm: its key type, and for EC its curve.
+_KEY_TYPES = {"RS": ("RSA", None), "PS": ("RSA", None), "EdDSA": ("OKP", None)}
+_EC_CURVES = {"ES256": "P-256", "ES384": "P-384", "ES512": "P-521"}
 
 
 def dev_secret_path(settings: Settings) -> Path:
@@ -53,11 +58,11 @@ class JWTVerifier:
             else None
         )
         self.public_key: bytes | None = None
-        self.jwks: jwt.PyJWKSet | None = None
+        self.jwks: list[_Jwk] | None = None
         if settings.jwt_public_key_file is not None:
             self.public_key = settings.jwt_public_key_file.read_bytes()
         if settings.jwt_jwks_file is not None:
-            self.jwks = jwt.PyJWKSet.from_dict(orjson.loads(settings.jwt_jwks_file.read_bytes()))
+            self.jwks = _load_jwks(orjson.loads(settings.jwt_jwks_file.read_bytes()))
         self._options: jwt.types.Options = {"require": ["exp", "sub"]}
         self._verified: dict[str, tuple[Principal, float]] = {}
 
@@ -82,20 +87,29 @@ class JWTVerifier:
         return principal
 
     def _verify(self, token: str) -> tuple[Principal, dict[str, Any]]:
-        try:
-            header = jwt.get_unverified_header(token)
-        except jwt.DecodeError:
-            raise AuthenticationFailed(
-                "the bearer token is malformed", code="malformed_token"
-            ) from None
-        algorithm = header.get("alg")
+        header = _header(token)
+        algorithm = header["alg"]
         if algorithm not in self.algorithms:
             raise AuthenticationFailed(
                 "the bearer token's signing algorithm is not allowed", code="algorithm_not_allowed"
             )
-        key = self._key(algorithm, header.get("kid"))
+        keys = self._keys(algorithm, header.get("kid"))
+        for i, key in enumerate(keys):
+            try:
+                claims = self._decode(token, key, algorithm)
+            except AuthenticationFailed as exc:
+                # Without a kid, each key that fits the algorithm is tried in turn.
+                if exc.code != "invalid_signature" or i == len(keys) - 1:
+                    raise
+                continue
+            return _principal(claims), claims
+        raise AuthenticationFailed(  # no key of the set fits the algorithm
+            "the bearer token's signature is invalid", code="invalid_signature"
+        )
+
+    def _decode(self, token: str, key: Any, algorithm: str) -> dict[str, Any]:
         try:
-            claims = jwt.decode(
+            return jwt.decode(
                 token,
                 key,
                 algorithms=[algorithm],
@@ -127,23 +141,97 @@ class JWTVerifier:
                 f"the bearer token's claims are not acceptable: {_claim_problem(e)}",
                 code="invalid_claims",
             ) from None
-        except jwt.PyJWTError:
-            raise AuthenticationFailed(
-                "the bearer token is malformed", code="malformed_token"
-            ) from None
-        return _principal(claims), claims
+        except (jwt.PyJWTError, ValueError, TypeError):
+            # Anything else a token can make the library raise is the token's fault.
+            raise _malformed() from None
 
-    def _key(self, algorithm: str, kid: Any) -> Any:
+    def _keys(self, algorithm: str, kid: str | None) -> list[Any]:
+        """The keys that may have signed a token with this algorithm and key id."""
         if algorithm.startswith("HS"):
-            return self.hmac_secret
-        if self.jwks is not None:
-            for jwk in self.jwks.keys:
-                if kid is None or jwk.key_id == kid:
-                    return jwk.key
-            raise AuthenticationFailed(
-                "the bearer token's key id is unknown", code="unknown_key_id"
+            return [self.hmac_secret]
+        if self.jwks is None:
+            return [self.public_key]
+        if kid is not None:
+            named = [k for k in self.jwks if k.kid == kid]
+            if not named:
+                raise AuthenticationFailed(
+                    "the bearer token's key id is unknown", code="unknown_key_id"
+                )
+            return [k.key for k in named if k.fits(algorithm)]
+        return [k.key for k in self.jwks if k.fits(algorithm)]
+
+
+@dataclass(frozen=True, slots=True)
+class _Jwk:
+    """One key of a JWKS, with what it may verify."""
+
+    kid: str | None
+    kty: str
+    crv: str | None
+    alg: str | None
+    key: Any
+
+    def fits(self, algorithm: str) -> bool:
+        if self.alg is not None and self.alg != algorithm:
+            return False
+        if algorithm in _EC_CURVES:
+            return self.kty == "EC" and (self.crv or "P-256") == _EC_CURVES[algorithm]
+        kind = _KEY_TYPES.get(algorithm if algorithm == "EdDSA" else algorithm[:2])
+        return kind is not None and self.kty == kind[0]
+
+
+def _load_jwks(document: Any) -> list[_Jwk]:
+    """The usable keys of a JWKS document (``{"keys": [...]}``); unusable ones are skipped."""
+    keys = document.get("keys") if isinstance(document, dict) else None
+    if not isinstance(keys, list):
+        raise ValueError("a JWKS document must be an object with a 'keys' array")
+    loaded = []
+    for entry in keys:
+        if not isinstance(entry, dict) or entry.get("use", "sig") != "sig":
+            continue
+        try:
+            key = jwt.PyJWK.from_dict(entry).key
+        except jwt.PyJWTError:
+            continue
+        kid, alg, crv = entry.get("kid"), entry.get("alg"), entry.get("crv")
+        loaded.append(
+            _Jwk(
+                kid=kid if isinstance(kid, str) else None,
+                kty=str(entry.get("kty")),
+                crv=crv if isinstance(crv, str) else None,
+                alg=alg if isinstance(alg, str) else None,
+                key=key,
             )
-        return self.public_key
+        )
+    return loaded
+
+
+def _malformed() -> AuthenticationFailed:
+    return AuthenticationFailed("the bearer token is malformed", code="malformed_token")
+
+
+def _header(token: str) -> dict[str, Any]:
+    """The token's header, checked before anything is verified.
+
+    ``alg`` must be a string and ``kid`` absent or a string. A ``crit`` header
+    lists extensions the verifier must understand or refuse the token (RFC 7515,
+    section 4.1.11); the gateway understands none, so any ``crit`` is refused.
+    """
+    segment = token.split(".", 1)[0]
+    try:
+        header = orjson.loads(base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4)))
+    except (ValueError, TypeError):  # binascii.Error and orjson's error are ValueErrors
+        raise _malformed() from None
+    if not isinstance(header, dict) or not isinstance(header.get("alg"), str):
+        raise _malformed()
+    if not isinstance(header.get("kid", ""), str):
+        raise _malformed()
+    if "crit" in header:
+        raise AuthenticationFailed(
+            "the bearer token names critical header extensions the gateway does not support",
+            code="unsupported_critical_header",
+        )
+    return header
 
 
 def _claim_problem(exc: Exception) -> str:

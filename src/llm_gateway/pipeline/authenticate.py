@@ -12,5 +12,5 @@ class Authenticate:
         self.authenticator = authenticator
 
     async def __call__(self, ctx: RequestContext, call_next: Next) -> Outcome:
-        ctx.principal = await self.authenticator.authenticate(ctx.authorization, ctx.x_api_key)
+        ctx.principal = await self.authenticator.authenticate(ctx.credentials)
         return await call_next(ctx)

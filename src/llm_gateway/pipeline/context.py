@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Protocol
 
+from llm_gateway.auth import Credentials
 from llm_gateway.auth.principal import Principal
 from llm_gateway.chat import ChatRequest, FinishReason, Outcome, Usage
 from llm_gateway.config import Deployment
@@ -36,8 +37,7 @@ def new_request_id() -> str:
 @dataclass(slots=True)
 class RequestContext:
     endpoint: str  # the front door: "openai", "anthropic" or "native"
-    authorization: str | None
-    x_api_key: str | None
+    credentials: Credentials
     read_body: Callable[[], Awaitable[bytes]]
     parse: RequestParser
     request_id: str = field(default_factory=new_request_id)
@@ -49,6 +49,9 @@ class RequestContext:
 
     principal: Principal | None = None  # 1 authenticate
     chat: ChatRequest | None = None  # parse
+    # 2 authorize: the name asked for, as the audit row may store it (a name the
+    # gateway does not serve is the caller's free text: only its digest is kept).
+    model_requested: str | None = None
     decision: Decision | None = None  # 2 authorize
     dlp: DlpReport | None = None  # 4 inspect (and 7, the answer)
     deployment: Deployment | None = None  # 5 route
