@@ -11,7 +11,6 @@ import logging
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 
-import orjson
 from fastapi import FastAPI
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -20,11 +19,17 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from llm_gateway import __version__
-from llm_gateway.api import dlp, doors, health
-from llm_gateway.api.http import request_id_of, with_request_id
+from llm_gateway.api import dlp, doors, health, native
+from llm_gateway.api.http import error_response, request_id_of, with_request_id
 from llm_gateway.api.models import list_models
 from llm_gateway.config import GatewayConfig, load_gateway_config
-from llm_gateway.errors import InternalError
+from llm_gateway.errors import (
+    GatewayError,
+    InternalError,
+    InvalidRequest,
+    MethodNotAllowed,
+    NotFound,
+)
 from llm_gateway.observability.logging import configure_logging
 from llm_gateway.pipeline.context import new_request_id
 from llm_gateway.settings import Settings, load_settings
@@ -103,37 +108,28 @@ def create_app_from_env() -> Gateway:
     return create_app(settings)
 
 
-def _error(
-    request: Request,
-    status: int,
-    code: str,
-    message: str,
-    headers: Mapping[str, str] | None = None,
-) -> Response:
-    body = {
-        "error": {
-            "type": code,
-            "code": code,
-            "message": message,
-            "request_id": request_id_of(request),
-        }
-    }
-    return Response(
-        orjson.dumps(body), status_code=status, media_type="application/json", headers=headers
-    )
+def _error(request: Request, error: GatewayError, headers: Mapping[str, str] | None) -> Response:
+    """``error`` in the format of the front door the path belongs to, else the native one."""
+    door = _DOOR_OF_PATH.get(request.url.path)
+    render = door.error_body if door is not None else native.error_body
+    return error_response(error, request_id_of(request), render, headers)
+
+
+_DOOR_OF_PATH = {door.path: door for door in doors.DOORS}
+_HTTP_ERRORS: dict[int, type[GatewayError]] = {404: NotFound, 405: MethodNotAllowed}
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
-    codes = {404: "not_found", 405: "method_not_allowed"}
-    return _error(
-        request,
-        exc.status_code,
-        codes.get(exc.status_code, "http_error"),
-        str(exc.detail),
-        exc.headers,  # e.g. Allow on a 405
-    )
+    kind = _HTTP_ERRORS.get(exc.status_code)
+    error: GatewayError
+    if kind is None:
+        error = InvalidRequest(str(exc.detail), code="http_error")
+        error.status = exc.status_code
+    else:
+        error = kind(str(exc.detail))
+    return _error(request, error, exc.headers)  # e.g. Allow on a 405
 
 
 async def _internal_error(request: Request, exc: Exception) -> Response:
-    return _error(request, 500, "internal_error", "the gateway failed to handle the request")
+    return _error(request, InternalError("the gateway failed to handle the request"), None)

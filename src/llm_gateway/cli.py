@@ -116,27 +116,35 @@ def _load_config(settings: Settings) -> GatewayConfig | None:
 
 
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
-    import uvicorn
-
     from llm_gateway.observability.logging import configure_logging
+    from llm_gateway.server import HttpLimits, ServerConfig, serve
 
     if _load_config(settings) is None:
         return EXIT_CONFIG
     configure_logging(settings.log_level, settings.log_format)
     _run(_upgrade_sqlite(settings))  # before workers start, so they do not race to migrate
-    uvicorn.run(
-        "llm_gateway.app:create_app_from_env",
-        factory=True,
-        host=args.host or settings.api_host,
-        port=args.port if args.port is not None else settings.api_port,
-        workers=args.workers or settings.workers,
-        loop="uvloop",
-        http="httptools",
-        lifespan="on",
-        access_log=False,
-        log_config=None,
-        server_header=False,
-        timeout_graceful_shutdown=10,
+    limits = HttpLimits(
+        max_header_bytes=settings.http_max_header_bytes,
+        max_headers=settings.http_max_headers,
+        header_timeout_s=settings.http_header_timeout_s,
+        body_timeout_s=settings.http_body_timeout_s,
+        max_connections_per_client=settings.http_max_connections_per_client,
+    )
+    serve(
+        ServerConfig(
+            "llm_gateway.app:create_app_from_env",
+            limits=limits,
+            factory=True,
+            host=args.host or settings.api_host,
+            port=args.port if args.port is not None else settings.api_port,
+            workers=args.workers or settings.workers,
+            loop="uvloop",
+            lifespan="on",
+            access_log=False,
+            log_config=None,
+            server_header=False,
+            timeout_graceful_shutdown=10,
+        )
     )
     return 0
 

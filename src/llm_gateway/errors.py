@@ -8,12 +8,17 @@ it is written for the caller and is safe to log.
     GatewayError
     ├── InvalidRequest          400  the caller's body or parameters are wrong
     │   ├── BodyTooLarge        413
-    │   └── DlpBlocked          400  a DLP rule blocks what the request carries
+    │   ├── RequestTimeout      408  the body stopped arriving (the server closed)
+    │   ├── UnsupportedMediaType 415  a body that is not declared as JSON
+    │   ├── DlpBlocked          400  a DLP rule blocks what the request carries
+    │   └── ClientClosedRequest 499  the client went away before its request was read
     ├── AuthenticationFailed    401  missing, malformed, expired, revoked ... credentials
     ├── PermissionDenied        403
     │   ├── PolicyDenied        403  the policy said no, with its reasons
     │   └── PolicyFailed        403  no decision could be had: denied (fail closed)
-    ├── ModelNotFound           404
+    ├── NotFound                404  no such path
+    │   └── ModelNotFound       404
+    ├── MethodNotAllowed        405
     ├── RateLimited             429  the gateway's own limits
     ├── ModelUnavailable        503  configured, but cannot be served right now
     ├── DlpUnavailable          503  a detector failed: refused (fail closed)
@@ -88,6 +93,26 @@ class BodyTooLarge(InvalidRequest):
     code = "body_too_large"
 
 
+class RequestTimeout(InvalidRequest):
+    status = 408
+    code = "request_timeout"
+
+
+class UnsupportedMediaType(InvalidRequest):
+    status = 415
+    code = "unsupported_media_type"
+
+
+class ClientClosedRequest(InvalidRequest):
+    """The client closed the connection before its request was complete (nginx's 499).
+
+    Of the client's making, not the gateway's: audited as such, never as a 500.
+    """
+
+    status = 499
+    code = "client_closed_request"
+
+
 class AuthenticationFailed(GatewayError):
     status = 401
     kind = ErrorKind.AUTHENTICATION
@@ -118,10 +143,20 @@ class DlpBlocked(InvalidRequest):
     code = "dlp_blocked"
 
 
-class ModelNotFound(GatewayError):
+class NotFound(GatewayError):
     status = 404
     kind = ErrorKind.NOT_FOUND
+    code = "not_found"
+
+
+class ModelNotFound(NotFound):
     code = "model_not_found"
+
+
+class MethodNotAllowed(GatewayError):
+    status = 405
+    kind = ErrorKind.INVALID_REQUEST
+    code = "method_not_allowed"
 
 
 class RateLimited(GatewayError):

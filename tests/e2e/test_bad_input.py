@@ -28,6 +28,7 @@ import httpx
 import pytest
 
 from llm_gateway.emulators import EmulatorServer
+from llm_gateway.pipeline.authorize import unknown_model
 from llm_gateway.storage.models import AuditLog
 from tests.e2e.conftest import PROVIDER_KEY, Gateway, directive, start_gateway, stop_gateway
 
@@ -440,7 +441,9 @@ def test_unknown_model(gateway: Gateway, door: Door, stream: bool) -> None:
         gateway, door, response, status=404, code="model_not_found", kind="not_found",
         param="model", secret=(secret,),
     )  # fmt: skip
-    assert (row.model_requested, row.model, row.provider) == (name, None, None)
+    # The caller's free text is kept only as its digest (it may carry anything, a key too).
+    assert (row.model_requested, row.model, row.provider) == (unknown_model(name), None, None)
+    assert name not in row.model_requested
     assert row.stream is stream
     assert row.prompt_sha256 is not None  # the request was understood, so it is described
 
@@ -716,12 +719,18 @@ def test_unknown_path_or_method(
     assert response.status_code == status, response.text
     assert response.headers["content-type"].startswith("application/json")
     body = response.json()
-    assert set(body) == {"error"}
+    if path == "/v1/messages":  # Anthropic's own shape on Anthropic's path
+        assert set(body) == {"type", "error", "request_id"}
+        assert (body["type"], body["error"]["type"]) == ("error", "invalid_request_error")
+        request_id = body["request_id"]
+    else:
+        assert set(body) == {"error"}
+        request_id = body["error"]["request_id"]
     error = body["error"]
     assert error["code"] == code
     assert isinstance(error["message"], str)
     assert REQUEST_ID.match(response.headers["x-request-id"])
-    assert error["request_id"] == response.headers["x-request-id"]
+    assert request_id == response.headers["x-request-id"]
     assert_no_internals(response.text)
 
 

@@ -8,15 +8,24 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
 import orjson
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.types import Message, Receive, Scope, Send
 
 from llm_gateway.chat import EventStream
-from llm_gateway.errors import BodyTooLarge, GatewayError, InvalidRequest
+from llm_gateway.errors import (
+    BodyTooLarge,
+    ClientClosedRequest,
+    GatewayError,
+    InvalidRequest,
+    RequestTimeout,
+    UnsupportedMediaType,
+)
 from llm_gateway.pipeline.context import new_request_id
 
 REQUEST_ID_HEADER = b"x-request-id"
+#: The scope extension the server sets when it closed a connection whose body stalled.
+READ_TIMEOUT = "llm_gateway.read_timeout"
 
 
 def with_request_id(send: Send, request_id: str) -> Send:
@@ -40,9 +49,10 @@ def error_response(
     error: GatewayError,
     request_id: str,
     render: Callable[[GatewayError, str], dict[str, Any]],
+    headers: Mapping[str, str] | None = None,
 ) -> Response:
     """``error`` in a front door's format (``render``), with the headers its status calls for."""
-    headers = {}
+    headers = dict(headers or {})
     if error.retry_after is not None:
         headers["retry-after"] = str(max(1, round(error.retry_after)))
     if error.status == 401:
@@ -60,7 +70,13 @@ def client_ip(request: Request) -> str | None:
 
 
 async def read_body(request: Request, limit: int) -> bytes:
-    """The request body, refusing more than ``limit`` bytes without reading them all."""
+    """The request body, refusing more than ``limit`` bytes without reading them all.
+
+    A body must be JSON: a ``Content-Type`` other than ``application/json`` (with
+    parameters, UTF-8 if a charset is named) is refused with 415, as the
+    providers' own APIs do, rather than parsed as JSON regardless.
+    """
+    check_json_content_type(request.headers.get("content-type"))
     declared = request.headers.get("content-length")
     if declared is not None:
         try:
@@ -70,11 +86,33 @@ async def read_body(request: Request, limit: int) -> bytes:
         if size > limit:
             raise _too_large(limit)
     body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > limit:
-            raise _too_large(limit)
+    try:
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > limit:
+                raise _too_large(limit)
+    except ClientDisconnect:
+        if READ_TIMEOUT in request.scope.get("extensions", {}):
+            raise RequestTimeout("the request body stopped arriving") from None
+        raise ClientClosedRequest("the client closed the connection during the upload") from None
     return bytes(body)
+
+
+def check_json_content_type(content_type: str | None) -> None:
+    """Refuse (415) a declared media type other than JSON; no header at all is accepted."""
+    if content_type is None:
+        return
+    media_type, *parameters = (part.strip().lower() for part in content_type.split(";"))
+    if media_type != "application/json":
+        raise UnsupportedMediaType(
+            "the request body must be JSON: send Content-Type: application/json"
+        )
+    for parameter in parameters:
+        name, _, value = parameter.partition("=")
+        if name.strip() == "charset" and value.strip().strip('"') not in ("utf-8", "utf8"):
+            raise UnsupportedMediaType(
+                "the request body must be UTF-8 JSON (charset=utf-8)"
+            )
 
 
 def _too_large(limit: int) -> BodyTooLarge:
