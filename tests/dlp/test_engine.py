@@ -156,9 +156,47 @@ def test_a_consumed_boundary_does_not_hide_the_next_match(engine: RuleEngine) ->
 # --- overlaps ----------------------------------------------------------------
 
 
-def test_a_custom_rule_wins_its_tie_with_a_built_in(spec_engine: RuleEngine) -> None:
-    (finding,) = spec_engine.scan("ssh to 10.20.30.40 please")
-    assert (finding.rule, finding.action) == ("internal_ip", Action.ALERT)
+def test_an_alert_rule_never_weakens_a_built_in_redaction(spec_engine: RuleEngine) -> None:
+    """The spec's internal_ip alert is raised, and the built-in IP detector still redacts."""
+    text = "ssh to 10.20.30.40 please"
+    found = [(f.rule, f.action, text[f.start : f.end]) for f in spec_engine.scan(text)]
+    assert found == [
+        ("pii.ip_address_v4", Action.REDACT, "10.20.30.40"),
+        ("internal_ip", Action.ALERT, "10.20.30.40"),
+    ] or found == [
+        ("internal_ip", Action.ALERT, "10.20.30.40"),
+        ("pii.ip_address_v4", Action.REDACT, "10.20.30.40"),
+    ]
+
+
+def test_an_alert_rule_over_a_secret_cannot_let_it_through(tmp_path: Path) -> None:
+    """A custom alert whose span covers a key pair must not outrank the key's block."""
+    rules = tmp_path / "dlp_rules.yaml"
+    rules.write_text(
+        "rules:\n"
+        "  - name: confidential\n    pattern: 'CONFIDENTIAL[^\\n]*'\n"
+        "    action: alert\n    severity: low\n"
+    )
+    engine = RuleEngine.load(rules)
+    key = "AKIAZ7Q3M4N5P6R2T8XW"
+    text = f"CONFIDENTIAL: aws_access_key_id = {key} thanks"
+    actions = {f.rule: f.action for f in engine.scan(text)}
+    assert actions["confidential"] is Action.ALERT
+    assert actions["secret.aws_access_key_id"] is Action.BLOCK
+
+
+def test_redaction_covers_every_character_any_overlapping_rule_matched(tmp_path: Path) -> None:
+    rules = tmp_path / "dlp_rules.yaml"
+    rules.write_text(
+        "rules:\n"
+        "  - name: account\n    pattern: 'ACCT-\\d{4}-\\d{4}'\n    action: redact\n"
+        "  - name: tail\n    pattern: '\\d{4}-\\d{4}-[A-Z]{6}'\n    action: redact\n"
+    )
+    engine = RuleEngine.load(rules, enable_pii=False, enable_secrets=False)
+    text = "ref ACCT-1234-5678-ABCDEF end"
+    findings = engine.scan(text)
+    covered = "".join(text[f.start : f.end] for f in findings if f.action is Action.REDACT)
+    assert covered == "ACCT-1234-5678-ABCDEF"
 
 
 def test_the_deployment_rules_win_ties_with_built_ins(
@@ -183,20 +221,27 @@ def test_resolution_order() -> None:
         fields.update(kw)
         return Candidate(start, end, score, **fields)  # type: ignore[arg-type]
 
-    assert resolve_overlaps([cand(0, 5, 0.6), cand(3, 8, 0.9)]) == [cand(3, 8, 0.9)]
+    # The better one speaks, widened over what the other matched.
+    assert resolve_overlaps([cand(0, 5, 0.6), cand(3, 8, 0.9)]) == [cand(0, 8, 0.9)]
     assert resolve_overlaps([cand(0, 5, builtin=True), cand(0, 5, builtin=False, order=9)]) == [
         cand(0, 5, builtin=False, order=9)
     ]
+    # An alert is kept beside what it overlaps, and never outranks it.
     assert resolve_overlaps([cand(0, 5, action=Action.ALERT), cand(1, 4, action=Action.BLOCK)]) == [
-        cand(1, 4, action=Action.BLOCK)
+        cand(0, 5, action=Action.ALERT),
+        cand(1, 4, action=Action.BLOCK),
     ]
-    assert resolve_overlaps([cand(0, 4, severity=Severity.LOW), cand(2, 6)]) == [cand(2, 6)]
+    # The stricter action wins over a higher score.
+    assert resolve_overlaps([cand(0, 5, 1.0), cand(2, 8, 0.6, action=Action.BLOCK)]) == [
+        cand(0, 8, 0.6, action=Action.BLOCK)
+    ]
+    assert resolve_overlaps([cand(0, 4, severity=Severity.LOW), cand(2, 6)]) == [cand(0, 6)]
     assert resolve_overlaps([cand(0, 4), cand(0, 9)]) == [cand(0, 9)]
     assert resolve_overlaps([cand(0, 4, order=2), cand(0, 4, order=1)]) == [cand(0, 4, order=1)]
-    # A long low-ranked span loses to two short ones and is dropped, not cut.
+    # A long low-ranked span loses to two short ones, which are widened to cover it.
     assert resolve_overlaps([cand(0, 20, 0.6), cand(2, 4), cand(10, 12)]) == [
-        cand(2, 4),
-        cand(10, 12),
+        cand(0, 10),
+        cand(10, 20),
     ]
     # Disjoint findings all stay, in text order.
     assert resolve_overlaps([cand(9, 12), cand(0, 3), cand(4, 6)]) == [
@@ -256,7 +301,10 @@ def test_a_scan_s_default_action_takes_part_in_settling_overlaps(tmp_path: Path)
         rules, enable_pii=False, enable_secrets=False, default_action=Action.ALERT
     )
     text = "see TICKET-123456 now"
-    assert [(f.rule, f.action) for f in engine.scan(text)] == [("six_digits", Action.REDACT)]
+    assert [(f.rule, f.action) for f in engine.scan(text)] == [
+        ("ticket", Action.ALERT),
+        ("six_digits", Action.REDACT),
+    ]
     assert [(f.rule, f.action) for f in engine.scan(text, Action.BLOCK)] == [
         ("ticket", Action.BLOCK)
     ]

@@ -333,9 +333,12 @@ def internal_ip() -> str:
 
 
 @pytest.mark.parametrize("door", ["openai", "anthropic"])
-def test_alert_rule_passes_the_text_and_raises_an_alert(
+def test_alert_rule_raises_an_alert_and_never_weakens_a_redaction(
     gw: Gateway, emulator: EmulatorServer, door: str
 ) -> None:
+    """The spec's internal_ip alert overlaps the built-in IP detector: the stricter
+    redaction applies, and the alert is raised all the same (test_hardening has an
+    alert that overlaps nothing, and passes its text unchanged)."""
     marker = tag()
     ip = internal_ip()
     prompt = f"{marker} the build server is {ip}"
@@ -343,13 +346,17 @@ def test_alert_rule_passes_the_text_and_raises_an_alert(
     assert reply.status == 200, reply.body
 
     [sent] = upstream_requests(emulator, marker)
-    assert prompt in json.dumps(sent["body"])  # forwarded unchanged
-    assert reply.text == f"Echo: {prompt}"
+    assert ip not in json.dumps(sent["body"])
+    assert f"{marker} the build server is <IP_ADDRESS_REDACTED>" in json.dumps(sent["body"])
 
     row = gw.audit_row(reply.request_id)
-    assert row.dlp_action == "alert"
+    assert row.dlp_action == "redact"
+    findings = findings_of(row)
     assert {"entity": "INTERNAL_IP", "direction": "request", "count": 1, "action": "alert"} in (
-        findings_of(row)
+        findings
+    )
+    assert {"entity": "IP_ADDRESS", "direction": "request", "count": 1, "action": "redact"} in (
+        findings
     )
     alerts = [
         r
@@ -360,8 +367,6 @@ def test_alert_rule_passes_the_text_and_raises_an_alert(
     assert len(request_alerts) == 1, alerts
     assert request_alerts[0]["rules"] == ["internal_ip"]
     assert request_alerts[0]["level"] == "warning"
-    # the model echoed the address: the answer raised its own alert, and passed unchanged too
-    assert [a["rules"] for a in alerts if a.get("direction") == "response"] == [["internal_ip"]]
     assert ip not in gw.logs()  # the alert names the rule, never the value
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from llm_gateway.audit.records import audit_row, digest
+from llm_gateway.auth import Credentials
 from llm_gateway.auth.principal import Principal
 from llm_gateway.chat import (
     ChatRequest,
@@ -35,8 +36,7 @@ async def _body() -> bytes:
 def _context(prompt: str) -> RequestContext:
     ctx = RequestContext(
         endpoint="native",
-        authorization=None,
-        x_api_key=None,
+        credentials=Credentials(),
         read_body=_body,
         parse=lambda body: ChatRequest(model="m", messages=[]),
         principal=Principal(user_id="alice", role="admin"),

@@ -197,7 +197,7 @@ def _tool_choice(choice: JSON | None) -> ToolChoice | None:
     if kind == "tool":
         return ToolChoice(mode="required", name=f.req_str(choice, "name", "tool_choice."))
     modes = {"auto": "auto", "any": "required", "none": "none"}
-    if kind not in modes:
+    if not isinstance(kind, str) or kind not in modes:
         raise f.invalid("tool_choice.type", "'auto', 'any', 'tool' or 'none'")
     return ToolChoice(mode=modes[kind])  # type: ignore[arg-type]
 

@@ -10,8 +10,13 @@ and the end of the stream releases the rest. With no hold-back, each chunk is
 scanned and released on its own.
 
 A span longer than the hold-back (a whole PEM key, say) can only be
-recognised once it is complete, so part of it may have left by then: set
-``DLP_STREAM_HOLDBACK`` above the longest secret that must never leak.
+recognised once it is complete. When it starts the way a secret does (a
+literal prefix of a rule, ``AKIA``, ``sk-proj-``; a private key's armour),
+release stops before that start until the value is complete or
+``DLP_STREAM_HOLDBACK_MAX`` characters have arrived after it
+(:mod:`llm_gateway.dlp.prefixes`); a longer secret without a recognisable
+start can only be caught by a hold-back longer than it. With no hold-back,
+each chunk is released on its own unless a secret's whole prefix has arrived.
 
 The scan sees a little already-released text before the window as context
 (``SSN:`` before a number), but never reports findings inside it.
@@ -23,6 +28,7 @@ from collections.abc import Callable
 
 from llm_gateway.dlp.findings import Action, Finding
 from llm_gateway.dlp.operators import replace_marker
+from llm_gateway.dlp.prefixes import SecretStarts
 
 CONTEXT_CHARS = 32
 # Text is released in steps of at least this many characters, so that a stream
@@ -33,16 +39,26 @@ RELEASE_STEP = 16
 class HeldText:
     """One channel of a streamed answer (its text, or one tool call's arguments)."""
 
-    def __init__(self, scan: Callable[[str], list[Finding]], holdback: int) -> None:
+    def __init__(
+        self,
+        scan: Callable[[str], list[Finding]],
+        holdback: int,
+        starts: SecretStarts | None = None,
+    ) -> None:
         self.scan = scan
         self.holdback = holdback
+        self.starts = starts
         self.pending = ""
         self.context = ""  # the tail of what was released, for the next scan
         self.findings: list[Finding] = []  # what was acted on, for the report
+        self._due = holdback + RELEASE_STEP if holdback else 0  # pending size worth a scan
+        self._holding_start = False  # release stopped before a secret's start
 
     def feed(self, chunk: str) -> str:
         """Text that may be released now, redacted. Raises nothing: blocks are in ``blocked``."""
         self.pending += chunk
+        if self._holding_start and self.starts is not None and self.starts.may_end_a_run(chunk):
+            self._due = 0  # the secret held back for may be complete now: look again
         return self._release(final=False)
 
     def finish(self) -> str:
@@ -55,7 +71,7 @@ class HeldText:
     def _release(self, *, final: bool) -> str:
         if not self.pending:
             return ""
-        if not final and self.holdback and len(self.pending) < self.holdback + RELEASE_STEP:
+        if not final and len(self.pending) < self._due:
             return ""  # nothing, or too little, could be released: no need to scan yet
         offset = len(self.context)
         found = [
@@ -65,11 +81,22 @@ class HeldText:
         for f in found:
             if f.start - offset < cut < f.end - offset:
                 cut = max(0, f.start - offset)
+        self._holding_start = False
+        if not final and self.starts is not None:
+            covered = [(f.start - offset, f.end - offset) for f in found]
+            held = self.starts.hold_before(
+                self.pending, cut, covered, partial=self.holdback > 0
+            )
+            self._holding_start, cut = held < cut, held
         acted = [f for f in found if f.end - offset <= cut]
         released = redact_with_markers(self.pending[:cut], acted, offset)
         self.findings += acted
         self.context = (self.context + self.pending[:cut])[-CONTEXT_CHARS:]
         self.pending = self.pending[cut:]
+        # Held text (the hold-back, or a secret still arriving) is scanned again
+        # once a step more has come, not at every chunk.
+        held = max(self.holdback, len(self.pending))
+        self._due = held + RELEASE_STEP if held else 0
         return released
 
 

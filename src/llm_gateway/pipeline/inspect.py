@@ -1,11 +1,13 @@
 """Stages 4 and 7: DLP on the request before it leaves, and on the answer before the caller sees it.
 
-On the way out, every text of the request is scanned (system prompt,
-messages, tool arguments and results). A BLOCK finding refuses the request
-(400 ``dlp_blocked``, naming rules, never text); REDACT findings are replaced
-by the configured operator before the provider sees anything; ALERT findings
-pass and raise an alert event. The policy's ``dlp_mode`` obligation replaces
-the default action for this caller.
+On the way out, every string the request forwards is scanned (system prompt,
+messages, tool arguments and results, tool definitions and schemas, stop
+sequences...; see :mod:`llm_gateway.dlp.slots`). A BLOCK finding refuses the
+request (400 ``dlp_blocked``, naming rules, never text), and so does a REDACT
+finding in a name that cannot carry a marker (a tool's name, an image URL);
+other REDACT findings are replaced by the configured operator before the
+provider sees anything; ALERT findings pass and raise an alert event. The
+policy's ``dlp_mode`` obligation replaces the default action for this caller.
 
 On the way back, the answer is scanned the same way: a BLOCK ends it as a
 content-filtered answer (``finish_reason: content_filter``), REDACT spans are
@@ -20,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import AsyncGenerator
+from dataclasses import replace
 
 import orjson
 
@@ -37,7 +40,7 @@ from llm_gateway.dlp.outbound import HeldText, redact_with_markers
 from llm_gateway.dlp.report import DlpReport, blocked_details
 from llm_gateway.dlp.restore import StreamRestorer, restore, tokens_in
 from llm_gateway.dlp.service import DlpService
-from llm_gateway.dlp.slots import request_slots, response_slots
+from llm_gateway.dlp.slots import Slot, request_slots, response_slots, where_text
 from llm_gateway.dlp.vault import VaultSession
 from llm_gateway.errors import DlpBlocked
 from llm_gateway.pipeline.context import Next, RequestContext
@@ -54,14 +57,23 @@ class Inspect:
         report = ctx.dlp = DlpReport()
         mode = self._mode(ctx)
         slots = request_slots(ctx.chat)
-        found = await self.dlp.scan_all([s.text for s in slots], mode=mode, ner=self._ner(ctx))
+        found = await self.dlp.scan_all(
+            [s.text for s in slots],
+            mode=mode,
+            ner=self._ner(ctx),
+            prose=[s.prose for s in slots],
+            caller=_caller(ctx),
+        )
+        fixed = _unredactable(slots, found)
         every = [f for fs in found for f in fs]
         report.add("request", every)
         blocked = [f for f in every if f.action is Action.BLOCK]
         if blocked:
+            where = f" (in {', '.join(fixed)}, which cannot be redacted)" if fixed else ""
             raise DlpBlocked(
                 "the request carries data that may not leave: "
-                + ", ".join(sorted({f.rule for f in blocked})),
+                + ", ".join(sorted({f.rule for f in blocked}))
+                + where,
                 details=blocked_details(blocked),
             )
         self._alert(ctx, "request", every)
@@ -74,7 +86,7 @@ class Inspect:
             )
             for slot, text in zip(slots, redacted, strict=True):
                 if text != slot.text:
-                    slot.write(text)
+                    slot.rewrite(text)
 
         outcome = await call_next(ctx)
         restoring = session if deanonymize else None
@@ -101,14 +113,14 @@ class Inspect:
                     response.text, response.tool_calls = "", []
                     response.finish_reason = "content_filter"
                     return response
-                slot.write(redact_with_markers(slot.text, findings))
+                slot.rewrite(redact_with_markers(slot.text, findings))
         slots = response_slots(response)
         tokens = tokens_in(slot.text for slot in slots) if session is not None else set()
         mapping = await session.values(tokens) if session is not None and tokens else {}
         if mapping:
             ctx.response_before_restore = [slot.text for slot in slots]
             for slot in slots:
-                slot.write(restore(slot.text, mapping, json_escape=slot.kind == "tool_arguments"))
+                slot.rewrite(restore(slot.text, mapping, json_escape=slot.kind == "tool_arguments"))
         return response
 
     async def _inspect_stream(
@@ -128,7 +140,11 @@ class Inspect:
         def channel(index: int) -> _Channel:
             if index not in channels:
                 held = (
-                    HeldText(lambda t: self.dlp.scan_rules(t, mode), self.dlp.stream_holdback)
+                    HeldText(
+                        lambda t: self.dlp.scan_rules(t, mode),
+                        self.dlp.stream_holdback,
+                        self.dlp.secret_starts,
+                    )
                     if scanning
                     else None
                 )
@@ -212,6 +228,25 @@ class Inspect:
                     "user": ctx.principal.user_id if ctx.principal else None,
                 },
             )
+
+
+def _caller(ctx: RequestContext) -> tuple[str, str]:
+    """Whose turn it is in NER's fair queue: the tenant, and the user within it."""
+    p = ctx.principal
+    return ("", "") if p is None else (p.tenant or "", p.user_id)
+
+
+def _unredactable(slots: list[Slot], found: list[list[Finding]]) -> list[str]:
+    """Turn REDACT findings in names (fixed slots) into blocks; return where they were."""
+    where: list[str] = []
+    for i, (slot, findings) in enumerate(zip(slots, found, strict=True)):
+        if slot.fixed and any(f.action is Action.REDACT for f in findings):
+            found[i] = [
+                replace(f, action=Action.BLOCK) if f.action is Action.REDACT else f
+                for f in findings
+            ]
+            where.append(where_text(slot.where))
+    return where
 
 
 class _Channel:
