@@ -36,6 +36,11 @@ class Settings:
     api_port: int = 8080
     workers: int = 1
     max_body_bytes: int = 2 * 1024 * 1024
+    http_max_header_bytes: int = 65_536  # request line and headers; 0 = no limit
+    http_max_headers: int = 100
+    http_header_timeout_s: float = 15.0  # for the whole head, from its first byte
+    http_body_timeout_s: float = 30.0  # the longest pause between two reads of a body
+    http_max_connections_per_client: int = 256  # per client address; 0 = no limit
     log_level: str = "info"
     log_format: str = "json"
     # Files
@@ -90,10 +95,12 @@ class Settings:
     dlp_scan_responses: bool = True
     dlp_on_error: str = "block"  # a detector that fails: block (fail closed) or alert
     dlp_stream_holdback: int = 64  # characters of a streamed answer held back for scanning
+    dlp_stream_holdback_max: int = 8192  # the longest hold while a secret's start is arriving
     dlp_ner: str = "auto"  # names and places: auto (when installed), on (required), off
     dlp_ner_max_chars: int = 50_000
     dlp_ner_timeout_ms: int = 3000
     dlp_ner_workers: int = 1
+    dlp_ner_caller_chars: int = 200_000  # NER work one caller may have waiting; more is a 429
     dlp_operator: str = "replace"
     dlp_operator_overrides: tuple[tuple[str, str], ...] = ()  # rule, label or entity -> operator
     dlp_vault: str = "memory"  # where reversible tokens live: memory or redis
@@ -229,6 +236,11 @@ _SOURCES: dict[str, tuple[tuple[str, ...], Callable[[str], Any]]] = {
     "api_port": (("API_PORT",), _int(0, 65535)),
     "workers": (("WORKERS",), _int(1, 256)),
     "max_body_bytes": (("MAX_BODY_BYTES",), _int(1024, 1 << 30)),
+    "http_max_header_bytes": (("HTTP_MAX_HEADER_BYTES",), _int(0, 1 << 24)),
+    "http_max_headers": (("HTTP_MAX_HEADERS",), _int(0, 100_000)),
+    "http_header_timeout_s": (("HTTP_HEADER_TIMEOUT_SECONDS",), _positive_float),
+    "http_body_timeout_s": (("HTTP_BODY_TIMEOUT_SECONDS",), _positive_float),
+    "http_max_connections_per_client": (("HTTP_MAX_CONNECTIONS_PER_CLIENT",), _int(0, 1 << 20)),
     "log_level": (("LOG_LEVEL",), _choice("debug", "info", "warning", "error")),
     "log_format": (("LOG_FORMAT",), _choice("json", "text")),
     "config_dir": (("CONFIG_DIR",), Path),
@@ -269,10 +281,12 @@ _SOURCES: dict[str, tuple[tuple[str, ...], Callable[[str], Any]]] = {
     "dlp_scan_responses": (("DLP_SCAN_RESPONSES",), _bool),
     "dlp_on_error": (("DLP_ON_ERROR",), _choice("block", "alert")),
     "dlp_stream_holdback": (("DLP_STREAM_HOLDBACK",), _int(0, 65536)),
+    "dlp_stream_holdback_max": (("DLP_STREAM_HOLDBACK_MAX",), _int(0, 1 << 20)),
     "dlp_ner": (("DLP_NER",), _choice("auto", "on", "off")),
     "dlp_ner_max_chars": (("DLP_NER_MAX_CHARS",), _int(1, 10_000_000)),
     "dlp_ner_timeout_ms": (("DLP_NER_TIMEOUT_MS",), _int(1, 600_000)),
     "dlp_ner_workers": (("DLP_NER_WORKERS",), _int(1, 64)),
+    "dlp_ner_caller_chars": (("DLP_NER_CALLER_CHARS",), _int(1, 100_000_000)),
     "dlp_operator": (("DLP_OPERATOR",), _choice(*_OPERATORS)),
     "dlp_operator_overrides": (("DLP_OPERATOR_OVERRIDES",), _overrides),
     "dlp_vault": (("DLP_VAULT",), _choice("memory", "redis")),

@@ -18,6 +18,7 @@ import pytest_asyncio
 from llm_gateway.dlp.errors import DetectorTimeout, DetectorUnavailable
 from llm_gateway.dlp.findings import Action, Finding, Severity
 from llm_gateway.dlp.ner import NerConfig, NerDetector
+from llm_gateway.dlp.ner_pool import NerBusy
 from llm_gateway.dlp.ner_worker import defuse_long_runs
 from tests.conftest import require_modules
 
@@ -255,6 +256,71 @@ async def test_a_dead_worker_fails_closed_then_is_replaced() -> None:
         assert ("PERSON", "Maria Garcia") in spans(SENTENCE, await scan(restarting, SENTENCE))
     finally:
         await restarting.aclose()
+
+
+async def test_a_flood_from_one_tenant_does_not_starve_another() -> None:
+    """Two callers' huge prompts time out; another tenant's small one is answered meanwhile."""
+    require_ner_extra()
+    fair = await NerDetector.start(NerConfig(max_chars=300_000, timeout_s=2.0))
+    try:
+        flood = [
+            asyncio.create_task(
+                fair.scan_many(
+                    [FILLER * 600],
+                    action=Action.REDACT,
+                    severity=Severity.HIGH,
+                    caller=("acme", f"flooder-{i}"),
+                )
+            )
+            for i in range(2)
+        ]
+        await asyncio.sleep(0.2)  # the flood is queued first
+        for _ in range(3):
+            (found,) = await fair.scan_many(
+                [SENTENCE], action=Action.REDACT, severity=Severity.HIGH, caller=("other", "bob")
+            )
+            assert ("PERSON", "Maria Garcia") in spans(SENTENCE, found)
+        outcomes = await asyncio.gather(*flood, return_exceptions=True)
+        assert all(isinstance(o, DetectorTimeout) for o in outcomes), outcomes
+    finally:
+        await fair.aclose()
+
+
+async def test_a_caller_with_too_much_waiting_is_refused() -> None:
+    require_ner_extra()
+    bounded = await NerDetector.start(NerConfig(max_chars=300_000, caller_chars=10_000))
+    try:
+        first = asyncio.create_task(
+            bounded.scan_many(
+                [FILLER * 100], action=Action.REDACT, severity=Severity.HIGH, caller=("t", "flood")
+            )
+        )
+        await asyncio.sleep(0)
+        with pytest.raises(NerBusy):
+            await bounded.scan_many(
+                [FILLER * 100], action=Action.REDACT, severity=Severity.HIGH, caller=("t", "flood")
+            )
+        assert (await first)[0]
+    finally:
+        await bounded.aclose()
+
+
+async def test_a_worker_that_overruns_its_piece_is_killed_and_replaced() -> None:
+    require_ner_extra()
+    config = NerConfig(max_chars=300_000, chunk_chars=300_000, piece_timeout_s=0.2, timeout_s=30)
+    overrun = await NerDetector.start(config)
+    try:
+        (worker,) = overrun.workers
+        with pytest.raises(DetectorUnavailable, match="overran"):
+            await scan(overrun, FILLER * 1000)  # one piece of 160 KB: seconds of work
+        for _ in range(600):
+            if overrun.available and overrun.workers[0].pid != worker.pid:
+                break
+            await asyncio.sleep(0.1)
+        assert overrun.workers[0].pid != worker.pid
+        assert ("PERSON", "Maria Garcia") in spans(SENTENCE, await scan(overrun, SENTENCE))
+    finally:
+        await overrun.aclose()
 
 
 def test_config_rejects_nonsense() -> None:

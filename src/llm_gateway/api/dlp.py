@@ -18,6 +18,7 @@ from starlette.responses import Response
 from llm_gateway.api import fields as f
 from llm_gateway.api import native
 from llm_gateway.api.http import client_ip, error_response, read_body, request_id_of
+from llm_gateway.auth import Credentials
 from llm_gateway.dlp.report import finding_json, redact_all
 from llm_gateway.errors import DlpUnavailable, GatewayError
 from llm_gateway.pipeline.authorize import enforce
@@ -35,9 +36,8 @@ async def scan(request: Request) -> Response:
 
 
 async def _scan(request: Request, state: AppState) -> dict[str, Any]:
-    principal = await state.authenticator.authenticate(
-        request.headers.get("authorization"), request.headers.get("x-api-key")
-    )
+    credentials = Credentials.from_headers(request.headers.getlist)
+    principal = await state.authenticator.authenticate(credentials)
     document = action_input(
         principal,
         "dlp.scan",
@@ -50,7 +50,8 @@ async def _scan(request: Request, state: AppState) -> dict[str, Any]:
     data = f.decode_body(await read_body(request, state.settings.max_body_bytes))
     text = "" if data.get("text") == "" else f.req_str(data, "text")
     redact = bool(f.opt_bool(data, "redact"))
-    findings = (await state.dlp.scan_all([text]))[0]
+    caller = (principal.tenant or "", principal.user_id)
+    findings = (await state.dlp.scan_all([text], caller=caller))[0]
     body: dict[str, Any] = {"findings": [finding_json(x) for x in findings]}
     if redact:
         body["redacted_text"] = redact_all(text, findings)

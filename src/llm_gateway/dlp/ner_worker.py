@@ -1,9 +1,10 @@
 """The code that runs inside an NER worker process, never in the gateway's.
 
-A worker process loads Presidio and the spaCy model once, in the pool's
-initializer, then answers :func:`analyze` calls. Everything here is a plain
-function of picklable arguments, because the pool calls it across a process
-boundary; results travel back as tuples, and the gateway builds its findings.
+A worker process (:func:`serve`) loads Presidio and the spaCy model once,
+says it is ready, then answers one request at a time over its pipe: a piece
+of text to analyse, or a question about itself. The gateway cuts texts into
+pieces and schedules them (:mod:`llm_gateway.dlp.ner_pool`); results travel
+back as tuples, and the gateway builds its findings.
 
 Nothing heavy is imported at module level: the gateway imports this module
 only to name these functions to the pool, and must not pay for spaCy itself.
@@ -23,9 +24,9 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from llm_gateway.dlp.chunking import chunk_spans
-
 if TYPE_CHECKING:
+    from multiprocessing.connection import Connection
+
     from presidio_analyzer import AnalyzerEngine
     from presidio_analyzer.nlp_engine import NerModelConfiguration, NlpEngine
     from spacy.language import Language
@@ -62,10 +63,6 @@ class ModelLoadError(Exception):
     """The worker could not load Presidio or the model; the message says why."""
 
 
-class BudgetExceeded(Exception):
-    """The worker gave up on a scan whose time budget ran out."""
-
-
 @dataclass(frozen=True, slots=True)
 class WorkerInfo:
     """What a warmed-up worker reports about itself."""
@@ -83,19 +80,19 @@ class _Loaded:
     load_seconds: float
 
 
-# This process's one analyzer (or why there is none). A pool initializer can
-# only leave its result in module state; the process exists for nothing else.
+# This process's one analyzer (or why there is none): module state, in a
+# process that exists for nothing else.
 _worker: _Loaded | ModelLoadError | None = None
 
 
 def initialize(model: str, nice: int = 0) -> None:
-    """Pool initializer: load the model once for the life of this process.
+    """Load the model once for the life of this process.
 
     ``nice`` lowers this process's CPU priority, so that on a busy host the
     gateway's event loop is scheduled before a long NER scan.
 
-    A failure is kept, not raised: an initializer that raises breaks the whole
-    pool, and the gateway would learn only that a process died, not why.
+    A failure is kept, not raised, and reported to the gateway as such, so
+    that it learns why the model did not load, not only that a process died.
     """
     global _worker
     for name, value in WORKER_ENVIRONMENT.items():
@@ -118,27 +115,45 @@ def warm_up() -> WorkerInfo:
     return WorkerInfo(os.getpid(), rss_bytes(), loaded.pipes, loaded.load_seconds)
 
 
-def analyze(text: str, chunk_chars: int, budget_s: float) -> list[RawFinding]:
-    """PERSON, LOCATION and NRP spans in ``text``, as offsets into ``text``.
-
-    The text is analysed in pieces of at most ``chunk_chars``; before each
-    piece the worker checks the budget, so a scan the gateway has given up on
-    stops within one piece instead of holding the worker to the end.
-    """
+def analyze(text: str) -> list[RawFinding]:
+    """PERSON, LOCATION and NRP spans in one piece of text, as offsets into it."""
     analyzer = _loaded().analyzer
-    deadline = time.monotonic() + budget_s
-    prepared = defuse_long_runs(text)
-    found: list[RawFinding] = []
-    for start, end in chunk_spans(prepared, chunk_chars):
-        if time.monotonic() > deadline:
-            raise BudgetExceeded(f"stopped at character {start} of {len(text)}")
+    return [
+        (str(result.entity_type), result.start, result.end, result.score)
         for result in analyzer.analyze(
-            text=prepared[start:end], language=LANGUAGE, entities=list(ENTITIES)
-        ):
-            found.append(
-                (str(result.entity_type), start + result.start, start + result.end, result.score)
-            )
-    return found
+            text=defuse_long_runs(text), language=LANGUAGE, entities=list(ENTITIES)
+        )
+    ]
+
+
+# What the gateway sends: ("analyze", text), ("rss", None), or None to stop.
+# What a worker answers: ("ready", WorkerInfo) once, then ("ok", result) or
+# ("error", message) per request.
+Request = tuple[str, str | None] | None
+Reply = tuple[str, Any]
+
+
+def serve(conn: Connection, model: str, nice: int) -> None:
+    """A worker process's life: load the model, say so, answer until told to stop."""
+    initialize(model, nice)
+    try:
+        conn.send(("ready", warm_up()))
+    except ModelLoadError as exc:
+        conn.send(("error", str(exc)))
+        return
+    while True:
+        try:
+            request: Request = conn.recv()
+        except (EOFError, OSError):  # the gateway went away
+            return
+        if request is None:
+            return
+        command, text = request
+        try:
+            reply: Reply = ("ok", analyze(text or "") if command == "analyze" else rss_bytes())
+        except Exception as exc:  # noqa: BLE001 - the process boundary: reported to the gateway
+            reply = ("error", f"{type(exc).__name__}: {exc}")
+        conn.send(reply)
 
 
 def defuse_long_runs(text: str) -> str:

@@ -11,22 +11,29 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from bisect import bisect_right
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from llm_gateway.dlp.engine import RuleEngine
 from llm_gateway.dlp.errors import DetectorUnavailable
 from llm_gateway.dlp.findings import Action, Finding, Severity
 from llm_gateway.dlp.ner import NerConfig, NerDetector
+from llm_gateway.dlp.ner_pool import NerBusy
 from llm_gateway.dlp.operators import Anonymizer
+from llm_gateway.dlp.prefixes import SecretStarts
+from llm_gateway.dlp.resolve import Candidate, resolve_overlaps
 from llm_gateway.dlp.vault import InProcessVault, Vault
 from llm_gateway.dlp.vault_crypto import derive_key, resolve_vault_key
-from llm_gateway.errors import DlpUnavailable
+from llm_gateway.errors import DlpUnavailable, RateLimited
 from llm_gateway.settings import Settings
 
 log = logging.getLogger(__name__)
 
+# Between the texts of one scan: a control character on a line of its own, which
+# a rule's value does not run across (an armoured key's may: it is cut in parts).
+SEPARATOR = "\n\x1f\n"
 # Up to this many characters the rules run on the event loop (a 32 KB prompt takes
 # about a millisecond); larger texts go to a thread, so that a 2 MiB body does not
 # hold up every other request while it is scanned.
@@ -42,6 +49,7 @@ class DlpService:
     fail_open: bool  # DLP_ON_ERROR=alert: a failed detector is logged, the request passes
     scan_responses: bool
     stream_holdback: int
+    secret_starts: SecretStarts
 
     @classmethod
     async def start(cls, settings: Settings) -> DlpService:
@@ -54,6 +62,7 @@ class DlpService:
                     workers=settings.dlp_ner_workers,
                     max_chars=settings.dlp_ner_max_chars,
                     timeout_s=settings.dlp_ner_timeout_ms / 1000,
+                    caller_chars=settings.dlp_ner_caller_chars,
                 )
             )
             if not ner.available and settings.dlp_ner == "on":
@@ -84,6 +93,7 @@ class DlpService:
             fail_open=settings.dlp_on_error == "alert",
             scan_responses=settings.dlp_scan_responses,
             stream_holdback=settings.dlp_stream_holdback,
+            secret_starts=secret_starts(engine, settings.dlp_stream_holdback_max),
         )
 
     @property
@@ -96,35 +106,80 @@ class DlpService:
         """The rule engine's findings; ``mode`` (a policy's dlp_mode) replaces the default."""
         return self.engine.scan(text, mode)
 
+    def scan_rules_many(
+        self, texts: Sequence[str], mode: Action | None = None
+    ) -> list[list[Finding]]:
+        """The rules' findings per text, from one scan of the texts joined.
+
+        A request's strings are many and mostly short (tool names, schema
+        descriptions, stop sequences): one scan of them all costs little more
+        than one of them alone. The separator is one no pattern reads across;
+        a finding that did span two texts anyway is cut into a part for each.
+        """
+        if len(texts) == 1:
+            return [self.engine.scan(texts[0], mode)]
+        starts: list[int] = []
+        at = 0
+        for text in texts:
+            starts.append(at)
+            at += len(text) + len(SEPARATOR)
+        results: list[list[Finding]] = [[] for _ in texts]
+        for f in self.engine.scan(SEPARATOR.join(texts), mode):
+            i = max(0, bisect_right(starts, f.start) - 1)
+            while i < len(texts) and starts[i] < f.end:
+                start, end = max(f.start - starts[i], 0), min(f.end - starts[i], len(texts[i]))
+                if start < end:
+                    results[i].append(
+                        f if (start, end) == (f.start, f.end) else replace(f, start=start, end=end)
+                    )
+                i += 1
+        return results
+
     async def scan_all(
-        self, texts: Sequence[str], *, mode: Action | None = None, ner: bool = True
+        self,
+        texts: Sequence[str],
+        *,
+        mode: Action | None = None,
+        ner: bool = True,
+        prose: Sequence[bool] | None = None,
+        caller: tuple[str, str] = ("", ""),
     ) -> list[list[Finding]]:
         """Findings per text: rules on every text, NER on the texts it can take.
 
+        ``prose`` says which texts are natural language (default: all): NER,
+        which finds names, runs only on those, not on tool names or schemas.
+        ``caller`` (tenant, caller) is whose turn in NER's fair queue this is.
         Raises :class:`DlpUnavailable` when a detector fails (fail closed), or
-        logs it and goes on with the rules' findings when alert-only.
+        logs it and goes on with the rules' findings when alert-only, and
+        :class:`RateLimited` when the caller has too much NER work waiting.
         """
-        if sum(len(t) for t in texts) <= OFF_LOOP_CHARS:
-            results = [self.scan_rules(text, mode) for text in texts]
+        total = sum(len(t) for t in texts)
+        if total <= OFF_LOOP_CHARS:
+            results = self.scan_rules_many(texts, mode)
         else:  # a large body: let the event loop serve others meanwhile
-            results = await asyncio.to_thread(lambda: [self.scan_rules(t, mode) for t in texts])
+            results = await asyncio.to_thread(self.scan_rules_many, texts, mode)
         detector = self.ner
         if not ner or detector is None or not detector.available:
             return results
-        if sum(len(t) for t in texts) > detector.config.max_chars:
+        if total > detector.config.max_chars:
             return results  # the size cap decides whether NER runs: larger texts get rules only
         action = mode or self.engine.default_action
-        try:
-            # One budget for the whole request, not one per text.
-            async with asyncio.timeout(detector.config.timeout_s):
-                for i, text in enumerate(texts):
-                    found = await detector.scan(text, action=action, severity=Severity.MEDIUM)
-                    if found:
-                        results[i] = _merge(results[i], found)
-        except TimeoutError:
-            return self._unavailable("ner", "the scan overran DLP_NER_TIMEOUT_MS", results)
+        wanted = [i for i in range(len(texts)) if prose is None or prose[i]]
+        try:  # one budget for the whole request, not one per text
+            found = await detector.scan_many(
+                [texts[i] for i in wanted], action=action, severity=Severity.MEDIUM, caller=caller
+            )
+        except NerBusy:
+            raise RateLimited(
+                "too much of this caller's text is waiting for name detection; retry shortly",
+                code="dlp_busy",
+                retry_after=1,
+            ) from None
         except DetectorUnavailable as exc:
             return self._unavailable("ner", str(exc), results)
+        for i, names in zip(wanted, found, strict=True):
+            if names:
+                results[i] = _merge(results[i], names)
         return results
 
     def _unavailable(
@@ -156,6 +211,19 @@ def load_rule_engine(settings: Settings) -> RuleEngine:
     )
 
 
+def secret_starts(engine: RuleEngine, cap: int) -> SecretStarts:
+    """The starts a stream holds back at: of secrets, and of the deployment's own rules
+    (an alert-only rule changes nothing in the text, so it holds nothing back)."""
+    return SecretStarts(
+        (
+            rule.pattern.source
+            for rule in engine.rules
+            if rule.category == "secret" or (not rule.builtin and rule.action is not Action.ALERT)
+        ),
+        cap=cap,
+    )
+
+
 def rules_file(settings: Settings) -> Path | None:
     if settings.dlp_rules_file is not None:
         return settings.dlp_rules_file
@@ -164,6 +232,14 @@ def rules_file(settings: Settings) -> Path | None:
 
 
 def _merge(rules: list[Finding], ner: list[Finding]) -> list[Finding]:
-    """NER findings where no rule already found something: rules are validated, so they win."""
-    kept = [f for f in ner if not any(r.start < f.end and f.start < r.end for r in rules)]
-    return sorted(rules + kept, key=lambda f: f.start)
+    """The rules' and NER's findings settled together, as the rules' among themselves are
+    (:mod:`llm_gateway.dlp.resolve`): the stricter action applies and redaction covers
+    the union; at equal strictness and score the rules, listed first, speak."""
+    every = rules + ner
+    candidates = [
+        Candidate(f.start, f.end, f.score, f.action, f.severity, builtin=True, order=i)
+        for i, f in enumerate(every)
+    ]
+    return [
+        replace(every[c.order], start=c.start, end=c.end) for c in resolve_overlaps(candidates)
+    ]
