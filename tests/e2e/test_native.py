@@ -17,6 +17,7 @@ import httpx
 import pytest
 
 from llm_gateway.emulators import EmulatorServer
+from llm_gateway.pipeline.authorize import unknown_model
 from tests.e2e.conftest import MODELS, PROVIDER_KEY, Gateway, directive
 
 #: gateway model -> (provider, upstream model) as configured by the harness.
@@ -279,5 +280,5 @@ def test_unknown_model(gateway: Gateway, http: httpx.Client) -> None:
     assert (row.status, row.error_code, row.model_requested) == (
         404,
         "model_not_found",
-        "no-such-model",
+        unknown_model("no-such-model"),
     )

@@ -18,6 +18,7 @@ import pytest
 from openai.lib.streaming.chat import ChatCompletionStreamState
 
 from llm_gateway.emulators import EmulatorServer
+from llm_gateway.pipeline.authorize import unknown_model
 from tests.e2e.conftest import MODELS, PROVIDER_KEY, Gateway, directive
 
 #: gateway model -> (provider, upstream model) as configured by the harness.
@@ -542,7 +543,7 @@ def test_unknown_model(gateway: Gateway) -> None:
     assert exc.body["code"] == "model_not_found"
     row = gateway.audit_row(exc.response.headers["x-request-id"])
     assert (row.status, row.error_code) == (404, "model_not_found")
-    assert (row.model_requested, row.model) == ("no-such-model", None)
+    assert (row.model_requested, row.model) == (unknown_model("no-such-model"), None)
 
 
 # --- 5. models -------------------------------------------------------------------

@@ -48,7 +48,7 @@ def audit_row(ctx: RequestContext) -> Row:
         "key_id": principal.key_id if principal else None,
         "auth_method": principal.auth_method if principal else None,
         "endpoint": ctx.endpoint,
-        "model_requested": chat.model if chat else None,
+        "model_requested": ctx.model_requested,
         "model": deployment.name if deployment else None,
         "provider": deployment.provider.value if deployment else None,
         "upstream_model": deployment.upstream_model if deployment else None,

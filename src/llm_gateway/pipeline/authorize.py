@@ -13,6 +13,7 @@ are read by the DLP stage from ``ctx.decision``.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 from collections.abc import Collection
 
 from llm_gateway.chat import Outcome
@@ -34,7 +35,9 @@ class Authorize:
         assert ctx.chat is not None
         chat = ctx.chat
         if chat.model not in self.models:
+            ctx.model_requested = unknown_model(chat.model)
             raise model_not_found(chat.model)
+        ctx.model_requested = chat.model
         document = chat_input(
             ctx.principal,
             chat,
@@ -59,6 +62,13 @@ class Authorize:
         if cap is not None:
             chat.max_tokens = min(chat.max_tokens or cap, cap)
         return await call_next(ctx)
+
+
+def unknown_model(name: str) -> str:
+    """How a model name the gateway does not serve is recorded: a digest, never the text
+    (a caller can put anything in it, a key included)."""
+    digest = hashlib.sha256(name.encode("utf-8", "surrogatepass")).hexdigest()
+    return f"unknown:sha256:{digest[:16]}"
 
 
 def enforce(decision: Decision) -> None:
