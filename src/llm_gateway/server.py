@@ -13,7 +13,9 @@ adds, per connection:
 * the head must arrive within ``header_timeout_s`` of the connection opening
   or of its first byte (408), and the body may not pause for more than
   ``body_timeout_s`` between two reads (the connection is closed; the
-  request is recorded as timed out);
+  request is recorded as timed out). One watchdog per connection checks
+  both every quarter of the shorter timeout, so a limit holds to within
+  a quarter of itself;
 * one client address may hold at most ``max_connections_per_client`` open
   connections; the next ones are answered 503 and closed. Behind a proxy
   every client has the proxy's address: raise the bound or set it to 0 (off).
@@ -88,8 +90,14 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         self._head_bytes = 0
         self._header_count = 0
         self._refused = False
-        self._head_timer: asyncio.TimerHandle | None = None
-        self._body_timer: asyncio.TimerHandle | None = None
+        # When the head being read began, and when the body last made progress
+        # (None: not reading one). One watchdog timer per connection checks both:
+        # cheaper than arming and cancelling timers at every request.
+        self._head_since: float | None = None
+        self._body_since: float | None = None
+        self._watchdog: asyncio.TimerHandle | None = None
+        timeouts = [t for t in (self.limits.header_timeout_s, self.limits.body_timeout_s) if t > 0]
+        self._tick = max(min(timeouts) / 4, 0.01) if timeouts else 0.0
 
     # --- connections --------------------------------------------------------
 
@@ -103,20 +111,22 @@ class GuardedHttpProtocol(HttpToolsProtocol):
                 message = "too many open connections from this address"
                 self._refuse(503, "too_many_connections", message)
                 return
-        self._arm_head_timer()
+        self._head_since = self.loop.time()  # a new connection owes its first head
+        self._arm_watchdog()
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._cancel_timers()
+        self._cancel_watchdog()
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
         if self._refused:
             return
+        if self._in_head and self._head_since is None:
+            self._head_since = self.loop.time()
         limit = self.limits.max_header_bytes
         if not self._in_head or not limit:
             super().data_received(data)
             return
-        self._arm_head_timer()
         room = limit - self._head_bytes
         if len(data) <= room:
             self._head_bytes += len(data)
@@ -138,71 +148,63 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         super().on_header(name, value)
 
     def on_headers_complete(self) -> None:
-        self._in_head = False
-        self._cancel_head_timer()
+        self._in_head, self._head_since = False, None
         bound = self.limits.max_headers
         if bound and self._header_count > bound:
             self._refuse(431, "too_many_headers", f"the request has more than {bound} headers")
             return
         super().on_headers_complete()
-        self._arm_body_timer()
+        self._body_since = self.loop.time()
 
     def on_body(self, body: bytes) -> None:
         if self._refused:
             return
         super().on_body(body)
-        self._arm_body_timer()
+        self._body_since = self.loop.time()
 
     def on_message_complete(self) -> None:
         if self._refused:
             return
-        self._cancel_body_timer()
+        self._body_since = None
         self._in_head, self._head_bytes, self._header_count = True, 0, 0
         super().on_message_complete()
 
-    # --- timers -------------------------------------------------------------
+    # --- the watchdog -------------------------------------------------------
 
-    def _arm_head_timer(self) -> None:
-        if self._head_timer is None and self.limits.header_timeout_s > 0:
-            self._head_timer = self.loop.call_later(
-                self.limits.header_timeout_s, self._head_timed_out
-            )
+    def _arm_watchdog(self) -> None:
+        if self._tick:
+            self._watchdog = self.loop.call_later(self._tick, self._watch)
 
-    def _arm_body_timer(self) -> None:
-        self._cancel_body_timer()
-        timeout = self.limits.body_timeout_s
-        if timeout > 0:
-            self._body_timer = self.loop.call_later(timeout, self._body_timed_out)
+    def _cancel_watchdog(self) -> None:
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+            self._watchdog = None
 
-    def _cancel_head_timer(self) -> None:
-        if self._head_timer is not None:
-            self._head_timer.cancel()
-            self._head_timer = None
-
-    def _cancel_body_timer(self) -> None:
-        if self._body_timer is not None:
-            self._body_timer.cancel()
-            self._body_timer = None
-
-    def _cancel_timers(self) -> None:
-        self._cancel_head_timer()
-        self._cancel_body_timer()
-
-    def _head_timed_out(self) -> None:
-        self._head_timer = None
+    def _watch(self) -> None:
+        """Every tick: has a head or a body been waited for longer than it may be?"""
+        self._watchdog = None
         if self.transport.is_closing():
             return
+        now = self.loop.time()
+        head, body = self.limits.header_timeout_s, self.limits.body_timeout_s
+        if head and self._head_since is not None and now - self._head_since > head:
+            self._head_timed_out()
+            return
+        if body and self._body_since is not None and now - self._body_since > body:
+            if not self.flow.read_paused:
+                self._body_timed_out()
+                return
+            self._body_since = now  # the app is not reading: the client is not the slow one
+        self._arm_watchdog()
+
+    def _head_timed_out(self) -> None:
         if self.cycle is not None and not self.cycle.response_complete:
             self.transport.close()  # an earlier request's answer is still going out
             return
         self._refuse(408, "request_timeout", "the request head did not arrive in time")
 
     def _body_timed_out(self) -> None:
-        self._body_timer = None
-        if self.transport.is_closing() or self.cycle is None:
-            return
-        if self.flow.read_paused:  # the app is not reading: the client is not the slow one
-            self._arm_body_timer()
+        if self.cycle is None:
             return
         # The app sees the connection go; the extension tells it why.
         self.cycle.scope.setdefault("extensions", {})[READ_TIMEOUT] = {}
@@ -213,7 +215,7 @@ class GuardedHttpProtocol(HttpToolsProtocol):
     def _refuse(self, status: int, code: str, message: str) -> None:
         """Answer ``status`` in the native error format and close the connection."""
         self._refused = True
-        self._cancel_timers()
+        self._cancel_watchdog()
         request_id = new_request_id()
         log.warning(
             "connection refused",

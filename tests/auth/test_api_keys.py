@@ -113,9 +113,10 @@ def test_more_than_one_credential_is_ambiguous(credentials: Credentials) -> None
 
 
 def test_blank_credential_headers_do_not_count() -> None:
-    headers = {"authorization": ["Bearer a"], "x-api-key": ["  "]}
-    credentials = Credentials.from_headers(lambda name: headers.get(name, []))
-    assert credential_from(credentials) == "a"
+    raw = [(b"host", b"h"), (b"authorization", b"Bearer a"), (b"x-api-key", b"  ")]
+    assert credential_from(Credentials.from_headers(raw)) == "a"
+    twice = [(b"x-api-key", b"k1"), (b"accept", b"*/*"), (b"x-api-key", b"k2")]
+    assert Credentials.from_headers(twice) == Credentials((), ("k1", "k2"))
 
 
 @pytest.mark.parametrize(

@@ -36,7 +36,7 @@ async def scan(request: Request) -> Response:
 
 
 async def _scan(request: Request, state: AppState) -> dict[str, Any]:
-    credentials = Credentials.from_headers(request.headers.getlist)
+    credentials = Credentials.from_headers(request.headers.raw)
     principal = await state.authenticator.authenticate(credentials)
     document = action_input(
         principal,

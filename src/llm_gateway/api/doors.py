@@ -43,7 +43,7 @@ class FrontDoor:
     async def handle(self, request: Request, state: AppState) -> Response | ASGIApp:
         ctx = RequestContext(
             endpoint=self.name,
-            credentials=Credentials.from_headers(request.headers.getlist),
+            credentials=Credentials.from_headers(request.headers.raw),
             read_body=partial(read_body, request, state.settings.max_body_bytes),
             parse=self.parse,
             request_id=request_id_of(request),

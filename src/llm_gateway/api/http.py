@@ -100,7 +100,7 @@ async def read_body(request: Request, limit: int) -> bytes:
 
 def check_json_content_type(content_type: str | None) -> None:
     """Refuse (415) a declared media type other than JSON; no header at all is accepted."""
-    if content_type is None:
+    if content_type is None or content_type == "application/json":
         return
     media_type, *parameters = (part.strip().lower() for part in content_type.split(";"))
     if media_type != "application/json":

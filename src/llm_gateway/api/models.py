@@ -27,7 +27,7 @@ async def list_models(request: Request) -> Response:
     state: AppState = request.app.state.gateway
     anthropic_client = "anthropic-version" in request.headers
     try:
-        credentials = Credentials.from_headers(request.headers.getlist)
+        credentials = Credentials.from_headers(request.headers.raw)
         principal = await state.authenticator.authenticate(credentials)
     except GatewayError as error:
         render = anthropic.error_body if anthropic_client else openai.error_body

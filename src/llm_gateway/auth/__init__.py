@@ -11,7 +11,7 @@ beside a valid one.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from llm_gateway.auth.api_keys import ApiKeyStore, is_api_key
@@ -30,12 +30,16 @@ class Credentials:
     x_api_key: tuple[str, ...] = ()
 
     @classmethod
-    def from_headers(cls, getlist: Callable[[str], list[str]]) -> Credentials:
-        """From a header collection's ``getlist`` (Starlette's ``Headers.getlist``)."""
-        return cls(
-            tuple(v for v in getlist("authorization") if v.strip()),
-            tuple(v for v in getlist("x-api-key") if v.strip()),
-        )
+    def from_headers(cls, raw: Iterable[tuple[bytes, bytes]]) -> Credentials:
+        """From a request's raw headers (ASGI's lower-cased name and value pairs)."""
+        authorization: list[str] = []
+        x_api_key: list[str] = []
+        for name, value in raw:
+            if name == b"authorization" and value.strip():
+                authorization.append(value.decode("latin-1"))
+            elif name == b"x-api-key" and value.strip():
+                x_api_key.append(value.decode("latin-1"))
+        return cls(tuple(authorization), tuple(x_api_key))
 
     @classmethod
     def bearer(cls, credential: str) -> Credentials:
