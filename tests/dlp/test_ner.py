@@ -259,9 +259,14 @@ async def test_a_dead_worker_fails_closed_then_is_replaced() -> None:
 
 
 async def test_a_flood_from_one_tenant_does_not_starve_another() -> None:
-    """Two callers' huge prompts time out; another tenant's small one is answered meanwhile."""
+    """Another tenant's small prompts are answered while two callers' huge ones still wait.
+
+    The huge prompts are cut into many pieces and the queue takes one piece per
+    caller in turn, so the small prompts finish long before the flood does,
+    however fast or slow the machine is.
+    """
     require_ner_extra()
-    fair = await NerDetector.start(NerConfig(max_chars=300_000, timeout_s=2.0))
+    fair = await NerDetector.start(NerConfig(max_chars=300_000))
     try:
         flood = [
             asyncio.create_task(
@@ -280,8 +285,9 @@ async def test_a_flood_from_one_tenant_does_not_starve_another() -> None:
                 [SENTENCE], action=Action.REDACT, severity=Severity.HIGH, caller=("other", "bob")
             )
             assert ("PERSON", "Maria Garcia") in spans(SENTENCE, found)
-        outcomes = await asyncio.gather(*flood, return_exceptions=True)
-        assert all(isinstance(o, DetectorTimeout) for o in outcomes), outcomes
+            assert not any(task.done() for task in flood)
+        for finished in await asyncio.gather(*flood):
+            assert len(finished) == 1
     finally:
         await fair.aclose()
 
