@@ -33,7 +33,7 @@ from llm_gateway.errors import (
 from llm_gateway.observability.logging import configure_logging
 from llm_gateway.pipeline.context import new_request_id
 from llm_gateway.settings import Settings, load_settings
-from llm_gateway.state import AppState
+from llm_gateway.runtime import AppState
 
 log = logging.getLogger(__name__)
 

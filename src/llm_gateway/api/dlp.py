@@ -23,7 +23,7 @@ from llm_gateway.dlp.report import finding_json, redact_all
 from llm_gateway.errors import DlpUnavailable, GatewayError
 from llm_gateway.pipeline.authorize import enforce
 from llm_gateway.policy.inputs import action_input
-from llm_gateway.state import AppState
+from llm_gateway.runtime import AppState
 
 
 async def scan(request: Request) -> Response:

@@ -24,7 +24,7 @@ from llm_gateway.auth import Credentials
 from llm_gateway.chat import ChatResponse, EventStream
 from llm_gateway.errors import GatewayError
 from llm_gateway.pipeline.context import RequestContext, RequestParser
-from llm_gateway.state import AppState
+from llm_gateway.runtime import AppState
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,7 +7,7 @@ from typing import Literal
 from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel
 
-from llm_gateway.state import AppState
+from llm_gateway.runtime import AppState
 
 router = APIRouter(tags=["health"])
 

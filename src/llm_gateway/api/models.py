@@ -20,7 +20,7 @@ from llm_gateway.auth.principal import Principal
 from llm_gateway.config import Deployment
 from llm_gateway.errors import GatewayError
 from llm_gateway.policy.inputs import action_input
-from llm_gateway.state import AppState
+from llm_gateway.runtime import AppState
 
 
 async def list_models(request: Request) -> Response:
