@@ -11,6 +11,7 @@ import statistics
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from pathlib import Path
 
 from bench import targets, upstream
@@ -21,15 +22,16 @@ from llm_gateway.audit.sinks import sink_for
 from llm_gateway.audit.writer import AuditWriter
 from llm_gateway.auth import Credentials
 from llm_gateway.auth.jwt import JWTVerifier
-from llm_gateway.chat import Outcome
 from llm_gateway.config import Deployment, Provider
 from llm_gateway.dlp.service import DlpService
 from llm_gateway.pipeline.authorize import Authorize
-from llm_gateway.pipeline.context import RequestContext
+from llm_gateway.pipeline.context import Attempt, ChatCall, Outcome, RequestContext
 from llm_gateway.pipeline.inspect import Inspect
+from llm_gateway.pipeline.record import request_record
 from llm_gateway.pipeline.route import Route
 from llm_gateway.policy import PolicyService
 from llm_gateway.providers.openai import OpenAIAdapter
+from llm_gateway.routing import Resolver
 from llm_gateway.settings import load_settings
 from llm_gateway.storage import Database
 
@@ -92,7 +94,7 @@ def _context() -> RequestContext:
         endpoint="openai",
         credentials=Credentials(),
         read_body=read,
-        parse=openai_door.parse_request,
+        payload=ChatCall(openai_door.parse_request),
     )
 
 
@@ -109,12 +111,19 @@ async def _measure(tmp: Path) -> dict[str, Timing]:
     response = adapter.parse_response(DEPLOYMENT, answer)
     ctx = _context()
     ctx.chat = chat
-    ctx.deployment = DEPLOYMENT
+    resolver = Resolver({"bench": DEPLOYMENT, "gpt-4": replace(DEPLOYMENT, name="gpt-4")})
+    ctx.call.resolution = resolver.resolve("bench")
+    ctx.attempts.append(Attempt(DEPLOYMENT))
 
     async def done(_ctx: RequestContext) -> Outcome:
         return response
 
-    route = Route({"bench": DEPLOYMENT})
+    route = Route()
+
+    async def routed() -> Outcome:
+        ctx.attempts.clear()  # one attempt per call, as in service
+        return await route(ctx, done)
+
     ctx.principal = verifier.verify(token)
     results = {
         "authenticate (JWT HS256, first use)": _time(lambda: verifier._verify(token)),
@@ -123,10 +132,10 @@ async def _measure(tmp: Path) -> dict[str, Timing]:
         "translate to provider request": _time(lambda: adapter.build_request(DEPLOYMENT, chat)),
         "parse provider answer": _time(lambda: adapter.parse_response(DEPLOYMENT, answer)),
         "encode OpenAI answer": _time(lambda: openai_door.encode_response(ctx, response)),
-        **await _policy(ctx, done),
+        **await _policy(ctx, done, resolver),
         **await _inspect(ctx, done, tmp),
-        "route": await _time_async(lambda: route(ctx, done)),
-        "build audit row": _time(lambda: audit_row(ctx)),
+        "route": await _time_async(routed),
+        "build request record and audit row": _time(lambda: audit_row(request_record(ctx))),
     }
     db = Database(f"sqlite+aiosqlite:///{tmp}/stages.db")
     await db.upgrade()
@@ -135,7 +144,7 @@ async def _measure(tmp: Path) -> dict[str, Timing]:
     counter = iter(range(10**9))
 
     def row() -> dict[str, object]:
-        r = audit_row(ctx)
+        r = audit_row(request_record(ctx))
         r["request_id"] = f"bench-{next(counter)}"
         return r
 
@@ -152,7 +161,9 @@ async def _measure(tmp: Path) -> dict[str, Timing]:
 
 
 async def _policy(
-    ctx: RequestContext, done: Callable[[RequestContext], Awaitable[Outcome]]
+    ctx: RequestContext,
+    done: Callable[[RequestContext], Awaitable[Outcome]],
+    resolver: Resolver,
 ) -> dict[str, Timing]:
     """The authorize stage (input document, decision, checks) on the embedded engine."""
     results = {}
@@ -165,7 +176,7 @@ async def _policy(
             {"POLICY_DIR": str(directory), "OPA_POLICY_PATH": path}, env_file=None
         )
         policy = PolicyService.from_settings(settings)
-        stage = Authorize(policy, "bench", {"bench", "gpt-4"})
+        stage = Authorize(policy, "bench", resolver)
         assert ctx.chat is not None
         ctx.chat.model = "gpt-4" if "spec" in name else "bench"  # both allowed (enterprise)
         results[f"authorize ({name})"] = await _time_async(

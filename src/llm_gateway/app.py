@@ -15,13 +15,11 @@ from fastapi import FastAPI
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from llm_gateway import __version__
-from llm_gateway.api import dlp, doors, health, native
+from llm_gateway.api import dlp, doors, health, models, native
 from llm_gateway.api.http import error_response, request_id_of, with_request_id
-from llm_gateway.api.models import list_models
 from llm_gateway.config import GatewayConfig, load_gateway_config
 from llm_gateway.errors import (
     GatewayError,
@@ -32,8 +30,8 @@ from llm_gateway.errors import (
 )
 from llm_gateway.observability.logging import configure_logging
 from llm_gateway.pipeline.context import new_request_id
-from llm_gateway.settings import Settings, load_settings
 from llm_gateway.runtime import AppState
+from llm_gateway.settings import Settings, load_settings
 
 log = logging.getLogger(__name__)
 
@@ -94,8 +92,8 @@ def create_app(settings: Settings | None = None, config: GatewayConfig | None = 
     )
     api.include_router(health.router)
     api.router.routes.extend(doors.routes())
-    api.router.routes.append(Route("/v1/models", list_models, methods=["GET"]))
-    api.router.routes.append(Route("/api/v1/dlp/scan", dlp.scan, methods=["POST"]))
+    api.include_router(models.router)
+    api.include_router(dlp.router)
     api.add_exception_handler(HTTPException, _http_error)
     api.add_exception_handler(Exception, _internal_error)
     return Gateway(api)

@@ -10,6 +10,7 @@ import logging
 import time
 from dataclasses import dataclass
 
+from llm_gateway.audit.records import AuditRecorder
 from llm_gateway.audit.sinks import sink_for
 from llm_gateway.audit.writer import AuditWriter
 from llm_gateway.auth import Authenticator
@@ -18,9 +19,12 @@ from llm_gateway.auth.jwt import JWTVerifier
 from llm_gateway.config import Deployment, GatewayConfig, Provider
 from llm_gateway.dlp.service import DlpService
 from llm_gateway.emulators import EmulatorServer
-from llm_gateway.pipeline import Pipeline, build_pipeline
+from llm_gateway.observability.access import AccessLog
+from llm_gateway.pipeline import Pipeline, build_action_pipeline, build_pipeline
 from llm_gateway.policy import PolicyService
 from llm_gateway.providers.transport import AiohttpTransport
+from llm_gateway.records import Recorder
+from llm_gateway.routing import Resolver
 from llm_gateway.settings import Settings
 from llm_gateway.storage import Database
 
@@ -41,7 +45,9 @@ class AppState:
     policy: PolicyService
     dlp: DlpService | None
     transport: AiohttpTransport
-    pipeline: Pipeline
+    resolver: Resolver
+    pipeline: Pipeline  # the chat calls'
+    actions: Pipeline  # the management actions'
     demo: EmulatorServer | None
     started_at: float
 
@@ -67,15 +73,20 @@ class AppState:
             deployments[DEMO_MODEL] = _demo_deployment(demo.base_url)
         _log_models(deployments)
         transport = AiohttpTransport()
+        resolver = Resolver(deployments)
+        recorders: list[Recorder] = [AccessLog(), AuditRecorder(audit)]
         pipeline = build_pipeline(
-            audit=audit, authenticator=authenticator, policy=policy,
-            environment=settings.environment, dlp=dlp, deployments=deployments,
-            transport=transport,
+            recorders=recorders, authenticator=authenticator, policy=policy,
+            environment=settings.environment, dlp=dlp, resolver=resolver, transport=transport,
+        )  # fmt: skip
+        actions = build_action_pipeline(
+            recorders=recorders, authenticator=authenticator, policy=policy,
+            environment=settings.environment,
         )  # fmt: skip
         policy.start(settings.policy_reload_seconds)
         return cls(
             settings, config, deployments, db, audit, keys, authenticator, policy, dlp,
-            transport, pipeline, demo, time.time(),
+            transport, resolver, pipeline, actions, demo, time.time(),
         )  # fmt: skip
 
     async def stop(self) -> None:

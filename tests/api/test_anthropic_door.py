@@ -44,7 +44,7 @@ from llm_gateway.errors import (
     UpstreamStatusError,
     UpstreamTimeout,
 )
-from llm_gateway.pipeline.context import RequestContext
+from llm_gateway.pipeline.context import ChatCall, RequestContext
 
 USER = {"role": "user", "content": "hi"}
 STREAM_EVENT = TypeAdapter(ant.RawMessageStreamEvent)
@@ -79,7 +79,7 @@ def make_ctx(chat: ChatRequest | None = None) -> RequestContext:
         endpoint="anthropic",
         credentials=Credentials(),
         read_body=_no_body,
-        parse=door.parse_request,
+        payload=ChatCall(door.parse_request),
         request_id="req123",
     )
     ctx.chat = chat

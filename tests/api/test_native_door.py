@@ -31,7 +31,7 @@ from llm_gateway.errors import (
     UpstreamStreamInterrupted,
     UpstreamTimeout,
 )
-from llm_gateway.pipeline.context import RequestContext
+from llm_gateway.pipeline.context import ChatCall, RequestContext
 
 USER = {"role": "user", "content": "hi"}
 
@@ -53,7 +53,7 @@ def make_ctx(usage: Usage | None = None, cost: float = 0.0) -> RequestContext:
         endpoint="native",
         credentials=Credentials(),
         read_body=_no_body,
-        parse=door.parse_request,
+        payload=ChatCall(door.parse_request),
         request_id="req123",
     )
     ctx.usage = usage

@@ -44,7 +44,7 @@ from llm_gateway.errors import (
     UpstreamStreamInterrupted,
     UpstreamTimeout,
 )
-from llm_gateway.pipeline.context import RequestContext
+from llm_gateway.pipeline.context import ChatCall, RequestContext
 
 USER = {"role": "user", "content": "hi"}
 
@@ -66,7 +66,7 @@ def make_ctx(chat: ChatRequest | None = None) -> RequestContext:
         endpoint="openai",
         credentials=Credentials(),
         read_body=_no_body,
-        parse=door.parse_request,
+        payload=ChatCall(door.parse_request),
         request_id="req123",
     )
     ctx.chat = chat

@@ -5,7 +5,8 @@ from __future__ import annotations
 from llm_gateway.audit.records import audit_row, digest, storable
 from llm_gateway.auth import Credentials
 from llm_gateway.auth.principal import Principal
-from llm_gateway.pipeline.context import RequestContext
+from llm_gateway.pipeline.context import ChatCall, RequestContext
+from llm_gateway.pipeline.record import request_record
 
 
 async def _no_body() -> bytes:
@@ -17,7 +18,7 @@ def _context(principal: Principal) -> RequestContext:
         endpoint="openai",
         credentials=Credentials(),
         read_body=_no_body,
-        parse=lambda body: None,  # type: ignore[arg-type,return-value]
+        payload=ChatCall(lambda body: None),  # type: ignore[arg-type,return-value]
         principal=principal,
     )
 
@@ -36,7 +37,11 @@ def test_storable_replaces_nul_and_lone_surrogates() -> None:
 
 
 def test_row_cleans_and_cuts_caller_controlled_fields() -> None:
-    row = audit_row(_context(Principal(user_id="u\x00" + "x" * 400, role="user", team="t\ud800")))
+    row = audit_row(
+        request_record(
+            _context(Principal(user_id="u\x00" + "x" * 400, role="user", team="t\ud800"))
+        )
+    )
     assert "\x00" not in row["user_id"]
     assert len(row["user_id"]) == 255
     row["team"].encode("utf-8")

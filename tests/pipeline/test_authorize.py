@@ -11,9 +11,11 @@ from llm_gateway.auth.principal import Principal
 from llm_gateway.chat import ChatRequest, ChatResponse, Message, Outcome, TextPart, ToolSpec
 from llm_gateway.errors import PolicyDenied
 from llm_gateway.pipeline.authorize import Authorize
-from llm_gateway.pipeline.context import RequestContext
+from llm_gateway.pipeline.context import ChatCall, RequestContext
 from llm_gateway.policy import PolicyService
+from llm_gateway.routing import Resolver
 from llm_gateway.settings import load_settings
+from tests.pipeline.deployments import deployment
 
 POLICY = """package llm.authz
 import rego.v1
@@ -31,11 +33,13 @@ def _context(**chat: object) -> RequestContext:
         endpoint="openai",
         credentials=Credentials(),
         read_body=_body,
-        parse=lambda body: ChatRequest(model="m", messages=[]),
+        payload=ChatCall(lambda body: ChatRequest(model="m", messages=[])),
         principal=Principal(user_id="alice", role="user"),
     )
     ctx.chat = ChatRequest(
-        model="m", messages=[Message(role="user", content=[TextPart("hi")])], **chat  # type: ignore[arg-type]
+        model="m",
+        messages=[Message(role="user", content=[TextPart("hi")])],
+        **chat,  # type: ignore[arg-type]
     )
     return ctx
 
@@ -48,7 +52,9 @@ def stage(tmp_path: Path) -> Authorize:
         {"POLICY_DIR": str(tmp_path), "OPA_POLICY_PATH": "/v1/data/llm/authz/decision"},
         env_file=None,
     )
-    return Authorize(PolicyService.from_settings(settings), "test", {"m"})
+    return Authorize(
+        PolicyService.from_settings(settings), "test", Resolver({"m": deployment("m")})
+    )
 
 
 async def _answer(ctx: RequestContext) -> Outcome:

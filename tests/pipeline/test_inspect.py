@@ -23,8 +23,9 @@ from llm_gateway.chat import (
 )
 from llm_gateway.dlp.service import DlpService
 from llm_gateway.errors import DlpBlocked
-from llm_gateway.pipeline.context import RequestContext
+from llm_gateway.pipeline.context import ChatCall, RequestContext
 from llm_gateway.pipeline.inspect import Inspect
+from llm_gateway.pipeline.record import request_record
 from llm_gateway.policy.decision import Decision, Obligations
 from llm_gateway.settings import load_settings
 
@@ -38,7 +39,7 @@ def _context(prompt: str) -> RequestContext:
         endpoint="native",
         credentials=Credentials(),
         read_body=_body,
-        parse=lambda body: ChatRequest(model="m", messages=[]),
+        payload=ChatCall(lambda body: ChatRequest(model="m", messages=[])),
         principal=Principal(user_id="alice", role="admin"),
     )
     ctx.chat = ChatRequest(
@@ -80,7 +81,7 @@ async def test_a_streamed_answer_with_nothing_to_restore_is_digested_as_sent(
         await dlp.aclose()
     assert text == "Hello there"
     ctx.response_text = text  # as the accounting stage records it
-    row = audit_row(ctx)
+    row = audit_row(request_record(ctx))
     assert (row["response_sha256"], row["response_chars"]) == digest(["Hello there"])
 
 
@@ -107,7 +108,7 @@ async def test_a_restored_stream_is_digested_before_restoring(tmp_path: Path) ->
     assert "bob.smith@example.com" not in seen[0]
     assert text == "Sent to bob.smith@example.com."
     ctx.response_text = text
-    row = audit_row(ctx)
+    row = audit_row(request_record(ctx))
     assert row["response_sha256"] != digest([text])[0]  # never a digest of restored values
 
 

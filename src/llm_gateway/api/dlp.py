@@ -1,59 +1,82 @@
 """``POST /api/v1/dlp/scan``: what DLP finds in a text, without calling any model.
 
-Request ``{"text": "...", "redact": false}``; answer ``{"findings": [{"entity",
-"category", "start", "end", "score", "rule", "action"}], "redacted_text"?}``.
 Offsets are character offsets into the text the caller sent; the matched
-values are never echoed back. Authenticated, and decided by the policy as
-action ``dlp.scan``. Errors use the native API's format.
+values are never echoed back. An action (``dlp.scan``) through the pipeline:
+authenticated, decided by the policy, audited; the caller's obligations hold
+as for a chat call (``dlp_mode`` replaces every rule's action, ``ner: false``
+leaves NER out). Errors use the native API's format.
 """
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
-import orjson
-from starlette.requests import Request
+from fastapi import APIRouter, Request
+from pydantic import BaseModel, Field
 from starlette.responses import Response
 
 from llm_gateway.api import fields as f
-from llm_gateway.api import native
-from llm_gateway.api.http import client_ip, error_response, read_body, request_id_of
-from llm_gateway.auth import Credentials
+from llm_gateway.api.actions import ERRORS, run_action
 from llm_gateway.dlp.report import finding_json, redact_all
-from llm_gateway.errors import DlpUnavailable, GatewayError
-from llm_gateway.pipeline.authorize import enforce
-from llm_gateway.policy.inputs import action_input
+from llm_gateway.errors import DlpUnavailable
+from llm_gateway.pipeline.context import RequestContext
+from llm_gateway.pipeline.inspect import dlp_mode, ner_wanted
 from llm_gateway.runtime import AppState
 
+router = APIRouter(tags=["dlp"])
 
+
+class ScanRequest(BaseModel):
+    text: str = Field(description="The text to scan (not stored, not logged)")
+    redact: bool = Field(False, description="Also return the text with every finding redacted")
+
+
+class ScanFinding(BaseModel):
+    entity: str
+    category: str
+    start: int = Field(description="Character offset of the finding's first character")
+    end: int = Field(description="Character offset just past its last character")
+    score: float
+    rule: str
+    action: str = Field(description="block, redact or alert, after the caller's dlp_mode")
+
+
+class ScanResult(BaseModel):
+    findings: list[ScanFinding]
+    redacted_text: str | None = None
+
+
+@router.post(
+    "/api/v1/dlp/scan",
+    response_model=ScanResult,
+    responses=ERRORS,
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": ScanRequest.model_json_schema()}},
+        }
+    },
+)
 async def scan(request: Request) -> Response:
-    state: AppState = request.app.state.gateway
-    try:
-        body = await _scan(request, state)
-    except GatewayError as error:
-        return error_response(error, request_id_of(request), native.error_body)
-    return Response(orjson.dumps(body), media_type="application/json")
+    """Scan a text with the gateway's DLP rules (and NER, if on) as the caller's policy says."""
+    return await run_action(request, "dlp.scan", partial(_scan, request.app.state.gateway))
 
 
-async def _scan(request: Request, state: AppState) -> dict[str, Any]:
-    credentials = Credentials.from_headers(request.headers.raw)
-    principal = await state.authenticator.authenticate(credentials)
-    document = action_input(
-        principal,
-        "dlp.scan",
-        client_ip=client_ip(request),
-        environment=state.settings.environment,
-    )
-    enforce(await state.policy.decide(document))
+async def _scan(state: AppState, ctx: RequestContext) -> dict[str, Any]:
     if state.dlp is None:
         raise DlpUnavailable("DLP is switched off on this gateway (DLP_ENABLED=false)")
-    data = f.decode_body(await read_body(request, state.settings.max_body_bytes))
+    data = f.decode_body(await ctx.read_body())
     text = "" if data.get("text") == "" else f.req_str(data, "text")
     redact = bool(f.opt_bool(data, "redact"))
-    caller = (principal.tenant or "", principal.user_id)
-    findings = (await state.dlp.scan_all([text], caller=caller))[0]
+    assert ctx.principal is not None
+    caller = (ctx.principal.tenant or "", ctx.principal.user_id)
+    findings = (
+        await state.dlp.scan_all(
+            [text], mode=dlp_mode(ctx.decision), ner=ner_wanted(ctx.decision), caller=caller
+        )
+    )[0]
     body: dict[str, Any] = {"findings": [finding_json(x) for x in findings]}
     if redact:
         body["redacted_text"] = redact_all(text, findings)
     return body
-

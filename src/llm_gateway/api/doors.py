@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
+import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -21,10 +22,25 @@ from llm_gateway.api.http import (
     request_id_of,
 )
 from llm_gateway.auth import Credentials
-from llm_gateway.chat import ChatResponse, EventStream
+from llm_gateway.chat import (
+    ChatResponse,
+    EventStream,
+    StreamEnd,
+    StreamEvent,
+    StreamStart,
+    TextDelta,
+)
 from llm_gateway.errors import GatewayError
-from llm_gateway.pipeline.context import RequestContext, RequestParser
+from llm_gateway.pipeline.context import (
+    ActionResult,
+    Challenge,
+    ChatCall,
+    RequestContext,
+    RequestParser,
+)
 from llm_gateway.runtime import AppState
+
+CONFIRMATION_HEADER = "x-confirmation-id"
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +51,7 @@ class FrontDoor:
     encode_response: Callable[[RequestContext, ChatResponse], bytes]
     encode_stream: Callable[[RequestContext, EventStream], AsyncGenerator[bytes, None]]
     error_body: Callable[[GatewayError, str], dict[str, Any]]
+    confirmation_in_metadata: bool = False  # where the format has room for a challenge's object
     stream_media_type: str = "text/event-stream"
 
     def error_response(self, error: GatewayError, request_id: str) -> Response:
@@ -45,7 +62,7 @@ class FrontDoor:
             endpoint=self.name,
             credentials=Credentials.from_headers(request.headers.raw),
             read_body=partial(read_body, request, state.settings.max_body_bytes),
-            parse=self.parse,
+            payload=ChatCall(self.parse),
             request_id=request_id_of(request),
             client_ip=client_ip(request),
             conversation_id=request.headers.get("x-conversation-id"),
@@ -56,7 +73,34 @@ class FrontDoor:
             return self.error_response(error, ctx.request_id)
         if isinstance(outcome, ChatResponse):
             return Response(self.encode_response(ctx, outcome), media_type="application/json")
+        if isinstance(outcome, Challenge):
+            return self.challenge_response(ctx, outcome)
+        assert not isinstance(outcome, ActionResult), "a front door ran a management action"
         return StreamResponse(self.encode_stream(ctx, outcome), outcome, self.stream_media_type)
+
+    def challenge_response(self, ctx: RequestContext, challenge: Challenge) -> Response | ASGIApp:
+        """A held request's challenge, as the assistant's answer in this door's format.
+
+        The text is the answer's content, so any chat client shows it; the id is in
+        ``x-confirmation-id``; a JSON answer also carries the ``confirmation``
+        object (at the top level, or in the native format's ``metadata``).
+        """
+        headers = {CONFIRMATION_HEADER: challenge.confirmation_id}
+        model = ctx.chat.model if ctx.chat is not None else ""
+        if ctx.chat is not None and ctx.chat.stream:
+            stream = EventStream(StreamStart(model), _spoken(challenge.text))
+            chunks = self.encode_stream(ctx, stream)
+            return StreamResponse(chunks, stream, self.stream_media_type, headers)
+        answer = ChatResponse(model, text=challenge.text, usage=ctx.usage)
+        body = orjson.loads(self.encode_response(ctx, answer))
+        place = body.setdefault("metadata", {}) if self.confirmation_in_metadata else body
+        place["confirmation"] = challenge.confirmation
+        return Response(orjson.dumps(body), media_type="application/json", headers=headers)
+
+
+async def _spoken(text: str) -> AsyncGenerator[StreamEvent, None]:
+    yield TextDelta(text)
+    yield StreamEnd("stop")
 
 
 DOORS = (
@@ -65,7 +109,7 @@ DOORS = (
     FrontDoor("anthropic", "/v1/messages", anthropic.parse_request, anthropic.encode_response,
               anthropic.encode_stream, anthropic.error_body),
     FrontDoor("native", "/api/v1/chat", native.parse_request, native.encode_response,
-              native.encode_stream, native.error_body),
+              native.encode_stream, native.error_body, confirmation_in_metadata=True),
 )  # fmt: skip
 
 

@@ -1,55 +1,62 @@
 """``GET /v1/models``: the models this caller may use, in OpenAI's or Anthropic's list format.
 
-The Anthropic SDK sends ``anthropic-version`` on every call; that header picks
-Anthropic's shape, anything else gets OpenAI's.
+An action (``models.list``) through the pipeline, audited, with every model
+decided in one policy call: a model is listed if the policy would let this
+caller use it. The Anthropic SDK sends ``anthropic-version`` on every call;
+that header picks Anthropic's shape (and error format), anything else gets OpenAI's.
 """
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
-import orjson
-from starlette.requests import Request
+from fastapi import APIRouter, Request
+from pydantic import BaseModel
 from starlette.responses import Response
 
 from llm_gateway.api import anthropic, openai
-from llm_gateway.api.http import client_ip, error_response, request_id_of
-from llm_gateway.auth import Credentials
-from llm_gateway.auth.principal import Principal
+from llm_gateway.api.actions import ERRORS, run_action
 from llm_gateway.config import Deployment
-from llm_gateway.errors import GatewayError
-from llm_gateway.policy.inputs import action_input
+from llm_gateway.pipeline.context import ActionCall, RequestContext
 from llm_gateway.runtime import AppState
 
+router = APIRouter(tags=["models"])
 
+
+class OpenAIModel(BaseModel):
+    id: str
+    object: str = "model"
+    created: int
+    owned_by: str
+    demo: bool
+
+
+class OpenAIModelList(BaseModel):
+    """OpenAI's list format (the default); Anthropic's when ``anthropic-version`` is sent."""
+
+    object: str = "list"
+    data: list[OpenAIModel]
+
+
+@router.get("/v1/models", response_model=OpenAIModelList, responses=ERRORS)
 async def list_models(request: Request) -> Response:
+    """The models the caller's policy allows, that are configured and usable."""
     state: AppState = request.app.state.gateway
     anthropic_client = "anthropic-version" in request.headers
-    try:
-        credentials = Credentials.from_headers(request.headers.raw)
-        principal = await state.authenticator.authenticate(credentials)
-    except GatewayError as error:
-        render = anthropic.error_body if anthropic_client else openai.error_body
-        return error_response(error, request_id_of(request), render)
-    models = [d for d in state.usable_models() if await _may_use(state, principal, d, request)]
-    created = int(state.started_at)
-    body = _anthropic_list(models, created) if anthropic_client else _openai_list(models, created)
-    return Response(orjson.dumps(body), media_type="application/json")
+    models = {d.name: d for d in state.usable_models()}
+    handler = partial(_listing, models, int(state.started_at), anthropic_client)
+    render = anthropic.error_body if anthropic_client else openai.error_body
+    return await run_action(request, "models.list", handler, targets=tuple(models), render=render)
 
 
-async def _may_use(
-    state: AppState, principal: Principal, deployment: Deployment, request: Request
-) -> bool:
-    """Listed if the policy would let this principal call the model."""
-    document = action_input(
-        principal,
-        "models.list",
-        model=deployment.name,
-        client_ip=client_ip(request),
-        environment=state.settings.environment,
-    )
-    return (await state.policy.decide(document)).allow
+async def _listing(
+    models: dict[str, Deployment], created: int, anthropic_client: bool, ctx: RequestContext
+) -> dict[str, Any]:
+    assert isinstance(ctx.payload, ActionCall)
+    allowed = [models[name] for name in ctx.payload.permitted]
+    return _anthropic_list(allowed, created) if anthropic_client else _openai_list(allowed, created)
 
 
 def _openai_list(models: list[Deployment], created: int) -> dict[str, Any]:

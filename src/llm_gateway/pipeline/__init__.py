@@ -3,12 +3,18 @@
     Account          8  tokens, cost, access log and audit record, whatever happens
     Authenticate     1  JWT or API key -> Principal, before the body is even read
     ParseRequest        the front door's wire format -> canonical ChatRequest
-    Authorize        2  Rego policy -> Decision: deny (403), or allow with obligations
+    Authorize        2  the name resolved to candidates (404 if none), then the Rego
+                        policy -> Decision: deny (403), or allow with obligations
                      3  limit          (rate limits and budgets: to come)
     Inspect          4  DLP on the request: block, redact or alert before it leaves;
                      7  and on the answer: scanned before release, tokens restored
-    Route            5  model name -> the deployment to call
+    Route            5  the candidates tried in order, each an attempt on the context
     CallProvider     6  one provider call -> ChatResponse or a started EventStream
+
+Management actions (listing models, scanning text, and the audit, usage,
+confirmation and admin endpoints to come) run through a shorter pipeline of
+the same stages: Account, Authenticate, AuthorizeAction, then the action's own
+handler (see :func:`build_action_pipeline`).
 
 Each stage is ``async (ctx, call_next) -> Outcome``: it may act before calling
 the rest of the pipeline and after it returns, and it may wrap a stream's
@@ -19,23 +25,25 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from llm_gateway.audit.writer import AuditWriter
 from llm_gateway.auth import Authenticator
-from llm_gateway.chat import Outcome
-from llm_gateway.config import Deployment
 from llm_gateway.dlp.service import DlpService
 from llm_gateway.pipeline.account import Account
+from llm_gateway.pipeline.action import AuthorizeAction, RunAction
 from llm_gateway.pipeline.authenticate import Authenticate
 from llm_gateway.pipeline.authorize import Authorize
 from llm_gateway.pipeline.call import CallProvider
-from llm_gateway.pipeline.context import Next, RequestContext, Stage
+from llm_gateway.pipeline.context import Next, Outcome, RequestContext, Stage
 from llm_gateway.pipeline.inspect import Inspect
 from llm_gateway.pipeline.parse import ParseRequest
 from llm_gateway.pipeline.route import Route
 from llm_gateway.policy import PolicyService
 from llm_gateway.providers.transport import Transport
+from llm_gateway.records import Recorder
+from llm_gateway.routing import Resolver
 
-__all__ = ["Pipeline", "RequestContext", "build_pipeline"]
+__all__ = [
+    "Pipeline", "RequestContext", "build_action_pipeline", "build_pipeline",
+]  # fmt: skip
 
 
 class Pipeline:
@@ -54,24 +62,42 @@ class Pipeline:
 
 def build_pipeline(
     *,
-    audit: AuditWriter,
+    recorders: Sequence[Recorder],
     authenticator: Authenticator,
     policy: PolicyService,
     environment: str,
     dlp: DlpService | None,
-    deployments: dict[str, Deployment],
+    resolver: Resolver,
     transport: Transport,
 ) -> Pipeline:
     stages: list[Stage] = [
-        Account(audit),
+        Account(recorders),
         Authenticate(authenticator),
         ParseRequest(),
-        Authorize(policy, environment, deployments.keys()),
+        Authorize(policy, environment, resolver),
     ]
     if dlp is not None:  # DLP_ENABLED=false leaves it out
         stages.append(Inspect(dlp))
-    stages += [Route(deployments), CallProvider(transport)]
+    stages += [Route(), CallProvider(transport)]
     return Pipeline(stages)
+
+
+def build_action_pipeline(
+    *,
+    recorders: Sequence[Recorder],
+    authenticator: Authenticator,
+    policy: PolicyService,
+    environment: str,
+) -> Pipeline:
+    """The management actions' stages; each ends in the handler its payload names."""
+    return Pipeline(
+        [
+            Account(recorders),
+            Authenticate(authenticator),
+            AuthorizeAction(policy, environment),
+            RunAction(),
+        ]
+    )
 
 
 def _bind(stage: Stage, call_next: Next) -> Next:

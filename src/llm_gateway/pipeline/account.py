@@ -1,24 +1,24 @@
-"""Stage 8, the outermost: tokens, cost, the access log line and the audit record.
+"""Stage 8, the outermost: settle tokens and cost once, and hand one record to every recorder.
 
 It wraps every other stage, so it sees every outcome: an answer, a stream, a
-refusal or a failure. Its row is committed before the answer completes: for
-a JSON answer before it is returned, for a stream before its final event is
-passed on. A stream the client abandons is still recorded (status 499).
+challenge, a management action's result, a refusal or a failure. The record
+(:class:`~llm_gateway.records.RequestRecord`) goes to the recorders in order
+(the access log, the audit trail; metrics and budgets will be more), and is
+recorded before the answer completes: for a JSON answer before it is
+returned, for a stream before its final event is passed on. A stream the
+client abandons is still recorded (status 499).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass, field
 
-from llm_gateway.audit.records import audit_row
-from llm_gateway.audit.writer import AuditWriter
 from llm_gateway.chat import (
     ChatResponse,
     EventStream,
-    Outcome,
     StreamEnd,
     StreamEvent,
     TextDelta,
@@ -26,16 +26,19 @@ from llm_gateway.chat import (
     Usage,
 )
 from llm_gateway.errors import GatewayError, InternalError
-from llm_gateway.pipeline.context import Next, RequestContext
+from llm_gateway.pipeline.context import ActionResult, Challenge, Next, Outcome, RequestContext
+from llm_gateway.pipeline.record import request_record
+from llm_gateway.records import Recorder
 from llm_gateway.tokens import estimate_prompt, estimate_text
 
-log = logging.getLogger("llm_gateway.access")
+log = logging.getLogger(__name__)
 CLIENT_CLOSED = 499  # nginx's convention for "the client went away"
 
 
 class Account:
-    def __init__(self, audit: AuditWriter) -> None:
-        self.audit = audit
+    def __init__(self, recorders: Sequence[Recorder]) -> None:
+        self.recorders = tuple(recorders)
+        self._late: set[asyncio.Task[None]] = set()  # records of abandoned streams, in flight
 
     async def __call__(self, ctx: RequestContext, call_next: Next) -> Outcome:
         try:
@@ -51,7 +54,14 @@ class Account:
         if isinstance(outcome, ChatResponse):
             self._settle(ctx, outcome.text + outcome.tool_calls_text(), outcome.usage)
             outcome.usage = ctx.usage  # the front door reports what was accounted
-            ctx.finish_reason = outcome.finish_reason
+            ctx.call.finish_reason = outcome.finish_reason
+            await self._record(ctx)
+            return outcome
+        if isinstance(outcome, Challenge):
+            self._settle(ctx, outcome.text, None)
+            await self._record(ctx)
+            return outcome
+        if isinstance(outcome, ActionResult):
             await self._record(ctx)
             return outcome
         tally = _Tally()
@@ -77,7 +87,7 @@ class Account:
                     tally.recorded = True
                     self._settle(ctx, tally.joined(), usage)
                     event.usage = ctx.usage
-                    ctx.finish_reason = event.finish_reason
+                    ctx.call.finish_reason = event.finish_reason
                     await self._record(ctx)
                 yield event
         except GatewayError as exc:
@@ -103,8 +113,9 @@ class Account:
         tally.recorded = True
         ctx.status = CLIENT_CLOSED
         self._settle(ctx, tally.joined(), None)
-        self._log(ctx)
-        self.audit.submit(audit_row(ctx)).add_done_callback(_ignore_result)
+        task = asyncio.get_running_loop().create_task(self._record_quietly(ctx))
+        self._late.add(task)
+        task.add_done_callback(self._late.discard)
 
     def _settle(self, ctx: RequestContext, response_text: str, usage: Usage | None) -> None:
         """Fix the answer's text and usage, estimating tokens the provider did not report."""
@@ -123,22 +134,17 @@ class Account:
         await self._record(ctx)
 
     async def _record(self, ctx: RequestContext) -> None:
-        self._log(ctx)
-        await self.audit.write(audit_row(ctx))
+        record = request_record(ctx)
+        for recorder in self.recorders:
+            await recorder.record(record)
 
-    def _log(self, ctx: RequestContext) -> None:
-        if log.isEnabledFor(logging.INFO):
-            log.info(
-                "request",
-                extra={
-                    "request_id": ctx.request_id,
-                    "endpoint": ctx.endpoint,
-                    "status": ctx.status,
-                    "model": ctx.deployment.name if ctx.deployment else None,
-                    "user": ctx.principal.user_id if ctx.principal else None,
-                    "error_code": ctx.error.code if ctx.error else None,
-                    "latency_ms": round(ctx.elapsed_ms, 2),
-                },
+    async def _record_quietly(self, ctx: RequestContext) -> None:
+        """For a stream nobody waits on any more: a failure is logged, not raised."""
+        try:
+            await self._record(ctx)
+        except Exception:
+            log.exception(
+                "recording an abandoned stream failed", extra={"request_id": ctx.request_id}
             )
 
 
@@ -152,8 +158,3 @@ class _Tally:
 
     def joined(self) -> str:
         return "".join(self.text) + "".join(self.arguments)
-
-
-def _ignore_result(future: asyncio.Future[None]) -> None:
-    if not future.cancelled():
-        future.exception()

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 from llm_gateway.auth import Authenticator
-from llm_gateway.chat import Outcome
-from llm_gateway.pipeline.context import Next, RequestContext
+from llm_gateway.pipeline.context import Next, Outcome, RequestContext
 
 
 class Authenticate:

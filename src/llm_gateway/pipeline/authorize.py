@@ -1,8 +1,12 @@
 """Stage 2: may this principal make this call? The policy decides, and its obligations stick.
 
-A model that does not exist is the caller's mistake and is reported as such
-(404) before the policy is asked; a model that exists but is not allowed is a
-denial (403). A denial carries the policy's reasons to the caller; a policy that cannot
+The requested name is resolved first (:mod:`llm_gateway.routing`): a model
+that does not exist is the caller's mistake and is reported as such (404)
+before the policy is asked; a model that exists but is not allowed is a
+denial (403). The policy decides on the name asked for, then on each candidate
+deployment with another name (a chain's or ``auto``'s members): those it does
+not allow are dropped, and a request none of whose candidates is allowed is
+denied. A denial carries the policy's reasons to the caller; a policy that cannot
 decide denies too (fail closed), with its own code so that operators can tell
 a broken policy from a refusal. An allow may come with obligations: a cap on
 ``max_tokens`` applied here, and the features the caller may use (a call
@@ -13,31 +17,34 @@ are read by the DLP stage from ``ctx.decision``.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-from collections.abc import Collection
+from typing import Any
 
-from llm_gateway.chat import Outcome
-from llm_gateway.errors import PolicyDenied, PolicyFailed
-from llm_gateway.pipeline.context import Next, RequestContext
-from llm_gateway.pipeline.route import model_not_found
+from llm_gateway.errors import GatewayError, PolicyDenied, PolicyFailed
+from llm_gateway.pipeline.context import Next, Outcome, RequestContext
 from llm_gateway.policy import Decision, PolicyService
 from llm_gateway.policy.inputs import chat_input
+from llm_gateway.routing import Resolution, Resolver, unknown_model
+
+__all__ = ["Authorize", "enforce", "unknown_model"]
 
 
 class Authorize:
-    def __init__(self, policy: PolicyService, environment: str, models: Collection[str]) -> None:
+    def __init__(self, policy: PolicyService, environment: str, resolver: Resolver) -> None:
         self.policy = policy
         self.environment = environment
-        self.models = models
+        self.resolver = resolver
 
     async def __call__(self, ctx: RequestContext, call_next: Next) -> Outcome:
         assert ctx.principal is not None
-        assert ctx.chat is not None
-        chat = ctx.chat
-        if chat.model not in self.models:
-            ctx.model_requested = unknown_model(chat.model)
-            raise model_not_found(chat.model)
-        ctx.model_requested = chat.model
+        call = ctx.call
+        chat = call.request
+        assert chat is not None
+        try:
+            resolution = self.resolver.resolve(chat.model)
+        except GatewayError:
+            call.model_requested = unknown_model(chat.model)
+            raise
+        call.model_requested = chat.model
         document = chat_input(
             ctx.principal,
             chat,
@@ -58,17 +65,31 @@ class Authorize:
                 f"the policy does not allow {', '.join(refused)} for this caller",
                 details={"reasons": list(reasons)},
             )
+        call.resolution = await self._permitted(resolution, document)
         cap = decision.obligations.max_tokens
         if cap is not None:
             chat.max_tokens = min(chat.max_tokens or cap, cap)
         return await call_next(ctx)
 
+    async def _permitted(self, resolution: Resolution, document: dict[str, Any]) -> Resolution:
+        """The candidates the policy allows: each named otherwise than the request is decided."""
+        others = sorted({d.name for d in resolution.candidates} - {resolution.requested})
+        if not others:  # the common case: the name is the model, already decided
+            return resolution
+        documents = [_with_model(document, name) for name in others]
+        decisions = await self.policy.decide_many(documents)
+        refused = {name for name, d in zip(others, decisions, strict=True) if not d.allow}
+        kept = tuple(d for d in resolution.candidates if d.name not in refused)
+        if not kept:
+            raise PolicyDenied(
+                "the policy allows none of the models that could serve this request",
+                details={"reasons": [f"model not allowed: {name}" for name in sorted(refused)]},
+            )
+        return Resolution(resolution.requested, kept)
 
-def unknown_model(name: str) -> str:
-    """How a model name the gateway does not serve is recorded: a digest, never the text
-    (a caller can put anything in it, a key included)."""
-    digest = hashlib.sha256(name.encode("utf-8", "surrogatepass")).hexdigest()
-    return f"unknown:sha256:{digest[:16]}"
+
+def _with_model(document: dict[str, Any], model: str) -> dict[str, Any]:
+    return {**document, "request": {**document["request"], "model": model}}
 
 
 def enforce(decision: Decision) -> None:

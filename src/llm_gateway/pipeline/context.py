@@ -1,8 +1,13 @@
 """The state of one request as it flows through the pipeline's stages.
 
 Stages read what earlier stages wrote and add their own part; nothing else
-carries request data. Fields are filled in pipeline order, so a field being
-``None`` also tells how far the request got (useful in the audit record).
+carries request data. A context is an envelope every request has (ids, the
+caller, the decision, the DLP report, the attempts made, the outcome's status,
+usage and error) around a typed payload: a :class:`ChatCall` for the front
+doors, an :class:`ActionCall` for the management endpoints (listing models,
+scanning text; the audit, usage, confirmation and admin endpoints to come).
+Fields are filled in pipeline order, so a field being ``None`` also tells how
+far the request got (useful in the audit record).
 """
 
 from __future__ import annotations
@@ -12,15 +17,16 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 from llm_gateway.auth import Credentials
 from llm_gateway.auth.principal import Principal
-from llm_gateway.chat import ChatRequest, FinishReason, Outcome, Usage
+from llm_gateway.chat import ChatRequest, ChatResponse, EventStream, FinishReason, Usage
 from llm_gateway.config import Deployment
 from llm_gateway.dlp.report import DlpReport
 from llm_gateway.errors import GatewayError
 from llm_gateway.policy.decision import Decision
+from llm_gateway.routing import Resolution
 
 
 class RequestParser(Protocol):
@@ -35,11 +41,77 @@ def new_request_id() -> str:
 
 
 @dataclass(slots=True)
+class Challenge:
+    """The answer is held until a human confirms: what each front door renders instead.
+
+    ``text`` is the assistant message any chat UI shows; ``confirmation`` its
+    machine-readable form (id, action, scope, phrase, expiry...), placed where
+    each wire format has room for it, with the id in ``x-confirmation-id``.
+    """
+
+    confirmation_id: str
+    text: str
+    confirmation: dict[str, Any]
+
+
+@dataclass(slots=True)
+class ActionResult:
+    """A management action's answer: a JSON-ready body (the route's response model)."""
+
+    body: Any
+
+
+Outcome = ChatResponse | EventStream | Challenge | ActionResult
+
+
+@dataclass(slots=True)
+class ChatCall:
+    """The payload of a call to a model through a front door."""
+
+    parse: RequestParser
+    request: ChatRequest | None = None  # parse
+    # authorize: the name asked for, as the audit row may store it (a name the
+    # gateway does not serve is the caller's free text: only its digest is kept).
+    model_requested: str | None = None
+    resolution: Resolution | None = None  # authorize: the candidates, best first
+    finish_reason: FinishReason | None = None
+    # The answer as it was before DLP restored tokens for an authorised caller:
+    # what the audit row digests, so that it never covers restored values.
+    response_before_restore: list[str] | None = None
+
+
+@dataclass(slots=True)
+class ActionCall:
+    """The payload of a management action, decided by the policy as ``input.action``.
+
+    ``targets`` are the objects the action is asked about, each decided on its
+    own in one policy call (the models a listing may show); ``permitted`` is
+    the part of them the policy allows. Without targets (``None``) the action
+    itself is decided, and a denial refuses it.
+    """
+
+    action: str  # "models.list", "dlp.scan", ...
+    handler: ActionHandler
+    targets: tuple[str, ...] | None = None
+    permitted: tuple[str, ...] = ()
+
+
+@dataclass(slots=True)
+class Attempt:
+    """One try at a deployment: what the audit row's ``attempts`` lists, in order."""
+
+    deployment: Deployment
+    status: int | None = None  # None until known; the answer's status or the error's
+    error_code: str | None = None
+    latency_ms: float | None = None
+
+
+@dataclass(slots=True)
 class RequestContext:
-    endpoint: str  # the front door: "openai", "anthropic" or "native"
+    endpoint: str  # "openai", "anthropic", "native", or the action's route
     credentials: Credentials
     read_body: Callable[[], Awaitable[bytes]]
-    parse: RequestParser
+    payload: ChatCall | ActionCall
     request_id: str = field(default_factory=new_request_id)
     received_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     started: float = field(default_factory=time.perf_counter)
@@ -48,31 +120,44 @@ class RequestContext:
     conversation_id: str | None = None  # X-Conversation-Id: scopes reversible DLP tokens
 
     principal: Principal | None = None  # 1 authenticate
-    chat: ChatRequest | None = None  # parse
-    # 2 authorize: the name asked for, as the audit row may store it (a name the
-    # gateway does not serve is the caller's free text: only its digest is kept).
-    model_requested: str | None = None
     decision: Decision | None = None  # 2 authorize
     dlp: DlpReport | None = None  # 4 inspect (and 7, the answer)
-    deployment: Deployment | None = None  # 5 route
+    attempts: list[Attempt] = field(default_factory=list)  # 5 route, one per try
 
     # Filled by accounting as the outcome becomes known.
     status: int = 200
     error: GatewayError | None = None
-    finish_reason: FinishReason | None = None
     usage: Usage | None = None
     cost_usd: float = 0.0
     response_text: str | None = None
-    # The answer as it was before DLP restored tokens for an authorised caller:
-    # what the audit row digests, so that it never covers restored values.
-    response_before_restore: list[str] | None = None
 
     @property
     def elapsed_ms(self) -> float:
         return (time.perf_counter() - self.started) * 1000
 
+    @property
+    def call(self) -> ChatCall:
+        """The chat payload; only the chat stages ask, and only for chat requests."""
+        assert isinstance(self.payload, ChatCall), "a chat stage ran on a management action"
+        return self.payload
+
+    @property
+    def chat(self) -> ChatRequest | None:
+        """The canonical chat request, once parsed (None for a management action)."""
+        return self.payload.request if isinstance(self.payload, ChatCall) else None
+
+    @chat.setter
+    def chat(self, request: ChatRequest | None) -> None:
+        self.call.request = request
+
+    @property
+    def deployment(self) -> Deployment | None:
+        """The deployment of the latest attempt: the one that answered, if any did."""
+        return self.attempts[-1].deployment if self.attempts else None
+
 
 Next = Callable[[RequestContext], Awaitable[Outcome]]
+ActionHandler = Callable[[RequestContext], Awaitable[Any]]  # returns the action's answer body
 
 
 class Stage(Protocol):

@@ -26,15 +26,7 @@ from dataclasses import replace
 
 import orjson
 
-from llm_gateway.chat import (
-    ChatResponse,
-    EventStream,
-    Outcome,
-    StreamEnd,
-    StreamEvent,
-    TextDelta,
-    ToolCallDelta,
-)
+from llm_gateway.chat import ChatResponse, EventStream, StreamEvent
 from llm_gateway.dlp.findings import Action, Finding
 from llm_gateway.dlp.outbound import HeldText, redact_with_markers
 from llm_gateway.dlp.report import DlpReport, blocked_details
@@ -43,7 +35,9 @@ from llm_gateway.dlp.service import DlpService
 from llm_gateway.dlp.slots import Slot, request_slots, response_slots, where_text
 from llm_gateway.dlp.vault import VaultSession
 from llm_gateway.errors import DlpBlocked
-from llm_gateway.pipeline.context import Next, RequestContext
+from llm_gateway.pipeline.context import Next, Outcome, RequestContext
+from llm_gateway.policy.decision import Decision
+from llm_gateway.streams import TEXT, filter_stream
 
 alerts = logging.getLogger("llm_gateway.alerts")
 
@@ -55,12 +49,12 @@ class Inspect:
     async def __call__(self, ctx: RequestContext, call_next: Next) -> Outcome:
         assert ctx.chat is not None
         report = ctx.dlp = DlpReport()
-        mode = self._mode(ctx)
+        mode = dlp_mode(ctx.decision)
         slots = request_slots(ctx.chat)
         found = await self.dlp.scan_all(
             [s.text for s in slots],
             mode=mode,
-            ner=self._ner(ctx),
+            ner=ner_wanted(ctx.decision),
             prose=[s.prose for s in slots],
             caller=_caller(ctx),
         )
@@ -94,7 +88,12 @@ class Inspect:
             return outcome
         if isinstance(outcome, ChatResponse):
             return await self._inspect_answer(ctx, outcome, mode, restoring)
-        return EventStream(outcome.start, self._inspect_stream(ctx, outcome, mode, restoring))
+        if not isinstance(outcome, EventStream):  # a challenge: the gateway's own words
+            return outcome
+        # Tokens in a stream are unknown until they arrive: the whole conversation's map.
+        mapping = (await restoring.mapping() or None) if restoring is not None else None
+        events = self._inspect_stream(ctx, outcome, mode, mapping)
+        return EventStream(outcome.start, events)
 
     async def _inspect_answer(
         self,
@@ -118,92 +117,50 @@ class Inspect:
         tokens = tokens_in(slot.text for slot in slots) if session is not None else set()
         mapping = await session.values(tokens) if session is not None and tokens else {}
         if mapping:
-            ctx.response_before_restore = [slot.text for slot in slots]
+            ctx.call.response_before_restore = [slot.text for slot in slots]
             for slot in slots:
                 slot.rewrite(restore(slot.text, mapping, json_escape=slot.kind == "tool_arguments"))
         return response
 
-    async def _inspect_stream(
+    def _inspect_stream(
         self,
         ctx: RequestContext,
         stream: EventStream,
         mode: Action | None,
-        session: VaultSession | None,
+        mapping: dict[str, str] | None,
     ) -> AsyncGenerator[StreamEvent, None]:
         scanning = self.dlp.scan_responses
-        channels: dict[int, _Channel] = {}  # -1: the text; n: tool call n's arguments
-        # Tokens in a stream are unknown until they arrive: the whole conversation's map.
-        mapping = (await session.mapping() or None) if session is not None else None
+        channels: list[_Channel] = []
         if mapping is not None:
-            ctx.response_before_restore = []
+            ctx.call.response_before_restore = []
 
-        def channel(index: int) -> _Channel:
-            if index not in channels:
-                held = (
-                    HeldText(
-                        lambda t: self.dlp.scan_rules(t, mode),
-                        self.dlp.stream_holdback,
-                        self.dlp.secret_starts,
-                    )
-                    if scanning
-                    else None
+        def open_channel(index: int) -> _Channel:
+            held = (
+                HeldText(
+                    lambda t: self.dlp.scan_rules(t, mode),
+                    self.dlp.stream_holdback,
+                    self.dlp.secret_starts,
                 )
-                channels[index] = _Channel(
-                    held, mapping, json=index >= 0, before_restore=ctx.response_before_restore
-                )
-            return channels[index]
+                if scanning
+                else None
+            )
+            opened = _Channel(
+                held, mapping, json=index != TEXT, before_restore=ctx.call.response_before_restore
+            )
+            channels.append(opened)
+            return opened
 
-        try:
-            async for event in stream:
-                if isinstance(event, TextDelta):
-                    text = channel(-1).feed(event.text)
-                    if text:
-                        yield TextDelta(text)
-                elif isinstance(event, ToolCallDelta):
-                    event.arguments = channel(event.index).feed(event.arguments)
-                    if event.arguments or event.id or event.name:
-                        yield event
-                elif isinstance(event, StreamEnd):
-                    for index, open_channel in channels.items():
-                        rest = open_channel.finish()
-                        if rest and not open_channel.blocked:
-                            yield (
-                                TextDelta(rest)
-                                if index < 0
-                                else ToolCallDelta(index=index, arguments=rest)
-                            )
-                    if any(c.blocked for c in channels.values()):
-                        event.finish_reason = "content_filter"
-                    self._record_channels(ctx, channels)  # before the final event is audited
-                    yield event
-                    return
-                else:
-                    yield event
-                if any(c.blocked for c in channels.values()):
-                    self._record_channels(ctx, channels)
-                    yield StreamEnd("content_filter")
-                    return
-        finally:
-            self._record_channels(ctx, channels)  # a stream that ended some other way
-            await stream.aclose()
+        def settled() -> None:
+            for open_one in channels:
+                self._record(ctx, open_one.findings)
 
-    def _record_channels(self, ctx: RequestContext, channels: dict[int, _Channel]) -> None:
-        for open_channel in channels.values():
-            self._record(ctx, open_channel.findings)
+        return filter_stream(stream, open_channel, settled)
 
     def _record(self, ctx: RequestContext, findings: list[Finding]) -> None:
         if findings and ctx.dlp is not None:
             ctx.dlp.add("response", findings)
             self._alert(ctx, "response", findings)
             findings.clear()  # recorded once, even if the stream goes on
-
-    def _mode(self, ctx: RequestContext) -> Action | None:
-        obligation = ctx.decision.obligations.dlp_mode if ctx.decision else None
-        return Action(obligation) if obligation else None
-
-    def _ner(self, ctx: RequestContext) -> bool:
-        obligation = ctx.decision.obligations.ner if ctx.decision else None
-        return True if obligation is None else obligation
 
     def _session(self, ctx: RequestContext) -> VaultSession | None:
         """The conversation's vault, namespaced by tenant and user: the only isolation there is."""
@@ -228,6 +185,18 @@ class Inspect:
                     "user": ctx.principal.user_id if ctx.principal else None,
                 },
             )
+
+
+def dlp_mode(decision: Decision | None) -> Action | None:
+    """The action the policy's ``dlp_mode`` obligation puts in place of every rule's, if any."""
+    obligation = decision.obligations.dlp_mode if decision else None
+    return Action(obligation) if obligation else None
+
+
+def ner_wanted(decision: Decision | None) -> bool:
+    """False when the policy's ``ner`` obligation leaves NER out for this caller."""
+    obligation = decision.obligations.ner if decision else None
+    return True if obligation is None else obligation
 
 
 def _caller(ctx: RequestContext) -> tuple[str, str]:

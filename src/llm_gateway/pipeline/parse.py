@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from llm_gateway.chat import Outcome
-from llm_gateway.pipeline.context import Next, RequestContext
+from llm_gateway.pipeline.context import Next, Outcome, RequestContext
 
 
 class ParseRequest:
     async def __call__(self, ctx: RequestContext, call_next: Next) -> Outcome:
-        ctx.chat = ctx.parse(await ctx.read_body())
+        call = ctx.call
+        call.request = call.parse(await ctx.read_body())
         return await call_next(ctx)

@@ -70,6 +70,18 @@ class PolicyService:
     async def decide(self, document: dict[str, Any]) -> Decision:
         return await self.engine.decide(document)
 
+    async def decide_many(self, documents: list[dict[str, Any]]) -> list[Decision]:
+        """One decision per document, in order, asked of the policy at once.
+
+        The embedded engine evaluates them in one go; an OPA server gets one
+        request for all of them (a listing of N models is not N round trips).
+        """
+        if not documents:
+            return []
+        if isinstance(self.engine, EmbeddedPolicy):
+            return [self.engine.decide_now(document) for document in documents]
+        return await self.engine.decide_many(documents)
+
     def reload(self) -> bool:
         """Re-read the policy files; on any problem keep the policy in force. True if changed."""
         if not isinstance(self.engine, EmbeddedPolicy) or self.policy_dir is None:

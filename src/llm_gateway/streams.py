@@ -1,0 +1,97 @@
+"""A reusable filter over a streamed answer's text: hold, rewrite or stop what flows.
+
+A streamed answer carries text on channels: the answer's text (channel -1) and
+each tool call's arguments (channel n for tool call n). A response-side stage
+that must see text before the caller does (DLP's scan and restore today;
+confirmations, which hold a tool call until it is complete and decided, and
+grounding to come) gives :func:`filter_stream` a factory of :class:`Channel`
+objects and gets back a stream of what each channel released. The plumbing is
+the same for all of them, so it lives here once: which event belongs to which
+channel, flushing every channel before the final event, ending the stream as
+``content_filter`` when a channel blocks, and a callback that runs exactly
+when the filter's findings are complete (before the final event is passed on,
+so that the audit row written then already holds them).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator, Callable
+from typing import Protocol
+
+from llm_gateway.chat import EventStream, StreamEnd, StreamEvent, TextDelta, ToolCallDelta
+
+TEXT = -1  # the channel of the answer's text; tool call n's arguments are channel n
+
+
+class Channel(Protocol):
+    """One channel's filter: what it releases of each piece, and of what it still holds."""
+
+    @property
+    def blocked(self) -> bool:
+        """True once nothing more may flow: the stream ends as ``content_filter``."""
+        ...
+
+    def feed(self, text: str) -> str:
+        """Take the next piece; return what may be released now (possibly nothing)."""
+        ...
+
+    def finish(self) -> str:
+        """The stream is ending: return everything still held that may be released."""
+        ...
+
+
+async def filter_stream(
+    stream: EventStream,
+    open_channel: Callable[[int], Channel],
+    settled: Callable[[], None] = lambda: None,
+) -> AsyncGenerator[StreamEvent, None]:
+    """``stream``'s events with each channel's text passed through its filter.
+
+    ``open_channel(index)`` is called once per channel, on its first piece.
+    ``settled`` is called before the final event is yielded, and again when the
+    stream ends any other way (the caller went away, the upstream failed), so
+    it must be idempotent.
+    """
+    channels: dict[int, Channel] = {}
+
+    def channel(index: int) -> Channel:
+        if index not in channels:
+            channels[index] = open_channel(index)
+        return channels[index]
+
+    def blocked() -> bool:
+        return any(c.blocked for c in channels.values())
+
+    try:
+        async for event in stream:
+            if isinstance(event, TextDelta):
+                text = channel(TEXT).feed(event.text)
+                if text:
+                    yield TextDelta(text)
+            elif isinstance(event, ToolCallDelta):
+                event.arguments = channel(event.index).feed(event.arguments)
+                if event.arguments or event.id or event.name:
+                    yield event
+            elif isinstance(event, StreamEnd):
+                for index, open_one in channels.items():
+                    rest = open_one.finish()
+                    if rest and not open_one.blocked:
+                        yield (
+                            TextDelta(rest)
+                            if index == TEXT
+                            else ToolCallDelta(index=index, arguments=rest)
+                        )
+                if blocked():
+                    event.finish_reason = "content_filter"
+                settled()
+                yield event
+                return
+            else:
+                yield event
+            if blocked():
+                settled()
+                yield StreamEnd("content_filter")
+                return
+    finally:
+        settled()
+        await stream.aclose()
