@@ -1,7 +1,9 @@
 """A stand-in for an OPA server's Data API, for tests: programmable, and it records its requests.
 
 The real ``opa`` binary cannot be installed where these tests run, so this
-server answers as OPA's REST API documents ``POST /v1/data/{path}``::
+server answers as OPA's REST API documents ``POST /v1/data/{path}``
+(and ``POST /v1/query`` for the one query form the gateway sends, a batch of
+decisions ``with input as`` each document, answered with the same policy)::
 
     request   {"input": <the input document>}
     200       {"result": <the document at path>}      the rule is defined for this input
@@ -23,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import re
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -32,6 +35,10 @@ from typing import Any, Self
 from aiohttp import web
 
 START_TIMEOUT_SECONDS = 10.0
+_BATCH = re.compile(
+    r"decisions := \{i: d \| some i; doc := input\.batch\[i\]; "
+    r"d := data\.([\w.]+) with input as doc\}"
+)
 
 
 @dataclass(frozen=True)
@@ -135,12 +142,30 @@ class OpaServer:
             return web.Response(status=reply.status, body=reply.body)
         return web.json_response(reply.body, status=reply.status)
 
+    async def _query(self, request: web.Request) -> web.StreamResponse:
+        """The Query API, for the batch the gateway asks: each document decided at its path."""
+        body = json.loads(await request.read())
+        self.requests.append(Received(request.method, request.path, request.content_type, body))
+        match = _BATCH.fullmatch(body.get("query", ""))
+        if match is None:
+            return web.json_response(Reply.bad_request("unsupported query").body, status=400)
+        path = "/v1/data/" + match.group(1).replace(".", "/")
+        decisions = {}
+        for i, document in enumerate(body["input"]["batch"]):
+            reply = self._policy(path, document)
+            if reply.status != 200 or isinstance(reply.body, bytes):
+                return web.json_response(reply.body, status=reply.status)
+            if "result" in reply.body:  # undefined results are absent, as in OPA
+                decisions[str(i)] = reply.body["result"]
+        return web.json_response({"result": [{"decisions": decisions}]})
+
     # -- in the caller's loop -------------------------------------------------
 
     async def start(self) -> None:
         self._closing = asyncio.Event()
         app = web.Application()
         app.router.add_post("/v1/data/{path:.*}", self._data)
+        app.router.add_post("/v1/query", self._query)
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
