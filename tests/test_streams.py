@@ -67,7 +67,8 @@ async def test_each_channel_is_held_and_released_before_the_final_event() -> Non
     assert events[0] == ToolCallDelta(0, "", id="t1", name="f")  # the call's id flows at once
     assert TextDelta("HELLO") in events
     assert ToolCallDelta(0, '{"A": 1}') in events
-    assert isinstance(events[-1], StreamEnd) and events[-1].finish_reason == "tool_calls"
+    assert isinstance(events[-1], StreamEnd)
+    assert events[-1].finish_reason == "tool_calls"
     assert settled  # before the end event, and again (idempotently) on close
 
 

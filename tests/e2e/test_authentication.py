@@ -28,7 +28,6 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from llm_gateway.storage.models import AuditLog
 from tests.e2e.conftest import JWT_SECRET, Gateway
 
 REQUEST_ID = re.compile(r"^[0-9a-f]{32}$")

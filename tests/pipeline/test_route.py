@@ -61,7 +61,8 @@ async def test_a_switched_off_candidate_is_passed_over() -> None:
     tried, call = _provider({})
     await Route()(ctx, call)  # type: ignore[arg-type]
     assert tried == ["b"]
-    assert ctx.deployment is not None and ctx.deployment.name == "b"
+    assert ctx.deployment is not None
+    assert ctx.deployment.name == "b"
 
 
 async def test_no_usable_candidate_is_unavailable() -> None:
@@ -79,7 +80,8 @@ async def test_an_upstream_failure_hands_over_to_the_next(failure: GatewayError)
     ctx = _context(deployment("a"), deployment("b"))
     tried, call = _provider({"a": failure})
     outcome = await Route()(ctx, call)  # type: ignore[arg-type]
-    assert isinstance(outcome, ChatResponse) and outcome.model == "b"
+    assert isinstance(outcome, ChatResponse)
+    assert outcome.model == "b"
     assert tried == ["a", "b"]
     assert [(a.deployment.name, a.error_code) for a in ctx.attempts] == [
         ("a", failure.code),

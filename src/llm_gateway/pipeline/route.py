@@ -5,8 +5,9 @@ kept those the policy allows. Each try is an :class:`Attempt` on the context,
 listed in the audit row. A candidate that is switched off is passed over; one
 that fails before answering with a failure another deployment may not share
 (an :class:`~llm_gateway.errors.UpstreamError` marked ``retryable``: unreachable,
-timing out, overloaded, failing with a 5xx) hands over to the next; the last failure is the caller's answer. A started stream is
-never retried: its first bytes may already be with the caller.
+timing out, overloaded, failing with a 5xx) hands over to the next; the last
+failure is the caller's answer. A started stream is never retried: its first
+bytes may already be with the caller.
 
 With one candidate per name, as today, this is one attempt. Strategies,
 circuit breakers and stale-if-error grow here.
