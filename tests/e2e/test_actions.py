@@ -7,6 +7,7 @@ is ``block`` for team ``strict``, and which allows the models a caller's
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -110,3 +111,16 @@ def test_the_listing_shows_what_the_policy_allows_and_is_audited(gw: Gateway) ->
     assert (row.endpoint, row.status, row.user_id) == ("models.list", 200, "lister")
     assert row.policy_decision == "allow"
     assert [m.id for m in gw.openai(gw.token(groups=[])).models.list()] == []
+
+
+def test_a_chat_calls_row_lists_its_attempts(gw: Gateway) -> None:
+    client = gw.openai(gw.token(team="relaxed"))
+    raw = client.chat.completions.with_raw_response.create(
+        model=MODELS[0], messages=[{"role": "user", "content": "hello"}]
+    )
+    row = gw.audit_row(raw.headers["x-request-id"])
+    attempts = json.loads(row.attempts)
+    assert [(a["model"], a["status"], a["error_code"]) for a in attempts] == [
+        (MODELS[0], 200, None)
+    ]
+    assert attempts[0]["latency_ms"] >= 0

@@ -13,7 +13,7 @@ from llm_gateway.errors import PolicyDenied
 from llm_gateway.pipeline.authorize import Authorize
 from llm_gateway.pipeline.context import ChatCall, RequestContext
 from llm_gateway.policy import PolicyService
-from llm_gateway.routing import Resolver
+from llm_gateway.routing import Resolution, Resolver
 from llm_gateway.settings import load_settings
 from tests.pipeline.deployments import deployment
 
@@ -80,3 +80,47 @@ async def test_a_feature_outside_the_obligation_is_refused_and_audited_as_a_deni
     assert denied.value.details["reasons"] == ["feature not allowed: tools"]
     assert ctx.decision is not None
     assert ctx.decision.allow is False
+
+
+class _Chain(Resolver):
+    """A name that stands for several deployments, as a fallback chain will."""
+
+    def __init__(self, *names: str) -> None:
+        super().__init__({name: deployment(name) for name in names})
+        self.order = names
+
+    def resolve(self, name: str) -> Resolution:
+        return Resolution(name, tuple(self.deployments[n] for n in self.order))
+
+
+def _chain_stage(tmp_path: Path, *names: str) -> Authorize:
+    (tmp_path / "rego").mkdir(exist_ok=True)
+    (tmp_path / "rego" / "authz.rego").write_text(
+        "package llm.authz\nimport rego.v1\n"
+        'default decision := {"allow": false}\n'
+        'decision := {"allow": true} if not input.request.model in {"banned", "also-banned"}\n'
+    )
+    settings = load_settings(
+        {"POLICY_DIR": str(tmp_path), "OPA_POLICY_PATH": "/v1/data/llm/authz/decision"},
+        env_file=None,
+    )
+    return Authorize(PolicyService.from_settings(settings), "test", _Chain(*names))
+
+
+async def test_each_candidate_is_decided_and_the_refused_are_dropped(tmp_path: Path) -> None:
+    stage = _chain_stage(tmp_path, "m", "banned", "other")
+    ctx = _context()
+    await stage(ctx, _answer)
+    resolution = ctx.call.resolution
+    assert resolution is not None
+    assert [d.name for d in resolution.candidates] == ["m", "other"]
+
+
+async def test_a_request_none_of_whose_candidates_is_allowed_is_denied(tmp_path: Path) -> None:
+    stage = _chain_stage(tmp_path, "banned", "also-banned")
+    ctx = _context()
+    with pytest.raises(PolicyDenied) as raised:
+        await stage(ctx, _answer)
+    assert raised.value.details == {
+        "reasons": ["model not allowed: also-banned", "model not allowed: banned"]
+    }
