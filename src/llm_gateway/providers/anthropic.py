@@ -31,7 +31,7 @@ from llm_gateway.errors import (
 )
 from llm_gateway.providers.base import decode_json, ended_early, malformed, upstream_request
 from llm_gateway.providers.sse import parse_sse
-from llm_gateway.providers.transport import UpstreamRequest
+from llm_gateway.transport import UpstreamRequest
 
 ANTHROPIC_VERSION = "2023-06-01"
 

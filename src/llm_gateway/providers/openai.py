@@ -29,7 +29,7 @@ from llm_gateway.config import Deployment, Provider
 from llm_gateway.errors import UpstreamStatusError
 from llm_gateway.providers.base import decode_json, ended_early, malformed, upstream_request
 from llm_gateway.providers.sse import parse_sse
-from llm_gateway.providers.transport import UpstreamRequest
+from llm_gateway.transport import UpstreamRequest
 
 FINISH_FROM_OPENAI: dict[str | None, FinishReason] = {
     "stop": "stop",
