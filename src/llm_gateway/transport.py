@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Literal, Protocol
 
 import aiohttp
 
@@ -34,15 +34,20 @@ from llm_gateway.errors import (
 MAX_LINE_BYTES = 8 * 1024 * 1024  # one SSE/NDJSON line; beyond this the stream is malformed
 MAX_BODY_BYTES = 64 * 1024 * 1024
 
+#: Whose pool a request's connections come from. A deployment may be called anything,
+#: "opa" included, so pools are keyed by (kind, name): names of two kinds never meet.
+PoolKind = Literal["provider", "policy"]
+
 
 @dataclass(slots=True)
 class UpstreamRequest:
     url: str
     headers: dict[str, str]
     body: bytes
-    pool: str  # the deployment's name: connections are pooled per deployment
+    pool: str  # a deployment's name, or "opa": connections are pooled per (kind, pool)
     max_connections: int
     read_timeout_s: float  # longest silence tolerated while reading a body or stream
+    kind: PoolKind = "provider"  # adapters leave it; the OPA client says "policy"
 
 
 class UpstreamResponse(Protocol):
@@ -120,14 +125,15 @@ class AiohttpResponse:
 
 
 class AiohttpTransport:
-    """Pooled keep-alive connections, one pool per deployment."""
+    """Pooled keep-alive connections, one pool per deployment (and one for OPA)."""
 
     def __init__(self) -> None:
-        self._sessions: dict[str, aiohttp.ClientSession] = {}
+        self._sessions: dict[tuple[PoolKind, str], aiohttp.ClientSession] = {}
         self._timeouts: dict[float, aiohttp.ClientTimeout] = {}
 
     def _session(self, request: UpstreamRequest) -> aiohttp.ClientSession:
-        session = self._sessions.get(request.pool)
+        key = (request.kind, request.pool)
+        session = self._sessions.get(key)
         if session is None:
             connector = aiohttp.TCPConnector(
                 limit=request.max_connections, keepalive_timeout=30, ttl_dns_cache=300
@@ -135,7 +141,7 @@ class AiohttpTransport:
             session = aiohttp.ClientSession(
                 connector=connector, auto_decompress=True, raise_for_status=False
             )
-            self._sessions[request.pool] = session
+            self._sessions[key] = session
         return session
 
     def _timeout(self, seconds: float) -> aiohttp.ClientTimeout:
