@@ -35,7 +35,7 @@ from llm_gateway.errors import (
     UpstreamTimeout,
 )
 from llm_gateway.providers import call
-from llm_gateway.providers.transport import UpstreamRequest
+from llm_gateway.transport import UpstreamRequest
 
 SECRET = "sk-live-LEAKED-KEY and the user's prompt: my SSN is 078-05-1120"
 

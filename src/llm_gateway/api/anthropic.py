@@ -32,8 +32,8 @@ from llm_gateway.chat import (
 )
 from llm_gateway.errors import ErrorKind, GatewayError, InvalidRequest
 from llm_gateway.pipeline.context import RequestContext
-from llm_gateway.providers.anthropic import FINISH_TO_ANTHROPIC, content_blocks
-from llm_gateway.providers.sse import sse
+from llm_gateway.wire.anthropic import FINISH_TO_ANTHROPIC, content_blocks
+from llm_gateway.wire.sse import sse
 
 _IGNORED_BLOCKS = ("thinking", "redacted_thinking")
 

@@ -20,7 +20,7 @@ from llm_gateway.api.fields import JSON
 from llm_gateway.chat import ChatRequest, ChatResponse, EventStream, Message, TextDelta, TextPart
 from llm_gateway.errors import GatewayError, InvalidRequest
 from llm_gateway.pipeline.context import RequestContext
-from llm_gateway.providers.sse import sse
+from llm_gateway.wire.sse import sse
 
 ROLES = ("system", "user", "assistant")
 

@@ -34,8 +34,8 @@ from llm_gateway.chat import (
 )
 from llm_gateway.errors import ErrorKind, GatewayError, InvalidRequest
 from llm_gateway.pipeline.context import RequestContext
-from llm_gateway.providers.openai import FINISH_TO_OPENAI, tool_calls_to_openai
-from llm_gateway.providers.sse import sse
+from llm_gateway.wire.openai import FINISH_TO_OPENAI, tool_calls_to_openai
+from llm_gateway.wire.sse import sse
 
 ROLES = ("system", "developer", "user", "assistant", "tool")
 

@@ -21,6 +21,7 @@ from llm_gateway.policy.decision import Decision, Obligations, PolicyError
 from llm_gateway.policy.embedded import EmbeddedPolicy
 from llm_gateway.policy.opa import OpaPolicy
 from llm_gateway.settings import Settings
+from llm_gateway.transport import Transport
 
 __all__ = [
     "Decision",
@@ -48,8 +49,14 @@ class PolicyService:
         self._watcher: asyncio.Task[None] | None = None
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> PolicyService:
-        """Load the policy; a bad policy raises :class:`PolicyLoadError` (start-up fails)."""
+    def from_settings(
+        cls, settings: Settings, transport: Transport | None = None
+    ) -> PolicyService:
+        """Load the policy; a bad policy raises :class:`PolicyLoadError` (start-up fails).
+
+        ``transport`` is the app's, for the OPA client to send through (the app
+        closes it); without one, an OPA client makes and closes its own.
+        """
         if settings.opa_url:
             opa = OpaPolicy(
                 settings.opa_url,
@@ -57,6 +64,7 @@ class PolicyService:
                 timeout_s=settings.opa_timeout_ms / 1000,
                 retries=settings.opa_retries,
                 cache_seconds=settings.policy_cache_seconds,
+                transport=transport,
             )
             return cls(opa, None)
         rule = rule_of(settings.opa_policy_path)

@@ -10,6 +10,15 @@ request is denied (fail closed).
 The optional cache keys decisions by a hash of the input without
 ``context.time``; so with the cache on, a policy that depends on the time of
 day sees it at the granularity of the cache's TTL.
+
+Queries go through the gateway's one HTTP seam, :class:`llm_gateway.transport.Transport`,
+the same protocol (and, in a running gateway, the same object) the provider
+adapters send through, rather than an HTTP client of the OPA client's own: the
+app owns and closes one transport, a test can hand in a recording one, and the
+OPA client needs no second HTTP library (httpx would cost over ten times
+aiohttp's CPU per request, on every policy decision). OPA's connections stay
+in a pool of their own (``kind="policy"``), so no deployment can take them.
+Without an injected transport the client makes and closes its own.
 """
 
 from __future__ import annotations
@@ -26,7 +35,7 @@ import orjson
 
 from llm_gateway.errors import UpstreamError, UpstreamTimeout
 from llm_gateway.policy.decision import Decision, PolicyError, decision_from_result
-from llm_gateway.providers.transport import AiohttpTransport, UpstreamRequest
+from llm_gateway.transport import AiohttpTransport, Transport, UpstreamRequest
 
 log = logging.getLogger(__name__)
 CACHE_ENTRIES = 10_000
@@ -45,7 +54,9 @@ class OpaPolicy:
         timeout_s: float,
         retries: int,
         cache_seconds: float = 0.0,
+        transport: Transport | None = None,
     ) -> None:
+        """``transport``: the app's, which the app closes; by default one of its own."""
         self.endpoint = f"{url.rstrip('/')}{policy_path}"
         self.query_endpoint = f"{url.rstrip('/')}/v1/query"
         rule = "data." + ".".join(policy_path.strip("/").split("/")[2:])
@@ -56,7 +67,8 @@ class OpaPolicy:
         self.timeout_s = timeout_s
         self.retries = retries
         self.cache_seconds = cache_seconds
-        self.transport = AiohttpTransport()  # the gateway's one HTTP seam, its own pool
+        self.transport: Transport = transport if transport is not None else AiohttpTransport()
+        self._owns_transport = transport is None
         self._cache: OrderedDict[bytes, tuple[float, Decision]] = OrderedDict()
 
     async def decide(self, document: dict[str, Any]) -> Decision:
@@ -110,6 +122,7 @@ class OpaPolicy:
                             pool="opa",
                             max_connections=64,
                             read_timeout_s=self.timeout_s,
+                            kind="policy",
                         )
                     )
                     try:
@@ -152,7 +165,9 @@ class OpaPolicy:
             self._cache.popitem(last=False)
 
     async def aclose(self) -> None:
-        await self.transport.close()
+        """Close the transport if it is this client's own; an injected one is its owner's."""
+        if self._owns_transport:
+            await self.transport.close()
 
 
 def _cache_key(document: dict[str, Any]) -> bytes:

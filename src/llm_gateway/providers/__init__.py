@@ -15,7 +15,7 @@ from llm_gateway.providers.anthropic import AnthropicAdapter
 from llm_gateway.providers.base import ProviderAdapter, error_for_status
 from llm_gateway.providers.ollama import OllamaAdapter
 from llm_gateway.providers.openai import OpenAIAdapter
-from llm_gateway.providers.transport import AiohttpTransport, Transport, UpstreamResponse
+from llm_gateway.transport import AiohttpTransport, Transport, UpstreamResponse
 
 __all__ = ["ADAPTERS", "AiohttpTransport", "Transport", "call"]
 

@@ -23,69 +23,13 @@ from llm_gateway.chat import (
     Usage,
 )
 from llm_gateway.config import Deployment
-from llm_gateway.errors import (
-    InvalidRequest,
-    UpstreamError,
-    UpstreamRateLimited,
-    UpstreamStatusError,
-)
+from llm_gateway.errors import UpstreamError, UpstreamRateLimited, UpstreamStatusError
 from llm_gateway.providers.base import decode_json, ended_early, malformed, upstream_request
-from llm_gateway.providers.sse import parse_sse
-from llm_gateway.providers.transport import UpstreamRequest
+from llm_gateway.transport import UpstreamRequest
+from llm_gateway.wire.anthropic import FINISH_FROM_ANTHROPIC, content_blocks
+from llm_gateway.wire.sse import parse_sse
 
 ANTHROPIC_VERSION = "2023-06-01"
-
-FINISH_FROM_ANTHROPIC: dict[str | None, FinishReason] = {
-    "end_turn": "stop",
-    "stop_sequence": "stop",
-    "pause_turn": "stop",
-    "max_tokens": "length",
-    "tool_use": "tool_calls",
-    "refusal": "content_filter",
-}
-FINISH_TO_ANTHROPIC: dict[FinishReason, str] = {
-    "stop": "end_turn",
-    "length": "max_tokens",
-    "tool_calls": "tool_use",
-    "content_filter": "refusal",
-    "error": "end_turn",
-}
-
-
-# --- canonical -> Anthropic (shared with the Anthropic front door's responses) ---
-
-
-def tool_input(call: ToolCall) -> Any:
-    """Anthropic (and Ollama) want the arguments as an object; ours are JSON text.
-
-    Arguments a caller sent in its conversation history must be valid JSON.
-    """
-    if not call.arguments.strip():
-        return {}
-    try:
-        return orjson.loads(call.arguments)
-    except orjson.JSONDecodeError:
-        raise InvalidRequest(
-            f"the arguments of tool call {call.id!r} are not valid JSON", code="invalid_tool_call"
-        ) from None
-
-
-def answered_tool_input(call: ToolCall) -> Any:
-    """Arguments a model produced may be broken JSON (a call cut off by max_tokens, say):
-    they are passed on, unparsed, rather than dropped or blamed on the caller."""
-    try:
-        return tool_input(call)
-    except InvalidRequest:
-        return {"_unparsed_arguments": call.arguments}
-
-
-def content_blocks(
-    text: str, calls: list[ToolCall], *, answered: bool = False
-) -> list[dict[str, Any]]:
-    parse = answered_tool_input if answered else tool_input
-    blocks: list[dict[str, Any]] = [{"type": "text", "text": text}] if text else []
-    blocks += [{"type": "tool_use", "id": c.id, "name": c.name, "input": parse(c)} for c in calls]
-    return blocks
 
 
 def _part_block(part: TextPart | ImagePart) -> dict[str, Any]:

@@ -25,7 +25,7 @@ from llm_gateway.errors import (
     UpstreamStreamInterrupted,
     UpstreamTimeout,
 )
-from llm_gateway.providers.transport import UpstreamRequest
+from llm_gateway.transport import UpstreamRequest
 
 
 class ProviderAdapter(Protocol):

@@ -28,9 +28,9 @@ from llm_gateway.chat import (
 )
 from llm_gateway.config import Deployment
 from llm_gateway.errors import InvalidRequest, UpstreamStatusError
-from llm_gateway.providers.anthropic import tool_input
 from llm_gateway.providers.base import decode_json, ended_early, malformed, upstream_request
-from llm_gateway.providers.transport import UpstreamRequest
+from llm_gateway.transport import UpstreamRequest
+from llm_gateway.wire.anthropic import tool_input
 
 
 def _images(message: Message) -> list[str]:

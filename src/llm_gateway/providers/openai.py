@@ -28,26 +28,11 @@ from llm_gateway.chat import (
 from llm_gateway.config import Deployment, Provider
 from llm_gateway.errors import UpstreamStatusError
 from llm_gateway.providers.base import decode_json, ended_early, malformed, upstream_request
-from llm_gateway.providers.sse import parse_sse
-from llm_gateway.providers.transport import UpstreamRequest
+from llm_gateway.transport import UpstreamRequest
+from llm_gateway.wire.openai import FINISH_FROM_OPENAI, tool_calls_to_openai
+from llm_gateway.wire.sse import parse_sse
 
-FINISH_FROM_OPENAI: dict[str | None, FinishReason] = {
-    "stop": "stop",
-    "length": "length",
-    "tool_calls": "tool_calls",
-    "function_call": "tool_calls",
-    "content_filter": "content_filter",
-}
-FINISH_TO_OPENAI: dict[FinishReason, str] = {
-    "stop": "stop",
-    "length": "length",
-    "tool_calls": "tool_calls",
-    "content_filter": "content_filter",
-    "error": "stop",
-}
-
-
-# --- canonical -> OpenAI (shared with the OpenAI front door's responses) -------
+# --- canonical -> OpenAI --------------------------------------------------------
 
 
 def content_to_openai(message: Message) -> str | list[dict[str, Any]]:
@@ -66,13 +51,6 @@ def image_url(part: ImagePart) -> str:
     if part.url is not None:
         return part.url
     return f"data:{part.media_type or 'image/png'};base64,{part.data or ''}"
-
-
-def tool_calls_to_openai(calls: list[ToolCall]) -> list[dict[str, Any]]:
-    return [
-        {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
-        for c in calls
-    ]
 
 
 def messages_to_openai(chat: ChatRequest) -> list[dict[str, Any]]:

@@ -13,7 +13,7 @@ from llm_gateway.errors import (
     UpstreamTimeout,
     UpstreamUnreachable,
 )
-from llm_gateway.providers.transport import AiohttpTransport, UpstreamRequest, UpstreamResponse
+from llm_gateway.transport import AiohttpTransport, UpstreamRequest, UpstreamResponse
 
 Handler = Callable[[asyncio.StreamWriter], Awaitable[bool]]  # True: keep the connection
 

@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from llm_gateway.providers.sse import SSEvent, parse_sse, sse
+from llm_gateway.wire.sse import SSEvent, parse_sse, sse
 
 
 async def lines_of(lines: list[bytes]) -> AsyncIterator[bytes]:

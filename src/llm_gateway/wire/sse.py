@@ -1,5 +1,8 @@
 """Server-sent events, both ways: parse a provider's stream, format our own.
 
+The front doors write SSE to clients and the OpenAI and Anthropic adapters read
+it from upstreams, so the framing is part of the wire layer, not of either side.
+
 Only what the providers use is implemented: ``event`` and ``data`` fields,
 multi-line data, comments and blank-line dispatch (WHATWG HTML, section 9.2).
 """
