@@ -36,6 +36,15 @@ class StoreCase:
         else:
             await asyncio.sleep(seconds)
 
+    async def keys(self) -> list[str]:
+        """Every key the store holds, without its prefix (the memory store has no prefix)."""
+        if isinstance(self.store, MemoryStore):
+            return list(self.store._data.entries)
+        assert isinstance(self.store, RedisStore)
+        prefix = self.store.prefix.encode()
+        raw = [key async for key in self.store.client.scan_iter(match=prefix + b"*")]
+        return sorted(key.removeprefix(prefix).decode() for key in raw)
+
     async def until_gone(self, key: str) -> None:
         """Wait for ``key`` to expire: at once on the fake clock, polling on Redis."""
         if self.clock is not None:

@@ -171,12 +171,18 @@ async def test_hashes_set_read_and_expire_together(store_case: StoreCase) -> Non
     assert await store.hash_get_all("h") == {"a": b"1", "b": b"3"}
     assert await store.hash_get("h", ["b", "z", "a"]) == [b"3", None, b"1"]
     assert await store.hash_get("h", []) == []
+    assert await store.hash_delete("h", "a", "z") == 1
+    assert await store.hash_delete("h") == 0
+    assert await store.hash_get_all("h") == {"b": b"3"}
     ttl = await store.ttl("h")
     assert ttl is not None
     assert 0 < ttl <= 60
     await store.hash_set("h", {"c": b"4"}, ttl_s=0.05)
     await store_case.until_gone("h")
     assert await store.hash_get_all("h") == {}
+    await store.hash_set("h", {"a": b"1"}, ttl_s=HOUR)
+    assert await store.hash_delete("h", "a") == 1
+    assert await store.ttl("h") is None  # the last field took the hash with it
 
 
 async def test_a_plain_read_of_a_hash_is_refused(store_case: StoreCase) -> None:

@@ -259,7 +259,7 @@ class MemoryStore(Store):
         entry = self._data.live(self.key(key))
         if entry is None:
             return None
-        return max(0.0, entry.expires_at - self._data.clock())
+        return round(max(0.0, entry.expires_at - self._data.clock()), 3)  # ms, as Redis
 
     async def expire(self, key: str, *, ttl_s: float) -> bool:
         return self._data.pexpire(self.key(key), ttl_ms(ttl_s)) == 1
@@ -271,6 +271,19 @@ class MemoryStore(Store):
     async def hash_get(self, key: str, fields: Sequence[str]) -> list[bytes | None]:
         stored = self._data._hash(self.key(key), create=False) or {}
         return [stored.get(name.encode()) for name in fields]
+
+    async def hash_delete(self, key: str, *fields: str) -> int:
+        full = self.key(key)
+        stored = self._data._hash(full, create=False)
+        if stored is None:
+            return 0
+        removed = sum(stored.pop(name.encode(), None) is not None for name in fields)
+        if not stored:
+            self._data.drop(full)
+        else:
+            size = sum(_FIELD_OVERHEAD + len(k) + len(v) for k, v in stored.items())
+            self._data.resize(self._data.entries[full], _KEY_OVERHEAD + len(full) + size)
+        return removed
 
     async def run(self, script: Script, keys: Sequence[str], args: Sequence[Arg]) -> Reply:
         full = [self.key(key) for key in keys]

@@ -120,6 +120,12 @@ class RedisStore(Store):
         found: list[bytes | None] = await _call(self._client.hmget(self.key(key), list(fields)))
         return found
 
+    async def hash_delete(self, key: str, *fields: str) -> int:
+        if not fields:
+            return 0
+        removed: int = await _call(self._client.hdel(self.key(key), *fields))
+        return removed
+
     async def run(self, script: Script, keys: Sequence[str], args: Sequence[Arg]) -> Reply:
         full = [self.key(key) for key in keys]
         params: list[Any] = [*full, *(encode_arg(arg) for arg in args)]

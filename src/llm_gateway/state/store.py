@@ -106,6 +106,10 @@ class Store(ABC):
     async def hash_get(self, key: str, fields: Sequence[str]) -> list[bytes | None]:
         """The given fields' values, in order, None for a missing one."""
 
+    @abstractmethod
+    async def hash_delete(self, key: str, *fields: str) -> int:
+        """Remove fields (the hash goes when its last field does); how many existed."""
+
     async def hash_set(self, key: str, mapping: Mapping[str, bytes], *, ttl_s: float) -> None:
         """Set fields and the hash's TTL together, atomically."""
 
