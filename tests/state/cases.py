@@ -54,9 +54,9 @@ class StoreCase:
             await asyncio.sleep(0.01)
 
 
-def memory_case(**options: int) -> StoreCase:
+def memory_case() -> StoreCase:
     clock = FakeClock()
-    return StoreCase("memory", MemoryStore(clock=clock, **options), clock)
+    return StoreCase("memory", MemoryStore(clock=clock), clock)
 
 
 @asynccontextmanager
