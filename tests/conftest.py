@@ -10,9 +10,11 @@ import asyncio
 import os
 import socket
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
+
+from tests.state.cases import StoreCase, memory_case, redis_store
 
 PG_HOST = os.environ.get("TEST_PG_HOST", "127.0.0.1")
 PG_PORT = int(os.environ.get("TEST_PG_PORT", "5432"))
@@ -108,3 +110,21 @@ def redis_url() -> Iterator[str]:
     finally:
         client.flushdb()
         client.close()
+
+
+@pytest.fixture
+def redis_server_url() -> str:
+    """The test Redis, not flushed: for tests isolated by a key prefix of their own
+    (see ``tests/state/cases.py``), which may run beside other users of the server."""
+    require_service("Redis", REDIS_HOST, REDIS_PORT)
+    return f"redis://{REDIS_HOST}:{REDIS_PORT}/0"
+
+
+@pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.redis)])
+async def store_case(request: pytest.FixtureRequest) -> AsyncIterator[StoreCase]:
+    """Run a test against the memory store (on a fake clock) and against Redis."""
+    if request.param == "memory":
+        yield memory_case()
+        return
+    async with redis_store(request.getfixturevalue("redis_server_url")) as store:
+        yield StoreCase("redis", store)

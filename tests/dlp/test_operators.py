@@ -16,8 +16,10 @@ from llm_gateway.dlp.checksums import luhn_check_digit
 from llm_gateway.dlp.findings import Action, Category, Finding, Severity
 from llm_gateway.dlp.operators import Anonymizer, mask, parse_operator
 from llm_gateway.dlp.synthetic import SyntheticValues
-from llm_gateway.dlp.vault import InProcessVault, VaultSession
-from llm_gateway.dlp.vault_redis import RedisVault
+from llm_gateway.dlp.vault import Vault, VaultSession
+from llm_gateway.state import MemoryStore
+from llm_gateway.state.redis import RedisStore
+from tests.state.cases import redis_store
 
 KEY = b"k" * 32
 VAULT_KEY = bytes(range(32))
@@ -101,7 +103,7 @@ async def test_labels_are_sanitised_into_the_marker_shape() -> None:
 
 async def test_tokens_are_numbered_per_label_and_stable_within_a_conversation() -> None:
     anonymizer = Anonymizer("token", hmac_key=KEY)
-    vault = InProcessVault(VAULT_KEY)
+    vault = Vault(MemoryStore(), VAULT_KEY)
     text = "Ada met Bob; Ada's SSN 219-09-9999."
     given = [
         find(text, "Ada", "PERSON", "PERSON"),
@@ -153,7 +155,7 @@ class CountingSession(VaultSession):
 
 
 async def test_every_text_of_a_request_is_tokenised_in_one_round_trip() -> None:
-    session = CountingSession(InProcessVault(VAULT_KEY).session("c1"))
+    session = CountingSession(Vault(MemoryStore(), VAULT_KEY).session("c1"))
     system, user, tool = "You help Ada.", "Bob wrote to Ada.", '{"to": "Bob", "ssn": "219-09-9999"}'
     out = await Anonymizer("token", hmac_key=KEY).apply_many(
         [
@@ -176,10 +178,17 @@ async def test_every_text_of_a_request_is_tokenised_in_one_round_trip() -> None:
     assert session.calls == 1
 
 
-async def test_tokens_agree_across_replicas_through_redis(redis_url: str) -> None:
+@pytest.mark.redis
+async def test_tokens_agree_across_replicas_through_redis(redis_server_url: str) -> None:
     anonymizer = Anonymizer("token", hmac_key=KEY)
-    first = RedisVault.from_url(redis_url, VAULT_KEY)
-    second = RedisVault.from_url(redis_url, VAULT_KEY)
+    async with redis_store(redis_server_url) as shared:
+        await _agree_across_replicas(anonymizer, redis_server_url, shared.prefix)
+
+
+async def _agree_across_replicas(anonymizer: Anonymizer, url: str, prefix: str) -> None:
+    """Two replicas, each with a pool of its own, on one Redis."""
+    first = Vault(RedisStore.from_url(url, prefix=prefix), VAULT_KEY, owns_store=True)
+    second = Vault(RedisStore.from_url(url, prefix=prefix), VAULT_KEY, owns_store=True)
     try:
         text = "Ada and Bob"
         given = [find(text, "Ada", "PERSON", "PERSON"), find(text, "Bob", "PERSON", "PERSON")]
@@ -201,10 +210,10 @@ async def test_token_without_a_session_or_with_a_failing_vault_still_redacts() -
     text = "SSN 219-09-9999 and 078-05-1120"
     given = [find(text, "219-09-9999", "US_SSN", "SSN"), find(text, "078-05-1120", "US_SSN", "SSN")]
     assert await anonymizer.apply(text, given) == "SSN <SSN_REDACTED> and <SSN_REDACTED>"
-    full = InProcessVault(VAULT_KEY, max_tokens_per_conversation=1).session("c1")
+    full = Vault(MemoryStore(), VAULT_KEY, max_tokens_per_conversation=1).session("c1")
     out = await anonymizer.apply(text, given, full)
     assert out == "SSN <SSN_REDACTED> and <SSN_REDACTED>"
-    down = RedisVault.from_url("redis://127.0.0.1:1/0", VAULT_KEY)
+    down = Vault(RedisStore.from_url("redis://127.0.0.1:1/0"), VAULT_KEY, owns_store=True)
     try:
         out = await anonymizer.apply(text, given, down.session("c1"))
     finally:

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import base64
+import uuid
 from pathlib import Path
+
+import pytest
 
 from llm_gateway.dlp.findings import Action
 from llm_gateway.dlp.service import DlpService
 from llm_gateway.settings import load_settings
+from llm_gateway.state import MemoryStore
+from llm_gateway.state.redis import RedisStore
 from tests.dlp.test_ner import require_ner_extra
 
 REPO = Path(__file__).resolve().parents[2]
@@ -55,3 +61,43 @@ async def test_a_text_over_the_ner_size_cap_gets_the_rules_only(tmp_path: Path) 
         await dlp.aclose()
     assert {f.entity for f in named} >= {"PERSON"}
     assert {f.entity for f in large} == {"EMAIL_ADDRESS"}
+
+
+async def test_the_vault_lives_in_the_store_it_is_given(tmp_path: Path) -> None:
+    store = MemoryStore()
+    settings = load_settings(
+        {"DLP_NER": "off", "DATA_DIR": str(tmp_path), "DLP_VAULT_TTL": "120"}, env_file=None
+    )
+    dlp = await DlpService.start(settings, store=store)
+    await dlp.vault.session("t:u:c1").token_for("SSN", "219-09-9999")
+    await dlp.aclose()  # the gateway's store: not the DLP service's to close
+    assert await store.hash_get("vault:t:u:c1", ["count"]) == [b"1"]
+    ttl = await store.ttl("vault:t:u:c1")
+    assert ttl is not None
+    assert 0 < ttl <= 120
+
+
+@pytest.mark.redis
+async def test_dlp_vault_redis_still_opens_a_store_of_its_own(
+    tmp_path: Path, redis_server_url: str
+) -> None:
+    settings = load_settings(
+        {
+            "DLP_NER": "off",
+            "DATA_DIR": str(tmp_path),
+            "DLP_VAULT": "redis",
+            "DLP_VAULT_KEY": base64.b64encode(bytes(range(32))).decode(),
+            "REDIS_URL": redis_server_url,
+        },
+        env_file=None,
+    )
+    dlp = await DlpService.start(settings)
+    conversation = f"test-{uuid.uuid4().hex}"
+    try:
+        assert isinstance(dlp.vault.store, RedisStore)
+        assert dlp.vault.store.prefix == "llmgw:vault:"
+        assert await dlp.vault.session(conversation).token_for("PERSON", "Ada") == "<PERSON_1>"
+        assert await dlp.vault.store.ttl(conversation) is not None
+    finally:
+        await dlp.vault.store.delete(conversation)
+        await dlp.aclose()

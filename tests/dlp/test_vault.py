@@ -1,4 +1,4 @@
-"""The vault: keys, the cipher, the in-process store and the Redis store (a real Redis)."""
+"""The vault: keys, the cipher, and the vault on the memory store and on a real Redis."""
 
 from __future__ import annotations
 
@@ -6,33 +6,26 @@ import asyncio
 import base64
 import os
 import stat
-from collections.abc import AsyncIterator
+import uuid
 from pathlib import Path
 
 import pytest
-import redis.asyncio as aioredis
 
 from llm_gateway.dlp.vault import (
-    InProcessVault,
+    Vault,
     VaultFull,
     VaultIntegrityError,
     VaultKeyError,
     VaultUnavailable,
 )
 from llm_gateway.dlp.vault_crypto import VaultCipher, parse_vault_key, resolve_vault_key
-from llm_gateway.dlp.vault_redis import RedisVault
+from llm_gateway.state import MemoryStore, Store
+from llm_gateway.state.redis import RedisStore
+from tests.state.cases import FakeClock, StoreCase, redis_store
 
 KEY = bytes(range(32))
 OTHER_KEY = bytes(range(1, 33))
 SSN = "219-09-9999"
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1_000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 # Keys
@@ -108,14 +101,19 @@ def test_fingerprints_are_keyed_and_per_conversation() -> None:
 
 def test_a_vault_refuses_a_key_of_the_wrong_length() -> None:
     with pytest.raises(VaultKeyError):
-        InProcessVault(b"too short")
+        Vault(MemoryStore(), b"too short")
 
 
-# In-process
+# On every store: the memory store (fake clock) and Redis
 
 
-async def test_in_process_round_trip_and_numbering() -> None:
-    session = InProcessVault(KEY).session("tenant:user:c1")
+@pytest.fixture
+def store(store_case: StoreCase) -> Store:
+    return store_case.store
+
+
+async def test_round_trip_and_numbering(store: Store) -> None:
+    session = Vault(store, KEY).session("tenant:user:c1")
     assert await session.token_for("PERSON", "Ada") == "<PERSON_1>"
     assert await session.token_for("PERSON", "Bob") == "<PERSON_2>"
     assert await session.token_for("SSN", SSN) == "<SSN_1>"
@@ -127,10 +125,12 @@ async def test_in_process_round_trip_and_numbering() -> None:
     expected = {"<PERSON_1>": "Ada", "<PERSON_2>": "Bob", "<PERSON_3>": "Cy", "<SSN_1>": SSN}
     assert await session.mapping() == expected
     assert await session.values(["<SSN_1>", "<PERSON_9>"]) == {"<SSN_1>": SSN}
+    assert await session.tokens_for([]) == []
+    assert await session.values([]) == {}
 
 
-async def test_in_process_conversations_are_independent() -> None:
-    vault = InProcessVault(KEY)
+async def test_conversations_are_independent(store: Store) -> None:
+    vault = Vault(store, KEY)
     one, two = vault.session("c1"), vault.session("c2")
     assert await one.token_for("PERSON", "Ada") == "<PERSON_1>"
     assert await two.token_for("PERSON", "Bob") == "<PERSON_1>"
@@ -138,88 +138,8 @@ async def test_in_process_conversations_are_independent() -> None:
     assert await two.mapping() == {"<PERSON_1>": "Bob"}
 
 
-async def test_in_process_entries_expire_after_the_ttl_since_the_last_write() -> None:
-    clock = Clock()
-    vault = InProcessVault(KEY, ttl=60, clock=clock)
-    session = vault.session("c1")
-    await session.token_for("SSN", SSN)
-    clock.now += 50
-    await session.token_for("PERSON", "Ada")  # a write refreshes the TTL
-    clock.now += 50
-    assert await session.mapping() == {"<SSN_1>": SSN, "<PERSON_1>": "Ada"}
-    clock.now += 11
-    assert await session.mapping() == {}
-    assert len(vault) == 0
-    assert vault.size_bytes == 0
-    assert await session.token_for("PERSON", "Bob") == "<PERSON_1>"  # numbering starts over
-
-
-async def test_in_process_expired_conversations_are_swept_on_later_writes() -> None:
-    clock = Clock()
-    vault = InProcessVault(KEY, ttl=60, clock=clock)
-    for n in range(100):
-        await vault.session(f"c{n}").token_for("PERSON", "Ada")
-    clock.now += 61
-    await vault.session("new").token_for("PERSON", "Bob")
-    assert len(vault) == 1
-    await vault.session("new").tokens_for([])
-    assert len(vault) == 1
-
-
-async def test_in_process_memory_is_bounded_by_evicting_least_recently_used_conversations() -> None:
-    vault = InProcessVault(KEY, max_bytes=20_000)
-    for n in range(200):
-        await vault.session(f"c{n}").token_for("PERSON", f"name {n}")
-        assert vault.size_bytes <= 20_000
-    assert 0 < len(vault) < 200
-    assert await vault.session("c0").mapping() == {}  # evicted
-    assert await vault.session("c199").mapping() == {"<PERSON_1>": "name 199"}
-
-
-async def test_in_process_recently_used_conversations_survive_eviction() -> None:
-    vault = InProcessVault(KEY, max_bytes=4_000)
-    keep = vault.session("keep")
-    await keep.token_for("PERSON", "Ada")
-    for n in range(50):
-        await keep.mapping()  # touched: most recently used
-        await vault.session(f"c{n}").token_for("PERSON", f"name {n}")
-    assert await keep.mapping() == {"<PERSON_1>": "Ada"}
-
-
-async def test_in_process_cap_per_conversation() -> None:
-    session = InProcessVault(KEY, max_tokens_per_conversation=2).session("c1")
-    await session.tokens_for([("PERSON", "A"), ("PERSON", "B")])
-    assert await session.token_for("PERSON", "A") == "<PERSON_1>"  # known values still work
-    with pytest.raises(VaultFull):
-        await session.token_for("PERSON", "C")
-
-
-async def test_in_process_tampered_entry_is_not_restored() -> None:
-    vault = InProcessVault(KEY)
-    session = vault.session("c1")
-    await session.tokens_for([("SSN", SSN), ("PERSON", "Ada")])
-    entry = vault._conversations["c1"]
-    entry.sealed["<SSN_1>"], entry.sealed["<PERSON_1>"] = (
-        entry.sealed["<PERSON_1>"],
-        entry.sealed["<SSN_1>"],
-    )
-    assert await session.mapping() == {}
-    assert await session.values(["<SSN_1>"]) == {}
-
-
-# Redis
-
-
-@pytest.fixture
-async def client(redis_url: str) -> AsyncIterator[aioredis.Redis]:
-    pool = aioredis.BlockingConnectionPool.from_url(redis_url, max_connections=32)
-    client = aioredis.Redis.from_pool(pool)
-    yield client
-    await client.aclose()
-
-
-async def test_redis_round_trip_across_two_replicas(client: aioredis.Redis) -> None:
-    first, second = RedisVault(client, KEY), RedisVault(client, KEY)
+async def test_round_trip_across_two_replicas(store: Store) -> None:
+    first, second = Vault(store, KEY), Vault(store, KEY)
     one = first.session("tenant:user:c1")
     assert await one.tokens_for([("PERSON", "Ada"), ("SSN", SSN), ("PERSON", "Bob")]) == [
         "<PERSON_1>",
@@ -235,73 +155,80 @@ async def test_redis_round_trip_across_two_replicas(client: aioredis.Redis) -> N
     assert await second.session("tenant:user:c2").mapping() == {}
 
 
-def _bytes(raw: bytes | str) -> bytes:
-    return raw if isinstance(raw, bytes) else raw.encode()
-
-
-async def test_redis_stores_no_plaintext(client: aioredis.Redis) -> None:
-    vault = RedisVault(client, KEY)
+async def test_the_store_holds_no_plaintext(store_case: StoreCase) -> None:
+    vault = Vault(store_case.store, KEY)
     await vault.session("c1").tokens_for([("SSN", SSN), ("PERSON", "Ada Lovelace")])
-    keys = await client.keys("*")
-    assert keys == [b"llmgw:vault:c1"]
-    stored = await client.hgetall("llmgw:vault:c1")
-    assert b"t:<SSN_1>" in stored
-    everything = b"".join(_bytes(k) + b"\x00" + _bytes(v) for k, v in stored.items())
+    assert await store_case.keys() == ["vault:c1"]  # the vault's namespace, one hash
+    stored = await vault.store.hash_get_all("c1")
+    assert "t:<SSN_1>" in stored
+    everything = b"".join(k.encode() + b"\x00" + v for k, v in stored.items())
     for secret in (SSN, SSN.replace("-", ""), "Ada Lovelace", "Ada"):
         assert secret.encode() not in everything
-        assert secret.encode() not in base64.b64decode(stored[b"t:<SSN_1>"])
+        assert secret.encode() not in base64.b64decode(stored["t:<SSN_1>"])
 
 
-async def test_redis_ttl_is_set_refreshed_and_expires(client: aioredis.Redis) -> None:
-    vault = RedisVault(client, KEY, ttl=0.6)
+async def test_ttl_is_set_refreshed_and_expires(store_case: StoreCase) -> None:
+    vault = Vault(store_case.store, KEY, ttl=0.6)
     session = vault.session("c1")
     await session.token_for("SSN", SSN)
-    ttl = await client.pttl("llmgw:vault:c1")
-    assert 0 < ttl <= 600
-    await asyncio.sleep(0.4)
+    ttl = await vault.store.ttl("c1")
+    assert ttl is not None
+    assert 0 < ttl <= 0.6
+    await store_case.elapse(0.4)
     await session.token_for("PERSON", "Ada")  # a write refreshes the TTL
-    assert await client.pttl("llmgw:vault:c1") > 300
-    await asyncio.sleep(0.4)
+    ttl = await vault.store.ttl("c1")
+    assert ttl is not None
+    assert ttl > 0.3
+    await store_case.elapse(0.4)
     assert await session.mapping() == {"<SSN_1>": SSN, "<PERSON_1>": "Ada"}
-    await asyncio.sleep(0.4)
-    assert await client.exists("llmgw:vault:c1") == 0
+    await store_case.until_gone("vault:c1")
+    assert await vault.store.ttl("c1") is None
     assert await session.mapping() == {}
+    assert await session.token_for("PERSON", "Bob") == "<PERSON_1>"  # numbering starts over
 
 
-async def test_redis_tampered_or_swapped_ciphertexts_are_not_restored(
-    client: aioredis.Redis,
-) -> None:
-    session = RedisVault(client, KEY).session("c1")
-    await session.tokens_for([("SSN", SSN), ("PERSON", "Ada"), ("PERSON", "Bob")])
-    key = "llmgw:vault:c1"
-    ssn_blob, ada_blob = await client.hmget(key, ["t:<SSN_1>", "t:<PERSON_1>"])
+async def test_tampered_entry_is_not_restored(store: Store) -> None:
+    vault = Vault(store, KEY)
+    session = vault.session("c1")
+    await session.tokens_for([("SSN", SSN), ("PERSON", "Ada")])
+    ssn_blob, ada_blob = await vault.store.hash_get("c1", ["t:<SSN_1>", "t:<PERSON_1>"])
     assert ssn_blob is not None
     assert ada_blob is not None
-    await client.hset(key, mapping={"t:<SSN_1>": ada_blob, "t:<PERSON_1>": ssn_blob})
+    await vault.store.hash_set("c1", {"t:<SSN_1>": ada_blob, "t:<PERSON_1>": ssn_blob}, ttl_s=60)
+    assert await session.mapping() == {}
+    assert await session.values(["<SSN_1>"]) == {}
+
+
+async def test_tampered_or_swapped_ciphertexts_are_not_restored(store: Store) -> None:
+    vault = Vault(store, KEY)
+    session = vault.session("c1")
+    await session.tokens_for([("SSN", SSN), ("PERSON", "Ada"), ("PERSON", "Bob")])
+    ssn_blob, ada_blob = await vault.store.hash_get("c1", ["t:<SSN_1>", "t:<PERSON_1>"])
+    assert ssn_blob is not None
+    assert ada_blob is not None
+    await vault.store.hash_set("c1", {"t:<SSN_1>": ada_blob, "t:<PERSON_1>": ssn_blob}, ttl_s=60)
     assert await session.mapping() == {"<PERSON_2>": "Bob"}
     raw = bytearray(base64.b64decode(ssn_blob))
     raw[20] ^= 0x01
-    await client.hset(key, "t:<SSN_1>", base64.b64encode(raw))
+    await vault.store.hash_set("c1", {"t:<SSN_1>": base64.b64encode(raw)}, ttl_s=60)
     assert await session.values(["<SSN_1>"]) == {}
     # A ciphertext copied into another conversation does not open there either.
-    await RedisVault(client, KEY).session("c2").token_for("PERSON", "Eve")
-    await client.hset("llmgw:vault:c2", "t:<PERSON_1>", ada_blob)
-    assert await RedisVault(client, KEY).session("c2").mapping() == {}
+    await Vault(store, KEY).session("c2").token_for("PERSON", "Eve")
+    await vault.store.hash_set("c2", {"t:<PERSON_1>": ada_blob}, ttl_s=60)
+    assert await Vault(store, KEY).session("c2").mapping() == {}
 
 
-async def test_redis_with_the_wrong_key_restores_nothing(client: aioredis.Redis) -> None:
-    await RedisVault(client, KEY).session("c1").tokens_for([("SSN", SSN), ("PERSON", "Ada")])
-    wrong = RedisVault(client, OTHER_KEY).session("c1")
+async def test_with_the_wrong_key_restores_nothing(store: Store) -> None:
+    await Vault(store, KEY).session("c1").tokens_for([("SSN", SSN), ("PERSON", "Ada")])
+    wrong = Vault(store, OTHER_KEY).session("c1")
     assert await wrong.mapping() == {}
     assert await wrong.values(["<SSN_1>"]) == {}
     # Its fingerprints differ too, so it never hands out another value's token.
     assert await wrong.token_for("SSN", SSN) == "<SSN_2>"
 
 
-async def test_redis_concurrent_numbering_is_unique_and_consistent(
-    client: aioredis.Redis,
-) -> None:
-    replicas = [RedisVault(client, KEY) for _ in range(4)]
+async def test_concurrent_numbering_is_unique_and_consistent(store: Store) -> None:
+    replicas = [Vault(store, KEY) for _ in range(4)]
     values = [f"person {n}" for n in range(200)]
     tokens = await asyncio.gather(
         *(replicas[n % 4].session("c1").token_for("PERSON", v) for n, v in enumerate(values))
@@ -314,51 +241,131 @@ async def test_redis_concurrent_numbering_is_unique_and_consistent(
     assert await replicas[0].session("c1").mapping() == dict(zip(tokens, values, strict=True))
 
 
-async def test_redis_the_same_value_requested_concurrently_gets_one_token(
-    client: aioredis.Redis,
-) -> None:
-    vault = RedisVault(client, KEY)
+async def test_the_same_value_requested_concurrently_gets_one_token(store: Store) -> None:
+    vault = Vault(store, KEY)
     tokens = await asyncio.gather(*(vault.session("c1").token_for("SSN", SSN) for _ in range(50)))
     assert set(tokens) == {"<SSN_1>"}
     assert await vault.session("c1").mapping() == {"<SSN_1>": SSN}
 
 
-async def test_redis_repairs_a_token_whose_ciphertext_was_never_written(
-    client: aioredis.Redis,
-) -> None:
-    session = RedisVault(client, KEY).session("c1")
+async def test_repairs_a_token_whose_ciphertext_was_never_written(store: Store) -> None:
+    vault = Vault(store, KEY)
+    session = vault.session("c1")
     await session.token_for("SSN", SSN)
-    await client.hdel("llmgw:vault:c1", "t:<SSN_1>")  # as if the writer died in between
+    assert await vault.store.hash_delete("c1", "t:<SSN_1>") == 1  # as if the writer died
     assert await session.mapping() == {}
     assert await session.token_for("SSN", SSN) == "<SSN_1>"
     assert await session.mapping() == {"<SSN_1>": SSN}
 
 
-async def test_redis_cap_per_conversation(client: aioredis.Redis) -> None:
-    session = RedisVault(client, KEY, max_tokens_per_conversation=2).session("c1")
+async def test_cap_per_conversation(store: Store) -> None:
+    vault = Vault(store, KEY, max_tokens_per_conversation=2)
+    session = vault.session("c1")
     await session.tokens_for([("PERSON", "A"), ("PERSON", "B")])
+    assert await session.token_for("PERSON", "A") == "<PERSON_1>"  # known values still work
     assert await session.token_for("PERSON", "B") == "<PERSON_2>"
     with pytest.raises(VaultFull):
         await session.token_for("PERSON", "C")
-    assert await client.pttl("llmgw:vault:c1") > 0  # a refused batch still leaves a TTL
+    ttl = await vault.store.ttl("c1")  # a refused batch still leaves a TTL
+    assert ttl is not None
+    assert ttl > 0
 
 
-async def test_redis_works_with_a_decoding_client(redis_url: str) -> None:
-    vault = RedisVault.from_url(redis_url, KEY)
-    decoding = aioredis.Redis.from_url(redis_url, decode_responses=True)
+async def test_a_shared_store_is_left_open(store: Store) -> None:
+    await Vault(store, KEY).aclose()
+    await store.ping()  # the gateway's store: its owner closes it
+    assert await Vault(store, KEY).session("c1").token_for("SSN", SSN) == "<SSN_1>"
+
+
+# The memory store: its bounds
+
+
+async def test_memory_entries_expire_after_the_ttl_since_the_last_write() -> None:
+    clock = FakeClock()
+    store = MemoryStore(clock=clock)
+    session = Vault(store, KEY, ttl=60).session("c1")
+    await session.token_for("SSN", SSN)
+    clock.now += 50
+    await session.token_for("PERSON", "Ada")  # a write refreshes the TTL
+    clock.now += 50
+    assert await session.mapping() == {"<SSN_1>": SSN, "<PERSON_1>": "Ada"}
+    clock.now += 11
+    assert await session.mapping() == {}
+    assert len(store) == 0
+    assert store.size_bytes == 0
+    assert await session.token_for("PERSON", "Bob") == "<PERSON_1>"  # numbering starts over
+
+
+async def test_memory_expired_conversations_are_swept_on_later_writes() -> None:
+    clock = FakeClock()
+    store = MemoryStore(clock=clock)
+    vault = Vault(store, KEY, ttl=60)
+    for n in range(100):
+        await vault.session(f"c{n}").token_for("PERSON", "Ada")
+    clock.now += 61
+    await vault.session("new").token_for("PERSON", "Bob")
+    assert len(store) == 1
+    await vault.session("new").tokens_for([])
+    assert len(store) == 1
+
+
+async def test_memory_is_bounded_by_evicting_least_recently_used_conversations() -> None:
+    store = MemoryStore(max_bytes=20_000)
+    vault = Vault(store, KEY)
+    for n in range(200):
+        await vault.session(f"c{n}").token_for("PERSON", f"name {n}")
+        assert store.size_bytes <= 20_000
+    assert 0 < len(store) < 200
+    assert await vault.session("c0").mapping() == {}  # evicted
+    assert await vault.session("c199").mapping() == {"<PERSON_1>": "name 199"}
+
+
+async def test_memory_recently_used_conversations_survive_eviction() -> None:
+    store = MemoryStore(max_bytes=4_000)
+    vault = Vault(store, KEY)
+    keep = vault.session("keep")
+    await keep.token_for("PERSON", "Ada")
+    for n in range(50):
+        await keep.mapping()  # touched: most recently used
+        await vault.session(f"c{n}").token_for("PERSON", f"name {n}")
+    assert await keep.mapping() == {"<PERSON_1>": "Ada"}
+    assert len(store) < 51  # others were evicted
+
+
+# Redis only
+
+
+@pytest.mark.redis
+async def test_redis_keeps_the_layout_of_the_former_redis_vault(redis_server_url: str) -> None:
+    """``llmgw:vault:{conversation}``, as before: a rolling upgrade keeps its tokens."""
+    store = RedisStore.from_url(redis_server_url)
+    conversation = f"test-{uuid.uuid4().hex}"
     try:
-        await vault.session("c1").token_for("PERSON", "Zoë")
-        shared = RedisVault(decoding, KEY).session("c1")
-        assert await shared.token_for("PERSON", "Zoë") == "<PERSON_1>"
-        assert await shared.mapping() == {"<PERSON_1>": "Zoë"}
-        assert await shared.values(["<PERSON_1>"]) == {"<PERSON_1>": "Zoë"}
+        vault = Vault(store, KEY, ttl=60)
+        await vault.session(conversation).token_for("SSN", SSN)
+        assert await store.client.exists(f"llmgw:vault:{conversation}") == 1
+        assert await store.client.hexists(f"llmgw:vault:{conversation}", "t:<SSN_1>")
     finally:
-        await decoding.aclose()
-        await vault.aclose()
+        await store.client.delete(f"llmgw:vault:{conversation}")
+        await store.aclose()
+
+
+@pytest.mark.redis
+async def test_redis_replicas_with_pools_of_their_own_agree(redis_server_url: str) -> None:
+    async with redis_store(redis_server_url) as first:
+        second = RedisStore.from_url(redis_server_url, prefix=first.prefix)
+        try:
+            await Vault(first, KEY).session("c1").token_for("PERSON", "Zoë")
+            shared = Vault(second, KEY, owns_store=True).session("c1")
+            assert await shared.token_for("PERSON", "Zoë") == "<PERSON_1>"
+            assert await shared.mapping() == {"<PERSON_1>": "Zoë"}
+            assert await shared.values(["<PERSON_1>"]) == {"<PERSON_1>": "Zoë"}
+        finally:
+            await second.aclose()
 
 
 async def test_redis_down_is_vault_unavailable() -> None:
-    vault = RedisVault.from_url("redis://127.0.0.1:1/0", KEY)
+    vault = Vault(RedisStore.from_url("redis://127.0.0.1:1/0"), KEY, owns_store=True)
     session = vault.session("c1")
     try:
         with pytest.raises(VaultUnavailable):

@@ -24,10 +24,11 @@ from llm_gateway.dlp.ner_pool import NerBusy
 from llm_gateway.dlp.operators import Anonymizer
 from llm_gateway.dlp.prefixes import SecretStarts
 from llm_gateway.dlp.resolve import Candidate, resolve_overlaps
-from llm_gateway.dlp.vault import InProcessVault, Vault
+from llm_gateway.dlp.vault import Vault
 from llm_gateway.dlp.vault_crypto import derive_key, resolve_vault_key
 from llm_gateway.errors import DlpUnavailable, RateLimited
 from llm_gateway.settings import Settings
+from llm_gateway.state import StateBackend, Store, open_store
 
 log = logging.getLogger(__name__)
 
@@ -52,8 +53,14 @@ class DlpService:
     secret_starts: SecretStarts
 
     @classmethod
-    async def start(cls, settings: Settings) -> DlpService:
-        """Load rules (a bad rule stops start-up), start NER when wanted, open the vault."""
+    async def start(cls, settings: Settings, store: Store | None = None) -> DlpService:
+        """Load rules (a bad rule stops start-up), start NER when wanted, open the vault.
+
+        The vault lives in ``store`` (the gateway's shared state store, which its
+        owner closes) under its own namespace; without one, a store of the vault's
+        own is opened from ``DLP_VAULT`` (memory, or Redis at ``REDIS_*``) and
+        closed by :meth:`aclose`.
+        """
         engine = load_rule_engine(settings)
         ner = None
         if settings.dlp_ner != "off" and settings.dlp_enable_pii:
@@ -68,13 +75,7 @@ class DlpService:
             if not ner.available and settings.dlp_ner == "on":
                 raise RuntimeError(f"DLP_NER=on, but the NER detector is unavailable: {ner.reason}")
         key = resolve_vault_key(settings.dlp_vault_key, settings.data_dir)
-        vault: Vault
-        if settings.dlp_vault == "redis":
-            from llm_gateway.dlp.vault_redis import RedisVault
-
-            vault = RedisVault.from_url(settings.redis_dsn, key, ttl=settings.dlp_vault_ttl)
-        else:
-            vault = InProcessVault(key, ttl=settings.dlp_vault_ttl)
+        vault = _open_vault(settings, key, store)
         anonymizer = Anonymizer(
             settings.dlp_operator,
             hmac_key=derive_key(key, "dlp-operators"),
@@ -198,6 +199,15 @@ class DlpService:
         if self.ner is not None:
             await self.ner.aclose()
         await self.vault.aclose()
+
+
+def _open_vault(settings: Settings, key: bytes, store: Store | None) -> Vault:
+    if store is not None:
+        return Vault(store, key, ttl=settings.dlp_vault_ttl)
+    backend = StateBackend(settings.dlp_vault)
+    redis_url = settings.redis_dsn if backend is StateBackend.REDIS else None
+    own = open_store(backend, redis_url)
+    return Vault(own, key, ttl=settings.dlp_vault_ttl, owns_store=True)
 
 
 def load_rule_engine(settings: Settings) -> RuleEngine:

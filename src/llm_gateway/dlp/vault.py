@@ -2,15 +2,24 @@
 
 A conversation's tokens (``<PERSON_1>``, ``<SSN_2>``) are numbered per label in
 the order values are first seen, and the same value always gets the same
-token, across every request of the conversation. Two backends behind one
-interface:
+token, across every request of the conversation. :class:`Vault` keeps them in
+the gateway's state store (:mod:`llm_gateway.state`), under its own namespace:
+in one process's bounded memory (``DLP_VAULT=memory``) or in Redis, shared by
+every replica (``DLP_VAULT=redis``). The layout is one hash per conversation,
+expiring ``ttl`` after its last write::
 
-- :class:`InProcessVault` (embedded default): a bounded dict with TTL expiry and
-  least-recently-used eviction of whole conversations.
-- :class:`~llm_gateway.dlp.vault_redis.RedisVault`: one Redis hash per
-  conversation, shared by every replica.
+    n:{LABEL}   the last number given to the label
+    f:{fp}      the token of the value with fingerprint fp (keyed HMAC, never the value)
+    t:{token}   base64(nonce || AES-GCM ciphertext), bound to conversation and token
+    count       how many tokens the conversation holds   (the cap)
 
-Both store only keyed fingerprints and AES-GCM ciphertexts (see
+Numbering runs in one atomic script per batch, so concurrent requests of one
+conversation, on any replica, never share a number and never give one value
+two tokens. The ciphertext needs the token as associated data, so it is
+written in a second step, only for tokens that lack one (new tokens, or a
+writer that died between the two steps).
+
+The store holds only keyed fingerprints and AES-GCM ciphertexts (see
 :mod:`llm_gateway.dlp.vault_crypto`). A ciphertext that fails authentication is
 left out of :meth:`VaultSession.mapping` (its token stays a token) and logged,
 never returned as garbage.
@@ -25,12 +34,8 @@ from __future__ import annotations
 import functools
 import logging
 import re
-import time
 from abc import ABC, abstractmethod
-from collections import OrderedDict
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
-from typing import Protocol
+from collections.abc import Iterable, Sequence
 
 from llm_gateway.dlp.vault_crypto import (
     ConversationCipher,
@@ -41,9 +46,12 @@ from llm_gateway.dlp.vault_crypto import (
     VaultKeyError,
     VaultUnavailable,
 )
+from llm_gateway.dlp.vault_script import ASSIGN_TOKENS
+from llm_gateway.state import Store, StoreError
+from llm_gateway.state.store import ttl_ms
 
 __all__ = [
-    "InProcessVault",
+    "DEFAULT_NAMESPACE",
     "Vault",
     "VaultError",
     "VaultFull",
@@ -57,6 +65,7 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
+DEFAULT_NAMESPACE = "vault"
 DEFAULT_TTL_SECONDS = 86_400
 DEFAULT_MAX_TOKENS_PER_CONVERSATION = 10_000
 MAX_LABEL_LENGTH = 40
@@ -111,115 +120,42 @@ class VaultSession(ABC):
         """Token -> value for the given tokens that the vault holds and can authenticate."""
 
 
-class Vault(Protocol):
-    """A store of conversations; :meth:`session` is cheap and does no I/O."""
+class Vault:
+    """Conversations in a :class:`~llm_gateway.state.Store`, under ``namespace``.
 
-    def session(self, conversation: str) -> VaultSession: ...
-
-    async def aclose(self) -> None: ...
-
-
-@dataclass(slots=True)
-class _Conversation:
-    expires_at: float
-    counters: dict[str, int] = field(default_factory=dict)
-    by_fingerprint: dict[str, str] = field(default_factory=dict)
-    sealed: dict[str, str] = field(default_factory=dict)
-    size: int = 0
-
-
-# Rough bytes an entry (two dict slots, three short strings) and a conversation
-# (its dataclass, three dicts, an OrderedDict slot) cost in CPython.
-_ENTRY_OVERHEAD = 300
-_CONVERSATION_OVERHEAD = 800
-
-
-class InProcessVault:
-    """The embedded vault: conversations in one process's memory, bounded.
-
-    Memory is bounded by ``max_bytes`` (an estimate of the entries' footprint):
-    when it is exceeded, whole conversations are evicted, least recently used
-    first. A conversation expires ``ttl`` seconds after its last write.
-    ``clock`` is injectable for tests.
+    ``owns_store``: :meth:`aclose` closes the store too (a store built for the
+    vault alone); a store shared with the rest of the gateway is closed by its
+    owner. :meth:`session` is cheap and does no I/O.
     """
 
     def __init__(
         self,
+        store: Store,
         key: bytes,
         *,
         ttl: float = DEFAULT_TTL_SECONDS,
-        max_bytes: int = 64 * 1024 * 1024,
         max_tokens_per_conversation: int = DEFAULT_MAX_TOKENS_PER_CONVERSATION,
-        clock: Callable[[], float] = time.monotonic,
+        namespace: str = DEFAULT_NAMESPACE,
+        owns_store: bool = False,
     ) -> None:
         self._cipher = VaultCipher(key)  # validates the key now, not on the first request
         self.ttl = ttl
-        self.max_bytes = max_bytes
+        self.ttl_ms = ttl_ms(ttl)
         self.max_tokens = max_tokens_per_conversation
-        self._clock = clock
-        self._conversations: OrderedDict[str, _Conversation] = OrderedDict()
-        self._bytes = 0
+        self.store = store.namespaced(namespace)
+        self._root = store
+        self._owns_store = owns_store
 
     def session(self, conversation: str) -> VaultSession:
-        return _InProcessSession(self, conversation, self._cipher.conversation(conversation))
+        return _StoreSession(self, conversation, self._cipher.conversation(conversation))
 
     async def aclose(self) -> None:
-        self._conversations.clear()
-        self._bytes = 0
-
-    @property
-    def size_bytes(self) -> int:
-        """The estimated footprint of every stored entry."""
-        return self._bytes
-
-    def __len__(self) -> int:
-        return len(self._conversations)
-
-    def _get(self, conversation: str) -> _Conversation | None:
-        entry = self._conversations.get(conversation)
-        if entry is None:
-            return None
-        if entry.expires_at <= self._clock():
-            self._drop(conversation)
-            return None
-        self._conversations.move_to_end(conversation)
-        return entry
-
-    def _get_for_write(self, conversation: str) -> _Conversation:
-        now = self._clock()
-        self._sweep(now)
-        entry = self._get(conversation)
-        if entry is None:
-            entry = _Conversation(expires_at=0.0)
-            self._conversations[conversation] = entry
-            self._grew(entry, _CONVERSATION_OVERHEAD)
-        entry.expires_at = now + self.ttl
-        return entry
-
-    def _sweep(self, now: float) -> None:
-        """Drop expired conversations from the least recently used end; amortised O(1)."""
-        conversations = self._conversations
-        while conversations:
-            oldest = next(iter(conversations))
-            if conversations[oldest].expires_at > now:
-                return
-            self._drop(oldest)
-
-    def _grew(self, entry: _Conversation, added: int) -> None:
-        entry.size += added
-        self._bytes += added
-        while self._bytes > self.max_bytes and len(self._conversations) > 1:
-            oldest = next(iter(self._conversations))
-            self._drop(oldest)
-
-    def _drop(self, conversation: str) -> None:
-        entry = self._conversations.pop(conversation, None)
-        if entry is not None:
-            self._bytes -= entry.size
+        if self._owns_store:
+            await self._root.aclose()
 
 
-class _InProcessSession(VaultSession):
-    def __init__(self, vault: InProcessVault, conversation: str, cipher: ConversationCipher):
+class _StoreSession(VaultSession):
+    def __init__(self, vault: Vault, conversation: str, cipher: ConversationCipher):
         super().__init__(conversation)
         self._vault = vault
         self._cipher = cipher
@@ -227,39 +163,50 @@ class _InProcessSession(VaultSession):
     async def tokens_for(self, items: Sequence[tuple[str, str]]) -> list[str]:
         if not items:
             return []
-        # No await between reading and writing the conversation: atomic on the event loop.
         vault = self._vault
-        entry = vault._get_for_write(self.conversation)
-        tokens: list[str] = []
-        added = 0
-        for raw_label, value in items:
-            label = token_label(raw_label)
-            fingerprint = self._cipher.fingerprint(label, value)
-            token = entry.by_fingerprint.get(fingerprint)
-            if token is None:
-                if len(entry.sealed) >= vault.max_tokens:
-                    raise VaultFull("the conversation holds as many tokens as the vault allows")
-                number = entry.counters.get(label, 0) + 1
-                entry.counters[label] = number
-                token = format_token(label, number)
-                sealed = self._cipher.seal(token, value)
-                entry.by_fingerprint[fingerprint] = token
-                entry.sealed[token] = sealed
-                added += _ENTRY_OVERHEAD + len(fingerprint) + 2 * len(token) + len(sealed)
-            tokens.append(token)
-        if added:
-            vault._grew(entry, added)
+        args: list[str | int] = [vault.ttl_ms, vault.max_tokens]
+        labels_values = [(token_label(label), value) for label, value in items]
+        for label, value in labels_values:
+            args += (self._cipher.fingerprint(label, value), label)
+        try:
+            reply = await vault.store.run(ASSIGN_TOKENS, [self.conversation], args)
+        except StoreError as exc:
+            raise VaultUnavailable("the vault's store did not answer") from exc
+        assert isinstance(reply, list)
+        tokens = [raw.decode() for raw in reply[0::2] if isinstance(raw, bytes)]
+        if len(tokens) != len(items):
+            raise VaultUnavailable("the vault's store gave a malformed answer")
+        if "" in tokens:
+            raise VaultFull("the conversation holds as many tokens as the vault allows")
+        to_seal = {
+            f"t:{token}": self._cipher.seal(token, value).encode()
+            for token, needs, (_, value) in zip(tokens, reply[1::2], labels_values, strict=True)
+            if needs
+        }
+        if to_seal:
+            try:
+                await vault.store.hash_set(self.conversation, to_seal, ttl_s=vault.ttl)
+            except StoreError as exc:
+                raise VaultUnavailable("the vault's store did not answer") from exc
         return tokens
 
     async def mapping(self) -> dict[str, str]:
-        entry = self._vault._get(self.conversation)
-        return {} if entry is None else open_entries(self._cipher, entry.sealed.items())
+        try:
+            stored = await self._vault.store.hash_get_all(self.conversation)
+        except StoreError as exc:
+            raise VaultUnavailable("the vault's store did not answer") from exc
+        sealed = ((name[2:], blob) for name, blob in stored.items() if name.startswith("t:"))
+        return open_entries(self._cipher, sealed)
 
     async def values(self, tokens: Iterable[str]) -> dict[str, str]:
-        entry = self._vault._get(self.conversation)
-        if entry is None:
+        wanted = list(set(tokens))
+        if not wanted:
             return {}
-        found = ((t, entry.sealed[t]) for t in set(tokens) if t in entry.sealed)
+        try:
+            stored = await self._vault.store.hash_get(self.conversation, [f"t:{t}" for t in wanted])
+        except StoreError as exc:
+            raise VaultUnavailable("the vault's store did not answer") from exc
+        found = ((t, blob) for t, blob in zip(wanted, stored, strict=True) if blob is not None)
         return open_entries(self._cipher, found)
 
 

@@ -1,0 +1,100 @@
+"""The memory store's own promises: bounded, least recently used evicted, lazy expiry."""
+
+from __future__ import annotations
+
+import pytest
+
+from llm_gateway.state import MemoryStore, StateBackend, open_store
+from tests.state.cases import memory_case
+
+HOUR = 3600.0
+
+
+async def test_the_number_of_keys_is_bounded_least_recently_used_first() -> None:
+    store = MemoryStore(max_entries=10)
+    for n in range(10):
+        await store.set(f"k{n}", b"v", ttl_s=HOUR)
+    assert await store.get("k0") == b"v"  # touched: now the most recently used
+    for n in range(10, 15):
+        await store.set(f"k{n}", b"v", ttl_s=HOUR)
+        assert len(store) <= 10
+    assert len(store) == 10
+    assert await store.get("k0") == b"v"
+    assert [await store.get(f"k{n}") for n in range(1, 6)] == [None] * 5
+    assert await store.get("k14") == b"v"
+
+
+async def test_the_bytes_are_bounded_and_accounted_exactly() -> None:
+    store = MemoryStore(max_bytes=5_000)
+    for n in range(100):
+        await store.set(f"k{n}", b"x" * 100, ttl_s=HOUR)
+        assert store.size_bytes <= 5_000
+    assert 0 < len(store) < 100
+    assert await store.get("k99") == b"x" * 100
+    await store.delete(*(f"k{n}" for n in range(100)))
+    assert len(store) == 0
+    assert store.size_bytes == 0
+
+
+async def test_a_value_larger_than_the_bound_is_still_kept_alone() -> None:
+    store = MemoryStore(max_bytes=1_000)
+    await store.set("small", b"s", ttl_s=HOUR)
+    await store.set("big", b"b" * 5_000, ttl_s=HOUR)
+    assert await store.get("big") == b"b" * 5_000
+    assert len(store) == 1
+
+
+async def test_hash_growth_counts_towards_the_bound() -> None:
+    store = MemoryStore(max_bytes=10_000)
+    await store.hash_set("old", {"f": b"v"}, ttl_s=HOUR)
+    for n in range(100):
+        await store.hash_set("grows", {f"f{n}": b"v" * 50}, ttl_s=HOUR)
+    assert await store.hash_get_all("old") == {}  # evicted to make room
+    assert len(await store.hash_get_all("grows")) == 100
+
+
+async def test_expired_keys_are_dropped_when_read_and_swept_on_writes() -> None:
+    case = memory_case()
+    store = case.store
+    assert isinstance(store, MemoryStore)
+    for n in range(50):
+        await store.set(f"k{n}", b"v", ttl_s=60)
+    await store.incr("n", ttl_s=60)
+    await case.elapse(61)
+    assert len(store) == 51  # no background task: nothing has looked yet
+    assert await store.get("k0") is None
+    assert len(store) == 50
+    await store.set("new", b"v", ttl_s=60)
+    assert len(store) == 1
+    assert store.size_bytes > 0
+    await case.elapse(61)
+    assert await store.ttl("new") is None
+    assert store.size_bytes == 0
+
+
+async def test_namespaced_views_share_the_keys_and_the_bound() -> None:
+    store = MemoryStore(max_entries=2)
+    one, two = store.namespaced("one"), store.namespaced("two")
+    await one.set("k", b"1", ttl_s=HOUR)
+    await two.set("k", b"2", ttl_s=HOUR)
+    await two.set("j", b"3", ttl_s=HOUR)
+    assert len(store) == 2
+    assert await one.get("k") is None  # evicted by the other namespace's writes
+    assert await two.get("k") == b"2"
+
+
+def test_a_store_needs_room() -> None:
+    with pytest.raises(ValueError, match="room"):
+        MemoryStore(max_entries=0)
+
+
+async def test_open_store_builds_the_chosen_backend() -> None:
+    store = open_store("memory", max_entries=3)
+    assert isinstance(store, MemoryStore)
+    for n in range(5):
+        await store.set(str(n), b"v", ttl_s=HOUR)
+    assert len(store) == 3
+    with pytest.raises(ValueError, match="Redis URL"):
+        open_store(StateBackend.REDIS, None)
+    with pytest.raises(ValueError, match="nosuch"):
+        open_store("nosuch")
