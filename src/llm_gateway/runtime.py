@@ -22,11 +22,11 @@ from llm_gateway.emulators import EmulatorServer
 from llm_gateway.observability.access import AccessLog
 from llm_gateway.pipeline import Pipeline, build_action_pipeline, build_pipeline
 from llm_gateway.policy import PolicyService
-from llm_gateway.providers.transport import AiohttpTransport
 from llm_gateway.records import Recorder
 from llm_gateway.routing import Resolver
 from llm_gateway.settings import Settings
 from llm_gateway.storage import Database
+from llm_gateway.transport import AiohttpTransport
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +53,8 @@ class AppState:
 
     @classmethod
     async def start(cls, settings: Settings, config: GatewayConfig) -> AppState:
-        policy = PolicyService.from_settings(settings)  # a bad policy stops start-up
+        transport = AiohttpTransport()  # opens nothing until its first request
+        policy = PolicyService.from_settings(settings, transport)  # a bad policy stops start-up
         log.info("policy: revision %s", policy.revision)
         dlp = await DlpService.start(settings) if settings.dlp_enabled else None
         db = Database(settings.sqlalchemy_url)
@@ -72,7 +73,6 @@ class AppState:
             await demo.start()
             deployments[DEMO_MODEL] = _demo_deployment(demo.base_url)
         _log_models(deployments)
-        transport = AiohttpTransport()
         resolver = Resolver(deployments)
         recorders: list[Recorder] = [AccessLog(), AuditRecorder(audit)]
         pipeline = build_pipeline(

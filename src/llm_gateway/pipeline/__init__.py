@@ -37,9 +37,9 @@ from llm_gateway.pipeline.inspect import Inspect
 from llm_gateway.pipeline.parse import ParseRequest
 from llm_gateway.pipeline.route import Route
 from llm_gateway.policy import PolicyService
-from llm_gateway.providers.transport import Transport
 from llm_gateway.records import Recorder
 from llm_gateway.routing import Resolver
+from llm_gateway.transport import Transport
 
 __all__ = [
     "Pipeline", "RequestContext", "build_action_pipeline", "build_pipeline",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from llm_gateway import providers
 from llm_gateway.pipeline.context import Next, Outcome, RequestContext
-from llm_gateway.providers.transport import Transport
+from llm_gateway.transport import Transport
 
 
 class CallProvider:
