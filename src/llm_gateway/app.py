@@ -32,8 +32,8 @@ from llm_gateway.errors import (
 )
 from llm_gateway.observability.logging import configure_logging
 from llm_gateway.pipeline.context import new_request_id
-from llm_gateway.settings import Settings, load_settings
 from llm_gateway.runtime import AppState
+from llm_gateway.settings import Settings, load_settings
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +74,7 @@ class Gateway:
 
 def create_app(settings: Settings | None = None, config: GatewayConfig | None = None) -> Gateway:
     settings = settings or load_settings()
-    config = config or load_gateway_config(settings)
+    config = config or load_gateway_config(settings.providers)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -104,7 +104,7 @@ def create_app(settings: Settings | None = None, config: GatewayConfig | None = 
 def create_app_from_env() -> Gateway:
     """The factory ``llm-gateway serve`` hands to uvicorn (one call per worker)."""
     settings = load_settings()
-    configure_logging(settings.log_level, settings.log_format)
+    configure_logging(settings.log)
     return create_app(settings)
 
 

@@ -21,7 +21,7 @@ from llm_gateway.emulators import EmulatorServer
 from llm_gateway.pipeline import Pipeline, build_pipeline
 from llm_gateway.policy import PolicyService
 from llm_gateway.providers.transport import AiohttpTransport
-from llm_gateway.settings import Settings
+from llm_gateway.settings import AutoOnOff, Settings
 from llm_gateway.storage import Database
 
 log = logging.getLogger(__name__)
@@ -47,21 +47,22 @@ class AppState:
 
     @classmethod
     async def start(cls, settings: Settings, config: GatewayConfig) -> AppState:
-        policy = PolicyService.from_settings(settings)  # a bad policy stops start-up
+        policy = PolicyService.from_settings(settings.policy)  # a bad policy stops start-up
         log.info("policy: revision %s", policy.revision)
-        dlp = await DlpService.start(settings) if settings.dlp_enabled else None
-        db = Database(settings.sqlalchemy_url)
+        dlp = await DlpService.start(settings.dlp, settings.state) if settings.dlp.enabled else None
+        db = Database(settings.storage.sqlalchemy_url)
         if db.is_sqlite:
             await db.upgrade()
         else:
             await db.require_current()
-        audit = AuditWriter(sink_for(db), batch_max=settings.audit_batch_max)
+        audit = AuditWriter(sink_for(db), batch_max=settings.storage.audit_batch_max)
         audit.start()
-        keys = ApiKeyStore(db.sessions, settings.api_key_cache_seconds)
-        authenticator = Authenticator(JWTVerifier(settings), keys)
+        keys = ApiKeyStore(db.sessions, settings.auth.api_key_cache_seconds)
+        authenticator = Authenticator(JWTVerifier(settings.auth), keys)
         deployments = dict(config.deployments)
         demo = None
-        if settings.demo_model == "on" or (settings.demo_model == "auto" and not config.enabled()):
+        demo_model = settings.providers.demo_model
+        if demo_model is AutoOnOff.ON or (demo_model is AutoOnOff.AUTO and not config.enabled()):
             demo = EmulatorServer(reply_prefix="Demo model (no provider is configured). You said: ")
             await demo.start()
             deployments[DEMO_MODEL] = _demo_deployment(demo.base_url)
@@ -69,10 +70,10 @@ class AppState:
         transport = AiohttpTransport()
         pipeline = build_pipeline(
             audit=audit, authenticator=authenticator, policy=policy,
-            environment=settings.environment, dlp=dlp, deployments=deployments,
+            environment=settings.policy.environment, dlp=dlp, deployments=deployments,
             transport=transport,
         )  # fmt: skip
-        policy.start(settings.policy_reload_seconds)
+        policy.start(settings.policy.reload_seconds)
         return cls(
             settings, config, deployments, db, audit, keys, authenticator, policy, dlp,
             transport, pipeline, demo, time.time(),

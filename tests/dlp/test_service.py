@@ -22,7 +22,7 @@ async def _service(tmp_path: Path) -> DlpService:
         },
         env_file=None,
     )
-    return await DlpService.start(settings)
+    return await DlpService.start(settings.dlp, settings.state)
 
 
 async def test_the_policy_mode_changes_only_default_actions(tmp_path: Path) -> None:
@@ -46,7 +46,7 @@ async def test_a_text_over_the_ner_size_cap_gets_the_rules_only(tmp_path: Path) 
         {"DLP_NER": "on", "DLP_NER_MAX_CHARS": "100", "DATA_DIR": str(tmp_path)},
         env_file=None,
     )
-    dlp = await DlpService.start(settings)
+    dlp = await DlpService.start(settings.dlp, settings.state)
     try:
         small = "John Smith lives in Paris."
         [named] = await dlp.scan_all([small])

@@ -48,7 +48,7 @@ def stage(tmp_path: Path) -> Authorize:
         {"POLICY_DIR": str(tmp_path), "OPA_POLICY_PATH": "/v1/data/llm/authz/decision"},
         env_file=None,
     )
-    return Authorize(PolicyService.from_settings(settings), "test", {"m"})
+    return Authorize(PolicyService.from_settings(settings.policy), "test", {"m"})
 
 
 async def _answer(ctx: RequestContext) -> Outcome:

@@ -42,12 +42,12 @@ async def _scan(request: Request, state: AppState) -> dict[str, Any]:
         principal,
         "dlp.scan",
         client_ip=client_ip(request),
-        environment=state.settings.environment,
+        environment=state.settings.policy.environment,
     )
     enforce(await state.policy.decide(document))
     if state.dlp is None:
         raise DlpUnavailable("DLP is switched off on this gateway (DLP_ENABLED=false)")
-    data = f.decode_body(await read_body(request, state.settings.max_body_bytes))
+    data = f.decode_body(await read_body(request, state.settings.http.max_body_bytes))
     text = "" if data.get("text") == "" else f.req_str(data, "text")
     redact = bool(f.opt_bool(data, "redact"))
     caller = (principal.tenant or "", principal.user_id)

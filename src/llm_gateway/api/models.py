@@ -47,7 +47,7 @@ async def _may_use(
         "models.list",
         model=deployment.name,
         client_ip=client_ip(request),
-        environment=state.settings.environment,
+        environment=state.settings.policy.environment,
     )
     return (await state.policy.decide(document)).allow
 

@@ -27,7 +27,7 @@ from llm_gateway.dlp.resolve import Candidate, resolve_overlaps
 from llm_gateway.dlp.vault import InProcessVault, Vault
 from llm_gateway.dlp.vault_crypto import derive_key, resolve_vault_key
 from llm_gateway.errors import DlpUnavailable, RateLimited
-from llm_gateway.settings import Settings
+from llm_gateway.settings import AutoOnOff, DlpSettings, StateBackend, StateSettings
 
 log = logging.getLogger(__name__)
 
@@ -52,37 +52,38 @@ class DlpService:
     secret_starts: SecretStarts
 
     @classmethod
-    async def start(cls, settings: Settings) -> DlpService:
-        """Load rules (a bad rule stops start-up), start NER when wanted, open the vault."""
+    async def start(cls, settings: DlpSettings, state: StateSettings) -> DlpService:
+        """Load rules (a bad rule stops start-up), start NER when wanted, open the vault
+        (in Redis, from ``state``, when DLP_VAULT=redis)."""
         engine = load_rule_engine(settings)
         ner = None
-        if settings.dlp_ner != "off" and settings.dlp_enable_pii:
+        if settings.ner is not AutoOnOff.OFF and settings.enable_pii:
             ner = await NerDetector.start(
                 NerConfig(
-                    workers=settings.dlp_ner_workers,
-                    max_chars=settings.dlp_ner_max_chars,
-                    timeout_s=settings.dlp_ner_timeout_ms / 1000,
-                    caller_chars=settings.dlp_ner_caller_chars,
+                    workers=settings.ner_workers,
+                    max_chars=settings.ner_max_chars,
+                    timeout_s=settings.ner_timeout_ms / 1000,
+                    caller_chars=settings.ner_caller_chars,
                 )
             )
-            if not ner.available and settings.dlp_ner == "on":
+            if not ner.available and settings.ner is AutoOnOff.ON:
                 raise RuntimeError(f"DLP_NER=on, but the NER detector is unavailable: {ner.reason}")
-        key = resolve_vault_key(settings.dlp_vault_key, settings.data_dir)
+        key = resolve_vault_key(settings.vault_key, settings.data_dir)
         vault: Vault
-        if settings.dlp_vault == "redis":
+        if settings.vault is StateBackend.REDIS:
             from llm_gateway.dlp.vault_redis import RedisVault
 
-            vault = RedisVault.from_url(settings.redis_dsn, key, ttl=settings.dlp_vault_ttl)
+            vault = RedisVault.from_url(state.redis_dsn, key, ttl=settings.vault_ttl)
         else:
-            vault = InProcessVault(key, ttl=settings.dlp_vault_ttl)
+            vault = InProcessVault(key, ttl=settings.vault_ttl)
         anonymizer = Anonymizer(
-            settings.dlp_operator,
+            settings.operator,
             hmac_key=derive_key(key, "dlp-operators"),
-            overrides=dict(settings.dlp_operator_overrides),
+            overrides=dict(settings.operator_overrides),
         )
         log.info(
             "DLP: %d rules (%s), default action %s, NER %s",
-            len(engine.rules), settings.dlp_backend, engine.default_action.value,
+            len(engine.rules), settings.backend.value, engine.default_action.value,
             "on" if ner is not None and ner.available else "off",
         )  # fmt: skip
         return cls(
@@ -90,10 +91,10 @@ class DlpService:
             ner=ner,
             anonymizer=anonymizer,
             vault=vault,
-            fail_open=settings.dlp_on_error == "alert",
-            scan_responses=settings.dlp_scan_responses,
-            stream_holdback=settings.dlp_stream_holdback,
-            secret_starts=secret_starts(engine, settings.dlp_stream_holdback_max),
+            fail_open=settings.on_error is Action.ALERT,
+            scan_responses=settings.scan_responses,
+            stream_holdback=settings.stream_holdback,
+            secret_starts=secret_starts(engine, settings.stream_holdback_max),
         )
 
     @property
@@ -200,14 +201,14 @@ class DlpService:
         await self.vault.aclose()
 
 
-def load_rule_engine(settings: Settings) -> RuleEngine:
+def load_rule_engine(settings: DlpSettings) -> RuleEngine:
     """The built-in rules and the deployment's; a bad rule raises ConfigError naming it."""
     return RuleEngine.load(
         rules_file(settings),
-        enable_secrets=settings.dlp_enable_secrets,
-        enable_pii=settings.dlp_enable_pii,
-        default_action=Action(settings.dlp_mode),
-        backend=settings.dlp_backend,
+        enable_secrets=settings.enable_secrets,
+        enable_pii=settings.enable_pii,
+        default_action=settings.mode,
+        backend=settings.backend,
     )
 
 
@@ -224,9 +225,9 @@ def secret_starts(engine: RuleEngine, cap: int) -> SecretStarts:
     )
 
 
-def rules_file(settings: Settings) -> Path | None:
-    if settings.dlp_rules_file is not None:
-        return settings.dlp_rules_file
+def rules_file(settings: DlpSettings) -> Path | None:
+    if settings.rules_file is not None:
+        return settings.rules_file
     default = settings.config_dir / "dlp_rules.yaml"
     return default if default.is_file() else None
 

@@ -20,7 +20,7 @@ from llm_gateway.policy.bundle import PolicyBundle, PolicyLoadError, load_bundle
 from llm_gateway.policy.decision import Decision, Obligations, PolicyError
 from llm_gateway.policy.embedded import EmbeddedPolicy
 from llm_gateway.policy.opa import OpaPolicy
-from llm_gateway.settings import Settings
+from llm_gateway.settings import PolicySettings
 
 __all__ = [
     "Decision",
@@ -48,7 +48,7 @@ class PolicyService:
         self._watcher: asyncio.Task[None] | None = None
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> PolicyService:
+    def from_settings(cls, settings: PolicySettings) -> PolicyService:
         """Load the policy; a bad policy raises :class:`PolicyLoadError` (start-up fails)."""
         if settings.opa_url:
             opa = OpaPolicy(
@@ -56,7 +56,7 @@ class PolicyService:
                 settings.opa_policy_path,
                 timeout_s=settings.opa_timeout_ms / 1000,
                 retries=settings.opa_retries,
-                cache_seconds=settings.policy_cache_seconds,
+                cache_seconds=settings.cache_seconds,
             )
             return cls(opa, None)
         rule = rule_of(settings.opa_policy_path)
