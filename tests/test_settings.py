@@ -2,6 +2,8 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -59,11 +61,11 @@ def test_env_file_fills_what_the_environment_does_not_set(tmp_path: Path) -> Non
 
 def test_errors_name_the_variable_its_origin_and_the_expectation(tmp_path: Path) -> None:
     env = tmp_path / ".env"
-    env.write_text("API_PORT=eighty\n")
+    env.write_text("# the port\nAPI_PORT=eighty\n")
     with pytest.raises(SettingsError) as info:
         load_settings({"LOG_FORMAT": "xml"}, env_file=env)
     message = str(info.value)
-    assert f"{env}: API_PORT='eighty'" in message
+    assert f"{env}:2: API_PORT='eighty'" in message
     assert "environment: LOG_FORMAT='xml': expected one of json, text" in message
 
 
@@ -215,3 +217,16 @@ def test_readme_reference_is_generated_from_the_declarations() -> None:
 )  # fmt: skip
 def test_defaults_are_shown_as_one_writes_them(value: object, shown: str) -> None:
     assert shown_default(value) == shown
+
+
+def test_settings_is_a_low_layer() -> None:
+    """Importing the settings loads no other part of the gateway (only the DLP enums)."""
+    code = (
+        "import sys, llm_gateway.settings; "
+        "print(' '.join(m for m in sys.modules if m.startswith('llm_gateway')))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout.split()
+    outside = {m for m in out if not m.startswith("llm_gateway.settings")}
+    assert outside == {"llm_gateway", "llm_gateway.dlp", "llm_gateway.dlp.findings"}

@@ -3,7 +3,8 @@
 Values come from the process environment, then from ``.env`` in the working
 directory for anything the environment does not set. Every value is parsed and
 checked here, at start-up; every bad one is listed at once, each naming the
-variable, where it came from and what was expected.
+variable, where it came from (``environment``, or the file and line) and what
+was expected.
 
 Adding a section is a one-class change: write a frozen dataclass of
 ``var(...)`` fields (see :mod:`llm_gateway.settings.declare`) and add it as a
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -83,8 +85,10 @@ def load_settings(
     """
     env = dict(os.environ if environ is None else environ)
     file_values: dict[str, str] = {}
+    file_lines: dict[str, int] = {}
     if env_file is not None and env_file.is_file():
         file_values = {k: v for k, v in dotenv_values(env_file).items() if v is not None}
+        file_lines = _assignment_lines(env_file.read_text())
 
     values: dict[int, Any] = {}
     problems: list[str] = []
@@ -93,7 +97,7 @@ def load_settings(
             if env.get(name, "").strip():
                 raw, origin = env[name], "environment"
             elif file_values.get(name, "").strip():
-                raw, origin = file_values[name], str(env_file)
+                raw, origin = file_values[name], f"{env_file}:{file_lines.get(name, '?')}"
             else:
                 continue
             try:
@@ -105,6 +109,16 @@ def load_settings(
     built = {name: _build(cls, values) for name, cls in sections().items()}
     _raise_if([p for section in built.values() for p in section.problems()])
     return Settings(**built)  # type: ignore[arg-type]
+
+
+_ASSIGNMENT = re.compile(r"^\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_.]*)\s*=", re.MULTILINE)
+
+
+def _assignment_lines(content: str) -> dict[str, int]:
+    """The line each variable of a ``.env`` file is set on (the last, as dotenv's value)."""
+    return {
+        m.group(1): content.count("\n", 0, m.start()) + 1 for m in _ASSIGNMENT.finditer(content)
+    }
 
 
 def _build(cls: type[Section], values: Mapping[int, Any]) -> Section:
