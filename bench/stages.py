@@ -102,7 +102,7 @@ async def _measure(tmp: Path) -> dict[str, Timing]:
     settings = load_settings(
         {"JWT_SECRET": targets.JWT_SECRET, "DATA_DIR": str(tmp)}, env_file=None
     )
-    verifier = JWTVerifier(settings)
+    verifier = JWTVerifier(settings.auth)
     token = targets.bearer().split(" ", 1)[1]
     body = _body()
     chat = openai_door.parse_request(body)
@@ -175,7 +175,7 @@ async def _policy(
         settings = load_settings(
             {"POLICY_DIR": str(directory), "OPA_POLICY_PATH": path}, env_file=None
         )
-        policy = PolicyService.from_settings(settings)
+        policy = PolicyService.from_settings(settings.policy)
         stage = Authorize(policy, "bench", resolver)
         assert ctx.chat is not None
         ctx.chat.model = "gpt-4" if "spec" in name else "bench"  # both allowed (enterprise)
@@ -193,7 +193,7 @@ async def _inspect(
 ) -> dict[str, Timing]:
     """The DLP stage on the request (every rule, no NER) and on the 20-word answer."""
     settings = load_settings({"DLP_NER": "off", "DATA_DIR": str(tmp)}, env_file=None)
-    dlp = await DlpService.start(settings)
+    dlp = await DlpService.start(settings.dlp, settings.state)
     stage = Inspect(dlp)
     ctx.decision = None
     result = {"inspect (DLP rules on the 1 KB prompt and the answer)": await _time_async(

@@ -72,7 +72,7 @@ class Gateway:
 
 def create_app(settings: Settings | None = None, config: GatewayConfig | None = None) -> Gateway:
     settings = settings or load_settings()
-    config = config or load_gateway_config(settings)
+    config = config or load_gateway_config(settings.providers)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -102,7 +102,7 @@ def create_app(settings: Settings | None = None, config: GatewayConfig | None = 
 def create_app_from_env() -> Gateway:
     """The factory ``llm-gateway serve`` hands to uvicorn (one call per worker)."""
     settings = load_settings()
-    configure_logging(settings.log_level, settings.log_format)
+    configure_logging(settings.log)
     return create_app(settings)
 
 

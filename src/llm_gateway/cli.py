@@ -94,12 +94,12 @@ def _load_config(settings: Settings) -> GatewayConfig | None:
     from llm_gateway.policy import PolicyLoadError, PolicyService
 
     try:
-        config = load_gateway_config(settings)
-        PolicyService.from_settings(settings)
-        if settings.dlp_enabled:
+        config = load_gateway_config(settings.providers)
+        PolicyService.from_settings(settings.policy)
+        if settings.dlp.enabled:
             from llm_gateway.dlp.service import load_rule_engine
 
-            load_rule_engine(settings)
+            load_rule_engine(settings.dlp)
     except ConfigError as exc:
         print(f"error: invalid configuration:\n{exc}", file=sys.stderr)
         return None
@@ -121,23 +121,23 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
 
     if _load_config(settings) is None:
         return EXIT_CONFIG
-    configure_logging(settings.log_level, settings.log_format)
+    configure_logging(settings.log)
     _run(_upgrade_sqlite(settings))  # before workers start, so they do not race to migrate
     limits = HttpLimits(
-        max_header_bytes=settings.http_max_header_bytes,
-        max_headers=settings.http_max_headers,
-        header_timeout_s=settings.http_header_timeout_s,
-        body_timeout_s=settings.http_body_timeout_s,
-        max_connections_per_client=settings.http_max_connections_per_client,
+        max_header_bytes=settings.http.max_header_bytes,
+        max_headers=settings.http.max_headers,
+        header_timeout_s=settings.http.header_timeout_s,
+        body_timeout_s=settings.http.body_timeout_s,
+        max_connections_per_client=settings.http.max_connections_per_client,
     )
     serve(
         ServerConfig(
             "llm_gateway.app:create_app_from_env",
             limits=limits,
             factory=True,
-            host=args.host or settings.api_host,
-            port=args.port if args.port is not None else settings.api_port,
-            workers=args.workers or settings.workers,
+            host=args.host or settings.http.host,
+            port=args.port if args.port is not None else settings.http.port,
+            workers=args.workers or settings.http.workers,
             loop="uvloop",
             lifespan="on",
             access_log=False,
@@ -155,14 +155,15 @@ def _check_config(args: argparse.Namespace, settings: Settings) -> int:
         return EXIT_CONFIG
     for path in config.files:
         print(f"ok: {path}")
-    if settings.opa_url:
-        print(f"policy: decided by OPA at {settings.opa_url}{settings.opa_policy_path}")
+    policy = settings.policy
+    if policy.opa_url:
+        print(f"policy: decided by OPA at {policy.opa_url}{policy.opa_policy_path}")
     else:
-        print(f"ok: {settings.policy_dir} (Rego, {rule_of(settings.opa_policy_path)})")
-    if settings.dlp_enabled:
+        print(f"ok: {policy.policy_dir} (Rego, {rule_of(policy.opa_policy_path)})")
+    if settings.dlp.enabled:
         from llm_gateway.dlp.service import rules_file
 
-        print(f"ok: DLP rules: built-in and {rules_file(settings) or 'no rule file'}")
+        print(f"ok: DLP rules: built-in and {rules_file(settings.dlp) or 'no rule file'}")
     for d in config.deployments.values():
         state = "enabled" if d.enabled else f"disabled ({d.disabled_reason})"
         print(f"model {d.name}: {d.provider.value} at {d.base_url or '-'}: {state}")
@@ -176,7 +177,7 @@ def _token_create(args: argparse.Namespace, settings: Settings) -> int:
 
     try:
         token = mint_token(
-            settings,
+            settings.auth,
             sub=args.user,
             role=args.role,
             tier=args.tier,
@@ -242,13 +243,13 @@ def _keys_revoke(args: argparse.Namespace, settings: Settings) -> int:
 def _policy_eval(args: argparse.Namespace, settings: Settings) -> int:
     from llm_gateway.policy.commands import eval_command
 
-    return eval_command(args.input, settings)
+    return eval_command(args.input, settings.policy)
 
 
 def _policy_test(args: argparse.Namespace, settings: Settings) -> int:
     from llm_gateway.policy.commands import test_command
 
-    return test_command(settings)
+    return test_command(settings.policy)
 
 
 def _dlp_scan(args: argparse.Namespace, settings: Settings) -> int:
@@ -261,7 +262,7 @@ def _db_upgrade(args: argparse.Namespace, settings: Settings) -> int:
     from llm_gateway.storage import Database
 
     async def upgrade() -> int:
-        db = Database(settings.sqlalchemy_url)
+        db = Database(settings.storage.sqlalchemy_url)
         try:
             await db.upgrade()
         finally:
@@ -278,7 +279,7 @@ def _db_upgrade(args: argparse.Namespace, settings: Settings) -> int:
 async def _upgrade_sqlite(settings: Settings) -> int:
     from llm_gateway.storage import Database
 
-    db = Database(settings.sqlalchemy_url)
+    db = Database(settings.storage.sqlalchemy_url)
     try:
         if db.is_sqlite:
             await db.upgrade()
@@ -291,7 +292,7 @@ async def _with_keys(settings: Settings, action: Callable[[Any], Coroutine[Any, 
     from llm_gateway.auth.api_keys import ApiKeyStore
     from llm_gateway.storage import Database
 
-    db = Database(settings.sqlalchemy_url)
+    db = Database(settings.storage.sqlalchemy_url)
     try:
         if db.is_sqlite:
             await db.upgrade()

@@ -24,7 +24,8 @@ from llm_gateway.pipeline import Pipeline, build_action_pipeline, build_pipeline
 from llm_gateway.policy import PolicyService
 from llm_gateway.records import Recorder
 from llm_gateway.routing import Resolver
-from llm_gateway.settings import Settings
+from llm_gateway.settings import AutoOnOff, Settings, StateSettings
+from llm_gateway.state import StateBackend, Store, open_store
 from llm_gateway.storage import Database
 from llm_gateway.transport import AiohttpTransport
 
@@ -43,6 +44,7 @@ class AppState:
     keys: ApiKeyStore
     authenticator: Authenticator
     policy: PolicyService
+    store: Store  # the shared state store: in-process, or Redis for replicas
     dlp: DlpService | None
     transport: AiohttpTransport
     resolver: Resolver
@@ -54,21 +56,27 @@ class AppState:
     @classmethod
     async def start(cls, settings: Settings, config: GatewayConfig) -> AppState:
         transport = AiohttpTransport()  # opens nothing until its first request
-        policy = PolicyService.from_settings(settings, transport)  # a bad policy stops start-up
+        policy = PolicyService.from_settings(settings.policy, transport)  # a bad one stops start-up
         log.info("policy: revision %s", policy.revision)
-        dlp = await DlpService.start(settings) if settings.dlp_enabled else None
-        db = Database(settings.sqlalchemy_url)
+        store = _open_store(settings.state)
+        dlp = (
+            await DlpService.start(settings.dlp, settings.state, store)
+            if settings.dlp.enabled
+            else None
+        )
+        db = Database(settings.storage.sqlalchemy_url)
         if db.is_sqlite:
             await db.upgrade()
         else:
             await db.require_current()
-        audit = AuditWriter(sink_for(db), batch_max=settings.audit_batch_max)
+        audit = AuditWriter(sink_for(db), batch_max=settings.storage.audit_batch_max)
         audit.start()
-        keys = ApiKeyStore(db.sessions, settings.api_key_cache_seconds)
-        authenticator = Authenticator(JWTVerifier(settings), keys)
+        keys = ApiKeyStore(db.sessions, settings.auth.api_key_cache_seconds)
+        authenticator = Authenticator(JWTVerifier(settings.auth), keys)
         deployments = dict(config.deployments)
         demo = None
-        if settings.demo_model == "on" or (settings.demo_model == "auto" and not config.enabled()):
+        demo_model = settings.providers.demo_model
+        if demo_model is AutoOnOff.ON or (demo_model is AutoOnOff.AUTO and not config.enabled()):
             demo = EmulatorServer(reply_prefix="Demo model (no provider is configured). You said: ")
             await demo.start()
             deployments[DEMO_MODEL] = _demo_deployment(demo.base_url)
@@ -77,15 +85,16 @@ class AppState:
         recorders: list[Recorder] = [AccessLog(), AuditRecorder(audit)]
         pipeline = build_pipeline(
             recorders=recorders, authenticator=authenticator, policy=policy,
-            environment=settings.environment, dlp=dlp, resolver=resolver, transport=transport,
+            environment=settings.policy.environment, dlp=dlp, resolver=resolver,
+            transport=transport,
         )  # fmt: skip
         actions = build_action_pipeline(
             recorders=recorders, authenticator=authenticator, policy=policy,
-            environment=settings.environment,
+            environment=settings.policy.environment,
         )  # fmt: skip
-        policy.start(settings.policy_reload_seconds)
+        policy.start(settings.policy.reload_seconds)
         return cls(
-            settings, config, deployments, db, audit, keys, authenticator, policy, dlp,
+            settings, config, deployments, db, audit, keys, authenticator, policy, store, dlp,
             transport, resolver, pipeline, actions, demo, time.time(),
         )  # fmt: skip
 
@@ -93,6 +102,7 @@ class AppState:
         await self.policy.aclose()
         if self.dlp is not None:
             await self.dlp.aclose()
+        await self.store.aclose()
         await self.transport.close()
         await self.audit.close()
         if self.demo is not None:
@@ -101,6 +111,12 @@ class AppState:
 
     def usable_models(self) -> list[Deployment]:
         return [d for d in self.deployments.values() if d.enabled]
+
+
+def _open_store(settings: StateSettings) -> Store:
+    redis = settings.backend is StateBackend.REDIS
+    log.info("state: %s", "Redis" if redis else "in-process")
+    return open_store(settings.backend, settings.redis_dsn if redis else None)
 
 
 def _demo_deployment(base_url: str) -> Deployment:

@@ -46,7 +46,8 @@ async def _challenged(ctx: RequestContext) -> Outcome:
 
 
 def _state() -> Any:
-    return SimpleNamespace(settings=SimpleNamespace(max_body_bytes=10_000), pipeline=_challenged)
+    http = SimpleNamespace(max_body_bytes=10_000)
+    return SimpleNamespace(settings=SimpleNamespace(http=http), pipeline=_challenged)
 
 
 async def _send_all(response: Any) -> tuple[dict[str, str], bytes]:

@@ -135,7 +135,7 @@ def test_missing_or_non_bearer_credentials(authorization: str | None, code: str)
 
 async def test_the_authenticator_routes_keys_and_tokens(store: ApiKeyStore, tmp_path) -> None:  # type: ignore[no-untyped-def]
     settings = load_settings({"DATA_DIR": str(tmp_path)}, env_file=None)
-    auth = Authenticator(JWTVerifier(settings), store)
+    auth = Authenticator(JWTVerifier(settings.auth), store)
     key, _ = await store.create(user_id="svc", role="user")
     assert (await auth.authenticate(Credentials((), (key,)))).auth_method == "api_key"
     with pytest.raises(AuthenticationFailed) as info:

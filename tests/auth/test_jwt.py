@@ -14,13 +14,14 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from llm_gateway.auth.jwt import JWTVerifier, mint_token
 from llm_gateway.errors import AuthenticationFailed
-from llm_gateway.settings import Settings, load_settings
+from llm_gateway.settings import AuthSettings, load_settings
 
 SECRET = "s" * 40
 
 
-def _settings(tmp_path: Path, **env: str) -> Settings:
-    return load_settings({"DATA_DIR": str(tmp_path), "JWT_SECRET": SECRET, **env}, env_file=None)
+def _settings(tmp_path: Path, **env: str) -> AuthSettings:
+    env = {"DATA_DIR": str(tmp_path), "JWT_SECRET": SECRET, **env}
+    return load_settings(env, env_file=None).auth
 
 
 def _token(
@@ -130,7 +131,7 @@ def test_issuer_and_audience_are_enforced_when_configured(tmp_path: Path) -> Non
 
 
 def test_without_jwt_secret_a_private_development_secret_is_shared(tmp_path: Path) -> None:
-    settings = load_settings({"DATA_DIR": str(tmp_path)}, env_file=None)
+    settings = load_settings({"DATA_DIR": str(tmp_path)}, env_file=None).auth
     token = mint_token(settings, sub="carol", role="user", tier="free")
     secret_file = tmp_path / "jwt_secret"
     assert secret_file.stat().st_mode & 0o777 == 0o600

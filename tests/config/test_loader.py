@@ -12,7 +12,7 @@ REPO = Path(__file__).parents[2]
 
 
 def _settings(config_dir: Path, **env: str):  # type: ignore[no-untyped-def]
-    return load_settings({"CONFIG_DIR": str(config_dir), **env}, env_file=None)
+    return load_settings({"CONFIG_DIR": str(config_dir), **env}, env_file=None).providers
 
 
 def _write(tmp_path: Path, routing: str) -> Path:

@@ -28,7 +28,7 @@ async def _service(tmp_path: Path) -> DlpService:
         },
         env_file=None,
     )
-    return await DlpService.start(settings)
+    return await DlpService.start(settings.dlp, settings.state)
 
 
 async def test_the_policy_mode_changes_only_default_actions(tmp_path: Path) -> None:
@@ -52,7 +52,7 @@ async def test_a_text_over_the_ner_size_cap_gets_the_rules_only(tmp_path: Path) 
         {"DLP_NER": "on", "DLP_NER_MAX_CHARS": "100", "DATA_DIR": str(tmp_path)},
         env_file=None,
     )
-    dlp = await DlpService.start(settings)
+    dlp = await DlpService.start(settings.dlp, settings.state)
     try:
         small = "John Smith lives in Paris."
         [named] = await dlp.scan_all([small])
@@ -68,7 +68,7 @@ async def test_the_vault_lives_in_the_store_it_is_given(tmp_path: Path) -> None:
     settings = load_settings(
         {"DLP_NER": "off", "DATA_DIR": str(tmp_path), "DLP_VAULT_TTL": "120"}, env_file=None
     )
-    dlp = await DlpService.start(settings, store=store)
+    dlp = await DlpService.start(settings.dlp, settings.state, store)
     await dlp.vault.session("t:u:c1").token_for("SSN", "219-09-9999")
     await dlp.aclose()  # the gateway's store: not the DLP service's to close
     assert await store.hash_get("vault:t:u:c1", ["count"]) == [b"1"]
@@ -91,7 +91,7 @@ async def test_dlp_vault_redis_still_opens_a_store_of_its_own(
         },
         env_file=None,
     )
-    dlp = await DlpService.start(settings)
+    dlp = await DlpService.start(settings.dlp, settings.state)
     conversation = f"test-{uuid.uuid4().hex}"
     try:
         assert isinstance(dlp.vault.store, RedisStore)

@@ -53,7 +53,7 @@ def stage(tmp_path: Path) -> Authorize:
         env_file=None,
     )
     return Authorize(
-        PolicyService.from_settings(settings), "test", Resolver({"m": deployment("m")})
+        PolicyService.from_settings(settings.policy), "test", Resolver({"m": deployment("m")})
     )
 
 
@@ -104,7 +104,7 @@ def _chain_stage(tmp_path: Path, *names: str) -> Authorize:
         {"POLICY_DIR": str(tmp_path), "OPA_POLICY_PATH": "/v1/data/llm/authz/decision"},
         env_file=None,
     )
-    return Authorize(PolicyService.from_settings(settings), "test", _Chain(*names))
+    return Authorize(PolicyService.from_settings(settings.policy), "test", _Chain(*names))
 
 
 async def test_each_candidate_is_decided_and_the_refused_are_dropped(tmp_path: Path) -> None:

@@ -73,7 +73,7 @@ async def test_a_streamed_answer_with_nothing_to_restore_is_digested_as_sent(
     settings = load_settings(
         {"DLP_NER": "off", "DATA_DIR": str(tmp_path), "DLP_OPERATOR": "token"}, env_file=None
     )
-    dlp = await DlpService.start(settings)
+    dlp = await DlpService.start(settings.dlp, settings.state)
     try:
         ctx = _context("Hello, nothing sensitive here.")
         text = await _streamed(Inspect(dlp), ctx, "Hello ", "there")
@@ -89,7 +89,7 @@ async def test_a_restored_stream_is_digested_before_restoring(tmp_path: Path) ->
     settings = load_settings(
         {"DLP_NER": "off", "DATA_DIR": str(tmp_path), "DLP_OPERATOR": "token"}, env_file=None
     )
-    dlp = await DlpService.start(settings)
+    dlp = await DlpService.start(settings.dlp, settings.state)
     try:
         ctx = _context("Mail bob.smith@example.com please")
         seen: list[str] = []
@@ -115,7 +115,7 @@ async def test_a_restored_stream_is_digested_before_restoring(tmp_path: Path) ->
 async def test_the_policy_dlp_mode_is_obeyed(tmp_path: Path) -> None:
     """An SSN the deployment would redact is blocked for a caller whose policy says block."""
     settings = load_settings({"DLP_NER": "off", "DATA_DIR": str(tmp_path)}, env_file=None)
-    dlp = await DlpService.start(settings)
+    dlp = await DlpService.start(settings.dlp, settings.state)
     try:
         ctx = _context("my SSN is 536-22-8726")
         ctx.decision = Decision(True, obligations=Obligations(dlp_mode="block"))

@@ -368,7 +368,7 @@ async def test_a_failed_decision_is_not_cached(
 
 
 def service_from_env(**env: str) -> PolicyService:
-    return PolicyService.from_settings(load_settings(env, env_file=None))
+    return PolicyService.from_settings(load_settings(env, env_file=None).policy)
 
 
 async def test_the_service_uses_opa_when_opa_url_is_set(opa: OpaServer, tmp_path: Path) -> None:

@@ -128,7 +128,7 @@ async def test_the_service_hands_its_transport_to_the_opa_client(
     opa: OpaServer, recording: RecordingTransport
 ) -> None:
     settings = load_settings({"OPA_URL": opa.url, "OPA_POLICY_PATH": ALLOW_PATH}, env_file=None)
-    service = PolicyService.from_settings(settings, transport=recording)
+    service = PolicyService.from_settings(settings.policy, transport=recording)
     try:
         assert (await service.decide(document())).allow is True
         assert len(recording.sent) == 1

@@ -68,7 +68,7 @@ async def run_action(
     ctx = RequestContext(
         endpoint=action,
         credentials=Credentials.from_headers(request.headers.raw),
-        read_body=partial(read_body, request, state.settings.max_body_bytes),
+        read_body=partial(read_body, request, state.settings.http.max_body_bytes),
         payload=ActionCall(action, handler, targets),
         request_id=request_id_of(request),
         client_ip=client_ip(request),

@@ -61,7 +61,7 @@ class FrontDoor:
         ctx = RequestContext(
             endpoint=self.name,
             credentials=Credentials.from_headers(request.headers.raw),
-            read_body=partial(read_body, request, state.settings.max_body_bytes),
+            read_body=partial(read_body, request, state.settings.http.max_body_bytes),
             payload=ChatCall(self.parse),
             request_id=request_id_of(request),
             client_ip=client_ip(request),

@@ -22,7 +22,7 @@ from jwt.exceptions import InvalidSubjectError
 from llm_gateway.auth.principal import Principal
 from llm_gateway.dev_secrets import read_or_create_secret
 from llm_gateway.errors import AuthenticationFailed
-from llm_gateway.settings import Settings
+from llm_gateway.settings import AuthSettings
 
 _STRING_CLAIMS = ("role", "tier", "team", "tenant")
 _CACHE_LIMIT = 10_000
@@ -31,11 +31,11 @@ _KEY_TYPES = {"RS": ("RSA", None), "PS": ("RSA", None), "EdDSA": ("OKP", None)}
 _EC_CURVES = {"ES256": "P-256", "ES384": "P-384", "ES512": "P-521"}
 
 
-def dev_secret_path(settings: Settings) -> Path:
+def dev_secret_path(settings: AuthSettings) -> Path:
     return settings.data_dir / "jwt_secret"
 
 
-def resolve_hmac_secret(settings: Settings) -> str:
+def resolve_hmac_secret(settings: AuthSettings) -> str:
     """JWT_SECRET, or a random development secret kept in ``DATA_DIR/jwt_secret``.
 
     The file lets ``llm-gateway token create`` and a running gateway agree on a
@@ -47,7 +47,7 @@ def resolve_hmac_secret(settings: Settings) -> str:
 
 
 class JWTVerifier:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: AuthSettings) -> None:
         self.algorithms = frozenset(settings.jwt_allowed_algorithms)
         self.issuer = settings.jwt_issuer
         self.audience = settings.jwt_audience
@@ -271,7 +271,7 @@ def _principal(claims: dict[str, Any]) -> Principal:
     )
 
 
-def mint_token(settings: Settings, **claims: str | None) -> str:
+def mint_token(settings: AuthSettings, **claims: str | None) -> str:
     """A development token signed with the HMAC secret, valid for JWT_EXPIRATION seconds."""
     algorithm = settings.jwt_algorithm
     if not algorithm.startswith("HS"):

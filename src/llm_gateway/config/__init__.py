@@ -12,7 +12,7 @@ from pathlib import Path
 from llm_gateway.config.loader import ConfigError, LoadedYaml, load_yaml, validate
 from llm_gateway.config.pricing import Price, PricingFile
 from llm_gateway.config.routing import ModelEntry, Provider, RoutingFile
-from llm_gateway.settings import Settings
+from llm_gateway.settings import ProviderSettings
 
 __all__ = [
     "ConfigError",
@@ -56,7 +56,7 @@ class GatewayConfig:
         return [d for d in self.deployments.values() if d.enabled]
 
 
-def load_gateway_config(settings: Settings) -> GatewayConfig:
+def load_gateway_config(settings: ProviderSettings) -> GatewayConfig:
     """Load every config file under ``settings.config_dir``; raise ConfigError on any problem."""
     routing_path = settings.config_dir / "routing_policies.yaml"
     pricing_path = settings.config_dir / "pricing.yaml"
@@ -92,7 +92,11 @@ _KEY_SETTING = {
 
 
 def _deployment(
-    name: str, entry: ModelEntry, loaded: LoadedYaml, settings: Settings, pricing: PricingFile
+    name: str,
+    entry: ModelEntry,
+    loaded: LoadedYaml,
+    settings: ProviderSettings,
+    pricing: PricingFile,
 ) -> Deployment:
     provider = entry.resolved_provider()
     loc = ("routing", "models", name)

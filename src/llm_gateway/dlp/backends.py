@@ -25,11 +25,12 @@ from typing import TYPE_CHECKING, Protocol
 import re2
 
 from llm_gateway.dlp.regex import options
+from llm_gateway.settings.dlp import DlpBackend
 
 if TYPE_CHECKING:
     import hyperscan
 
-BACKENDS = ("re2", "hyperscan")
+BACKENDS = tuple(b.value for b in DlpBackend)  # DLP_BACKEND's choices are these
 
 
 class BackendError(ValueError):

@@ -27,7 +27,7 @@ def scan_command(source: str, settings: Settings, *, redact: bool) -> int:
 
     async def run() -> int:
         try:
-            dlp = await DlpService.start(settings)
+            dlp = await DlpService.start(settings.dlp, settings.state)
         except ConfigError as exc:
             print(f"error: invalid DLP rules:\n{exc}", file=sys.stderr)
             return EXIT_CONFIG

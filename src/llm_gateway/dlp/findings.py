@@ -22,6 +22,17 @@ class Action(StrEnum):
     ALERT = "alert"  # pass it unchanged, record it and raise an alert event
 
 
+class Operator(StrEnum):
+    """How a REDACT finding's span is replaced (here, beside Action, so that settings
+    can parse DLP_OPERATOR without importing the anonymiser)."""
+
+    REPLACE = "replace"
+    TOKEN = "token"  # noqa: S105 (an operator name, not a credential)
+    MASK = "mask"
+    HASH = "hash"
+    SYNTHETIC = "synthetic"
+
+
 class Severity(StrEnum):
     LOW = "low"
     MEDIUM = "medium"

@@ -25,9 +25,8 @@ from __future__ import annotations
 import hmac
 import logging
 from collections.abc import Mapping, Sequence
-from enum import StrEnum
 
-from llm_gateway.dlp.findings import Action, Finding
+from llm_gateway.dlp.findings import Action, Finding, Operator
 from llm_gateway.dlp.synthetic import SyntheticValues
 from llm_gateway.dlp.vault import VaultError, VaultSession, token_label
 from llm_gateway.dlp.vault_crypto import derive_key
@@ -35,14 +34,6 @@ from llm_gateway.dlp.vault_crypto import derive_key
 logger = logging.getLogger(__name__)
 
 MIN_KEY_BYTES = 32
-
-
-class Operator(StrEnum):
-    REPLACE = "replace"
-    TOKEN = "token"  # noqa: S105 (an operator name, not a credential)
-    MASK = "mask"
-    HASH = "hash"
-    SYNTHETIC = "synthetic"
 
 
 def parse_operator(name: str, *, where: str = "DLP_OPERATOR") -> Operator:

@@ -27,7 +27,7 @@ from llm_gateway.dlp.resolve import Candidate, resolve_overlaps
 from llm_gateway.dlp.vault import Vault
 from llm_gateway.dlp.vault_crypto import derive_key, resolve_vault_key
 from llm_gateway.errors import DlpUnavailable, RateLimited
-from llm_gateway.settings import Settings
+from llm_gateway.settings import AutoOnOff, DlpSettings, StateSettings
 from llm_gateway.state import StateBackend, Store, open_store
 
 log = logging.getLogger(__name__)
@@ -53,37 +53,41 @@ class DlpService:
     secret_starts: SecretStarts
 
     @classmethod
-    async def start(cls, settings: Settings, store: Store | None = None) -> DlpService:
+    async def start(
+        cls, settings: DlpSettings, state: StateSettings, store: Store | None = None
+    ) -> DlpService:
         """Load rules (a bad rule stops start-up), start NER when wanted, open the vault.
 
-        The vault lives in ``store`` (the gateway's shared state store, which its
-        owner closes) under its own namespace; without one, a store of the vault's
-        own is opened from ``DLP_VAULT`` (memory, or Redis at ``REDIS_*``) and
-        closed by :meth:`aclose`.
+        The vault lives in ``store``, the gateway's shared state store (its owner
+        closes it), under a namespace of its own, when ``DLP_VAULT`` names the
+        store's backend; otherwise (or with no store) it opens a store of its own
+        from ``DLP_VAULT`` (memory, or Redis at ``REDIS_*``) and closes it in
+        :meth:`aclose`. So ``DLP_VAULT=redis`` keeps working on a gateway whose
+        other state is in memory.
         """
         engine = load_rule_engine(settings)
         ner = None
-        if settings.dlp_ner != "off" and settings.dlp_enable_pii:
+        if settings.ner is not AutoOnOff.OFF and settings.enable_pii:
             ner = await NerDetector.start(
                 NerConfig(
-                    workers=settings.dlp_ner_workers,
-                    max_chars=settings.dlp_ner_max_chars,
-                    timeout_s=settings.dlp_ner_timeout_ms / 1000,
-                    caller_chars=settings.dlp_ner_caller_chars,
+                    workers=settings.ner_workers,
+                    max_chars=settings.ner_max_chars,
+                    timeout_s=settings.ner_timeout_ms / 1000,
+                    caller_chars=settings.ner_caller_chars,
                 )
             )
-            if not ner.available and settings.dlp_ner == "on":
+            if not ner.available and settings.ner is AutoOnOff.ON:
                 raise RuntimeError(f"DLP_NER=on, but the NER detector is unavailable: {ner.reason}")
-        key = resolve_vault_key(settings.dlp_vault_key, settings.data_dir)
-        vault = _open_vault(settings, key, store)
+        key = resolve_vault_key(settings.vault_key, settings.data_dir)
+        vault = _open_vault(settings, state, key, store)
         anonymizer = Anonymizer(
-            settings.dlp_operator,
+            settings.operator,
             hmac_key=derive_key(key, "dlp-operators"),
-            overrides=dict(settings.dlp_operator_overrides),
+            overrides=dict(settings.operator_overrides),
         )
         log.info(
             "DLP: %d rules (%s), default action %s, NER %s",
-            len(engine.rules), settings.dlp_backend, engine.default_action.value,
+            len(engine.rules), settings.backend.value, engine.default_action.value,
             "on" if ner is not None and ner.available else "off",
         )  # fmt: skip
         return cls(
@@ -91,10 +95,10 @@ class DlpService:
             ner=ner,
             anonymizer=anonymizer,
             vault=vault,
-            fail_open=settings.dlp_on_error == "alert",
-            scan_responses=settings.dlp_scan_responses,
-            stream_holdback=settings.dlp_stream_holdback,
-            secret_starts=secret_starts(engine, settings.dlp_stream_holdback_max),
+            fail_open=settings.on_error is Action.ALERT,
+            scan_responses=settings.scan_responses,
+            stream_holdback=settings.stream_holdback,
+            secret_starts=secret_starts(engine, settings.stream_holdback_max),
         )
 
     @property
@@ -201,23 +205,24 @@ class DlpService:
         await self.vault.aclose()
 
 
-def _open_vault(settings: Settings, key: bytes, store: Store | None) -> Vault:
-    if store is not None:
-        return Vault(store, key, ttl=settings.dlp_vault_ttl)
-    backend = StateBackend(settings.dlp_vault)
-    redis_url = settings.redis_dsn if backend is StateBackend.REDIS else None
-    own = open_store(backend, redis_url)
-    return Vault(own, key, ttl=settings.dlp_vault_ttl, owns_store=True)
+def _open_vault(
+    settings: DlpSettings, state: StateSettings, key: bytes, store: Store | None
+) -> Vault:
+    if store is not None and settings.vault is state.backend:
+        return Vault(store, key, ttl=settings.vault_ttl)
+    redis_url = state.redis_dsn if settings.vault is StateBackend.REDIS else None
+    own = open_store(settings.vault, redis_url)
+    return Vault(own, key, ttl=settings.vault_ttl, owns_store=True)
 
 
-def load_rule_engine(settings: Settings) -> RuleEngine:
+def load_rule_engine(settings: DlpSettings) -> RuleEngine:
     """The built-in rules and the deployment's; a bad rule raises ConfigError naming it."""
     return RuleEngine.load(
         rules_file(settings),
-        enable_secrets=settings.dlp_enable_secrets,
-        enable_pii=settings.dlp_enable_pii,
-        default_action=Action(settings.dlp_mode),
-        backend=settings.dlp_backend,
+        enable_secrets=settings.enable_secrets,
+        enable_pii=settings.enable_pii,
+        default_action=settings.mode,
+        backend=settings.backend,
     )
 
 
@@ -234,9 +239,9 @@ def secret_starts(engine: RuleEngine, cap: int) -> SecretStarts:
     )
 
 
-def rules_file(settings: Settings) -> Path | None:
-    if settings.dlp_rules_file is not None:
-        return settings.dlp_rules_file
+def rules_file(settings: DlpSettings) -> Path | None:
+    if settings.rules_file is not None:
+        return settings.rules_file
     default = settings.config_dir / "dlp_rules.yaml"
     return default if default.is_file() else None
 

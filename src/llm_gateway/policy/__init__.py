@@ -20,7 +20,7 @@ from llm_gateway.policy.bundle import PolicyBundle, PolicyLoadError, load_bundle
 from llm_gateway.policy.decision import Decision, Obligations, PolicyError
 from llm_gateway.policy.embedded import EmbeddedPolicy
 from llm_gateway.policy.opa import OpaPolicy
-from llm_gateway.settings import Settings
+from llm_gateway.settings import PolicySettings
 from llm_gateway.transport import Transport
 
 __all__ = [
@@ -50,7 +50,7 @@ class PolicyService:
 
     @classmethod
     def from_settings(
-        cls, settings: Settings, transport: Transport | None = None
+        cls, settings: PolicySettings, transport: Transport | None = None
     ) -> PolicyService:
         """Load the policy; a bad policy raises :class:`PolicyLoadError` (start-up fails).
 
@@ -63,7 +63,7 @@ class PolicyService:
                 settings.opa_policy_path,
                 timeout_s=settings.opa_timeout_ms / 1000,
                 retries=settings.opa_retries,
-                cache_seconds=settings.policy_cache_seconds,
+                cache_seconds=settings.cache_seconds,
                 transport=transport,
             )
             return cls(opa, None)

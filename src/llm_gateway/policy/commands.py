@@ -11,7 +11,7 @@ import orjson
 
 from llm_gateway.policy import PolicyLoadError, PolicyService, rule_of
 from llm_gateway.policy.bundle import engine_message, load_bundle
-from llm_gateway.settings import Settings
+from llm_gateway.settings import PolicySettings
 
 EXIT_FAILED = 1
 EXIT_CONFIG = 2
@@ -20,7 +20,7 @@ _PACKAGE = re.compile(r"^\s*package\s+([\w.]+)", re.MULTILINE)
 _TEST_RULE = re.compile(r"^(test_\w+)\b", re.MULTILINE)
 
 
-def eval_command(input_path: str, settings: Settings) -> int:
+def eval_command(input_path: str, settings: PolicySettings) -> int:
     """Print the decision for the input document in ``input_path`` (``-``: stdin)."""
     try:
         raw = sys.stdin.buffer.read() if input_path == "-" else Path(input_path).read_bytes()
@@ -63,7 +63,7 @@ def eval_command(input_path: str, settings: Settings) -> int:
     return asyncio.run(decide())
 
 
-def test_command(settings: Settings) -> int:
+def test_command(settings: PolicySettings) -> int:
     """Run every ``test_`` rule of the ``*_test.rego`` files; any false or undefined one fails."""
     try:
         bundle = load_bundle(settings.policy_dir, rule_of(settings.opa_policy_path))

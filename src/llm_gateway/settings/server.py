@@ -1,0 +1,69 @@
+"""The HTTP server's settings and the logs': what ``llm-gateway serve`` starts with."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import ClassVar
+
+from llm_gateway.settings.declare import Section, choice, integer, seconds, text, var
+
+
+class LogLevel(StrEnum):
+    DEBUG = "debug"
+    INFO = "info"
+    WARNING = "warning"
+    ERROR = "error"
+
+
+class LogFormat(StrEnum):
+    JSON = "json"  # one object per line
+    TEXT = "text"
+
+
+@dataclass(frozen=True, slots=True)
+class HttpSettings(Section):
+    """Where the gateway listens and what a client may make it hold (0 switches a limit off)."""
+
+    TITLE: ClassVar[str] = "HTTP"
+
+    host: str = var("API_HOST", text, "127.0.0.1", "where the gateway listens")
+    port: int = var("API_PORT", integer(0, 65535), 8080, "the port it listens on")
+    workers: int = var("WORKERS", integer(1, 256), 1, "worker processes of `llm-gateway serve`")
+    max_body_bytes: int = var(
+        "MAX_BODY_BYTES", integer(1024, 1 << 30), 2 * 1024 * 1024,
+        "largest request body (413 beyond)",
+    )  # fmt: skip
+    max_header_bytes: int = var(
+        "HTTP_MAX_HEADER_BYTES", integer(0, 1 << 24), 65_536,
+        "request line and headers, in bytes (431 beyond)",
+    )  # fmt: skip
+    max_headers: int = var(
+        "HTTP_MAX_HEADERS", integer(0, 100_000), 100, "number of headers (431 beyond)"
+    )
+    header_timeout_s: float = var(
+        "HTTP_HEADER_TIMEOUT_SECONDS", seconds, 15.0,
+        "seconds for the whole head, from its first byte (408)",
+    )  # fmt: skip
+    body_timeout_s: float = var(
+        "HTTP_BODY_TIMEOUT_SECONDS", seconds, 30.0,
+        "the longest pause between two reads of a body, in seconds (408)",
+    )  # fmt: skip
+    max_connections_per_client: int = var(
+        "HTTP_MAX_CONNECTIONS_PER_CLIENT", integer(0, 1 << 20), 256,
+        "open connections per client address (503 beyond; behind a proxy raise it or set 0)",
+    )  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class LogSettings(Section):
+    """How the gateway logs (never a prompt's text: see observability.logging)."""
+
+    TITLE: ClassVar[str] = "Logs"
+
+    level: LogLevel = var(
+        "LOG_LEVEL", choice(LogLevel), LogLevel.INFO, "debug, info, warning or error"
+    )
+    format: LogFormat = var(
+        "LOG_FORMAT", choice(LogFormat), LogFormat.JSON, "json (one object per line) or text"
+    )
