@@ -1,0 +1,76 @@
+"""The running gateway's state: one shared store, built from STATE_BACKEND, used by the vault."""
+
+from __future__ import annotations
+
+import base64
+import uuid
+from pathlib import Path
+
+import pytest
+
+from llm_gateway.config import load_gateway_config
+from llm_gateway.runtime import AppState
+from llm_gateway.settings import load_settings
+from llm_gateway.state import MemoryStore
+from llm_gateway.state.redis import RedisStore
+
+CONFIG = Path(__file__).resolve().parents[1] / "config"
+VAULT_KEY = base64.b64encode(bytes(range(32))).decode()
+
+
+async def _started(tmp_path: Path, **env: str) -> AppState:
+    base = {"DATA_DIR": str(tmp_path), "CONFIG_DIR": str(CONFIG), "DLP_NER": "off"}
+    settings = load_settings({**base, "DEMO_MODEL": "off", **env}, env_file=None)
+    return await AppState.start(settings, load_gateway_config(settings.providers))
+
+
+async def _vault_writes_reach(state: AppState) -> bool:
+    """A token the vault hands out is in the gateway's store, under the vault's namespace."""
+    assert state.dlp is not None
+    conversation = f"runtime-{uuid.uuid4().hex}"
+    await state.dlp.vault.session(conversation).token_for("PERSON", "Ada")
+    found = await state.store.hash_get(f"vault:{conversation}", ["count"])
+    await state.store.delete(f"vault:{conversation}")
+    return found == [b"1"]
+
+
+async def test_the_embedded_default_is_one_in_process_store_the_vault_shares(
+    tmp_path: Path,
+) -> None:
+    state = await _started(tmp_path)
+    try:
+        assert isinstance(state.store, MemoryStore)
+        assert await _vault_writes_reach(state)
+    finally:
+        await state.stop()
+
+
+@pytest.mark.redis
+async def test_state_backend_redis_shares_one_redis_store_with_the_vault(
+    tmp_path: Path, redis_server_url: str
+) -> None:
+    state = await _started(
+        tmp_path, STATE_BACKEND="redis", REDIS_URL=redis_server_url, DLP_VAULT="redis",
+        DLP_VAULT_KEY=VAULT_KEY,
+    )  # fmt: skip
+    try:
+        assert isinstance(state.store, RedisStore)
+        assert await _vault_writes_reach(state)
+    finally:
+        await state.stop()
+
+
+@pytest.mark.redis
+async def test_a_vault_elsewhere_than_the_state_keeps_a_store_of_its_own(
+    tmp_path: Path, redis_server_url: str
+) -> None:
+    state = await _started(
+        tmp_path, REDIS_URL=redis_server_url, DLP_VAULT="redis", DLP_VAULT_KEY=VAULT_KEY
+    )
+    try:
+        assert isinstance(state.store, MemoryStore)
+        assert not await _vault_writes_reach(state)
+        assert state.dlp is not None
+        assert isinstance(state.dlp.vault.store, RedisStore)
+    finally:
+        await state.stop()
