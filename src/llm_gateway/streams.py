@@ -59,39 +59,50 @@ async def filter_stream(
             channels[index] = open_channel(index)
         return channels[index]
 
-    def blocked() -> bool:
-        return any(c.blocked for c in channels.values())
-
     try:
         async for event in stream:
-            if isinstance(event, TextDelta):
-                text = channel(TEXT).feed(event.text)
-                if text:
-                    yield TextDelta(text)
-            elif isinstance(event, ToolCallDelta):
-                event.arguments = channel(event.index).feed(event.arguments)
-                if event.arguments or event.id or event.name:
-                    yield event
-            elif isinstance(event, StreamEnd):
-                for index, open_one in channels.items():
-                    rest = open_one.finish()
-                    if rest and not open_one.blocked:
-                        yield (
-                            TextDelta(rest)
-                            if index == TEXT
-                            else ToolCallDelta(index=index, arguments=rest)
-                        )
-                if blocked():
+            if isinstance(event, StreamEnd):
+                for rest in _rests(channels):
+                    yield rest
+                if _blocked(channels):
                     event.finish_reason = "content_filter"
                 settled()
                 yield event
                 return
-            else:
-                yield event
-            if blocked():
+            passed = _through(event, channel)
+            if passed is not None:
+                yield passed
+            if _blocked(channels):
                 settled()
                 yield StreamEnd("content_filter")
                 return
     finally:
         settled()
         await stream.aclose()
+
+
+def _through(event: StreamEvent, channel: Callable[[int], Channel]) -> StreamEvent | None:
+    """``event`` with its text filtered by its channel; None if nothing of it may flow yet."""
+    if isinstance(event, TextDelta):
+        text = channel(TEXT).feed(event.text)
+        return TextDelta(text) if text else None
+    if isinstance(event, ToolCallDelta):
+        event.arguments = channel(event.index).feed(event.arguments)
+        return event if event.arguments or event.id or event.name else None
+    return event
+
+
+def _rests(channels: dict[int, Channel]) -> list[StreamEvent]:
+    """What each channel still holds and may release, as the stream ends."""
+    rests: list[StreamEvent] = []
+    for index, open_one in channels.items():
+        rest = open_one.finish()
+        if rest and not open_one.blocked:
+            rests.append(
+                TextDelta(rest) if index == TEXT else ToolCallDelta(index=index, arguments=rest)
+            )
+    return rests
+
+
+def _blocked(channels: dict[int, Channel]) -> bool:
+    return any(c.blocked for c in channels.values())

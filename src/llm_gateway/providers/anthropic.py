@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -146,53 +147,85 @@ class AnthropicAdapter:
     async def parse_stream(
         self, deployment: Deployment, lines: AsyncIterator[bytes]
     ) -> AsyncGenerator[StreamEvent, None]:
-        usage = Usage()
-        finish: FinishReason = "stop"
-        tool_of_block: dict[int, int] = {}  # content block index -> tool call index
-        tool_has_input: set[int] = set()
-        started = False
+        progress = _Progress(deployment.name)
         async for event in parse_sse(lines):
             data = decode_json(event.data, "stream event")
             kind = data.get("type") if isinstance(data, dict) else None
-            if kind == "content_block_delta":
-                delta = data.get("delta") or {}
-                if delta.get("type") == "text_delta" and delta.get("text"):
-                    yield TextDelta(delta["text"])
-                elif delta.get("type") == "input_json_delta" and delta.get("partial_json"):
-                    tool = tool_of_block.get(data.get("index", -1))
-                    if tool is not None:
-                        tool_has_input.add(tool)
-                        yield ToolCallDelta(tool, arguments=delta["partial_json"])
-            elif kind == "message_start":
-                started = True
-                usage = _usage((data.get("message") or {}).get("usage"))
-                yield StreamStart(model=deployment.name, input_tokens=usage.input_tokens)
-            elif kind == "content_block_start":
-                block = data.get("content_block") or {}
-                if block.get("type") == "tool_use":
-                    tool = tool_of_block[data.get("index", -1)] = len(tool_of_block)
-                    yield ToolCallDelta(tool, id=block.get("id"), name=block.get("name"))
-                elif block.get("type") == "text" and block.get("text"):
-                    yield TextDelta(block["text"])
-            elif kind == "content_block_stop":
-                tool = tool_of_block.get(data.get("index", -1))
-                if tool is not None and tool not in tool_has_input:
-                    yield ToolCallDelta(tool, arguments="{}")
-            elif kind == "message_delta":
-                delta = data.get("delta") or {}
-                finish = FINISH_FROM_ANTHROPIC.get(delta.get("stop_reason"), finish)
-                final = data.get("usage") or {}
-                usage.output_tokens = int(final.get("output_tokens") or usage.output_tokens)
-                if final.get("input_tokens") is not None:
-                    usage.input_tokens = _usage(final).input_tokens
-            elif kind == "message_stop":
-                yield StreamEnd(finish_reason=finish, usage=usage)
-                return
-            elif kind == "error":
-                raise _stream_error((data.get("error") or {}).get("type"))
-            elif kind is None:
+            if kind is None:
                 raise malformed("stream event")
-        raise ended_early(started)
+            if kind == "error":
+                raise _stream_error((data.get("error") or {}).get("type"))
+            if kind == "message_stop":
+                yield StreamEnd(finish_reason=progress.finish, usage=progress.usage)
+                return
+            handle = _HANDLERS.get(kind)
+            if handle is not None:  # ping and event types to come are ignored
+                for out in handle(progress, data):
+                    yield out
+        raise ended_early(progress.started)
+
+
+@dataclass(slots=True)
+class _Progress:
+    """What an Anthropic stream has said so far."""
+
+    model: str
+    usage: Usage = field(default_factory=Usage)
+    finish: FinishReason = "stop"
+    started: bool = False
+    tool_of_block: dict[int, int] = field(default_factory=dict)  # block index -> tool index
+    tool_has_input: set[int] = field(default_factory=set)
+
+
+def _message_start(progress: _Progress, data: dict[str, Any]) -> Iterator[StreamEvent]:
+    progress.started = True
+    progress.usage = _usage((data.get("message") or {}).get("usage"))
+    yield StreamStart(model=progress.model, input_tokens=progress.usage.input_tokens)
+
+
+def _block_start(progress: _Progress, data: dict[str, Any]) -> Iterator[StreamEvent]:
+    block = data.get("content_block") or {}
+    if block.get("type") == "tool_use":
+        tool = progress.tool_of_block[data.get("index", -1)] = len(progress.tool_of_block)
+        yield ToolCallDelta(tool, id=block.get("id"), name=block.get("name"))
+    elif block.get("type") == "text" and block.get("text"):
+        yield TextDelta(block["text"])
+
+
+def _block_delta(progress: _Progress, data: dict[str, Any]) -> Iterator[StreamEvent]:
+    delta = data.get("delta") or {}
+    if delta.get("type") == "text_delta" and delta.get("text"):
+        yield TextDelta(delta["text"])
+    elif delta.get("type") == "input_json_delta" and delta.get("partial_json"):
+        tool = progress.tool_of_block.get(data.get("index", -1))
+        if tool is not None:
+            progress.tool_has_input.add(tool)
+            yield ToolCallDelta(tool, arguments=delta["partial_json"])
+
+
+def _block_stop(progress: _Progress, data: dict[str, Any]) -> Iterator[StreamEvent]:
+    tool = progress.tool_of_block.get(data.get("index", -1))
+    if tool is not None and tool not in progress.tool_has_input:
+        yield ToolCallDelta(tool, arguments="{}")
+
+
+def _message_delta(progress: _Progress, data: dict[str, Any]) -> Iterator[StreamEvent]:
+    delta = data.get("delta") or {}
+    progress.finish = FINISH_FROM_ANTHROPIC.get(delta.get("stop_reason"), progress.finish)
+    final = data.get("usage") or {}
+    progress.usage.output_tokens = int(final.get("output_tokens") or progress.usage.output_tokens)
+    if final.get("input_tokens") is not None:
+        progress.usage.input_tokens = _usage(final).input_tokens
+    yield from ()
+
+
+_HANDLERS: dict[str, Callable[[_Progress, dict[str, Any]], Iterator[StreamEvent]]] = {
+    "message_start": _message_start,
+    "content_block_start": _block_start,
+    "content_block_delta": _block_delta,
+    "content_block_stop": _block_stop,
+    "message_delta": _message_delta,
+}
 
 
 def _stream_error(kind: Any) -> UpstreamError:
