@@ -8,6 +8,7 @@ here exactly where it would fail against Anthropic.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -75,29 +76,46 @@ def _block(block: object, role: str, path: str, texts: list[str], results: list[
         )
     if (role == "assistant" and kind in _USER_ONLY) or (role == "user" and kind in _ASSISTANT_ONLY):
         raise _fail(f"{path}.type", f"'{kind}' blocks are not allowed in '{role}' messages")
-    if kind == "text":
-        if not isinstance(block.get("text"), str):
-            raise _fail(f"{path}.text", "Field required")
-        texts.append(block["text"])
-    elif kind == "image":
-        if not isinstance(block.get("source"), dict):
-            raise _fail(f"{path}.source", "Field required")
-    elif kind == "tool_use":
-        for name in ("id", "name"):
-            if not isinstance(block.get(name), str):
-                raise _fail(f"{path}.{name}", "Field required")
-        if not isinstance(block.get("input"), dict):
-            raise _fail(f"{path}.input", "Input should be a valid dictionary")
-        return str(block["id"])
-    elif kind == "tool_result":
-        if not isinstance(block.get("tool_use_id"), str):
-            raise _fail(f"{path}.tool_use_id", "Field required")
-        if "is_error" in block and not isinstance(block["is_error"], bool):
-            raise _fail(f"{path}.is_error", "Input should be a valid boolean")
-        content = block.get("content", "")
-        results.append("".join(_text_blocks(content, f"{path}.content")))
-        return str(block["tool_use_id"])
-    return None
+    check = _BLOCK_CHECKS.get(kind)
+    return check(block, path, texts, results) if check is not None else None
+
+
+def _text_block(block: dict[str, Any], path: str, texts: list[str], _: list[str]) -> None:
+    if not isinstance(block.get("text"), str):
+        raise _fail(f"{path}.text", "Field required")
+    texts.append(block["text"])
+
+
+def _image_block(block: dict[str, Any], path: str, _: list[str], __: list[str]) -> None:
+    if not isinstance(block.get("source"), dict):
+        raise _fail(f"{path}.source", "Field required")
+
+
+def _tool_use_block(block: dict[str, Any], path: str, _: list[str], __: list[str]) -> str:
+    for name in ("id", "name"):
+        if not isinstance(block.get(name), str):
+            raise _fail(f"{path}.{name}", "Field required")
+    if not isinstance(block.get("input"), dict):
+        raise _fail(f"{path}.input", "Input should be a valid dictionary")
+    return str(block["id"])
+
+
+def _tool_result_block(block: dict[str, Any], path: str, _: list[str], results: list[str]) -> str:
+    if not isinstance(block.get("tool_use_id"), str):
+        raise _fail(f"{path}.tool_use_id", "Field required")
+    if "is_error" in block and not isinstance(block["is_error"], bool):
+        raise _fail(f"{path}.is_error", "Input should be a valid boolean")
+    content = block.get("content", "")
+    results.append("".join(_text_blocks(content, f"{path}.content")))
+    return str(block["tool_use_id"])
+
+
+_BLOCK_CHECKS: dict[str, Callable[[dict[str, Any], str, list[str], list[str]], str | None]] = {
+    "text": _text_block,
+    "image": _image_block,
+    "tool_use": _tool_use_block,
+    "tool_result": _tool_result_block,
+}
 
 
 def _message(message: object, i: int) -> tuple[Turn, list[str]]:
@@ -171,19 +189,7 @@ def _check_options(body: dict[str, Any]) -> tuple[str, ...]:
         not isinstance(stops, list) or not all(isinstance(s, str) for s in stops)
     ):
         raise _fail("stop_sequences", "Input should be a valid list of strings")
-    tools = body.get("tools")
-    if tools is not None:
-        if not isinstance(tools, list):
-            raise _fail("tools", "Input should be a valid list")
-        for j, tool in enumerate(tools):
-            if not isinstance(tool, dict):
-                raise _fail(f"tools.{j}", "Input should be a valid dictionary")
-            if tool.get("type") not in (None, "custom"):
-                continue  # server tools (web search...) have their own shapes
-            if not isinstance(tool.get("name"), str):
-                raise _fail(f"tools.{j}.name", "Field required")
-            if not isinstance(tool.get("input_schema"), dict):
-                raise _fail(f"tools.{j}.input_schema", "Field required")
+    _check_tools(body.get("tools"))
     choice = body.get("tool_choice")
     if choice is not None:
         if not isinstance(choice, dict) or choice.get("type") not in _TOOL_CHOICES:
@@ -194,6 +200,22 @@ def _check_options(body: dict[str, Any]) -> tuple[str, ...]:
     if metadata is not None and not isinstance(metadata, dict):
         raise _fail("metadata", "Input should be a valid dictionary")
     return tuple(stops or ())
+
+
+def _check_tools(tools: object) -> None:
+    if tools is None:
+        return
+    if not isinstance(tools, list):
+        raise _fail("tools", "Input should be a valid list")
+    for j, tool in enumerate(tools):
+        if not isinstance(tool, dict):
+            raise _fail(f"tools.{j}", "Input should be a valid dictionary")
+        if tool.get("type") not in (None, "custom"):
+            continue  # server tools (web search...) have their own shapes
+        if not isinstance(tool.get("name"), str):
+            raise _fail(f"tools.{j}.name", "Field required")
+        if not isinstance(tool.get("input_schema"), dict):
+            raise _fail(f"tools.{j}.input_schema", "Field required")
 
 
 def validate_messages(body: dict[str, Any]) -> MessagesRequest:
