@@ -43,20 +43,28 @@ class Service:
                 self.process.wait()
 
 
+@dataclass(frozen=True)
+class Ready:
+    """How to tell a started service is ready: ``path`` answers below 500 within the time."""
+
+    url: str
+    path: str
+    timeout_s: float = 60
+    headers: dict[str, str] | None = None
+
+
 def start(
     name: str,
     argv: Sequence[str],
+    ready: Ready,
     *,
-    url: str,
-    ready_path: str,
     cpus: str | None,
-    env: dict[str, str] | None = None,
     log_dir: Path,
+    env: dict[str, str] | None = None,
     cwd: Path | None = None,
-    timeout_s: float = 60,
-    headers: dict[str, str] | None = None,
 ) -> Service:
     """Start ``argv`` pinned to ``cpus`` in its own process group, and wait until it is ready."""
+    url, timeout_s = ready.url, ready.timeout_s
     log = log_dir / f"{name}.log"
     command = ["taskset", "-c", cpus, *argv] if cpus else list(argv)
     with log.open("wb") as out:
@@ -74,7 +82,7 @@ def start(
         if process.poll() is not None:
             raise RuntimeError(f"{name} exited at start-up; see {log}:\n{log.read_text()[-3000:]}")
         try:
-            if httpx.get(url + ready_path, timeout=1, headers=headers).status_code < 500:
+            if httpx.get(url + ready.path, timeout=1, headers=ready.headers).status_code < 500:
                 return service
         except httpx.TransportError:
             pass

@@ -189,7 +189,7 @@ def table(rows: list[Row]) -> str:
     return "\n".join(lines)
 
 
-def main() -> None:
+def arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--compare", choices=["litellm"], help="also measure LiteLLM's proxy")
     parser.add_argument("--profiles", default="passthrough,full")
@@ -200,7 +200,11 @@ def main() -> None:
     parser.add_argument("--no-stages", action="store_true", help="skip the stage microbenchmarks")
     args = parser.parse_args()
     args.connections = [int(c) for c in args.connections.split(",")]
+    return args
 
+
+def main() -> None:
+    args = arguments()
     ensure_tools()
     work = Path(tempfile.mkdtemp(prefix="llm-gateway-bench-"))
     work.chmod(0o755)  # nginx's workers run as an unprivileged user when started by root
@@ -217,36 +221,53 @@ def main() -> None:
         for profile in args.profiles.split(","):
             gateway = targets.start_gateway(profile, nginx.url, work, GATEWAY_CPUS)
             services.append(gateway)
-            idle = procs.rss_mb(gateway.pid)
-            rows += measure(profile, gateway.url, auth, work, gateway.pid, args, direct)
-            ttfb_gateway = first_chunk_delay(f"{gateway.url}/v1/chat/completions", auth, work)
-            ttfb_direct = first_chunk_delay(f"{nginx.url}/stream/v1/chat/completions", "", work)
-            notes.append(
-                f"{profile}: idle RSS {idle:.0f} MB; first stream chunk {ttfb_gateway:.2f} ms "
-                f"after the request vs {ttfb_direct:.2f} ms direct "
-                f"(added {ttfb_gateway - ttfb_direct:.2f} ms)"
+            profile_rows, profile_notes = measure_profile(
+                profile, gateway, nginx, auth, work, args, direct
             )
-            if args.soak and profile == args.profiles.split(",")[-1]:
-                notes.append(soak(gateway, auth, work, args.soak))
+            rows += profile_rows
+            notes += profile_notes
             gateway.stop()
         if args.workers:
             notes += workers_scaling(nginx.url, auth, work, args)
         if args.compare == "litellm":
             litellm = targets.start_litellm(nginx.url, work, GATEWAY_CPUS)
             services.append(litellm)
-            rows += measure(
-                "litellm",
-                litellm.url,
-                f"Bearer {targets.LITELLM_KEY}",
-                work,
-                litellm.pid,
-                args,
-                direct,
-            )
+            key = f"Bearer {targets.LITELLM_KEY}"
+            rows += measure("litellm", litellm.url, key, work, litellm.pid, args, direct)
             litellm.stop()
     finally:
         for service in services:
             service.stop()
+    report(rows, notes, args)
+    shutil.rmtree(work, ignore_errors=True)
+
+
+def measure_profile(
+    profile: str,
+    gateway: procs.Service,
+    nginx: procs.Service,
+    auth: str,
+    work: Path,
+    args: argparse.Namespace,
+    direct: dict[tuple[str, int], float],
+) -> tuple[list[Row], list[str]]:
+    """One profile's rows, and its notes: idle RSS, first chunk, soak."""
+    notes: list[str] = []
+    idle = procs.rss_mb(gateway.pid)
+    rows = measure(profile, gateway.url, auth, work, gateway.pid, args, direct)
+    ttfb_gateway = first_chunk_delay(f"{gateway.url}/v1/chat/completions", auth, work)
+    ttfb_direct = first_chunk_delay(f"{nginx.url}/stream/v1/chat/completions", "", work)
+    notes.append(
+        f"{profile}: idle RSS {idle:.0f} MB; first stream chunk {ttfb_gateway:.2f} ms "
+        f"after the request vs {ttfb_direct:.2f} ms direct "
+        f"(added {ttfb_gateway - ttfb_direct:.2f} ms)"
+    )
+    if args.soak and profile == args.profiles.split(",")[-1]:
+        notes.append(soak(gateway, auth, work, args.soak))
+    return rows, notes
+
+
+def report(rows: list[Row], notes: list[str], args: argparse.Namespace) -> None:
     print()
     print(table(rows))
     print()
@@ -265,7 +286,6 @@ def main() -> None:
         print(stages.report())
         print()
         print(dlp_eval_table())
-    shutil.rmtree(work, ignore_errors=True)
 
 
 def ratios(rows: list[Row]) -> str:

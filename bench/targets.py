@@ -87,8 +87,7 @@ def start_gateway(
     return procs.start(
         f"gateway-{profile}-{workers}w",
         [str(REPO / ".venv/bin/llm-gateway"), "serve"],
-        url=f"http://127.0.0.1:{port}",
-        ready_path="/ready",
+        procs.Ready(f"http://127.0.0.1:{port}", "/ready"),
         cpus=cpus,
         env=env,
         log_dir=work,
@@ -168,10 +167,8 @@ litellm_settings:
             "--num_workers",
             "1",
         ],
-        url=f"http://127.0.0.1:{port}",
-        ready_path="/health/liveliness",
+        procs.Ready(f"http://127.0.0.1:{port}", "/health/liveliness", timeout_s=180),
         cpus=cpus,
         env=env,
         log_dir=work,
-        timeout_s=180,
     )

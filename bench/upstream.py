@@ -110,8 +110,7 @@ def start_nginx(work: Path, cpus: str | None) -> procs.Service:
     return procs.start(
         "nginx",
         [nginx, "-c", str(conf), "-p", str(root)],
-        url=url,
-        ready_path="/health",
+        procs.Ready(url, "/health"),
         cpus=cpus,
         log_dir=work,
     )
