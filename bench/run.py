@@ -78,7 +78,7 @@ def request_body(work: Path, model: str, stream: bool) -> Path:
     prompt = (
         "Summarise the quarterly report for the operations team in three short bullet points. " * 12
     )[:1000]
-    body = {
+    body: dict[str, object] = {
         "model": model,
         "messages": [
             {"role": "system", "content": "You are concise."},

@@ -12,6 +12,7 @@ import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 
 from bench import targets, upstream
@@ -179,9 +180,7 @@ async def _policy(
         stage = Authorize(policy, "bench", resolver)
         assert ctx.chat is not None
         ctx.chat.model = "gpt-4" if "spec" in name else "bench"  # both allowed (enterprise)
-        results[f"authorize ({name})"] = await _time_async(
-            lambda stage=stage: stage(ctx, done)  # bind this iteration's stage
-        )
+        results[f"authorize ({name})"] = await _time_async(partial(stage, ctx, done))
         await policy.aclose()
     assert ctx.chat is not None
     ctx.chat.model = "bench"
