@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 
 import pytest
 
@@ -72,7 +72,7 @@ class Recorder:
 
     async def events(
         self, *events: StreamEvent, fail_on_close: bool = False
-    ) -> AsyncIterator[StreamEvent]:
+    ) -> AsyncGenerator[StreamEvent, None]:
         try:
             for event in events:
                 yield event
@@ -89,7 +89,7 @@ async def test_event_stream_iterates_its_events() -> None:
     recorder = Recorder()
     stream = EventStream(
         StreamStart("m", input_tokens=3),
-        recorder.events(TextDelta("a"), StreamEnd("stop")),  # type: ignore[arg-type]
+        recorder.events(TextDelta("a"), StreamEnd("stop")),
         recorder.on_close,
     )
     assert stream.start == StreamStart("m", 3)
@@ -103,7 +103,7 @@ async def test_event_stream_close_without_iterating_runs_on_close() -> None:
     stream = EventStream(
         StreamStart("m"),
         recorder.events(TextDelta("a")),
-        recorder.on_close,  # type: ignore[arg-type]
+        recorder.on_close,
     )
     await stream.aclose()
     assert recorder.log == ["on_close"]  # the generator never started: nothing to unwind
@@ -113,7 +113,7 @@ async def test_event_stream_close_mid_iteration_unwinds_the_generator() -> None:
     recorder = Recorder()
     stream = EventStream(
         StreamStart("m"),
-        recorder.events(TextDelta("a"), TextDelta("b")),  # type: ignore[arg-type]
+        recorder.events(TextDelta("a"), TextDelta("b")),
         recorder.on_close,
     )
     assert await anext(aiter(stream)) == TextDelta("a")
@@ -125,7 +125,7 @@ async def test_event_stream_on_close_runs_even_if_closing_fails() -> None:
     recorder = Recorder()
     stream = EventStream(
         StreamStart("m"),
-        recorder.events(TextDelta("a"), fail_on_close=True),  # type: ignore[arg-type]
+        recorder.events(TextDelta("a"), fail_on_close=True),
         recorder.on_close,
     )
     await anext(aiter(stream))
@@ -136,6 +136,6 @@ async def test_event_stream_on_close_runs_even_if_closing_fails() -> None:
 
 async def test_event_stream_without_on_close() -> None:
     recorder = Recorder()
-    stream = EventStream(StreamStart("m"), recorder.events())  # type: ignore[arg-type]
+    stream = EventStream(StreamStart("m"), recorder.events())
     assert [e async for e in stream] == []
     await stream.aclose()

@@ -41,7 +41,9 @@ def _stream(*events: StreamEvent) -> EventStream:
     return EventStream(StreamStart("m"), gen())
 
 
-async def _collect(stream: EventStream, channels: dict[int, HoldAll], settled: list[int]) -> list:
+async def _collect(
+    stream: EventStream, channels: dict[int, HoldAll], settled: list[int]
+) -> list[StreamEvent]:
     def open_channel(index: int) -> HoldAll:
         channels[index] = HoldAll()
         return channels[index]

@@ -24,7 +24,7 @@ class _Recorded(dict[str, Any]):
         super().__init__(data)
         self._path, self._reads = path, reads
 
-    def get(self, key: str, default: Any = None) -> Any:  # type: ignore[override]
+    def get(self, key: str, default: Any = None) -> Any:
         self._reads.add((self._path, key))
         return _record(super().get(key, default), f"{self._path}.{key}", self._reads)
 

@@ -15,7 +15,7 @@ from llm_gateway.pipeline.context import Challenge, Outcome, RequestContext
 
 CONFIRMATION = {"id": "c-1", "action": "delete", "phrase": "confirm delete 7 instances"}
 TEXT = "This deletes 7 instances. Type `confirm delete 7 instances` to go on."
-BODIES = {
+BODIES: dict[str, dict[str, Any]] = {
     "openai": {"model": "m", "messages": [{"role": "user", "content": "go"}]},
     "anthropic": {"model": "m", "max_tokens": 10, "messages": [{"role": "user", "content": "go"}]},
     "native": {"model": "m", "messages": [{"role": "user", "content": "go"}]},
@@ -73,7 +73,7 @@ async def test_a_json_answer_carries_the_text_the_object_and_the_header(door: Fr
     body = orjson.loads(response.body)
     place = body["metadata"] if door.name == "native" else body
     assert place["confirmation"] == CONFIRMATION
-    assert TEXT in response.body.decode()
+    assert TEXT in bytes(response.body).decode()
 
 
 @pytest.mark.parametrize("door", DOORS, ids=lambda d: d.name)

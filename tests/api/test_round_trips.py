@@ -53,15 +53,21 @@ def from_anthropic(data: dict[str, Any]) -> Any:
 
 
 def to_openai(chat: Any, provider: Provider = Provider.OPENAI) -> dict[str, Any]:
-    return json.loads(OpenAIAdapter().build_request(deployment(provider), chat).body)
+    request = OpenAIAdapter().build_request(deployment(provider), chat)
+    body: dict[str, Any] = json.loads(request.body)
+    return body
 
 
 def to_anthropic(chat: Any) -> dict[str, Any]:
-    return json.loads(AnthropicAdapter().build_request(deployment(Provider.ANTHROPIC), chat).body)
+    request = AnthropicAdapter().build_request(deployment(Provider.ANTHROPIC), chat)
+    body: dict[str, Any] = json.loads(request.body)
+    return body
 
 
 def to_ollama(chat: Any) -> dict[str, Any]:
-    return json.loads(OllamaAdapter().build_request(deployment(Provider.OLLAMA), chat).body)
+    request = OllamaAdapter().build_request(deployment(Provider.OLLAMA), chat)
+    body: dict[str, Any] = json.loads(request.body)
+    return body
 
 
 # --- an OpenAI conversation with tools ------------------------------------------------------

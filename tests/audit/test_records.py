@@ -18,7 +18,7 @@ def _context(principal: Principal) -> RequestContext:
         endpoint="openai",
         credentials=Credentials(),
         read_body=_no_body,
-        payload=ChatCall(lambda body: None),  # type: ignore[arg-type,return-value]
+        payload=ChatCall(lambda body: None),  # type: ignore[arg-type]
         principal=principal,
     )
 

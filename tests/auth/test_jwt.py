@@ -6,6 +6,7 @@ import hmac
 import json
 import time
 from pathlib import Path
+from typing import Any
 
 import jwt
 import pytest
@@ -107,7 +108,7 @@ def test_hs256_token_signed_with_the_rsa_public_key_is_refused(tmp_path: Path) -
 
 def test_es256_with_a_jwks_file_selects_the_key_by_kid(tmp_path: Path) -> None:
     key1, key2 = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
-    jwks = {"keys": []}
+    jwks: dict[str, list[dict[str, Any]]] = {"keys": []}
     for kid, key in (("k1", key1), ("k2", key2)):
         jwk = json.loads(jwt.algorithms.ECAlgorithm.to_jwk(key.public_key()))
         jwks["keys"].append({**jwk, "kid": kid, "use": "sig", "alg": "ES256"})

@@ -26,6 +26,7 @@ from llm_gateway.chat import (
 )
 from llm_gateway.config import Deployment, Provider
 from llm_gateway.errors import (
+    UpstreamError,
     UpstreamMalformedResponse,
     UpstreamRateLimited,
     UpstreamStatusError,
@@ -63,7 +64,8 @@ def chat(**fields: Any) -> ChatRequest:
 
 
 def body_of(request_chat: ChatRequest) -> dict[str, Any]:
-    return json.loads(ADAPTER.build_request(deployment(), request_chat).body)
+    body: dict[str, Any] = json.loads(ADAPTER.build_request(deployment(), request_chat).body)
+    return body
 
 
 async def lines_of(lines: list[bytes]) -> AsyncIterator[bytes]:
@@ -350,8 +352,9 @@ def message_delta(stop: str, output_tokens: int = 89, **usage: int) -> dict[str,
 
 PING = {"type": "ping"}
 STOP = {"type": "message_stop"}
-TOOL = {"type": "tool_use", "id": "toolu_01T1x1fJ34qAmk2tNTrN7Up6", "name": "get_weather",
-        "input": {}}  # fmt: skip
+TOOL: dict[str, Any] = {
+    "type": "tool_use", "id": "toolu_01T1x1fJ34qAmk2tNTrN7Up6", "name": "get_weather", "input": {}
+}  # fmt: skip
 
 
 async def test_stream_text() -> None:
@@ -486,7 +489,7 @@ async def test_stream_cumulative_usage_in_message_delta() -> None:
     ],
 )
 async def test_stream_in_band_error(
-    error_type: str, error_class: type[Exception], code: str, status: int
+    error_type: str, error_class: type[UpstreamError], code: str, status: int
 ) -> None:
     error = {"type": "error", "error": {"type": error_type, "message": "Overloaded"}}
     lines = sse(message_start(), block_start(0, {"type": "text", "text": ""}),

@@ -6,7 +6,7 @@ import asyncio
 import email.utils
 import json
 import time
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from typing import Any
 
 import pytest
@@ -51,7 +51,7 @@ class FakeResponse:
         read_error: Exception | None = None,
     ) -> None:
         self.status = status
-        self.headers = CIMultiDictProxy(CIMultiDict(headers or {}))
+        self.headers: Mapping[str, str] = CIMultiDictProxy(CIMultiDict(headers or {}))
         self.body = body
         self._lines = lines or []
         self.delay_s = delay_s  # before the body (read) or the first line (lines)

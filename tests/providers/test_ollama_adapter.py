@@ -63,7 +63,8 @@ def chat(**fields: Any) -> ChatRequest:
 
 
 def body_of(request_chat: ChatRequest) -> dict[str, Any]:
-    return json.loads(ADAPTER.build_request(deployment(), request_chat).body)
+    body: dict[str, Any] = json.loads(ADAPTER.build_request(deployment(), request_chat).body)
+    return body
 
 
 def line(message: dict[str, Any] | None = None, done: bool = False, **extra: Any) -> bytes:
