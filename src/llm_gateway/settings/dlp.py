@@ -106,7 +106,8 @@ class DlpSettings(Section):
     )  # fmt: skip
     vault: StateBackend = var(
         "DLP_VAULT", choice(StateBackend), StateBackend.MEMORY,
-        "where reversible tokens live: memory, or redis (needs DLP_VAULT_KEY)",
+        "where reversible tokens live: memory, or redis (needs DLP_VAULT_KEY); in the shared "
+        "state store when it names STATE_BACKEND",
     )  # fmt: skip
     vault_key: str | None = var(
         "DLP_VAULT_KEY", optional(text), None,
