@@ -9,6 +9,13 @@ looked for), stdin fed from ``stdin`` and stdout and stderr captured. The
 exit status is what the console script would exit with: ``main``'s return
 value, or the code of a ``SystemExit`` (argparse's usage errors).
 
+``serve`` never listens in-process: :func:`llm_gateway.server.serve` is
+replaced for the call by a stub that records its configuration and returns
+(so a ``serve`` that got past its start-up checks returns 0), and the logging
+configuration it would install is undone. It is for the start-up checks that
+make ``serve`` exit before it listens; a gateway that serves is started by
+``tests/e2e/conftest.py``.
+
 The result is a :class:`subprocess.CompletedProcess`, so a test reads the same
 fields either way; ``tests/test_cli.py`` keeps true subprocess tests of the
 installed ``llm-gateway`` command and of ``python -m llm_gateway.cli``.
@@ -24,11 +31,32 @@ import sys
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Literal, overload
+from typing import Any, Literal, overload
 
 from llm_gateway import cli
 
 _lock = threading.Lock()  # one command at a time: the environment and cwd are the process's
+
+#: The configurations ``serve`` would have served, run in-process (newest last).
+SERVED: list[Any] = []
+
+
+@contextlib.contextmanager
+def never_listening() -> Iterator[None]:
+    """``llm_gateway.server.serve`` records instead of serving; logging is restored after."""
+    import logging
+
+    import llm_gateway.server
+
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    saved = llm_gateway.server.serve
+    llm_gateway.server.serve = SERVED.append
+    try:
+        yield
+    finally:
+        llm_gateway.server.serve = saved
+        root.handlers[:], root.level = handlers, level
 
 
 @contextlib.contextmanager
@@ -84,6 +112,7 @@ def run_cli(
         stack.enter_context(contextlib.redirect_stderr(err))
         saved_stdin, sys.stdin = sys.stdin, fake_stdin
         stack.callback(setattr, sys, "stdin", saved_stdin)
+        stack.enter_context(never_listening())
         try:
             code = cli.main(list(args))
         except SystemExit as exc:  # argparse: --help (0) and usage errors (2)

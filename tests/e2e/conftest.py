@@ -131,10 +131,18 @@ class Gateway:
         return httpx.Client(base_url=self.base_url, timeout=30)
 
     def audit_row(self, request_id: str, wait_s: float = 2.0) -> AuditLog:
-        """The audit row of a request (committed before the answer completed)."""
+        """The audit row of a request (committed before the answer completed).
+
+        Only abandoned streams are recorded after the fact: for them the row is
+        looked for again for up to ``wait_s``, and then it must be the only one.
+        """
         rows = self.audit_rows(AuditLog.request_id == request_id)
-        if not rows and wait_s > 0:  # only abandoned streams are recorded after the fact
-            time.sleep(wait_s)
+        if not rows and wait_s > 0:
+            deadline = time.monotonic() + wait_s
+            while not rows and time.monotonic() < deadline:
+                time.sleep(0.05)
+                rows = self.audit_rows(AuditLog.request_id == request_id)
+            time.sleep(0.2)  # a row written late may be written twice: look again
             rows = self.audit_rows(AuditLog.request_id == request_id)
         assert len(rows) == 1, f"expected one audit row for {request_id}, found {len(rows)}"
         return rows[0]
@@ -186,11 +194,14 @@ def start_gateway(
     env: dict[str, str] | None = None,
     *,
     process: bool = False,
+    timeout_ms: int = 5000,
 ) -> Gateway:
-    """A gateway, ready; ``process=True``: as ``llm-gateway serve`` in a subprocess."""
+    """A gateway, ready; ``process=True``: as ``llm-gateway serve`` in a subprocess.
+
+    ``timeout_ms`` is every model's upstream timeout."""
     config = tmp / "config"
     config.mkdir(parents=True, exist_ok=True)
-    (config / "routing_policies.yaml").write_text(routing_yaml(emulator_url))
+    (config / "routing_policies.yaml").write_text(routing_yaml(emulator_url, timeout_ms))
     (config / "pricing.yaml").write_text(PRICING_YAML)
     policies = write_policies(tmp / "policies")
     port = free_port()
@@ -272,6 +283,29 @@ def gateway(
     """One gateway on SQLite for the whole session."""
     tmp = tmp_path_factory.mktemp("gateway")
     gw = start_gateway(tmp, emulator.base_url, f"sqlite:///{tmp}/data/gateway.db")
+    try:
+        yield gw
+    finally:
+        stop_gateway(gw)
+
+
+#: The upstream timeout of :func:`quick_timeout_gateway`'s models, in seconds.
+QUICK_TIMEOUT_S = 1.5
+
+
+@pytest.fixture(scope="session")
+def quick_timeout_gateway(
+    emulator: EmulatorServer, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Gateway]:
+    """Like ``gateway``, with every model's timeout_ms at QUICK_TIMEOUT_S: for the tests
+    of an upstream that never answers, which otherwise wait out the 5 s timeout."""
+    tmp = tmp_path_factory.mktemp("quick-timeout")
+    gw = start_gateway(
+        tmp,
+        emulator.base_url,
+        f"sqlite:///{tmp}/data/gateway.db",
+        timeout_ms=int(QUICK_TIMEOUT_S * 1000),
+    )
     try:
         yield gw
     finally:
