@@ -28,7 +28,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
-import gc
 import io
 import logging
 import threading
@@ -189,10 +188,9 @@ class InProcessServer:
                 logging.getLogger("uvicorn.error").exception("the server failed")
             finally:
                 sock.close()
-                # What the lifespan built is freed here: the Rego engine may only be
-                # dropped on the thread that made it.
+                # What the lifespan built is freed here (by its last reference): the
+                # Rego engine may only be dropped on the thread that made it.
                 vars(app.api.state).get("_state", {}).pop("gateway", None)
-                gc.collect()
                 done.set()
 
         self._thread = threading.Thread(target=run, name=f"gateway-{port}", daemon=True)
