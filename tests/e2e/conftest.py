@@ -290,7 +290,7 @@ def gateway(
 
 
 #: The upstream timeout of :func:`quick_timeout_gateway`'s models, in seconds.
-QUICK_TIMEOUT_S = 1.5
+QUICK_TIMEOUT_S = 1.0
 
 
 @pytest.fixture(scope="session")

@@ -609,9 +609,9 @@ def test_upstream_that_hangs_times_out(
         gateway, door, response, status=504, code="upstream_timeout", kind="timeout",
         secret=(emulator.base_url.split("//")[1],),
     )  # fmt: skip
-    assert elapsed >= TIMEOUT_S - 0.5, elapsed  # not before the timeout
+    assert elapsed >= TIMEOUT_S * 0.9, elapsed  # not before the timeout
     assert (row.model, row.stream) == (door.model, case == "hang_stream")
-    assert row.latency_ms >= (TIMEOUT_S - 0.5) * 1000
+    assert row.latency_ms >= TIMEOUT_S * 0.9 * 1000
 
 
 @by_door
@@ -627,7 +627,7 @@ def test_upstream_silent_mid_stream_ends_with_an_in_band_timeout(
     assert response.status_code == 200  # the stream had started
     assert "alpha" in response.text
     assert "beta" not in response.text  # cut during the silence, not after it
-    assert elapsed >= TIMEOUT_S - 0.5, elapsed
+    assert elapsed >= TIMEOUT_S * 0.9, elapsed
     error, request_id = door.error(door.stream_error(sse_events(response.text)))
     assert error["code"] == "upstream_timeout"
     assert request_id == response.headers["x-request-id"]
