@@ -62,11 +62,32 @@ class StartupError(RuntimeError):
 
 
 class _Server(uvicorn.Server):
-    """uvicorn without signal handlers: pytest's process owns them."""
+    """uvicorn without signal handlers: pytest's process owns them. Its main loop
+    ticks every 0.1 s, as uvicorn's does, and a stop wakes it at once."""
+
+    _wake: asyncio.Event | None = None
+    _loop: asyncio.AbstractEventLoop | None = None
 
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
         yield
+
+    async def main_loop(self) -> None:
+        self._loop, self._wake = asyncio.get_running_loop(), asyncio.Event()
+        counter = 0
+        should_exit = await self.on_tick(counter)
+        while not should_exit:
+            counter = (counter + 1) % 864_000
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), 0.1)
+            should_exit = await self.on_tick(counter)
+
+    def request_exit(self) -> None:
+        self.should_exit = True
+        loop, wake = self._loop, self._wake
+        if loop is not None and wake is not None:
+            with contextlib.suppress(RuntimeError):  # the loop has closed
+                loop.call_soon_threadsafe(wake.set)
 
 
 class _GatewayLog(logging.Handler):
@@ -220,7 +241,7 @@ class InProcessServer:
         """Stop as SIGTERM would: gracefully, then forcibly after ``grace_s``."""
         server, thread = self._server, self._thread
         if server is not None and thread is not None:
-            server.should_exit = True
+            server.request_exit()
             thread.join(grace_s)
             if thread.is_alive():
                 server.force_exit = True
