@@ -2,9 +2,10 @@
 
 ``dlp_stage_costs()`` returns ``(name, value)`` rows, the unit in each name:
 median microseconds per scan for the rule engine on 200 B, 2 KB and 20 KB
-prompts, megabytes per second on 1 MB of mostly clean text, and the NER
-detector on a 2 KB prompt (through its worker process, as the gateway calls
-it) with its worker's resident memory. It is synchronous and runs its own
+prompts, megabytes per second on 1 MB of mostly clean text, the slowest of
+the texts crafted to be slow, and the NER detector's start and its cost on a
+2 KB prompt (through its worker process, as the gateway calls it) with its
+worker's resident memory. It is synchronous and runs its own
 event loop for NER: call it outside a running loop.
 
     .venv/bin/python bench/dlp_speed.py
@@ -83,11 +84,37 @@ def rule_engine_costs() -> list[Row]:
     return rows
 
 
+#: Text built to make a backtracking engine, or a careless loop around one, take forever
+#: (the end-to-end tests check that such text is answered; this measures how fast).
+CRAFTED = {
+    "a_500k": "a" * 500_000,
+    "digit_dash_500k": "1-2-" * 125_000,
+    "spaced_digits_500k": "1 2 " * 125_000,
+    "dotted_digits_500k": "1.2." * 125_000,
+    "colons_500k": ":" * 500_000,
+    "at_dots_500k": "@." * 250_000,
+    "almost_keys_500k": "sk-" * 166_000,
+    "almost_ssn_500k": "536-22-872" * 50_000,
+    "dense_phones_480k": "+1 415 555 0132 " * 30_000,
+    "dense_ssns_480k": "536-22-8726 " * 40_000,
+}
+
+
+def crafted_text_costs() -> list[Row]:
+    from llm_gateway.dlp.engine import RuleEngine
+
+    engine = RuleEngine.load(None)
+    worst = max(median_us(partial(engine.scan, text), 1) for text in CRAFTED.values())
+    return [("DLP rules, slowest crafted ~500 KB text (median ms)", worst / 1000)]
+
+
 async def _ner_costs() -> list[Row]:
     from llm_gateway.dlp.findings import Action, Severity
     from llm_gateway.dlp.ner import NerDetector
 
+    started = time.perf_counter()
     detector = await NerDetector.start()
+    start_s = time.perf_counter() - started
     if not detector.available:
         return []
     try:
@@ -107,6 +134,7 @@ async def _ner_costs() -> list[Row]:
     finally:
         await detector.aclose()
     return [
+        ("NER detector start, worker spawned and model loaded (s)", start_s),
         ("NER, 2 KB prompt with PII, via the worker (median µs)", statistics.median(samples)),
         ("NER worker resident memory, model loaded (MB)", rss / 2**20),
     ]
@@ -114,7 +142,7 @@ async def _ner_costs() -> list[Row]:
 
 def dlp_stage_costs() -> list[Row]:
     """The rows described in the module docstring; NER rows only when NER is available."""
-    return rule_engine_costs() + asyncio.run(_ner_costs())
+    return rule_engine_costs() + crafted_text_costs() + asyncio.run(_ner_costs())
 
 
 if __name__ == "__main__":

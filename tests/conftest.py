@@ -11,6 +11,7 @@ import os
 import socket
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from typing import Any
 
 import pytest
 
@@ -89,6 +90,36 @@ def database_url(request: pytest.FixtureRequest) -> str:
     """Run a test against SQLite and against PostgreSQL."""
     name = "sqlite_url" if request.param == "sqlite" else "postgres_url"
     return str(request.getfixturevalue(name))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _one_default_ssl_context() -> Iterator[None]:
+    """Every httpx client (the tests' own, and the OpenAI and Anthropic SDKs') builds
+    an SSL context and loads the CA bundle into it, about 20 ms, even for the plain
+    http:// URLs of the gateway and the emulators, and the end-to-end tests create
+    thousands of clients. The default one is built once and shared (the gateway
+    itself does not use httpx)."""
+    import ssl
+
+    import httpx._transports.default as transports
+
+    original = transports.create_ssl_context
+    shared: dict[tuple[str | None, str | None], ssl.SSLContext] = {}
+
+    def create_ssl_context(verify: Any = True, cert: Any = None, trust_env: bool = True) -> Any:
+        if not (verify is True and cert is None and trust_env):
+            return original(verify=verify, cert=cert, trust_env=trust_env)
+        # what the default context is built from (httpx reads these two variables)
+        key = (os.environ.get("SSL_CERT_FILE"), os.environ.get("SSL_CERT_DIR"))
+        if key not in shared:
+            shared[key] = original()
+        return shared[key]
+
+    transports.create_ssl_context = create_ssl_context
+    try:
+        yield
+    finally:
+        transports.create_ssl_context = original
 
 
 REDIS_HOST = os.environ.get("TEST_REDIS_HOST", "127.0.0.1")

@@ -1,7 +1,11 @@
-"""The ``llm-gateway`` command, run as a real subprocess: ``python -m llm_gateway.cli ...``.
+"""The ``llm-gateway`` command.
 
 Each test gets its own CONFIG_DIR and DATA_DIR (and working directory, so no
 ``.env`` is picked up), and an environment without any of the gateway's settings.
+The commands run in-process (``tests/harness.py``: ``cli.main(argv)`` with that
+environment, working directory and captured output); the tests at the end run
+the installed ``llm-gateway`` entry point and ``python -m llm_gateway.cli`` as
+real subprocesses.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import jwt
 import pytest
 
 from llm_gateway.settings import settings_variables
+from tests.harness import run_cli
 
 REPO_CONFIG = Path(__file__).resolve().parents[1] / "config"
 SHIPPED_MODELS = ("claude-sonnet", "gpt-4", "ollama-local")
@@ -41,8 +46,15 @@ class Cli:
         return Path(self.env["DATA_DIR"])
 
     def __call__(self, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+        """``llm-gateway ARGS`` in-process, with ``env`` added to the environment."""
+        return run_cli(args, {**self.env, **env}, self.tmp)
+
+    def process(
+        self, command: list[str], *args: str, **env: str
+    ) -> subprocess.CompletedProcess[str]:
+        """``COMMAND ARGS`` as a real subprocess (the entry point, ``python -m``)."""
         return subprocess.run(
-            [sys.executable, "-m", "llm_gateway.cli", *args],
+            [*command, *args],
             env={**self.env, **env},
             cwd=self.tmp,
             capture_output=True,
@@ -456,3 +468,37 @@ def test_db_upgrade_on_an_unreachable_database(cli: Cli) -> None:
     no_traceback(done)
     assert done.stderr.startswith("error:")
     assert "nobody" not in done.stdout
+
+
+# --- the command as a process ----------------------------------------------------
+
+ENTRY_POINT = Path(sys.executable).parent / "llm-gateway"
+
+
+def test_the_installed_entry_point_runs_a_command_and_exits_with_its_status(cli: Cli) -> None:
+    """The console script ``llm-gateway`` (pyproject's [project.scripts]) is ``main``'s exit."""
+    if not ENTRY_POINT.exists():
+        pytest.skip(f"{ENTRY_POINT} is not installed (pip install -e .)")
+    done = cli.process([str(ENTRY_POINT)], "check-config")
+    assert done.returncode == 0, done.stderr
+    no_traceback(done)
+    assert f"ok: {cli.config_dir / 'routing_policies.yaml'}" in done.stdout.splitlines()
+
+    broken = cli.process([str(ENTRY_POINT)], "check-config", API_PORT="eighty")
+    assert broken.returncode == 2
+    assert "API_PORT" in broken.stderr
+    no_traceback(broken)
+
+
+def test_python_m_runs_the_command_and_a_usage_error_exits_2(cli: Cli) -> None:
+    """``python -m llm_gateway.cli``: ``main``'s status, and argparse's usage error, as exits."""
+    command = [sys.executable, "-m", "llm_gateway.cli"]
+    token = cli.process(command, "token", "create", "--user", "a", "--role", "user", "--tier", "f")
+    assert token.returncode == 0, token.stderr
+    assert len(token.stdout.splitlines()) == 1
+    assert jwt.get_unverified_header(token.stdout.strip())["alg"] == "HS256"
+
+    usage = cli.process(command, "token", "create", "--user", "alice", "--role", "user")
+    assert usage.returncode == 2
+    assert usage.stdout == ""
+    assert "--tier" in usage.stderr

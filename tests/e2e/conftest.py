@@ -1,8 +1,7 @@
 """End-to-end fixtures: the real gateway process in front of the provider emulators.
 
-The gateway runs as ``llm-gateway serve`` in a subprocess, configured with
-three models that all point at one emulator, each through a different
-provider adapter:
+The gateway is configured with three models that all point at one emulator,
+each through a different provider adapter:
 
     gpt-emu     OpenAI Chat Completions
     claude-emu  Anthropic Messages
@@ -10,6 +9,13 @@ provider adapter:
 
 Tests drive it with the official OpenAI and Anthropic SDKs and read the
 audit rows straight from the database the gateway writes to.
+
+:func:`start_gateway` serves the gateway from a thread of the test process
+(``tests/e2e/inprocess.py``: the same app, server, protocol and limits as
+``serve``, on a real socket), or with ``process=True`` as ``llm-gateway serve``
+in a subprocess: the tests of signals, of the process's exit and of the
+installed command use that. ``E2E_GATEWAY=process`` runs every gateway as a
+subprocess, as the suite did before the in-process harness.
 """
 
 from __future__ import annotations
@@ -37,6 +43,7 @@ from llm_gateway.emulators import EmulatorServer
 from llm_gateway.settings import _async_driver_url, settings_variables
 from llm_gateway.storage import Database
 from llm_gateway.storage.models import AuditLog
+from tests.e2e.inprocess import InProcessServer
 
 REPO = Path(__file__).resolve().parents[2]
 JWT_SECRET = "e2e-secret-" + "x" * 32
@@ -86,13 +93,24 @@ models:
 """
 
 
+#: "process" (E2E_GATEWAY=process) starts every gateway as a subprocess.
+ALL_PROCESSES = os.environ.get("E2E_GATEWAY", "inprocess") == "process"
+
+
 @dataclass
 class Gateway:
     base_url: str
     database_url: str
-    process: subprocess.Popen[bytes]
+    process: subprocess.Popen[bytes] | None  # None: served in this process
     log_path: Path
     env: dict[str, str] = field(default_factory=dict)
+    server: InProcessServer | None = None
+
+    def running(self) -> bool:
+        """Still serving (the process has not exited; the server thread has not ended)."""
+        if self.process is not None:
+            return self.process.poll() is None
+        return self.server is not None and self.server.running()
 
     def token(self, user: str = "alice", **claims: Any) -> str:
         payload = {"sub": user, "role": "user", "tier": "premium", "exp": int(time.time()) + 600}
@@ -113,10 +131,18 @@ class Gateway:
         return httpx.Client(base_url=self.base_url, timeout=30)
 
     def audit_row(self, request_id: str, wait_s: float = 2.0) -> AuditLog:
-        """The audit row of a request (committed before the answer completed)."""
+        """The audit row of a request (committed before the answer completed).
+
+        Only abandoned streams are recorded after the fact: for them the row is
+        looked for again for up to ``wait_s``, and then it must be the only one.
+        """
         rows = self.audit_rows(AuditLog.request_id == request_id)
-        if not rows and wait_s > 0:  # only abandoned streams are recorded after the fact
-            time.sleep(wait_s)
+        if not rows and wait_s > 0:
+            deadline = time.monotonic() + wait_s
+            while not rows and time.monotonic() < deadline:
+                time.sleep(0.05)
+                rows = self.audit_rows(AuditLog.request_id == request_id)
+            time.sleep(0.2)  # a row written late may be written twice: look again
             rows = self.audit_rows(AuditLog.request_id == request_id)
         assert len(rows) == 1, f"expected one audit row for {request_id}, found {len(rows)}"
         return rows[0]
@@ -162,11 +188,20 @@ GATEWAY_VARIABLES = frozenset(settings_variables())
 
 
 def start_gateway(
-    tmp: Path, emulator_url: str, database_url: str, env: dict[str, str] | None = None
+    tmp: Path,
+    emulator_url: str,
+    database_url: str,
+    env: dict[str, str] | None = None,
+    *,
+    process: bool = False,
+    timeout_ms: int = 5000,
 ) -> Gateway:
+    """A gateway, ready; ``process=True``: as ``llm-gateway serve`` in a subprocess.
+
+    ``timeout_ms`` is every model's upstream timeout."""
     config = tmp / "config"
     config.mkdir(parents=True, exist_ok=True)
-    (config / "routing_policies.yaml").write_text(routing_yaml(emulator_url))
+    (config / "routing_policies.yaml").write_text(routing_yaml(emulator_url, timeout_ms))
     (config / "pricing.yaml").write_text(PRICING_YAML)
     policies = write_policies(tmp / "policies")
     port = free_port()
@@ -188,6 +223,13 @@ def start_gateway(
         **(env or {}),
     }
     log_path = tmp / "gateway.log"
+    if not (process or ALL_PROCESSES):
+        server = InProcessServer(full_env, tmp, log_path)
+        try:
+            bound = server.start()
+        except RuntimeError as exc:  # the message says what stopped it, as for a process
+            raise RuntimeError(str(exc)) from None
+        return Gateway(f"http://127.0.0.1:{bound}", database_url, None, log_path, full_env, server)
     with log_path.open("wb") as log:
         process = subprocess.Popen(
             [sys.executable, "-m", "llm_gateway.cli", "serve"],
@@ -211,10 +253,15 @@ def start_gateway(
     raise RuntimeError(f"the gateway did not become ready:\n{gateway.logs()}")
 
 
-def stop_gateway(gateway: Gateway) -> None:
+def stop_gateway(gateway: Gateway, grace_s: float = 15) -> None:
+    """Stop as SIGTERM does (gracefully), forcibly after ``grace_s``."""
+    if gateway.server is not None:
+        gateway.server.stop(grace_s)
+        return
+    assert gateway.process is not None
     gateway.process.terminate()
     try:
-        gateway.process.wait(timeout=15)
+        gateway.process.wait(timeout=grace_s)
     except subprocess.TimeoutExpired:
         gateway.process.kill()
         gateway.process.wait()
@@ -236,6 +283,29 @@ def gateway(
     """One gateway on SQLite for the whole session."""
     tmp = tmp_path_factory.mktemp("gateway")
     gw = start_gateway(tmp, emulator.base_url, f"sqlite:///{tmp}/data/gateway.db")
+    try:
+        yield gw
+    finally:
+        stop_gateway(gw)
+
+
+#: The upstream timeout of :func:`quick_timeout_gateway`'s models, in seconds.
+QUICK_TIMEOUT_S = 1.0
+
+
+@pytest.fixture(scope="session")
+def quick_timeout_gateway(
+    emulator: EmulatorServer, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Gateway]:
+    """Like ``gateway``, with every model's timeout_ms at QUICK_TIMEOUT_S: for the tests
+    of an upstream that never answers, which otherwise wait out the 5 s timeout."""
+    tmp = tmp_path_factory.mktemp("quick-timeout")
+    gw = start_gateway(
+        tmp,
+        emulator.base_url,
+        f"sqlite:///{tmp}/data/gateway.db",
+        timeout_ms=int(QUICK_TIMEOUT_S * 1000),
+    )
     try:
         yield gw
     finally:

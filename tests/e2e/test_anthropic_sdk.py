@@ -474,8 +474,9 @@ def test_anthropic_overloaded_529(gateway: Gateway) -> None:
     assert excinfo.value.body["error"]["code"] == "upstream_overloaded"
 
 
-def test_upstream_timeout(gateway: Gateway) -> None:
-    """A provider that never answers: 504 after the model's 5 s timeout (all three at once)."""
+def test_upstream_timeout(quick_timeout_gateway: Gateway) -> None:
+    """A provider that never answers: 504 after the model's timeout (all three at once)."""
+    gateway = quick_timeout_gateway
     client = gateway.anthropic()
 
     def call(model: str) -> anthropic.APIStatusError:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import os
 import subprocess
-import sys
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -26,6 +25,7 @@ from llm_gateway.emulators import EmulatorServer
 from llm_gateway.pipeline.authorize import unknown_model
 from llm_gateway.storage.models import AuditLog
 from tests.e2e.conftest import Gateway, directive, start_gateway, stop_gateway
+from tests.harness import run_cli
 
 #: The specification's cost report, verbatim.
 SPEC_COST_QUERY = """SELECT user_id, model, SUM(tokens_used) as total_tokens, SUM(cost_usd) as total_cost FROM audit_logs WHERE timestamp > NOW() - INTERVAL '30 days' GROUP BY user_id, model ORDER BY total_cost DESC;"""  # noqa: E501
@@ -46,15 +46,8 @@ def cli_env(database_url: str) -> dict[str, str]:
 
 
 def db_upgrade(database_url: str, cwd: os.PathLike[str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "llm_gateway.cli", "db", "upgrade"],
-        env=cli_env(database_url),
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    """``llm-gateway db upgrade`` (in-process: ``tests/harness.py``)."""
+    return run_cli(["db", "upgrade"], cli_env(database_url), Path(cwd))
 
 
 def pg(url: str, query: str, *args: Any) -> list[dict[str, Any]]:
@@ -320,12 +313,7 @@ def own_gateway(
     try:
         yield name, gw
     finally:  # a wedged audit writer would hold a graceful stop for its whole timeout
-        gw.process.terminate()
-        try:
-            gw.process.wait(timeout=3)
-        except subprocess.TimeoutExpired:
-            gw.process.kill()
-            gw.process.wait()
+        stop_gateway(gw, grace_s=3)
 
 
 @pytest.mark.parametrize("own_gateway", BACKENDS, indirect=True)

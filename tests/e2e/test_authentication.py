@@ -13,7 +13,6 @@ import base64
 import json
 import re
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Callable
@@ -29,6 +28,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from tests.e2e.conftest import JWT_SECRET, Gateway
+from tests.harness import run_cli
 
 REQUEST_ID = re.compile(r"^[0-9a-f]{32}$")
 # HS512 with the harness's 43-byte secret is refused anyway; PyJWT's advice is noise here.
@@ -111,16 +111,9 @@ ENDPOINTS = {
 
 
 def cli(gateway: Gateway, *args: str) -> subprocess.CompletedProcess[str]:
-    """``llm-gateway ...`` against the running gateway's own settings and database."""
-    return subprocess.run(
-        [sys.executable, "-m", "llm_gateway.cli", *args],
-        env=gateway.env,
-        cwd=gateway.log_path.parent,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    """``llm-gateway ...`` against the running gateway's own settings and database
+    (in-process: ``tests/harness.py``)."""
+    return run_cli(args, gateway.env, gateway.log_path.parent)
 
 
 def create_key(gateway: Gateway, *extra: str, user: str = "svc") -> tuple[str, str]:

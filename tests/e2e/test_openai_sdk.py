@@ -468,8 +468,9 @@ def test_failure_before_a_stream_starts_is_an_http_error(gateway: Gateway, model
     assert (row.status, row.error_code, row.stream) == (429, "upstream_rate_limited", True)
 
 
-def test_upstream_timeout(gateway: Gateway) -> None:
-    """A provider that never answers: 504 after the model's 5 s timeout (all three at once)."""
+def test_upstream_timeout(quick_timeout_gateway: Gateway) -> None:
+    """A provider that never answers: 504 after the model's timeout (all three at once)."""
+    gateway = quick_timeout_gateway
     client = gateway.openai()
 
     def call(model: str) -> openai.APIStatusError:

@@ -145,11 +145,12 @@ def object_gateway(
 ) -> Iterator[Gateway]:
     """The shipped policy deciding with its object rule: reasons and obligations.
 
-    Its files are not watched: ``test_sighup_reloads_the_policy`` reloads it by signal.
+    Its files are not watched: ``test_sighup_reloads_the_policy`` reloads it by signal,
+    so it is a process of its own (a gateway served in the test process has no signals).
     """
     tmp = tmp_path_factory.mktemp("object-policy")
     env = {"OPA_POLICY_PATH": DECISION_PATH, "POLICY_RELOAD_SECONDS": "0"}
-    gw = start_gateway(tmp, emulator.base_url, f"sqlite:///{tmp}/gateway.db", env)
+    gw = start_gateway(tmp, emulator.base_url, f"sqlite:///{tmp}/gateway.db", env, process=True)
     try:
         yield gw
     finally:
@@ -412,7 +413,7 @@ def test_a_file_change_reloads_and_a_broken_module_keeps_the_policy_in_force(
         (policy_dir / "rego" / "broken.rego").unlink()
         (policy_dir / "data" / "access.yaml").write_text(ACCESS_YAML)
         assert wait_for(lambda: chat_status(gateway, token) == 403)
-        assert gateway.process.poll() is None
+        assert gateway.running()
     finally:
         stop_gateway(gateway)
 
@@ -431,6 +432,7 @@ def test_sighup_reloads_the_policy(object_gateway: Gateway) -> None:
     assert with_gold != original
     token = caller(object_gateway, tier="gold")
     assert chat_status(object_gateway, token) == 403
+    assert object_gateway.process is not None
     try:
         access.write_text(with_gold)
         time.sleep(0.5)
