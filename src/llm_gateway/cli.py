@@ -123,17 +123,10 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
         return EXIT_CONFIG
     configure_logging(settings.log)
     _run(_upgrade_sqlite(settings))  # before workers start, so they do not race to migrate
-    limits = HttpLimits(
-        max_header_bytes=settings.http.max_header_bytes,
-        max_headers=settings.http.max_headers,
-        header_timeout_s=settings.http.header_timeout_s,
-        body_timeout_s=settings.http.body_timeout_s,
-        max_connections_per_client=settings.http.max_connections_per_client,
-    )
     serve(
         ServerConfig(
             "llm_gateway.app:create_app_from_env",
-            limits=limits,
+            limits=HttpLimits.of(settings.http),
             factory=True,
             host=args.host or settings.http.host,
             port=args.port if args.port is not None else settings.http.port,

@@ -40,6 +40,7 @@ from uvicorn.supervisors import Multiprocess
 
 from llm_gateway.api.http import READ_TIMEOUT
 from llm_gateway.pipeline.context import new_request_id
+from llm_gateway.settings import HttpSettings
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +56,16 @@ class HttpLimits:
     header_timeout_s: float = 15.0
     body_timeout_s: float = 30.0
     max_connections_per_client: int = 256
+
+    @classmethod
+    def of(cls, http: HttpSettings) -> HttpLimits:
+        return cls(
+            max_header_bytes=http.max_header_bytes,
+            max_headers=http.max_headers,
+            header_timeout_s=http.header_timeout_s,
+            body_timeout_s=http.body_timeout_s,
+            max_connections_per_client=http.max_connections_per_client,
+        )
 
 
 class ServerConfig(uvicorn.Config):

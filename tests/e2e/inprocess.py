@@ -164,18 +164,11 @@ class InProcessServer:
             config = cli._load_config(settings)  # what `serve` checks before it listens
         if config is None:
             self._fail(stderr.getvalue())
-        limits = HttpLimits(
-            max_header_bytes=settings.http_max_header_bytes,
-            max_headers=settings.http_max_headers,
-            header_timeout_s=settings.http_header_timeout_s,
-            body_timeout_s=settings.http_body_timeout_s,
-            max_connections_per_client=settings.http_max_connections_per_client,
-        )
         app = create_app(settings, config)
         server_config = ServerConfig(
             app,
-            limits=limits,
-            host=settings.api_host,
+            limits=HttpLimits.of(settings.http),
+            host=settings.http.host,
             port=0,
             loop="uvloop",
             lifespan="on",
@@ -184,9 +177,10 @@ class InProcessServer:
             server_header=False,
             timeout_graceful_shutdown=10,
         )
-        self._handler = _GatewayLog(self, self.log_path, settings.log_format, settings.log_level)
+        log = settings.log
+        self._handler = _GatewayLog(self, self.log_path, log.format, log.level)
         with _live_lock:
-            _open_loggers(settings.log_level)
+            _open_loggers(log.level)
             _live.add(self)
         logging.getLogger().addHandler(self._handler)
         self.live = True
