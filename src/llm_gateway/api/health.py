@@ -8,6 +8,7 @@ from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel
 
 from llm_gateway.runtime import AppState
+from llm_gateway.state import Store, StoreUnavailable
 
 router = APIRouter(tags=["health"])
 
@@ -18,6 +19,7 @@ class Health(BaseModel):
 
 class ReadyChecks(BaseModel):
     database: bool
+    state: bool  # the shared state store answers (always, in-process; Redis when configured)
     config: bool
     models: int
     policy: str | None = None  # the revision in force
@@ -38,17 +40,20 @@ async def health() -> Health:
 
 @router.get("/ready", responses={503: {"model": Ready, "description": "Not ready"}})
 async def ready(request: Request, response: Response) -> Ready:
-    """Ready for traffic: the database answers, the configuration is loaded, a model is usable."""
+    """Ready for traffic: the database and the state store answer, the configuration is
+    loaded, a model is usable."""
     state: AppState | None = getattr(request.app.state, "gateway", None)
     database = state is not None and await state.db.ping()
+    shared = state is not None and await _answers(state.store)
     models = len(state.usable_models()) if state is not None else 0
-    ok = database and state is not None and models > 0
+    ok = database and shared and state is not None and models > 0
     if not ok:
         response.status_code = 503
     return Ready(
         status="ready" if ok else "not_ready",
         checks=ReadyChecks(
             database=database,
+            state=shared,
             config=state is not None,
             models=models,
             policy=state.policy.revision if state is not None else None,
@@ -56,3 +61,11 @@ async def ready(request: Request, response: Response) -> Ready:
             ner=state.dlp.ner_status if state is not None and state.dlp is not None else "off",
         ),
     )
+
+
+async def _answers(store: Store) -> bool:
+    try:
+        await store.ping()
+    except StoreUnavailable:
+        return False
+    return True

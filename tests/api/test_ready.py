@@ -1,0 +1,47 @@
+"""Readiness covers the shared state store: a replica whose Redis is gone is not ready."""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+from types import SimpleNamespace
+
+from fastapi import Response
+from starlette.requests import Request
+
+from llm_gateway.api.health import ready
+from llm_gateway.config import load_gateway_config
+from llm_gateway.runtime import AppState
+from llm_gateway.settings import load_settings
+
+CONFIG = Path(__file__).resolve().parents[2] / "config"
+
+
+def _closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+async def _ready(tmp_path: Path, **env: str) -> tuple[int, dict[str, object]]:
+    base = {"DATA_DIR": str(tmp_path), "CONFIG_DIR": str(CONFIG), "DLP_NER": "off"}
+    settings = load_settings({**base, "DEMO_MODEL": "on", **env}, env_file=None)
+    state = await AppState.start(settings, load_gateway_config(settings.providers))
+    try:
+        app = SimpleNamespace(state=SimpleNamespace(gateway=state))
+        response = Response()
+        answer = await ready(Request({"type": "http", "app": app}), response)
+    finally:
+        await state.stop()
+    return response.status_code, answer.checks.model_dump()
+
+
+async def test_an_in_process_store_is_always_ready(tmp_path: Path) -> None:
+    status, checks = await _ready(tmp_path)
+    assert (status, checks["state"], checks["database"]) == (200, True, True)
+
+
+async def test_an_unreachable_redis_makes_the_gateway_not_ready(tmp_path: Path) -> None:
+    redis_url = f"redis://127.0.0.1:{_closed_port()}/0"
+    status, checks = await _ready(tmp_path, STATE_BACKEND="redis", REDIS_URL=redis_url)
+    assert (status, checks["state"], checks["database"]) == (503, False, True)
