@@ -201,4 +201,6 @@ class EventStream:
                 self._on_close()
 
 
-Outcome = ChatResponse | EventStream
+#: What a provider call gives: the whole answer, or a started stream. (The pipeline's
+#: outcomes add the gateway's own: see :mod:`llm_gateway.pipeline.context`.)
+Answer = ChatResponse | EventStream

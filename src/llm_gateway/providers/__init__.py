@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 
-from llm_gateway.chat import ChatRequest, EventStream, Outcome, StreamStart
+from llm_gateway.chat import Answer, ChatRequest, EventStream, StreamStart
 from llm_gateway.config import Deployment, Provider
 from llm_gateway.errors import UpstreamError, UpstreamMalformedResponse, UpstreamTimeout
 from llm_gateway.providers.anthropic import AnthropicAdapter
@@ -27,7 +27,7 @@ ADAPTERS: dict[Provider, ProviderAdapter] = {
 }
 
 
-async def call(transport: Transport, deployment: Deployment, chat: ChatRequest) -> Outcome:
+async def call(transport: Transport, deployment: Deployment, chat: ChatRequest) -> Answer:
     """One attempt: a ChatResponse, or an EventStream whose first event has arrived."""
     adapter = ADAPTERS[deployment.provider]
     request = adapter.build_request(deployment, chat)
