@@ -8,10 +8,10 @@ import pytest
 
 from llm_gateway.auth import Credentials
 from llm_gateway.auth.principal import Principal
-from llm_gateway.chat import ChatRequest, ChatResponse, Message, Outcome, TextPart, ToolSpec
+from llm_gateway.chat import ChatRequest, ChatResponse, Message, TextPart, ToolSpec
 from llm_gateway.errors import PolicyDenied
 from llm_gateway.pipeline.authorize import Authorize
-from llm_gateway.pipeline.context import ChatCall, RequestContext
+from llm_gateway.pipeline.context import ChatCall, Outcome, RequestContext
 from llm_gateway.policy import PolicyService
 from llm_gateway.routing import Resolution, Resolver
 from llm_gateway.settings import load_settings
