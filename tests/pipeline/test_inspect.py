@@ -14,7 +14,6 @@ from llm_gateway.chat import (
     ChatRequest,
     EventStream,
     Message,
-    Outcome,
     StreamEnd,
     StreamEvent,
     StreamStart,
@@ -23,7 +22,7 @@ from llm_gateway.chat import (
 )
 from llm_gateway.dlp.service import DlpService
 from llm_gateway.errors import DlpBlocked
-from llm_gateway.pipeline.context import ChatCall, RequestContext
+from llm_gateway.pipeline.context import ChatCall, Outcome, RequestContext
 from llm_gateway.pipeline.inspect import Inspect
 from llm_gateway.pipeline.record import request_record
 from llm_gateway.policy.decision import Decision, Obligations
