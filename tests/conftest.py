@@ -101,9 +101,9 @@ def _one_default_ssl_context() -> Iterator[None]:
     itself does not use httpx)."""
     import ssl
 
-    import httpx._transports.default as transports
+    import httpx
 
-    original = transports.create_ssl_context
+    original = httpx.create_ssl_context  # the function the transports call, made public
     shared: dict[tuple[str | None, str | None], ssl.SSLContext] = {}
 
     def create_ssl_context(verify: Any = True, cert: Any = None, trust_env: bool = True) -> Any:
@@ -115,11 +115,10 @@ def _one_default_ssl_context() -> Iterator[None]:
             shared[key] = original()
         return shared[key]
 
-    transports.create_ssl_context = create_ssl_context
-    try:
+    # Replaced where the transports look it up (their module does not re-export it).
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr("httpx._transports.default.create_ssl_context", create_ssl_context)
         yield
-    finally:
-        transports.create_ssl_context = original
 
 
 REDIS_HOST = os.environ.get("TEST_REDIS_HOST", "127.0.0.1")

@@ -31,14 +31,22 @@ import sys
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Literal, overload
+from typing import TYPE_CHECKING, Literal, overload
 
 from llm_gateway import cli
+
+if TYPE_CHECKING:  # at run time llm_gateway.server (uvicorn) is imported lazily, as the cli does
+    from llm_gateway.server import ServerConfig
 
 _lock = threading.Lock()  # one command at a time: the environment and cwd are the process's
 
 #: The configurations ``serve`` would have served, run in-process (newest last).
-SERVED: list[Any] = []
+SERVED: list[ServerConfig] = []
+
+
+def _record(config: ServerConfig) -> None:
+    """What ``serve`` does in-process: note the configuration, serve nothing."""
+    SERVED.append(config)
 
 
 @contextlib.contextmanager
@@ -51,7 +59,7 @@ def never_listening() -> Iterator[None]:
     root = logging.getLogger()
     handlers, level = root.handlers[:], root.level
     saved = llm_gateway.server.serve
-    llm_gateway.server.serve = SERVED.append
+    llm_gateway.server.serve = _record
     try:
         yield
     finally:

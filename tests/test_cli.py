@@ -272,8 +272,18 @@ def test_invalid_setting_exits_2_without_echoing_the_secret(cli: Cli) -> None:
 # --- token create ----------------------------------------------------------------
 
 
-def _decode(token: str, secret: str, **kw: object) -> dict[str, object]:
-    return jwt.decode(token, secret, algorithms=["HS256"], options={"verify_aud": False}, **kw)
+def _decode(
+    token: str, secret: str, *, audience: str | None = None, issuer: str | None = None
+) -> dict[str, object]:
+    """The token's claims, verified with ``secret`` (and ``audience`` and ``issuer`` if given)."""
+    return jwt.decode(
+        token,
+        secret,
+        algorithms=["HS256"],
+        options={"verify_aud": False},
+        audience=audience,
+        issuer=issuer,
+    )
 
 
 def test_token_create_prints_only_a_verifiable_token(cli: Cli) -> None:
@@ -323,6 +333,8 @@ def test_token_create_honours_jwt_settings(cli: Cli) -> None:
     claims = _decode(
         done.stdout.strip(), secret, audience="llm-gateway", issuer="https://issuer.test"
     )
+    assert isinstance(claims["iat"], int)
+    assert isinstance(claims["exp"], int)
     assert claims["exp"] - claims["iat"] == 120
     assert not (cli.data_dir / "jwt_secret").exists()  # JWT_SECRET set: no file needed
 

@@ -93,7 +93,7 @@ async def closed(reader: asyncio.StreamReader) -> bytes:
     return await asyncio.wait_for(reader.read(), WAIT)
 
 
-def request(body: bytes = b"", **headers: str) -> bytes:
+def request(body: bytes = b"", /, **headers: str) -> bytes:
     lines = [b"POST /x HTTP/1.1", b"host: t", b"content-length: " + str(len(body)).encode()]
     lines += [f"{k.replace('_', '-')}: {v}".encode() for k, v in headers.items()]
     return b"\r\n".join(lines) + b"\r\n\r\n" + body

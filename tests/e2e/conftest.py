@@ -231,17 +231,17 @@ def start_gateway(
             raise RuntimeError(str(exc)) from None
         return Gateway(f"http://127.0.0.1:{bound}", database_url, None, log_path, full_env, server)
     with log_path.open("wb") as log:
-        process = subprocess.Popen(
+        child = subprocess.Popen(
             [sys.executable, "-m", "llm_gateway.cli", "serve"],
             env=full_env,
             cwd=tmp,
             stdout=log,
             stderr=subprocess.STDOUT,
         )
-    gateway = Gateway(f"http://127.0.0.1:{port}", database_url, process, log_path, full_env)
+    gateway = Gateway(f"http://127.0.0.1:{port}", database_url, child, log_path, full_env)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
-        if process.poll() is not None:
+        if child.poll() is not None:
             raise RuntimeError(f"the gateway exited at start-up:\n{gateway.logs()}")
         try:
             if httpx.get(f"{gateway.base_url}/ready", timeout=1).status_code == 200:

@@ -20,8 +20,11 @@ from typing import Any
 
 import anthropic
 import httpx
+import httpx2
 import openai
 import pytest
+from anthropic.types import MessageParam
+from openai.types.chat import ChatCompletionMessageParam
 
 from llm_gateway.emulators import EmulatorServer
 from llm_gateway.storage.models import AuditLog
@@ -155,13 +158,22 @@ class StreamReply:
         return "".join(self.chunks)
 
 
-def _messages(prompt: str, system: str | None) -> list[dict[str, Any]]:
-    return ([{"role": "system", "content": system}] if system else []) + [
-        {"role": "user", "content": prompt}
-    ]
+def _messages(prompt: str, system: str | None) -> list[ChatCompletionMessageParam]:
+    """The chat messages of the OpenAI door, which the native API accepts as they are."""
+    messages: list[ChatCompletionMessageParam] = []
+    if system:
+        messages.append({"role": "system", "content": system})
+    messages.append({"role": "user", "content": prompt})
+    return messages
 
 
-def _refused(response: httpx.Response) -> Reply:
+def _anthropic_messages(prompt: str) -> list[MessageParam]:
+    """The Anthropic door's messages: the system prompt is a parameter of its own there."""
+    return [{"role": "user", "content": prompt}]
+
+
+def _refused(response: httpx.Response | httpx2.Response) -> Reply:
+    """A refusal as a Reply; the SDKs' responses are httpx2's, the native door's httpx's."""
     return Reply(
         status=response.status_code,
         request_id=response.headers["x-request-id"],
@@ -202,9 +214,9 @@ def ask(
             answer = sdk.messages.with_raw_response.create(
                 model=model,
                 max_tokens=256,
-                messages=[{"role": "user", "content": prompt}],
+                messages=_anthropic_messages(prompt),
                 extra_headers=headers,
-                **({"system": system} if system else {}),
+                system=system or anthropic.omit,
             )
         except anthropic.APIStatusError as exc:
             return _refused(exc.response)
@@ -238,35 +250,52 @@ def ask_stream(
 ) -> StreamReply:
     """Stream one answer through ``door``; the chunks are the text deltas the client got."""
     model = model or DOOR_MODEL[door]
-    messages = _messages(prompt, None)
     if door == "openai":
-        raw = gateway.openai(token).chat.completions.with_raw_response.create(
-            model=model, messages=messages, stream=True, extra_headers=headers
-        )
-        reply = StreamReply(raw.headers["x-request-id"])
-        for chunk in raw.parse():
-            for choice in chunk.choices:
-                if choice.delta.content:
-                    reply.chunks.append(choice.delta.content)
-                if choice.finish_reason is not None:
-                    reply.finish = choice.finish_reason
-        return reply
+        return _stream_openai(gateway.openai(token), model, prompt, headers)
     if door == "anthropic":
-        answer = gateway.anthropic(token).messages.with_raw_response.create(
-            model=model, max_tokens=256, messages=messages, stream=True,
-            extra_headers=headers,
-        )  # fmt: skip
-        reply = StreamReply(answer.headers["x-request-id"])
-        for event in answer.parse():
-            if event.type == "content_block_delta" and event.delta.type == "text_delta":
-                reply.chunks.append(event.delta.text)
-            elif event.type == "message_delta":
-                reply.finish = event.delta.stop_reason
-        return reply
+        return _stream_anthropic(gateway.anthropic(token), model, prompt, headers)
+    return _stream_native(gateway, model, prompt, token, headers)
+
+
+def _stream_openai(
+    client: openai.OpenAI, model: str, prompt: str, headers: dict[str, str] | None
+) -> StreamReply:
+    raw = client.chat.completions.with_raw_response.create(
+        model=model, messages=_messages(prompt, None), stream=True, extra_headers=headers
+    )
+    reply = StreamReply(raw.headers["x-request-id"])
+    for chunk in raw.parse():
+        for choice in chunk.choices:
+            if choice.delta.content:
+                reply.chunks.append(choice.delta.content)
+            if choice.finish_reason is not None:
+                reply.finish = choice.finish_reason
+    return reply
+
+
+def _stream_anthropic(
+    client: anthropic.Anthropic, model: str, prompt: str, headers: dict[str, str] | None
+) -> StreamReply:
+    answer = client.messages.with_raw_response.create(
+        model=model, max_tokens=256, messages=_anthropic_messages(prompt), stream=True,
+        extra_headers=headers,
+    )  # fmt: skip
+    reply = StreamReply(answer.headers["x-request-id"])
+    for event in answer.parse():
+        if event.type == "content_block_delta" and event.delta.type == "text_delta":
+            reply.chunks.append(event.delta.text)
+        elif event.type == "message_delta":
+            reply.finish = event.delta.stop_reason
+    return reply
+
+
+def _stream_native(
+    gateway: Gateway, model: str, prompt: str, token: str | None, headers: dict[str, str] | None
+) -> StreamReply:
     with gateway.http() as http:
         response = http.post(
             "/api/v1/chat",
-            json={"model": model, "messages": messages, "stream": True},
+            json={"model": model, "messages": _messages(prompt, None), "stream": True},
             headers={"authorization": f"Bearer {token or gateway.token()}", **(headers or {})},
         )
     assert response.status_code == 200, response.text

@@ -119,6 +119,7 @@ def test_a_chat_calls_row_lists_its_attempts(gw: Gateway) -> None:
         model=MODELS[0], messages=[{"role": "user", "content": "hello"}]
     )
     row = gw.audit_row(raw.headers["x-request-id"])
+    assert row.attempts is not None
     attempts = json.loads(row.attempts)
     assert [(a["model"], a["status"], a["error_code"]) for a in attempts] == [
         (MODELS[0], 200, None)

@@ -15,6 +15,7 @@ from typing import Any
 import anthropic
 import httpx
 import pytest
+from anthropic.types import ToolParam
 
 from llm_gateway.emulators import EmulatorServer
 from llm_gateway.pipeline.authorize import unknown_model
@@ -30,7 +31,7 @@ UPSTREAM = {
 PRICES = {"gpt-emu": (1.0, 2.0), "claude-emu": (3.0, 15.0), "ollama-emu": (0.0, 0.0)}
 
 SYSTEM = "You are a terse assistant."  # 5 words
-WEATHER_TOOL: dict[str, Any] = {
+WEATHER_TOOL: ToolParam = {
     "name": "get_weather",
     "description": "Current weather for a city",
     "input_schema": {

@@ -24,9 +24,12 @@ import httpx
 import jwt
 import openai
 import pytest
+from anthropic.types import MessageParam
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
+from openai.types.chat import ChatCompletionMessageParam
 
+from llm_gateway.storage.models import AuditLog
 from tests.e2e.conftest import JWT_SECRET, Gateway
 from tests.harness import run_cli
 
@@ -386,50 +389,20 @@ def test_no_credentials_is_refused_before_the_body_is_looked_at(
 # --- API keys made with the CLI ----------------------------------------------------
 
 
+#: The prompt of the API key lifecycle, typed once for each SDK.
+PING_ANTHROPIC: list[MessageParam] = [{"role": "user", "content": "ping"}]
+PING_OPENAI: list[ChatCompletionMessageParam] = [{"role": "user", "content": "ping"}]
+
+
 def test_api_key_lifecycle(gateway: Gateway) -> None:
     """Create a key with the CLI, use it through both SDKs and plain HTTP, revoke it."""
     user = f"svc-{uuid.uuid4().hex[:8]}"
     key, key_id = create_key(gateway, "--team", "ops", user=user)
-    prompt = [{"role": "user", "content": "ping"}]
 
     anthropic_client = gateway.anthropic(key)
     openai_client = gateway.openai(key)
 
-    # Anthropic SDK (this version sends api_key as a bearer token, older ones as x-api-key)
-    raw = anthropic_client.messages.with_raw_response.create(
-        model="claude-emu", max_tokens=32, messages=prompt
-    )
-    assert raw.parse().content[0].text == "Echo: ping"  # type: ignore[union-attr]
-    anthropic_row = gateway.audit_row(raw.headers["x-request-id"])
-
-    # OpenAI SDK: the key travels as a bearer token
-    raw_openai = openai_client.chat.completions.with_raw_response.create(
-        model="gpt-emu", messages=prompt
-    )
-    assert raw_openai.parse().choices[0].message.content == "Echo: ping"
-    openai_row = gateway.audit_row(raw_openai.headers["x-request-id"])
-
-    with gateway.http() as http:
-        messages = http.post(
-            "/v1/messages",
-            json={"model": "claude-emu", "max_tokens": 32, "messages": prompt},
-            headers={"x-api-key": key, "anthropic-version": "2023-06-01"},
-        )
-        native = http.post(
-            "/api/v1/chat",
-            json={"model": "ollama-emu", "messages": prompt},
-            headers={"authorization": f"Bearer {key}"},
-        )
-        models = http.get("/v1/models", headers={"x-api-key": key})
-    assert messages.status_code == 200, messages.text
-    x_api_key_row = gateway.audit_row(messages.headers["x-request-id"])
-    assert native.status_code == 200, native.text
-    native_row = gateway.audit_row(native.headers["x-request-id"])
-    assert models.status_code == 200
-    assert {m["id"] for m in models.json()["data"]} >= {"gpt-emu", "claude-emu", "ollama-emu"}
-
-    rows = {"anthropic sdk": anthropic_row, "anthropic x-api-key": x_api_key_row,
-            "openai sdk": openai_row, "native": native_row}  # fmt: skip
+    rows = _audit_rows_of_calls_with_key(gateway, key, anthropic_client, openai_client)
     for how, row in rows.items():
         endpoint = how.split()[0]
         assert (row.status, row.endpoint, row.user_id, row.team) == (200, endpoint, user, "ops")
@@ -443,15 +416,79 @@ def test_api_key_lifecycle(gateway: Gateway) -> None:
 
     revoke_key(gateway, key_id)  # API_KEY_CACHE_SECONDS=0: effective at once
 
+    _assert_the_sdks_are_refused_the_revoked_key(gateway, key, anthropic_client, openai_client)
+    with gateway.http() as http:
+        models = http.get("/v1/models", headers={"x-api-key": key})
+    assert models.status_code == 401
+    assert models.json()["error"]["code"] == "api_key_revoked"
+    assert key not in gateway.logs()
+
+
+def _audit_rows_of_calls_with_key(
+    gateway: Gateway,
+    key: str,
+    anthropic_client: anthropic.Anthropic,
+    openai_client: openai.OpenAI,
+) -> dict[str, AuditLog]:
+    """Call every door with ``key`` (both SDKs, ``x-api-key``, native), check each answer
+    and ``GET /v1/models``; return each chat call's audit row by how it was made (the
+    first word is the endpoint the row must name)."""
+    # Anthropic SDK (this version sends api_key as a bearer token, older ones as x-api-key)
+    raw = anthropic_client.messages.with_raw_response.create(
+        model="claude-emu", max_tokens=32, messages=PING_ANTHROPIC
+    )
+    first_block = raw.parse().content[0]
+    assert first_block.type == "text"
+    assert first_block.text == "Echo: ping"
+    anthropic_row = gateway.audit_row(raw.headers["x-request-id"])
+
+    # OpenAI SDK: the key travels as a bearer token
+    raw_openai = openai_client.chat.completions.with_raw_response.create(
+        model="gpt-emu", messages=PING_OPENAI
+    )
+    assert raw_openai.parse().choices[0].message.content == "Echo: ping"
+    openai_row = gateway.audit_row(raw_openai.headers["x-request-id"])
+
+    with gateway.http() as http:
+        messages = http.post(
+            "/v1/messages",
+            json={"model": "claude-emu", "max_tokens": 32, "messages": PING_ANTHROPIC},
+            headers={"x-api-key": key, "anthropic-version": "2023-06-01"},
+        )
+        native = http.post(
+            "/api/v1/chat",
+            json={"model": "ollama-emu", "messages": PING_OPENAI},
+            headers={"authorization": f"Bearer {key}"},
+        )
+        models = http.get("/v1/models", headers={"x-api-key": key})
+    assert messages.status_code == 200, messages.text
+    x_api_key_row = gateway.audit_row(messages.headers["x-request-id"])
+    assert native.status_code == 200, native.text
+    native_row = gateway.audit_row(native.headers["x-request-id"])
+    assert models.status_code == 200
+    assert {m["id"] for m in models.json()["data"]} >= {"gpt-emu", "claude-emu", "ollama-emu"}
+
+    return {"anthropic sdk": anthropic_row, "anthropic x-api-key": x_api_key_row,
+            "openai sdk": openai_row, "native": native_row}  # fmt: skip
+
+
+def _assert_the_sdks_are_refused_the_revoked_key(
+    gateway: Gateway,
+    key: str,
+    anthropic_client: anthropic.Anthropic,
+    openai_client: openai.OpenAI,
+) -> None:
+    """Both SDKs get a 401 ``api_key_revoked`` that does not echo ``key``, and the audit
+    rows of the refusals name no user, key or method."""
     with pytest.raises(anthropic.AuthenticationError) as refused_a:
-        anthropic_client.messages.create(model="claude-emu", max_tokens=32, messages=prompt)
+        anthropic_client.messages.create(model="claude-emu", max_tokens=32, messages=PING_ANTHROPIC)
     body = refused_a.value.body
     assert isinstance(body, dict)
     assert body["error"]["code"] == "api_key_revoked"
     assert key not in json.dumps(body)
 
     with pytest.raises(openai.AuthenticationError) as refused_o:
-        openai_client.chat.completions.create(model="gpt-emu", messages=prompt)
+        openai_client.chat.completions.create(model="gpt-emu", messages=PING_OPENAI)
     body = refused_o.value.body
     assert isinstance(body, dict)
     assert body["code"] == "api_key_revoked"
@@ -462,12 +499,6 @@ def test_api_key_lifecycle(gateway: Gateway) -> None:
         row = gateway.audit_row(exc.response.headers["x-request-id"])
         assert (row.status, row.error_code, row.endpoint) == (401, "api_key_revoked", endpoint)
         assert (row.user_id, row.key_id, row.auth_method) == (None, None, None)
-
-    with gateway.http() as http:
-        models = http.get("/v1/models", headers={"x-api-key": key})
-    assert models.status_code == 401
-    assert models.json()["error"]["code"] == "api_key_revoked"
-    assert key not in gateway.logs()
 
 
 def test_api_key_with_future_expiry_works(gateway: Gateway) -> None:

@@ -142,7 +142,8 @@ class Door:
         else:
             assert "done" not in names
             assert name == "error"
-        return json.loads(data)
+        error: dict[str, Any] = json.loads(data)
+        return error
 
 
 OPENAI = Door("openai", "/v1/chat/completions", "gpt-emu", params=True)
@@ -178,23 +179,33 @@ def assert_no_internals(text: str, *extra: str) -> None:
         assert needle not in lowered, f"{needle!r} leaked into {text!r}"
 
 
+@dataclass(frozen=True)
+class ExpectedError:
+    """The error a request must get: its HTTP status, its ``code``, the kind of error
+    (a key of :data:`ERROR_TYPES`: the door's own ``type``) and, for a field the caller
+    got wrong, the field's name."""
+
+    status: int
+    code: str
+    kind: str
+    param: str | None = None
+
+
 def assert_error(
     gateway: Gateway,
     door: Door,
     response: httpx.Response,
+    expected: ExpectedError,
     *,
-    status: int,
-    code: str,
-    kind: str,
-    param: str | None = None,
     secret: tuple[str, ...] = (),
 ) -> AuditLog:
     """Check a refused or failed request end to end; return its audit row."""
+    status, code, param = expected.status, expected.code, expected.param
     assert response.status_code == status, response.text
     assert response.headers["content-type"].startswith("application/json")
     error, request_id = door.error(response.json())
     assert error["code"] == code, error
-    assert error["type"] == ERROR_TYPES[door.name][kind], error
+    assert error["type"] == ERROR_TYPES[door.name][expected.kind], error
     assert isinstance(error["message"], str)
     assert error["message"]
     header_id = response.headers["x-request-id"]
@@ -251,7 +262,7 @@ NOT_A_JSON_OBJECT = {
 def test_body_that_is_not_a_json_object(gateway: Gateway, door: Door, case: str) -> None:
     response = post(gateway, door, content=NOT_A_JSON_OBJECT[case])
     row = assert_error(
-        gateway, door, response, status=400, code="invalid_json", kind="invalid_request"
+        gateway, door, response, ExpectedError(400, "invalid_json", "invalid_request")
     )
     assert (row.model_requested, row.model, row.prompt_sha256) == (None, None, None)
 
@@ -270,7 +281,7 @@ def test_body_that_is_not_a_json_object(gateway: Gateway, door: Door, case: str)
 def test_body_that_is_not_utf8(gateway: Gateway, door: Door, raw: bytes) -> None:
     response = post(gateway, door, content=raw)
     row = assert_error(
-        gateway, door, response, status=400, code="invalid_utf8", kind="invalid_request"
+        gateway, door, response, ExpectedError(400, "invalid_utf8", "invalid_request")
     )
     assert row.model_requested is None
 
@@ -333,7 +344,7 @@ def test_invalid_field(gateway: Gateway, door: Door, case: str) -> None:
     change(body)
     response = post(gateway, door, body)
     row = assert_error(
-        gateway, door, response, status=400, code=code, kind="invalid_request", param=param,
+        gateway, door, response, ExpectedError(400, code, "invalid_request", param=param),
         secret=(secret,),
     )  # fmt: skip
     assert row.model_requested is None  # refused while parsing: no request to describe
@@ -413,7 +424,7 @@ def test_invalid_field_door_specific(gateway: Gateway, door: Door, case: str) ->
     change(body)
     response = post(gateway, door, body)
     row = assert_error(
-        gateway, door, response, status=400, code=code, kind="invalid_request", param=param
+        gateway, door, response, ExpectedError(400, code, "invalid_request", param=param)
     )
     assert row.model_requested is None
 
@@ -421,10 +432,8 @@ def test_invalid_field_door_specific(gateway: Gateway, door: Door, case: str) ->
 @by_door
 def test_invalid_field_in_a_streamed_request_is_a_json_error(gateway: Gateway, door: Door) -> None:
     response = post(gateway, door, door.body(42, stream=True))
-    assert_error(
-        gateway, door, response, status=400, code="invalid_field", kind="invalid_request",
-        param="messages[0].content",
-    )  # fmt: skip
+    expected = ExpectedError(400, "invalid_field", "invalid_request", param="messages[0].content")
+    assert_error(gateway, door, response, expected)
 
 
 def test_openai_n_1_is_accepted(gateway: Gateway) -> None:
@@ -444,12 +453,11 @@ def test_unknown_model(gateway: Gateway, door: Door, stream: bool) -> None:
     name = f"no-such-model-{marker()}"
     secret = marker()
     response = post(gateway, door, door.body(secret, model=name, stream=stream))
-    row = assert_error(
-        gateway, door, response, status=404, code="model_not_found", kind="not_found",
-        param="model", secret=(secret,),
-    )  # fmt: skip
+    expected = ExpectedError(404, "model_not_found", "not_found", param="model")
+    row = assert_error(gateway, door, response, expected, secret=(secret,))
     # The caller's free text is kept only as its digest (it may carry anything, a key too).
     assert (row.model_requested, row.model, row.provider) == (unknown_model(name), None, None)
+    assert row.model_requested is not None
     assert name not in row.model_requested
     assert row.stream is stream
     assert row.prompt_sha256 is not None  # the request was understood, so it is described
@@ -458,7 +466,7 @@ def test_unknown_model(gateway: Gateway, door: Door, stream: bool) -> None:
 @by_door
 def test_model_name_is_case_sensitive(gateway: Gateway, door: Door) -> None:
     response = post(gateway, door, door.body(model=door.model.upper()))
-    assert_error(gateway, door, response, status=404, code="model_not_found", kind="not_found")
+    assert_error(gateway, door, response, ExpectedError(404, "model_not_found", "not_found"))
 
 
 # --- the body size limit ---------------------------------------------------------
@@ -496,7 +504,7 @@ def sized_body(door: Door, size: int) -> bytes:
 def test_body_over_the_limit_is_refused(small_gateway: Gateway, door: Door) -> None:
     response = post(small_gateway, door, content=sized_body(door, SMALL_LIMIT + 1))
     row = assert_error(
-        small_gateway, door, response, status=413, code="body_too_large", kind="too_large"
+        small_gateway, door, response, ExpectedError(413, "body_too_large", "too_large")
     )
     assert str(SMALL_LIMIT) in response.text  # the caller learns the limit
     assert row.model_requested is None
@@ -526,7 +534,7 @@ def test_chunked_body_over_the_limit_is_refused(small_gateway: Gateway, door: Do
         assert "content-length" not in request.headers
         assert request.headers["transfer-encoding"] == "chunked"
         response = http.send(request)
-    assert_error(small_gateway, door, response, status=413, code="body_too_large", kind="too_large")
+    assert_error(small_gateway, door, response, ExpectedError(413, "body_too_large", "too_large"))
 
 
 @by_door
@@ -545,7 +553,7 @@ def test_default_limit_is_two_mib(gateway: Gateway) -> None:
     """The session gateway keeps the default MAX_BODY_BYTES of 2 MiB."""
     limit = 2 * 1024 * 1024
     response = post(gateway, OPENAI, content=sized_body(OPENAI, limit + 1))
-    assert_error(gateway, OPENAI, response, status=413, code="body_too_large", kind="too_large")
+    assert_error(gateway, OPENAI, response, ExpectedError(413, "body_too_large", "too_large"))
     assert str(limit) in response.text
 
 
@@ -606,7 +614,7 @@ def test_upstream_that_hangs_times_out(
     gateway = quick_timeout_gateway
     response, elapsed = slow_answers[door.name, case].result(timeout=60)
     row = assert_error(
-        gateway, door, response, status=504, code="upstream_timeout", kind="timeout",
+        gateway, door, response, ExpectedError(504, "upstream_timeout", "timeout"),
         secret=(emulator.base_url.split("//")[1],),
     )  # fmt: skip
     assert elapsed >= TIMEOUT_S * 0.9, elapsed  # not before the timeout
@@ -678,7 +686,7 @@ def test_upstream_dies_mid_body(gateway: Gateway, emulator: EmulatorServer, door
     """Not streaming: half a body then a dropped connection is a 502, not a 500 or a hang."""
     response = post(gateway, door, door.body(directive("hi", truncate_after=1)))
     row = assert_error(
-        gateway, door, response, status=502, code="upstream_stream_interrupted", kind="upstream",
+        gateway, door, response, ExpectedError(502, "upstream_stream_interrupted", "upstream"),
         secret=(emulator.base_url.split("//")[1],),
     )  # fmt: skip
     assert row.model == door.model
@@ -688,7 +696,7 @@ def test_upstream_dies_mid_body(gateway: Gateway, emulator: EmulatorServer, door
 def test_upstream_sends_garbage(gateway: Gateway, emulator: EmulatorServer, door: Door) -> None:
     response = post(gateway, door, door.body(directive("hi", malformed=True)))
     row = assert_error(
-        gateway, door, response, status=502, code="upstream_malformed_response", kind="upstream",
+        gateway, door, response, ExpectedError(502, "upstream_malformed_response", "upstream"),
         secret=(emulator.base_url.split("//")[1],),
     )  # fmt: skip
     assert row.model == door.model
@@ -703,7 +711,7 @@ def test_upstream_error_body_is_not_passed_on(
     prompt = directive("hi", status=500, error_message=f"internal detail {secret}")
     response = post(gateway, door, door.body(prompt))
     row = assert_error(
-        gateway, door, response, status=502, code="upstream_error", kind="upstream",
+        gateway, door, response, ExpectedError(502, "upstream_error", "upstream"),
         secret=(secret, emulator.base_url.split("//")[1]),
     )  # fmt: skip
     assert row.model == door.model

@@ -147,7 +147,7 @@ def string_fields(node: Any, path: Path = ()) -> Iterator[tuple[Path, bool]]:
 def planted(body: dict[str, Any], path: Path, is_key: bool, value: str) -> dict[str, Any]:
     """The body with ``value`` planted in the string at ``path`` (or in that key's name)."""
     copied = copy.deepcopy(body)
-    parent = copied
+    parent: Any = copied  # a JSON object or array: indexed by the path's names and positions
     for part in path[:-1]:
         parent = parent[part]
     last = path[-1]

@@ -16,6 +16,7 @@ from typing import Any
 
 import httpx
 import pytest
+from openai.types.chat import ChatCompletionFunctionToolParam
 
 from llm_gateway.audit.records import digest
 from llm_gateway.emulators import EmulatorServer
@@ -112,7 +113,7 @@ def test_native_response_reports_no_pii_for_a_clean_prompt(gw: Gateway) -> None:
     assert gw.audit_row(reply.request_id).dlp_action is None
 
 
-LOOKUP_TOOL: dict[str, Any] = {
+LOOKUP_TOOL: ChatCompletionFunctionToolParam = {
     "type": "function",
     "function": {
         "name": "lookup",

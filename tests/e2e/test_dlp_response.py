@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from openai.types.chat import ChatCompletionFunctionToolParam
 
 from llm_gateway.audit.records import digest
 from llm_gateway.emulators import EmulatorServer
@@ -177,7 +178,7 @@ def test_audit_digests_the_answer_with_tokens_never_the_restored_values(
     assert row.response_sha256 != digest([RESTORED_ANSWER])[0]
 
 
-SEND_TOOL: dict[str, Any] = {
+SEND_TOOL: ChatCompletionFunctionToolParam = {
     "type": "function",
     "function": {
         "name": "send",
@@ -210,6 +211,7 @@ def test_admin_gets_the_original_values_in_tool_call_arguments(
             model="gpt-emu", messages=messages, tools=[SEND_TOOL]
         )
         [call] = completion.choices[0].message.tool_calls or []
+        assert call.type == "function"
         arguments = call.function.arguments
     assert json.loads(arguments) == {"to": EMAIL}
 

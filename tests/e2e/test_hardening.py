@@ -70,7 +70,7 @@ def test_more_than_one_credential_is_refused(gateway: Gateway, target: Target, c
 
 # --- content types -----------------------------------------------------------------
 
-JSON_PATHS = {
+JSON_PATHS: dict[str, dict[str, object]] = {
     "/v1/chat/completions": {"model": "gpt-emu", "messages": [{"role": "user", "content": "hi"}]},
     "/v1/messages": {
         "model": "claude-emu",
@@ -273,6 +273,7 @@ def test_an_alert_rule_does_not_cancel_a_block(
     assert "dlp_blocked" in reply.body
     assert upstream_requests(emulator, marker) == []
     row = confidential_gateway.audit_row(reply.request_id)
+    assert row.dlp_findings is not None
     findings = json.loads(row.dlp_findings)
     assert {f["entity"] for f in findings} >= {"AWS_ACCESS_KEY", "CONFIDENTIAL"}
 

@@ -16,6 +16,7 @@ import httpx
 import openai
 import pytest
 from openai.lib.streaming.chat import ChatCompletionStreamState
+from openai.types.chat import ChatCompletionFunctionToolParam, ChatCompletionMessageParam
 
 from llm_gateway.emulators import EmulatorServer
 from llm_gateway.pipeline.authorize import unknown_model
@@ -31,7 +32,7 @@ UPSTREAM = {
 PRICES = {"gpt-emu": (1.0, 2.0), "claude-emu": (3.0, 15.0), "ollama-emu": (0.0, 0.0)}
 
 SYSTEM = "You are a terse assistant."  # 5 words
-WEATHER_TOOL: dict[str, Any] = {
+WEATHER_TOOL: ChatCompletionFunctionToolParam = {
     "type": "function",
     "function": {
         "name": "get_weather",
@@ -141,11 +142,15 @@ def test_max_tokens_cuts_the_answer(
     gateway: Gateway, emulator: EmulatorServer, model: str, limit_param: str
 ) -> None:
     marker = tag()
-    raw = gateway.openai().chat.completions.with_raw_response.create(
-        model=model,
-        messages=[{"role": "user", "content": f"one two three four {marker}"}],
-        **{limit_param: 3},
-    )
+    completions = gateway.openai().chat.completions.with_raw_response
+    messages: list[ChatCompletionMessageParam] = [
+        {"role": "user", "content": f"one two three four {marker}"}
+    ]
+    if limit_param == "max_tokens":
+        raw = completions.create(model=model, messages=messages, max_tokens=3)
+    else:
+        assert limit_param == "max_completion_tokens"
+        raw = completions.create(model=model, messages=messages, max_completion_tokens=3)
     completion = raw.parse()
     choice = completion.choices[0]
     assert choice.finish_reason == "length"
@@ -190,9 +195,10 @@ def test_usage_reported_matches_audit_when_provider_reports_none(gateway: Gatewa
         assert row.tokens_estimated is True
         audited[model] = (row.tokens_in, row.tokens_out)
         completion_usage = raw.parse().usage
-        reported[model] = completion_usage and (
-            completion_usage.prompt_tokens,
-            completion_usage.completion_tokens,
+        reported[model] = (
+            None
+            if completion_usage is None
+            else (completion_usage.prompt_tokens, completion_usage.completion_tokens)
         )
     assert reported == audited
 
@@ -225,6 +231,7 @@ def test_stream_text_with_usage(gateway: Gateway, emulator: EmulatorServer, mode
     assert received[-1] is usage_chunks[0]
     assert usage_chunks[0].choices == []
     usage = usage_chunks[0].usage
+    assert usage is not None
     assert (usage.prompt_tokens, usage.completion_tokens, usage.total_tokens) == (8, 2, 10)
 
     row = gateway.audit_row(request_id)

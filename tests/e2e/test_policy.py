@@ -25,6 +25,7 @@ from typing import Any
 import anthropic
 import openai
 import pytest
+from openai.types.chat import ChatCompletionFunctionToolParam
 
 from llm_gateway.emulators import EmulatorServer
 from llm_gateway.policy.bundle import load_bundle
@@ -49,7 +50,7 @@ MESSAGES: list[Any] = [{"role": "user", "content": "hello"}]
 DOORS = ("openai", "anthropic", "native")
 #: The shipped policy's reasons for a free-tier call to gpt-emu, in object mode.
 GPT_FOR_FREE = "model gpt-emu is not available to tier free"
-WEATHER_TOOL: Any = {
+WEATHER_TOOL: ChatCompletionFunctionToolParam = {
     "type": "function",
     "function": {
         "name": "get_weather",
