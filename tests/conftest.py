@@ -9,8 +9,9 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
+import ssl
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import pytest
@@ -94,52 +95,41 @@ def database_url(request: pytest.FixtureRequest) -> str:
 
 @pytest.fixture(scope="session", autouse=True)
 def _one_default_ssl_context() -> Iterator[None]:
-    """Every httpx client (the tests' own, and the OpenAI and Anthropic SDKs') builds
-    an SSL context and loads the CA bundle into it, about 20 ms, even for the plain
-    http:// URLs of the gateway and the emulators, and the end-to-end tests create
-    thousands of clients. The default one is built once and shared (the gateway
-    itself does not use httpx)."""
-    import ssl
-
+    """Every HTTP client builds an SSL context and loads the CA bundle into it, about
+    20 ms, even for the plain http:// URLs of the gateway and the emulators, and the
+    end-to-end tests create thousands of clients: the tests' own (httpx) and the
+    OpenAI and Anthropic SDKs' (httpx2, their fork of it). The default context is
+    built once per library and shared (the gateway itself uses neither)."""
     import httpx
+    import httpx2
 
-    original = httpx.create_ssl_context  # the function the transports call, made public
+    with pytest.MonkeyPatch.context() as patch:
+        # Replaced where the transports look it up (their module does not re-export it).
+        for name, library in (("httpx", httpx), ("httpx2", httpx2)):
+            shared = _shared_default(library.create_ssl_context)
+            patch.setattr(f"{name}._transports.default.create_ssl_context", shared)
+        yield
+
+
+def _shared_default(original: Callable[..., ssl.SSLContext]) -> Callable[..., ssl.SSLContext]:
     shared: dict[tuple[str | None, str | None], ssl.SSLContext] = {}
 
-    def create_ssl_context(verify: Any = True, cert: Any = None, trust_env: bool = True) -> Any:
+    def create_ssl_context(
+        verify: Any = True, cert: Any = None, trust_env: bool = True
+    ) -> ssl.SSLContext:
         if not (verify is True and cert is None and trust_env):
             return original(verify=verify, cert=cert, trust_env=trust_env)
-        # what the default context is built from (httpx reads these two variables)
+        # what the default context is built from (both libraries read these two variables)
         key = (os.environ.get("SSL_CERT_FILE"), os.environ.get("SSL_CERT_DIR"))
         if key not in shared:
             shared[key] = original()
         return shared[key]
 
-    # Replaced where the transports look it up (their module does not re-export it).
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr("httpx._transports.default.create_ssl_context", create_ssl_context)
-        yield
+    return create_ssl_context
 
 
 REDIS_HOST = os.environ.get("TEST_REDIS_HOST", "127.0.0.1")
 REDIS_PORT = int(os.environ.get("TEST_REDIS_PORT", "6379"))
-
-
-@pytest.fixture
-def redis_url() -> Iterator[str]:
-    """A Redis database of its own for one test (db 1..15 by worker), flushed after."""
-    import redis
-
-    require_service("Redis", REDIS_HOST, REDIS_PORT)
-    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw") or "0"
-    url = f"redis://{REDIS_HOST}:{REDIS_PORT}/{1 + int(worker) % 15}"
-    client = redis.Redis.from_url(url)
-    client.flushdb()
-    try:
-        yield url
-    finally:
-        client.flushdb()
-        client.close()
 
 
 @pytest.fixture

@@ -88,8 +88,9 @@ def _identity_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tenant")
 
 
-def _load_config(settings: Settings) -> GatewayConfig | None:
-    """The configuration files and the policy, validated; ``None`` after printing why not."""
+def checked_config(settings: Settings) -> GatewayConfig | None:
+    """The configuration files and the policy, validated as `serve` does before it listens;
+    ``None`` after printing why not (the in-process test harness checks with it too)."""
     from llm_gateway.dlp.backends import BackendError
     from llm_gateway.policy import PolicyLoadError, PolicyService
 
@@ -119,7 +120,7 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     from llm_gateway.observability.logging import configure_logging
     from llm_gateway.server import HttpLimits, ServerConfig, serve
 
-    if _load_config(settings) is None:
+    if checked_config(settings) is None:
         return EXIT_CONFIG
     configure_logging(settings.log)
     _run(_upgrade_sqlite(settings))  # before workers start, so they do not race to migrate
@@ -143,7 +144,7 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _check_config(args: argparse.Namespace, settings: Settings) -> int:
-    config = _load_config(settings)
+    config = checked_config(settings)
     if config is None:
         return EXIT_CONFIG
     for path in config.files:

@@ -15,7 +15,7 @@ What differs, and stays covered by the process tests:
 * signals: the server runs outside the main thread, so it installs no signal
   handlers (SIGTERM, SIGHUP reloads);
 * the process itself (its exit status, ``--workers``, the ``serve`` command's
-  own start-up code; the start-up checks are the same :func:`cli._load_config`);
+  own start-up code; the start-up checks are the same :func:`cli.checked_config`);
 * logging is configured per process: instead of ``configure_logging`` writing
   to the process's stderr, a handler of the gateway's own writes, in the
   gateway's format, every record emitted from the gateway's threads (its
@@ -161,7 +161,7 @@ class InProcessServer:
             self._fail(f"error: {exc}")
         stderr = io.StringIO()
         with contextlib.redirect_stderr(stderr):
-            config = cli._load_config(settings)  # what `serve` checks before it listens
+            config = cli.checked_config(settings)  # what `serve` checks before it listens
         if config is None:
             self._fail(stderr.getvalue())
         app = create_app(settings, config)
