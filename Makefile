@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: run test lint bench bench-compare clean
+.PHONY: run test lint typecheck pytest bench bench-compare clean
 
 $(BIN)/python:
 	$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "Python 3.11+ is required")'
@@ -31,7 +31,16 @@ lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check src tests bench
 	$(BIN)/mypy
 
-test: lint
+# The type check and the tests are independent: on two cores they run side by
+# side, and `make test` fails if either does.
+test: $(VENV)/.installed-dev
+	$(BIN)/ruff check src tests bench
+	$(MAKE) --no-print-directory -j2 typecheck pytest
+
+typecheck: $(VENV)/.installed-dev
+	$(BIN)/mypy
+
+pytest: $(VENV)/.installed-dev
 	$(BIN)/pytest
 
 # Benchmark (see docs/performance.md): `make bench`, `make bench-compare`, or
