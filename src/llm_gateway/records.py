@@ -19,7 +19,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class AttemptRecord:
     """One try at a deployment, in the order they were made."""
 
@@ -40,7 +40,7 @@ class AttemptRecord:
         }
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Digest:
     """A text's SHA-256 and length in characters: enough to match, nothing to read."""
 
@@ -58,8 +58,14 @@ class Digest:
         return cls(sha.hexdigest(), chars)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class RequestRecord:
+    """A settled request, as every recorder sees it; recorders read it and never change it.
+
+    (Not a frozen dataclass: freezing doubles the cost of building one, which
+    every request pays.)
+    """
+
     request_id: str
     timestamp: datetime
     endpoint: str  # a front door ("openai", ...) or a management action ("models.list", ...)
