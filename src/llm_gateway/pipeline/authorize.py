@@ -73,8 +73,11 @@ class Authorize:
 
     async def _permitted(self, resolution: Resolution, document: dict[str, Any]) -> Resolution:
         """The candidates the policy allows: each named otherwise than the request is decided."""
-        others = sorted({d.name for d in resolution.candidates} - {resolution.requested})
-        if not others:  # the common case: the name is the model, already decided
+        candidates = resolution.candidates
+        if len(candidates) == 1 and candidates[0].name == resolution.requested:
+            return resolution  # the common case: the name is the model, already decided
+        others = sorted({d.name for d in candidates} - {resolution.requested})
+        if not others:
             return resolution
         documents = [_with_model(document, name) for name in others]
         decisions = await self.policy.decide_many(documents)

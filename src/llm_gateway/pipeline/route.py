@@ -25,10 +25,12 @@ class Route:
     async def __call__(self, ctx: RequestContext, call_next: Next) -> Outcome:
         resolution = ctx.call.resolution
         assert resolution is not None
-        usable = [d for d in resolution.candidates if d.enabled]
-        if not usable:
-            raise ModelUnavailable(f"the model {resolution.requested!r} is not available right now")
-        for position, deployment in enumerate(usable, 1):
+        failure: GatewayError | None = None
+        for deployment in resolution.candidates:
+            if not deployment.enabled:
+                continue
+            if failure is not None and not _another_may_answer(failure):
+                break
             attempt = Attempt(deployment)
             ctx.attempts.append(attempt)
             started = time.perf_counter()
@@ -37,12 +39,13 @@ class Route:
             except GatewayError as error:
                 attempt.status, attempt.error_code = error.status, error.code
                 attempt.latency_ms = _since(started)
-                if position == len(usable) or not _another_may_answer(error):
-                    raise
+                failure = error
                 continue
             attempt.status, attempt.latency_ms = 200, _since(started)
             return outcome
-        raise AssertionError("unreachable: the last candidate returns or raises")
+        if failure is not None:
+            raise failure
+        raise ModelUnavailable(f"the model {resolution.requested!r} is not available right now")
 
 
 def _another_may_answer(error: GatewayError) -> bool:
