@@ -29,6 +29,7 @@ if str(REPO) not in sys.path:
 from faker import Faker  # noqa: E402
 
 from bench.dlp_corpus import build_corpus  # noqa: E402
+from bench.dlp_values import CRAFTED_SLOW  # noqa: E402
 
 SEED = 7
 Row = tuple[str, float]
@@ -84,27 +85,11 @@ def rule_engine_costs() -> list[Row]:
     return rows
 
 
-#: Text built to make a backtracking engine, or a careless loop around one, take forever
-#: (the end-to-end tests check that such text is answered; this measures how fast).
-CRAFTED = {
-    "a_500k": "a" * 500_000,
-    "digit_dash_500k": "1-2-" * 125_000,
-    "spaced_digits_500k": "1 2 " * 125_000,
-    "dotted_digits_500k": "1.2." * 125_000,
-    "colons_500k": ":" * 500_000,
-    "at_dots_500k": "@." * 250_000,
-    "almost_keys_500k": "sk-" * 166_000,
-    "almost_ssn_500k": "536-22-872" * 50_000,
-    "dense_phones_480k": "+1 415 555 0132 " * 30_000,
-    "dense_ssns_480k": "536-22-8726 " * 40_000,
-}
-
-
 def crafted_text_costs() -> list[Row]:
     from llm_gateway.dlp.engine import RuleEngine
 
     engine = RuleEngine.load(None)
-    worst = max(median_us(partial(engine.scan, text), 1) for text in CRAFTED.values())
+    worst = max(median_us(partial(engine.scan, text), 1) for text in CRAFTED_SLOW.values())
     return [("DLP rules, slowest crafted ~500 KB text (median ms)", worst / 1000)]
 
 

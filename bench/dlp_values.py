@@ -276,3 +276,19 @@ def isbn13(rng: random.Random) -> str:
     total = sum(int(d) * (1 if i % 2 == 0 else 3) for i, d in enumerate(body))
     full = body + str((10 - total % 10) % 10)
     return f"{full[:3]}-{full[3]}-{full[4:7]}-{full[7:12]}-{full[12]}"
+
+
+#: Text built to make a backtracking engine, or a careless loop around one, take forever:
+#: the end-to-end tests check that each is answered, bench/dlp_speed.py how fast.
+CRAFTED_SLOW = {
+    "a_500k": "a" * 500_000,
+    "digit_dash_500k": "1-2-" * 125_000,
+    "spaced_digits_500k": "1 2 " * 125_000,
+    "dotted_digits_500k": "1.2." * 125_000,
+    "colons_500k": ":" * 500_000,
+    "at_dots_500k": "@." * 250_000,
+    "almost_keys_500k": "sk-" * 166_000,
+    "almost_ssn_500k": "536-22-872" * 50_000,
+    "dense_phones_480k": "+1 415 555 0132 " * 30_000,
+    "dense_ssns_480k": "536-22-8726 " * 40_000,  # every one a valid SSN
+}
