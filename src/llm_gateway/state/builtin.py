@@ -9,50 +9,37 @@ the one definition the contract tests check.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from llm_gateway.state.script import Ops, Reply, Script
 
 __all__ = ["COMPARE_AND_SET", "HASH_SET", "INCR", "INCR_FLOAT"]
 
-# KEYS[1]; ARGV: amount, ttl (ms). The expiry is set only when the key has none
-# (it was just created): a fixed window from the first increment.
-_INCR_LUA = """
-local n = redis.call('INCRBY', KEYS[1], ARGV[1])
+def _counter(name: str, command: str, add: Callable[[Ops, str, bytes], Reply]) -> Script:
+    """KEYS[1]; ARGV: amount, ttl (ms). ``command`` adds; the expiry is set only when the
+    key has none (it was just created): a fixed window from the first increment."""
+    lua = f"""
+local n = redis.call('{command}', KEYS[1], ARGV[1])
 if redis.call('PTTL', KEYS[1]) == -1 then
   redis.call('PEXPIRE', KEYS[1], ARGV[2])
 end
 return n
 """
 
+    def twin(ops: Ops, keys: Sequence[str], args: Sequence[bytes]) -> Reply:
+        n = add(ops, keys[0], args[0])
+        if ops.pttl(keys[0]) == -1:
+            ops.pexpire(keys[0], int(args[1]))
+        return n
 
-def _incr(ops: Ops, keys: Sequence[str], args: Sequence[bytes]) -> Reply:
-    n = ops.incrby(keys[0], int(args[0]))
-    if ops.pttl(keys[0]) == -1:
-        ops.pexpire(keys[0], int(args[1]))
-    return n
-
-
-INCR = Script("incr", _INCR_LUA, _incr)
-
-# The same with INCRBYFLOAT; the reply is the new total as a string, as Redis gives it.
-_INCR_FLOAT_LUA = """
-local n = redis.call('INCRBYFLOAT', KEYS[1], ARGV[1])
-if redis.call('PTTL', KEYS[1]) == -1 then
-  redis.call('PEXPIRE', KEYS[1], ARGV[2])
-end
-return n
-"""
+    return Script(name, lua, twin)
 
 
-def _incr_float(ops: Ops, keys: Sequence[str], args: Sequence[bytes]) -> Reply:
-    n = ops.incrbyfloat(keys[0], float(args[0]))
-    if ops.pttl(keys[0]) == -1:
-        ops.pexpire(keys[0], int(args[1]))
-    return n
-
-
-INCR_FLOAT = Script("incr_float", _INCR_FLOAT_LUA, _incr_float)
+INCR = _counter("incr", "INCRBY", lambda ops, key, amount: ops.incrby(key, int(amount)))
+# The reply is the new total as a string, as Redis gives it.
+INCR_FLOAT = _counter(
+    "incr_float", "INCRBYFLOAT", lambda ops, key, amount: ops.incrbyfloat(key, float(amount))
+)
 
 # KEYS[1]; ARGV: 1 if a value is expected (0: the key must be absent), the
 # expected value, the new value, ttl (ms). Returns 1 if the new value was set.
