@@ -53,6 +53,19 @@ async def test_hash_growth_counts_towards_the_bound() -> None:
     assert len(await store.hash_get_all("grows")) == 100
 
 
+async def test_a_hashs_size_follows_its_fields_as_they_change() -> None:
+    """Fields added, overwritten and deleted: the footprint is the same as the hash's
+    built in one go, and nothing is left once every field is gone."""
+    changed, built = MemoryStore(), MemoryStore()
+    await changed.hash_set("h", {"a": b"1", "b": b"22"}, ttl_s=HOUR)
+    await changed.hash_set("h", {"b": b"4444", "c": b"333"}, ttl_s=HOUR)
+    assert await changed.hash_delete("h", "a", "missing") == 1
+    await built.hash_set("h", {"b": b"4444", "c": b"333"}, ttl_s=HOUR)
+    assert changed.size_bytes == built.size_bytes
+    assert await changed.hash_delete("h", "b", "c") == 2
+    assert (len(changed), changed.size_bytes) == (0, 0)
+
+
 async def test_expired_keys_are_dropped_when_read_and_swept_on_writes() -> None:
     case = memory_case()
     store = case.store

@@ -120,7 +120,7 @@ class _Data:
             entry.value = text
             self.resize(entry, _KEY_OVERHEAD + len(key) + len(text))
 
-    def _hash(self, key: str, *, create: bool) -> dict[bytes, bytes] | None:
+    def hash(self, key: str, *, create: bool) -> dict[bytes, bytes] | None:
         entry = self.live(key)
         if entry is None:
             if not create:
@@ -185,7 +185,7 @@ class _Data:
         return reply
 
     def hget(self, key: str, field: bytes) -> bytes | None:
-        found = self._hash(key, create=False)
+        found = self.hash(key, create=False)
         return None if found is None else found.get(field)
 
     def hexists(self, key: str, field: bytes) -> int:
@@ -194,13 +194,19 @@ class _Data:
     def hset(self, key: str, mapping: Mapping[bytes, bytes]) -> int:
         if not mapping:
             return 0
-        fields = self._hash(key, create=True)
+        fields = self.hash(key, create=True)
         assert fields is not None
-        added = sum(1 for name in mapping if name not in fields)
-        fields.update(mapping)
+        added, change = 0, 0
+        for name, value in mapping.items():  # the size follows each field: no re-count
+            old = fields.get(name)
+            if old is None:
+                added += 1
+                change += _FIELD_OVERHEAD + len(name) + len(value)
+            else:
+                change += len(value) - len(old)
+            fields[name] = value
         entry = self.entries[key]
-        size = sum(_FIELD_OVERHEAD + len(k) + len(v) for k, v in fields.items())
-        self.resize(entry, _KEY_OVERHEAD + len(key) + size)
+        self.resize(entry, entry.size + change)
         return added
 
     def hincrby(self, key: str, field: bytes, amount: int) -> int:
@@ -265,24 +271,29 @@ class MemoryStore(Store):
         return self._data.pexpire(self.key(key), ttl_ms(ttl_s)) == 1
 
     async def hash_get_all(self, key: str) -> dict[str, bytes]:
-        fields = self._data._hash(self.key(key), create=False)
+        fields = self._data.hash(self.key(key), create=False)
         return {} if fields is None else {k.decode(): v for k, v in fields.items()}
 
     async def hash_get(self, key: str, fields: Sequence[str]) -> list[bytes | None]:
-        stored = self._data._hash(self.key(key), create=False) or {}
+        stored = self._data.hash(self.key(key), create=False) or {}
         return [stored.get(name.encode()) for name in fields]
 
     async def hash_delete(self, key: str, *fields: str) -> int:
         full = self.key(key)
-        stored = self._data._hash(full, create=False)
+        stored = self._data.hash(full, create=False)
         if stored is None:
             return 0
-        removed = sum(stored.pop(name.encode(), None) is not None for name in fields)
+        removed, freed = 0, 0
+        for name in fields:
+            old = stored.pop(name.encode(), None)
+            if old is not None:
+                removed += 1
+                freed += _FIELD_OVERHEAD + len(name.encode()) + len(old)
         if not stored:
             self._data.drop(full)
         else:
-            size = sum(_FIELD_OVERHEAD + len(k) + len(v) for k, v in stored.items())
-            self._data.resize(self._data.entries[full], _KEY_OVERHEAD + len(full) + size)
+            entry = self._data.entries[full]
+            self._data.resize(entry, entry.size - freed)
         return removed
 
     async def run(self, script: Script, keys: Sequence[str], args: Sequence[Arg]) -> Reply:

@@ -72,8 +72,9 @@ class Script:
     name: str
     lua: str
     python: PythonTwin = field(repr=False)
+    #: The digest Redis knows the script by, computed once.
+    sha: str = field(init=False, repr=False)
 
-    @property
-    def sha(self) -> str:
-        """The digest Redis knows the script by."""
-        return hashlib.sha1(self.lua.encode(), usedforsecurity=False).hexdigest()
+    def __post_init__(self) -> None:
+        digest = hashlib.sha1(self.lua.encode(), usedforsecurity=False).hexdigest()
+        object.__setattr__(self, "sha", digest)
