@@ -24,8 +24,8 @@ from llm_gateway.pipeline import Pipeline, build_action_pipeline, build_pipeline
 from llm_gateway.policy import PolicyService
 from llm_gateway.records import Recorder
 from llm_gateway.routing import Resolver
-from llm_gateway.settings import AutoOnOff, Settings, StateSettings
-from llm_gateway.state import StateBackend, Store, open_store
+from llm_gateway.settings import AutoOnOff, Settings
+from llm_gateway.state import Store, open_store
 from llm_gateway.storage import Database
 from llm_gateway.transport import AiohttpTransport
 
@@ -58,7 +58,8 @@ class AppState:
         transport = AiohttpTransport()  # opens nothing until its first request
         policy = PolicyService.from_settings(settings.policy, transport)  # a bad one stops start-up
         log.info("policy: revision %s", policy.revision)
-        store = _open_store(settings.state)
+        store = open_store(settings.state.backend, settings.state.redis_dsn)  # connects lazily
+        log.info("state store: %s", settings.state.backend.value)
         dlp = (
             await DlpService.start(settings.dlp, settings.state, store)
             if settings.dlp.enabled
@@ -111,12 +112,6 @@ class AppState:
 
     def usable_models(self) -> list[Deployment]:
         return [d for d in self.deployments.values() if d.enabled]
-
-
-def _open_store(settings: StateSettings) -> Store:
-    redis = settings.backend is StateBackend.REDIS
-    log.info("state: %s", "Redis" if redis else "in-process")
-    return open_store(settings.backend, settings.redis_dsn if redis else None)
 
 
 def _demo_deployment(base_url: str) -> Deployment:

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel
 
 from llm_gateway.runtime import AppState
-from llm_gateway.state import Store, StoreUnavailable
+from llm_gateway.state import Store, StoreError
 
 router = APIRouter(tags=["health"])
 
@@ -66,6 +66,6 @@ async def ready(request: Request, response: Response) -> Ready:
 async def _answers(store: Store) -> bool:
     try:
         await store.ping()
-    except StoreUnavailable:
+    except StoreError:  # unreachable, or refusing us (a StoreUnavailable is one too)
         return False
     return True

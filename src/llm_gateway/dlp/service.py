@@ -28,7 +28,7 @@ from llm_gateway.dlp.vault import Vault
 from llm_gateway.dlp.vault_crypto import derive_key, resolve_vault_key
 from llm_gateway.errors import DlpUnavailable, RateLimited
 from llm_gateway.settings import AutoOnOff, DlpSettings, StateSettings
-from llm_gateway.state import StateBackend, Store, open_store
+from llm_gateway.state import Store, open_store
 
 log = logging.getLogger(__name__)
 
@@ -210,8 +210,7 @@ def _open_vault(
 ) -> Vault:
     if store is not None and settings.vault is state.backend:
         return Vault(store, key, ttl=settings.vault_ttl)
-    redis_url = state.redis_dsn if settings.vault is StateBackend.REDIS else None
-    own = open_store(settings.vault, redis_url)
+    own = open_store(settings.vault, state.redis_dsn)
     return Vault(own, key, ttl=settings.vault_ttl, owns_store=True)
 
 
