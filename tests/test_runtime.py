@@ -11,8 +11,9 @@ import pytest
 from llm_gateway.config import load_gateway_config
 from llm_gateway.runtime import AppState
 from llm_gateway.settings import load_settings
-from llm_gateway.state import MemoryStore
+from llm_gateway.state import MemoryStore, Store
 from llm_gateway.state.redis import RedisStore
+from tests.state.cases import ClosedCount
 
 CONFIG = Path(__file__).resolve().parents[1] / "config"
 VAULT_KEY = base64.b64encode(bytes(range(32))).decode()
@@ -30,34 +31,44 @@ async def _vault_writes_reach(state: AppState) -> bool:
     conversation = f"runtime-{uuid.uuid4().hex}"
     await state.dlp.vault.session(conversation).token_for("PERSON", "Ada")
     found = await state.store.hash_get(f"vault:{conversation}", ["count"])
-    await state.store.delete(f"vault:{conversation}")
+    await state.dlp.vault.store.delete(conversation)  # wherever the vault put it
     return found == [b"1"]
 
 
-async def test_the_embedded_default_is_one_in_process_store_the_vault_shares(
-    tmp_path: Path,
+@pytest.mark.parametrize(
+    ("env", "kind"),
+    [
+        pytest.param({}, MemoryStore, id="memory"),
+        pytest.param(
+            {"STATE_BACKEND": "redis", "DLP_VAULT": "redis", "DLP_VAULT_KEY": VAULT_KEY},
+            RedisStore,
+            id="redis",
+            marks=pytest.mark.redis,
+        ),
+    ],
+)
+async def test_one_store_from_state_backend_is_shared_with_the_vault(
+    tmp_path: Path, request: pytest.FixtureRequest, env: dict[str, str], kind: type[Store]
 ) -> None:
+    if kind is RedisStore:
+        env = {**env, "REDIS_URL": request.getfixturevalue("redis_server_url")}
+    state = await _started(tmp_path, **env)
+    try:
+        assert isinstance(state.store, kind)
+        assert await _vault_writes_reach(state)
+    finally:
+        await state.stop()
+
+
+async def test_stopping_closes_the_store_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = ClosedCount()
+    monkeypatch.setattr("llm_gateway.runtime.open_store", lambda *args: store)
     state = await _started(tmp_path)
-    try:
-        assert isinstance(state.store, MemoryStore)
-        assert await _vault_writes_reach(state)
-    finally:
-        await state.stop()
-
-
-@pytest.mark.redis
-async def test_state_backend_redis_shares_one_redis_store_with_the_vault(
-    tmp_path: Path, redis_server_url: str
-) -> None:
-    state = await _started(
-        tmp_path, STATE_BACKEND="redis", REDIS_URL=redis_server_url, DLP_VAULT="redis",
-        DLP_VAULT_KEY=VAULT_KEY,
-    )  # fmt: skip
-    try:
-        assert isinstance(state.store, RedisStore)
-        assert await _vault_writes_reach(state)
-    finally:
-        await state.stop()
+    assert state.store is store
+    await state.stop()
+    assert store.closed == 1  # the gateway's, so not the vault's to close as well
 
 
 @pytest.mark.redis

@@ -11,9 +11,9 @@ import pytest
 from llm_gateway.dlp.findings import Action
 from llm_gateway.dlp.service import DlpService
 from llm_gateway.settings import load_settings
-from llm_gateway.state import MemoryStore
 from llm_gateway.state.redis import RedisStore
 from tests.dlp.test_ner import require_ner_extra
+from tests.state.cases import ClosedCount
 
 REPO = Path(__file__).resolve().parents[2]
 TEXT = "mail bob.smith@example.com, key sk-" + "a1" * 20 + ", host 10.1.2.3"
@@ -64,13 +64,14 @@ async def test_a_text_over_the_ner_size_cap_gets_the_rules_only(tmp_path: Path) 
 
 
 async def test_the_vault_lives_in_the_store_it_is_given(tmp_path: Path) -> None:
-    store = MemoryStore()
+    store = ClosedCount()
     settings = load_settings(
         {"DLP_NER": "off", "DATA_DIR": str(tmp_path), "DLP_VAULT_TTL": "120"}, env_file=None
     )
     dlp = await DlpService.start(settings.dlp, settings.state, store)
     await dlp.vault.session("t:u:c1").token_for("SSN", "219-09-9999")
     await dlp.aclose()  # the gateway's store: not the DLP service's to close
+    assert store.closed == 0
     assert await store.hash_get("vault:t:u:c1", ["count"]) == [b"1"]
     ttl = await store.ttl("vault:t:u:c1")
     assert ttl is not None

@@ -21,7 +21,7 @@ from llm_gateway.dlp.vault import (
 from llm_gateway.dlp.vault_crypto import VaultCipher, parse_vault_key, resolve_vault_key
 from llm_gateway.state import MemoryStore, Store
 from llm_gateway.state.redis import RedisStore
-from tests.state.cases import FakeClock, StoreCase, redis_store
+from tests.state.cases import ClosedCount, FakeClock, StoreCase, redis_store
 
 KEY = bytes(range(32))
 OTHER_KEY = bytes(range(1, 33))
@@ -275,6 +275,13 @@ async def test_a_shared_store_is_left_open(store: Store) -> None:
     await Vault(store, KEY).aclose()
     await store.ping()  # the gateway's store: its owner closes it
     assert await Vault(store, KEY).session("c1").token_for("SSN", SSN) == "<SSN_1>"
+
+
+async def test_only_a_store_of_the_vaults_own_is_closed_with_it() -> None:
+    shared, own = ClosedCount(), ClosedCount()
+    await Vault(shared, KEY).aclose()
+    await Vault(own, KEY, owns_store=True).aclose()
+    assert (shared.closed, own.closed) == (0, 1)
 
 
 # The memory store: its bounds

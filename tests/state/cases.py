@@ -75,3 +75,17 @@ async def redis_store(url: str) -> AsyncIterator[RedisStore]:
                 await cleaner.delete(*keys)
         finally:
             await cleaner.aclose()
+
+
+class ClosedCount(MemoryStore):
+    """A memory store that counts how often it is closed: who owns a store must close it
+    once, and nobody else at all (closing a real store twice, or someone else's, is
+    invisible otherwise: redis-py reconnects on demand)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.closed = 0
+
+    async def aclose(self) -> None:
+        self.closed += 1
+        await super().aclose()
