@@ -55,3 +55,20 @@ async def test_an_unusable_batch_answer_denies_every_document(opa: OpaServer) ->
         await policy.aclose()
     assert [d.allow for d in decisions] == [False, False]
     assert all(d.error is not None for d in decisions)
+
+
+async def test_cached_decisions_are_not_asked_again_and_one_document_is_one_decision(
+    opa: OpaServer,
+) -> None:
+    policy = OpaPolicy(opa.url, PATH, timeout_s=2.0, retries=0, cache_seconds=60)
+    try:
+        await policy.decide(document(model="gpt-4"))  # cached by the Data API path
+        decisions = await policy.decide_many([document(model="gpt-4"), document(model="claude")])
+        (single,) = await policy.decide_many([document(model="other")])
+    finally:
+        await policy.aclose()
+    assert [d.allow for d in decisions] == [True, False]
+    assert single.allow is False
+    paths = [r.path for r in opa.requests]
+    assert paths == [PATH, "/v1/query", PATH]
+    assert opa.requests[1].body["input"]["batch"] == [document(model="claude")]

@@ -3,9 +3,10 @@
 A management action (``models.list``, ``dlp.scan``; the audit, usage,
 confirmation and admin endpoints to come) is authenticated and accounted by
 the same stages as a chat call; in between, the policy decides on
-``input.action``. An action asked about several targets (the models a listing
-may show) has each target decided in one policy call: the listing shows what
-is permitted, and the action itself is allowed when the policy allows any.
+``input.action``, and a denial refuses it. An action asked about several
+targets (the models a listing may show) has each target decided, in one
+policy call: the handler sees which are permitted (a listing shows those, and
+is empty, not refused, when none is).
 The decision's obligations (``dlp_mode``, ``ner``...) are on the context for
 the handler to obey.
 """
@@ -27,25 +28,24 @@ class AuthorizeAction:
         assert ctx.principal is not None
         call = _action(ctx)
         principal = ctx.principal
+        if call.targets is None:
+            ctx.decision = await self.policy.decide(
+                action_input(
+                    principal, call.action, client_ip=ctx.client_ip, environment=self.environment
+                )
+            )
+            enforce(ctx.decision)
+            return await call_next(ctx)
         documents = [
             action_input(
-                principal,
-                call.action,
-                model=target,
-                client_ip=ctx.client_ip,
+                principal, call.action, model=target, client_ip=ctx.client_ip,
                 environment=self.environment,
             )
-            for target in ((None,) if call.targets is None else call.targets)
+            for target in call.targets
         ]
         decisions = await self.policy.decide_many(documents)
-        if call.targets is not None:
-            call.permitted = tuple(
-                t for t, d in zip(call.targets, decisions, strict=True) if d.allow
-            )
-            ctx.decision = _summary(decisions) if decisions else None
-        else:
-            ctx.decision = decisions[0]
-            enforce(ctx.decision)
+        call.permitted = tuple(t for t, d in zip(call.targets, decisions, strict=True) if d.allow)
+        ctx.decision = _summary(decisions) if decisions else None
         return await call_next(ctx)
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from llm_gateway.policy.bundle import PolicyBundle, PolicyLoadError, load_bundle
-from llm_gateway.policy.decision import Decision, Obligations, PolicyError
+from llm_gateway.policy.decision import Decision, Obligations, PolicyError, rule_of
 from llm_gateway.policy.embedded import EmbeddedPolicy
 from llm_gateway.policy.opa import OpaPolicy
 from llm_gateway.settings import PolicySettings
@@ -35,10 +35,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-
-def rule_of(policy_path: str) -> str:
-    """OPA's Data API path to the rule's name in ``data``: /v1/data/a/b -> data.a.b."""
-    return "data." + ".".join(policy_path.strip("/").split("/")[2:])
 
 
 class PolicyService:
@@ -84,10 +80,6 @@ class PolicyService:
         The embedded engine evaluates them in one go; an OPA server gets one
         request for all of them (a listing of N models is not N round trips).
         """
-        if not documents:
-            return []
-        if isinstance(self.engine, EmbeddedPolicy):
-            return [self.engine.decide_now(document) for document in documents]
         return await self.engine.decide_many(documents)
 
     def reload(self) -> bool:

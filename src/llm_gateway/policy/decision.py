@@ -119,3 +119,8 @@ def _kind(value: Any) -> str:
     return {str: "a string", int: "a number", float: "a number", list: "a list"}.get(
         type(value), type(value).__name__
     )
+
+
+def rule_of(policy_path: str) -> str:
+    """OPA's Data API path to the rule's name in ``data``: /v1/data/a/b -> data.a.b."""
+    return "data." + ".".join(policy_path.strip("/").split("/")[2:])

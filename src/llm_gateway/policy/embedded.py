@@ -48,6 +48,9 @@ class EmbeddedPolicy:
     async def decide(self, document: dict[str, Any]) -> Decision:
         return self.decide_now(document)
 
+    async def decide_many(self, documents: list[dict[str, Any]]) -> list[Decision]:
+        return [self.decide_now(document) for document in documents]
+
     def decide_now(self, document: dict[str, Any]) -> Decision:
         started = time.perf_counter()
         bundle = self._bundle

@@ -34,7 +34,7 @@ from typing import Any
 import orjson
 
 from llm_gateway.errors import UpstreamError, UpstreamTimeout
-from llm_gateway.policy.decision import Decision, PolicyError, decision_from_result
+from llm_gateway.policy.decision import Decision, PolicyError, decision_from_result, rule_of
 from llm_gateway.transport import AiohttpTransport, Transport, UpstreamRequest
 
 log = logging.getLogger(__name__)
@@ -59,9 +59,9 @@ class OpaPolicy:
         """``transport``: the app's, which the app closes; by default one of its own."""
         self.endpoint = f"{url.rstrip('/')}{policy_path}"
         self.query_endpoint = f"{url.rstrip('/')}/v1/query"
-        rule = "data." + ".".join(policy_path.strip("/").split("/")[2:])
         self._batch_query = (
-            f"decisions := {{i: d | some i; doc := input.batch[i]; d := {rule} with input as doc}}"
+            "decisions := {i: d | some i; doc := input.batch[i]; "
+            f"d := {rule_of(policy_path)} with input as doc}}"
         )
         self.revision = f"opa:{policy_path}"
         self.timeout_s = timeout_s
@@ -77,7 +77,7 @@ class OpaPolicy:
         decision = self._cached(key) if key is not None else None
         if decision is None:
             try:
-                result = await self._query(document)
+                result = await self._query({"input": document}, self.endpoint)
                 decision = decision_from_result(result, revision=self.revision)
             except PolicyError as exc:
                 log.warning("OPA gave no usable decision; denying: %s", exc)
@@ -92,22 +92,37 @@ class OpaPolicy:
 
         The query evaluates the decision rule once per document, ``with input as``
         each; a document the rule is undefined for is missing from the answer,
-        which denies, as for a single decision.
+        which denies, as for a single decision. Cached decisions are not asked
+        again, and one document is one ordinary decision.
         """
+        if len(documents) < 2:
+            return [await self.decide(document) for document in documents]
         started = time.perf_counter()
+        keys = [_cache_key(d) if self.cache_seconds else None for d in documents]
+        decisions = [self._cached(k) if k is not None else None for k in keys]
+        asked = [i for i, decision in enumerate(decisions) if decision is None]
+        if asked:
+            answered = await self._batch([documents[i] for i in asked])
+            for i, decision in zip(asked, answered, strict=True):
+                decisions[i] = decision
+                key = keys[i]
+                if key is not None and decision.error is None:
+                    self._store(key, decision)
+        each_us = (time.perf_counter() - started) * 1e6 / len(documents)
+        return [dataclasses.replace(d, eval_us=each_us) for d in decisions if d is not None]
+
+    async def _batch(self, documents: list[dict[str, Any]]) -> list[Decision]:
         try:
             body = {"query": self._batch_query, "input": {"batch": documents}}
-            bindings = await self._query(body, self.query_endpoint)
-            results = _batch_results(bindings, len(documents))
-            decisions = [decision_from_result(r, revision=self.revision) for r in results]
+            results = _batch_results(await self._query(body, self.query_endpoint), len(documents))
         except PolicyError as exc:
             log.warning("OPA gave no usable decisions; denying: %s", exc)
-            decisions = [Decision.failed(str(exc), self.revision)] * len(documents)
-        each_us = (time.perf_counter() - started) * 1e6 / len(documents)
-        return [dataclasses.replace(d, eval_us=each_us) for d in decisions]
+            return [Decision.failed(str(exc), self.revision)] * len(documents)
+        return [decision_from_result(r, revision=self.revision) for r in results]
 
-    async def _query(self, document: dict[str, Any], endpoint: str | None = None) -> Any:
-        body = orjson.dumps({"input": document} if endpoint is None else document)
+    async def _query(self, payload: dict[str, Any], url: str) -> Any:
+        """POST ``payload`` to ``url``, retried as the class says; OPA's ``result``."""
+        body = orjson.dumps(payload)
         problem = ""
         for attempt in range(self.retries + 1):
             if attempt:
@@ -116,7 +131,7 @@ class OpaPolicy:
                 async with asyncio.timeout(self.timeout_s):
                     response = await self.transport.send(
                         UpstreamRequest(
-                            url=endpoint or self.endpoint,
+                            url=url,
                             headers={"content-type": "application/json"},
                             body=body,
                             pool="opa",
