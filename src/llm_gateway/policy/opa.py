@@ -120,9 +120,9 @@ class OpaPolicy:
             return [Decision.failed(str(exc), self.revision)] * len(documents)
         return [decision_from_result(r, revision=self.revision) for r in results]
 
-    async def _query(self, payload: dict[str, Any], url: str) -> Any:
-        """POST ``payload`` to ``url``, retried as the class says; OPA's ``result``."""
-        body = orjson.dumps(payload)
+    async def _query(self, request: dict[str, Any], url: str) -> Any:
+        """POST ``request`` to ``url``, retried as the class says; OPA's ``result``."""
+        body = orjson.dumps(request)
         problem = ""
         for attempt in range(self.retries + 1):
             if attempt:
