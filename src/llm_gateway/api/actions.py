@@ -78,7 +78,4 @@ async def run_action(
     except GatewayError as error:
         return error_response(error, ctx.request_id, render)
     assert isinstance(outcome, ActionResult)
-    body = outcome.body
-    if isinstance(body, BaseModel):
-        body = body.model_dump(mode="json", exclude_none=True)
-    return Response(orjson.dumps(body), media_type="application/json")
+    return Response(orjson.dumps(outcome.body), media_type="application/json")

@@ -54,7 +54,6 @@ class Account:
         if isinstance(outcome, ChatResponse):
             self._settle(ctx, outcome.text + outcome.tool_calls_text(), outcome.usage)
             outcome.usage = ctx.usage  # the front door reports what was accounted
-            ctx.call.finish_reason = outcome.finish_reason
             await self._record(ctx)
             return outcome
         if isinstance(outcome, Challenge):
@@ -87,7 +86,6 @@ class Account:
                     tally.recorded = True
                     self._settle(ctx, tally.joined(), usage)
                     event.usage = ctx.usage
-                    ctx.call.finish_reason = event.finish_reason
                     await self._record(ctx)
                 yield event
         except GatewayError as exc:

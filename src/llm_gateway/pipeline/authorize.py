@@ -77,8 +77,6 @@ class Authorize:
         if len(candidates) == 1 and candidates[0].name == resolution.requested:
             return resolution  # the common case: the name is the model, already decided
         others = sorted({d.name for d in candidates} - {resolution.requested})
-        if not others:
-            return resolution
         documents = [_with_model(document, name) for name in others]
         decisions = await self.policy.decide_many(documents)
         refused = {name for name, d in zip(others, decisions, strict=True) if not d.allow}

@@ -21,7 +21,7 @@ from typing import Any, Protocol
 
 from llm_gateway.auth import Credentials
 from llm_gateway.auth.principal import Principal
-from llm_gateway.chat import ChatRequest, ChatResponse, EventStream, FinishReason, Usage
+from llm_gateway.chat import ChatRequest, ChatResponse, EventStream, Usage
 from llm_gateway.config import Deployment
 from llm_gateway.dlp.report import DlpReport
 from llm_gateway.errors import GatewayError
@@ -56,7 +56,7 @@ class Challenge:
 
 @dataclass(slots=True)
 class ActionResult:
-    """A management action's answer: a JSON-ready body (the route's response model)."""
+    """A management action's answer: a JSON-ready value (dicts, lists, strings, numbers)."""
 
     body: Any
 
@@ -74,7 +74,6 @@ class ChatCall:
     # gateway does not serve is the caller's free text: only its digest is kept).
     model_requested: str | None = None
     resolution: Resolution | None = None  # authorize: the candidates, best first
-    finish_reason: FinishReason | None = None
     # The answer as it was before DLP restored tokens for an authorised caller:
     # what the audit row digests, so that it never covers restored values.
     response_before_restore: list[str] | None = None

@@ -27,17 +27,15 @@ class Resolution:
 class Resolver:
     def __init__(self, deployments: Mapping[str, Deployment]) -> None:
         self.deployments = deployments
-
-    def names(self) -> list[str]:
-        """Every name a caller may ask for (for listings)."""
-        return list(self.deployments)
+        # Resolved once: a resolution is immutable, and asked for on every request.
+        self._resolutions = {name: Resolution(name, (d,)) for name, d in deployments.items()}
 
     def resolve(self, name: str) -> Resolution:
         """The candidates for ``name``; :class:`ModelNotFound` if it names nothing served here."""
-        deployment = self.deployments.get(name)
-        if deployment is None:
+        resolution = self._resolutions.get(name)
+        if resolution is None:
             raise model_not_found(name)
-        return Resolution(name, (deployment,))
+        return resolution
 
 
 def model_not_found(name: str) -> ModelNotFound:
