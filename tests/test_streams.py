@@ -48,12 +48,16 @@ async def _collect(
         channels[index] = HoldAll()
         return channels[index]
 
-    return [e async for e in filter_stream(stream, open_channel, lambda: settled.append(1))]
+    events: list[StreamEvent] = []
+    # ``settled`` notes how many events had been passed on when it ran.
+    async for event in filter_stream(stream, open_channel, lambda: settled.append(len(events))):
+        events.append(event)
+    return events
 
 
 async def test_each_channel_is_held_and_released_before_the_final_event() -> None:
     channels: dict[int, HoldAll] = {}
-    settled: list[int] = []
+    settled: list[int] = []  # how many events had been passed on at each call
     events = await _collect(
         _stream(
             TextDelta("he"),
@@ -71,16 +75,18 @@ async def test_each_channel_is_held_and_released_before_the_final_event() -> Non
     assert ToolCallDelta(0, '{"A": 1}') in events
     assert isinstance(events[-1], StreamEnd)
     assert events[-1].finish_reason == "tool_calls"
-    assert settled  # before the end event, and again (idempotently) on close
+    # Settled before the final event was passed on (so the audit row written then has
+    # every finding), and again, idempotently, when the stream closed.
+    assert settled == [len(events) - 1, len(events)]
 
 
 async def test_a_blocking_channel_ends_the_stream_as_content_filter() -> None:
     channels: dict[int, HoldAll] = {}
-    settled: list[int] = []
+    settled: list[int] = []  # how many events had been passed on at each call
     events = await _collect(
         _stream(TextDelta("please stop"), TextDelta("never seen"), StreamEnd("stop")),
         channels,
         settled,
     )
     assert events == [StreamEnd("content_filter")]
-    assert settled
+    assert settled == [0, 1]

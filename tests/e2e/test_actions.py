@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from llm_gateway.api.dlp import ScanResult
 from llm_gateway.emulators import EmulatorServer
 from tests.e2e.conftest import MODELS, Gateway, start_gateway, stop_gateway
 from tests.e2e.dlp_support import EMAIL, SSN
@@ -78,7 +79,9 @@ def test_openapi_documents_every_management_endpoint(gw: Gateway) -> None:
 
 def test_scan_obeys_the_callers_dlp_mode(gw: Gateway) -> None:
     text = f"SSN {SSN}, mail {EMAIL}"
-    usual = scan(gw, gw.token(team="relaxed"), text).json()["findings"]
+    answer = scan(gw, gw.token(team="relaxed"), text).json()
+    ScanResult.model_validate(answer, strict=True)  # the documented model is what is sent
+    usual = answer["findings"]
     strict = scan(gw, gw.token(team="strict"), text).json()["findings"]
     entities = {f["entity"] for f in usual}
     assert entities == {f["entity"] for f in strict} >= {"US_SSN", "EMAIL_ADDRESS"}

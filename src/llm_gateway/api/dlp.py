@@ -21,7 +21,7 @@ from llm_gateway.api.actions import ERRORS, run_action
 from llm_gateway.dlp.report import finding_json, redact_all
 from llm_gateway.errors import DlpUnavailable
 from llm_gateway.pipeline.context import RequestContext
-from llm_gateway.pipeline.inspect import dlp_mode, ner_wanted
+from llm_gateway.pipeline.inspect import dlp_mode, ner_caller, ner_wanted
 from llm_gateway.runtime import AppState
 
 router = APIRouter(tags=["dlp"])
@@ -69,13 +69,8 @@ async def _scan(state: AppState, ctx: RequestContext) -> dict[str, Any]:
     data = f.decode_body(await ctx.read_body())
     text = "" if data.get("text") == "" else f.req_str(data, "text")
     redact = bool(f.opt_bool(data, "redact"))
-    assert ctx.principal is not None
-    caller = (ctx.principal.tenant or "", ctx.principal.user_id)
-    findings = (
-        await state.dlp.scan_all(
-            [text], mode=dlp_mode(ctx.decision), ner=ner_wanted(ctx.decision), caller=caller
-        )
-    )[0]
+    mode, ner = dlp_mode(ctx.decision), ner_wanted(ctx.decision)
+    (findings,) = await state.dlp.scan_all([text], mode=mode, ner=ner, caller=ner_caller(ctx))
     body: dict[str, Any] = {"findings": [finding_json(x) for x in findings]}
     if redact:
         body["redacted_text"] = redact_all(text, findings)

@@ -56,7 +56,7 @@ class Inspect:
             mode=mode,
             ner=ner_wanted(ctx.decision),
             prose=[s.prose for s in slots],
-            caller=_caller(ctx),
+            caller=ner_caller(ctx),
         )
         fixed = _unredactable(slots, found)
         every = [f for fs in found for f in fs]
@@ -199,7 +199,7 @@ def ner_wanted(decision: Decision | None) -> bool:
     return True if obligation is None else obligation
 
 
-def _caller(ctx: RequestContext) -> tuple[str, str]:
+def ner_caller(ctx: RequestContext) -> tuple[str, str]:
     """Whose turn it is in NER's fair queue: the tenant, and the user within it."""
     p = ctx.principal
     return ("", "") if p is None else (p.tenant or "", p.user_id)
