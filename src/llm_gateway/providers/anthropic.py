@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -159,9 +159,9 @@ class AnthropicAdapter:
                 yield StreamEnd(finish_reason=progress.finish, usage=progress.usage)
                 return
             handle = _HANDLERS.get(kind)
-            if handle is not None:  # ping and event types to come are ignored
-                for out in handle(progress, data):
-                    yield out
+            out = handle(progress, data) if handle is not None else None  # ping: ignored
+            if out is not None:
+                yield out
         raise ended_early(progress.started)
 
 
@@ -177,52 +177,56 @@ class _Progress:
     tool_has_input: set[int] = field(default_factory=set)
 
 
-def _message_start(progress: _Progress, data: dict[str, Any]) -> Iterator[StreamEvent]:
+def _message_start(progress: _Progress, data: dict[str, Any]) -> StreamEvent | None:
     progress.started = True
     progress.usage = _usage((data.get("message") or {}).get("usage"))
-    yield StreamStart(model=progress.model, input_tokens=progress.usage.input_tokens)
+    return StreamStart(model=progress.model, input_tokens=progress.usage.input_tokens)
 
 
-def _block_start(progress: _Progress, data: dict[str, Any]) -> Iterator[StreamEvent]:
+def _block_start(progress: _Progress, data: dict[str, Any]) -> StreamEvent | None:
     block = data.get("content_block") or {}
     if block.get("type") == "tool_use":
         tool = progress.tool_of_block[data.get("index", -1)] = len(progress.tool_of_block)
-        yield ToolCallDelta(tool, id=block.get("id"), name=block.get("name"))
-    elif block.get("type") == "text" and block.get("text"):
-        yield TextDelta(block["text"])
+        return ToolCallDelta(tool, id=block.get("id"), name=block.get("name"))
+    if block.get("type") == "text" and block.get("text"):
+        return TextDelta(block["text"])
+    return None
 
 
-def _block_delta(progress: _Progress, data: dict[str, Any]) -> Iterator[StreamEvent]:
+def _block_delta(progress: _Progress, data: dict[str, Any]) -> StreamEvent | None:
     delta = data.get("delta") or {}
     if delta.get("type") == "text_delta" and delta.get("text"):
-        yield TextDelta(delta["text"])
-    elif delta.get("type") == "input_json_delta" and delta.get("partial_json"):
+        return TextDelta(delta["text"])
+    if delta.get("type") == "input_json_delta" and delta.get("partial_json"):
         tool = progress.tool_of_block.get(data.get("index", -1))
         if tool is not None:
             progress.tool_has_input.add(tool)
-            yield ToolCallDelta(tool, arguments=delta["partial_json"])
+            return ToolCallDelta(tool, arguments=delta["partial_json"])
+    return None
 
 
-def _block_stop(progress: _Progress, data: dict[str, Any]) -> Iterator[StreamEvent]:
+def _block_stop(progress: _Progress, data: dict[str, Any]) -> StreamEvent | None:
     tool = progress.tool_of_block.get(data.get("index", -1))
     if tool is not None and tool not in progress.tool_has_input:
-        yield ToolCallDelta(tool, arguments="{}")
+        return ToolCallDelta(tool, arguments="{}")
+    return None
 
 
-def _message_delta(progress: _Progress, data: dict[str, Any]) -> Iterator[StreamEvent]:
+def _message_delta(progress: _Progress, data: dict[str, Any]) -> StreamEvent | None:
     delta = data.get("delta") or {}
     progress.finish = FINISH_FROM_ANTHROPIC.get(delta.get("stop_reason"), progress.finish)
     final = data.get("usage") or {}
     progress.usage.output_tokens = int(final.get("output_tokens") or progress.usage.output_tokens)
     if final.get("input_tokens") is not None:
         progress.usage.input_tokens = _usage(final).input_tokens
-    yield from ()
+    return None
 
 
-_HANDLERS: dict[str, Callable[[_Progress, dict[str, Any]], Iterator[StreamEvent]]] = {
+#: What each event kind gives: at most one event (or None), and what it notes in passing.
+_HANDLERS: dict[str, Callable[[_Progress, dict[str, Any]], StreamEvent | None]] = {
+    "content_block_delta": _block_delta,
     "message_start": _message_start,
     "content_block_start": _block_start,
-    "content_block_delta": _block_delta,
     "content_block_stop": _block_stop,
     "message_delta": _message_delta,
 }
