@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 
 from llm_gateway.audit.sinks import COLUMNS, sink_for
 from llm_gateway.audit.writer import AuditUnavailable, AuditWriter
-from llm_gateway.settings import _async_driver_url
+from llm_gateway.settings import async_driver_url
 from llm_gateway.storage import Database
 from llm_gateway.storage.models import AuditLog
 
@@ -31,7 +31,7 @@ def _row(request_id: str, **extra: Any) -> dict[str, Any]:
 
 @pytest.fixture
 async def db(database_url: str):  # type: ignore[no-untyped-def]
-    database = Database(_async_driver_url(database_url))
+    database = Database(async_driver_url(database_url))
     await database.upgrade()
     yield database
     await database.dispose()

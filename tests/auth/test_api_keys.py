@@ -10,14 +10,14 @@ from llm_gateway.auth import Authenticator, Credentials, credential_from
 from llm_gateway.auth.api_keys import ApiKeyStore, digest
 from llm_gateway.auth.jwt import JWTVerifier
 from llm_gateway.errors import AuthenticationFailed, InvalidRequest
-from llm_gateway.settings import _async_driver_url, load_settings
+from llm_gateway.settings import async_driver_url, load_settings
 from llm_gateway.storage import Database
 from llm_gateway.storage.models import ApiKey
 
 
 @pytest.fixture
 async def store(database_url: str):  # type: ignore[no-untyped-def]
-    db = Database(_async_driver_url(database_url))
+    db = Database(async_driver_url(database_url))
     await db.upgrade()
     yield ApiKeyStore(db.sessions, cache_seconds=0)
     await db.dispose()
@@ -64,7 +64,7 @@ async def test_list_shows_keys_without_secrets_and_filters_by_tenant(store: ApiK
 
 
 async def test_revocation_takes_effect_once_the_cache_entry_expires(database_url: str) -> None:
-    db = Database(_async_driver_url(database_url))
+    db = Database(async_driver_url(database_url))
     await db.upgrade()
     try:
         cached = ApiKeyStore(db.sessions, cache_seconds=0.2)

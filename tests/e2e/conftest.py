@@ -40,7 +40,7 @@ import pytest
 from sqlalchemy import select
 
 from llm_gateway.emulators import EmulatorServer
-from llm_gateway.settings import _async_driver_url, settings_variables
+from llm_gateway.settings import async_driver_url, settings_variables
 from llm_gateway.storage import Database
 from llm_gateway.storage.models import AuditLog
 from tests.e2e.inprocess import InProcessServer
@@ -149,7 +149,7 @@ class Gateway:
 
     def audit_rows(self, *where: Any) -> list[AuditLog]:
         async def query() -> list[AuditLog]:
-            db = Database(_async_driver_url(self.database_url))
+            db = Database(async_driver_url(self.database_url))
             try:
                 async with db.sessions() as session:
                     return list((await session.scalars(select(AuditLog).where(*where))).all())

@@ -5,14 +5,14 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect
 
-from llm_gateway.settings import _async_driver_url
+from llm_gateway.settings import async_driver_url
 from llm_gateway.storage import Database
 from llm_gateway.storage.db import SchemaOutdated
 from llm_gateway.storage.models import Base
 
 
 async def test_migrations_create_exactly_the_models_schema(database_url: str) -> None:
-    db = Database(_async_driver_url(database_url))
+    db = Database(async_driver_url(database_url))
     try:
         await db.upgrade()
         await db.upgrade()  # idempotent
@@ -30,7 +30,7 @@ async def test_migrations_create_exactly_the_models_schema(database_url: str) ->
 
 
 async def test_an_unmigrated_database_is_refused_with_advice(database_url: str) -> None:
-    db = Database(_async_driver_url(database_url))
+    db = Database(async_driver_url(database_url))
     try:
         with pytest.raises(SchemaOutdated, match="llm-gateway db upgrade"):
             await db.require_current()

@@ -30,8 +30,6 @@ from llm_gateway.settings.storage import (
 )
 from llm_gateway.state.factory import StateBackend
 
-_async_driver_url = async_driver_url  # the name the tests have imported
-
 __all__ = [
     "JWT_ALGORITHMS",
     "AuthSettings",
