@@ -18,7 +18,8 @@ CPU per pooled request against about 900 µs for httpx on the same machine.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
@@ -77,18 +78,13 @@ class AiohttpResponse:
 
     async def read(self) -> bytes:
         try:
-            body = bytearray()
-            async for chunk in self._response.content.iter_any():
-                body += chunk
-                if len(body) > MAX_BODY_BYTES:
-                    raise UpstreamMalformedResponse("the provider's answer is too large")
-            return bytes(body)
-        except TimeoutError as exc:  # first: aiohttp's read timeouts are ClientErrors too
-            raise UpstreamTimeout("the provider stopped sending") from exc
-        except (aiohttp.ClientPayloadError, aiohttp.ServerDisconnectedError) as exc:
-            raise UpstreamStreamInterrupted("the provider closed the connection early") from exc
-        except aiohttp.ClientError as exc:
-            raise UpstreamUnreachable("the connection to the provider failed") from exc
+            with _reading("the provider stopped sending", "the connection"):
+                body = bytearray()
+                async for chunk in self._response.content.iter_any():
+                    body += chunk
+                    if len(body) > MAX_BODY_BYTES:
+                        raise UpstreamMalformedResponse("the provider's answer is too large")
+                return bytes(body)
         finally:
             self._response.release()
 
@@ -96,23 +92,18 @@ class AiohttpResponse:
         """Yield the body line by line (without line endings), as bytes arrive."""
         pending = b""
         try:
-            async for chunk in self._response.content.iter_any():
-                pending += chunk
-                if b"\n" not in chunk:
-                    if len(pending) > MAX_LINE_BYTES:
-                        raise UpstreamMalformedResponse("the provider sent an over-long line")
-                    continue
-                *complete, pending = pending.split(b"\n")
-                for line in complete:
-                    yield line.rstrip(b"\r")
-            if pending:
-                yield pending.rstrip(b"\r")
-        except TimeoutError as exc:  # first: aiohttp's read timeouts are ClientErrors too
-            raise UpstreamTimeout("the provider stopped sending mid-stream") from exc
-        except (aiohttp.ClientPayloadError, aiohttp.ServerDisconnectedError) as exc:
-            raise UpstreamStreamInterrupted("the provider closed the stream early") from exc
-        except aiohttp.ClientError as exc:
-            raise UpstreamUnreachable("the connection to the provider failed") from exc
+            with _reading("the provider stopped sending mid-stream", "the stream"):
+                async for chunk in self._response.content.iter_any():
+                    pending += chunk
+                    if b"\n" not in chunk:
+                        if len(pending) > MAX_LINE_BYTES:
+                            raise UpstreamMalformedResponse("the provider sent an over-long line")
+                        continue
+                    *complete, pending = pending.split(b"\n")
+                    for line in complete:
+                        yield line.rstrip(b"\r")
+                if pending:
+                    yield pending.rstrip(b"\r")
         finally:
             self.close()
 
@@ -122,6 +113,19 @@ class AiohttpResponse:
             self._response.release()
         else:
             self._response.close()
+
+
+@contextmanager
+def _reading(silent: str, what: str) -> Iterator[None]:
+    """aiohttp's failures while a body is read, as the gateway's upstream errors."""
+    try:
+        yield
+    except TimeoutError as exc:  # first: aiohttp's read timeouts are ClientErrors too
+        raise UpstreamTimeout(silent) from exc
+    except (aiohttp.ClientPayloadError, aiohttp.ServerDisconnectedError) as exc:
+        raise UpstreamStreamInterrupted(f"the provider closed {what} early") from exc
+    except aiohttp.ClientError as exc:
+        raise UpstreamUnreachable("the connection to the provider failed") from exc
 
 
 class AiohttpTransport:
