@@ -1,4 +1,4 @@
-"""One request's record: what every recorder (audit trail, access log; metrics and budgets
+"""One request's record: what every recorder (audit trail, access log, budgets; metrics
 to come) learns of a request once it is settled.
 
 ``Account`` settles a request once (tokens, cost, status) and builds one
@@ -100,6 +100,7 @@ class RequestRecord:
     policy_eval_us: float | None
     dlp_action: str | None  # the strongest action taken
     dlp_findings: tuple[dict[str, Any], ...]  # {entity, direction, count, action}
+    queued_ms: float | None = None  # how long the rate limit's queue held the request
 
     @property
     def tokens_used(self) -> int:

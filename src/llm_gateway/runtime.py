@@ -16,12 +16,13 @@ from llm_gateway.audit.writer import AuditWriter
 from llm_gateway.auth import Authenticator
 from llm_gateway.auth.api_keys import ApiKeyStore
 from llm_gateway.auth.jwt import JWTVerifier
-from llm_gateway.config import Deployment, GatewayConfig, Provider
+from llm_gateway.config import DEMO_MODEL, Deployment, GatewayConfig, Provider
 from llm_gateway.dlp.service import DlpService
 from llm_gateway.emulators import EmulatorServer
 from llm_gateway.observability.access import AccessLog
 from llm_gateway.pipeline import Pipeline, build_action_pipeline, build_pipeline
 from llm_gateway.policy import PolicyService
+from llm_gateway.ratelimit import BudgetRecorder, Limiter
 from llm_gateway.records import Recorder
 from llm_gateway.routing import Resolver
 from llm_gateway.settings import AutoOnOff, Settings
@@ -31,7 +32,6 @@ from llm_gateway.transport import AiohttpTransport
 
 log = logging.getLogger(__name__)
 
-DEMO_MODEL = "demo"
 
 
 @dataclass(slots=True)
@@ -46,6 +46,7 @@ class AppState:
     policy: PolicyService
     store: Store  # the shared state store: in-process, or Redis for replicas
     dlp: DlpService | None
+    limiter: Limiter | None  # None: RATE_LIMIT_ENABLED=false
     transport: AiohttpTransport
     resolver: Resolver
     pipeline: Pipeline  # the chat calls'
@@ -58,7 +59,9 @@ class AppState:
         transport = AiohttpTransport()  # opens nothing until its first request
         policy = PolicyService.from_settings(settings.policy, transport)  # a bad one stops start-up
         log.info("policy: revision %s", policy.revision)
-        store = open_store(settings.state.backend, settings.state.redis_dsn)  # connects lazily
+        store = open_store(  # connects lazily
+            settings.state.backend, settings.state.redis_dsn, timeout_s=state_timeout_s(settings)
+        )
         log.info("state store: %s", settings.state.backend.value)
         dlp = (
             await DlpService.start(settings.dlp, settings.state, store)
@@ -84,10 +87,17 @@ class AppState:
         _log_models(deployments)
         resolver = Resolver(deployments)
         recorders: list[Recorder] = [AccessLog(), AuditRecorder(audit)]
+        limiter = None
+        if settings.limits.enabled:
+            limiter = Limiter(
+                config.limits, settings.limits, store.namespaced("limits"),
+                timeout_s=state_timeout_s(settings),
+            )  # fmt: skip
+            recorders.append(BudgetRecorder(limiter))
         pipeline = build_pipeline(
             recorders=recorders, authenticator=authenticator, policy=policy,
-            environment=settings.policy.environment, dlp=dlp, resolver=resolver,
-            transport=transport,
+            environment=settings.policy.environment, limiter=limiter, dlp=dlp,
+            resolver=resolver, transport=transport,
         )  # fmt: skip
         actions = build_action_pipeline(
             recorders=recorders, authenticator=authenticator, policy=policy,
@@ -96,7 +106,7 @@ class AppState:
         policy.start(settings.policy.reload_seconds)
         return cls(
             settings, config, deployments, db, audit, keys, authenticator, policy, store, dlp,
-            transport, resolver, pipeline, actions, demo, time.time(),
+            limiter, transport, resolver, pipeline, actions, demo, time.time(),
         )  # fmt: skip
 
     async def stop(self) -> None:
@@ -112,6 +122,10 @@ class AppState:
 
     def usable_models(self) -> list[Deployment]:
         return [d for d in self.deployments.values() if d.enabled]
+
+
+def state_timeout_s(settings: Settings) -> float:
+    return settings.state.timeout_ms / 1000
 
 
 def _demo_deployment(base_url: str) -> Deployment:

@@ -71,7 +71,7 @@ async def run_action(
         read_body=partial(read_body, request, state.settings.http.max_body_bytes),
         payload=ActionCall(action, handler, targets),
         request_id=request_id_of(request),
-        client_ip=client_ip(request),
+        client_ip=client_ip(request, state.settings.http.trusted_proxies),
     )
     try:
         outcome = await state.actions(ctx)

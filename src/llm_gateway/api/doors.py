@@ -21,6 +21,7 @@ from llm_gateway.api.http import (
     read_body,
     request_id_of,
 )
+from llm_gateway.api.limit_headers import anthropic_headers, openai_headers
 from llm_gateway.auth import Credentials
 from llm_gateway.chat import (
     ChatResponse,
@@ -38,6 +39,7 @@ from llm_gateway.pipeline.context import (
     RequestContext,
     RequestParser,
 )
+from llm_gateway.ratelimit import Admission
 from llm_gateway.runtime import AppState
 
 CONFIRMATION_HEADER = "x-confirmation-id"
@@ -51,11 +53,14 @@ class FrontDoor:
     encode_response: Callable[[RequestContext, ChatResponse], bytes]
     encode_stream: Callable[[RequestContext, EventStream], AsyncGenerator[bytes, None]]
     error_body: Callable[[GatewayError, str], dict[str, Any]]
+    limit_headers: Callable[[Admission | None], dict[str, str]] = openai_headers
     confirmation_in_metadata: bool = False  # where the format has room for a challenge's object
     stream_media_type: str = "text/event-stream"
 
-    def error_response(self, error: GatewayError, request_id: str) -> Response:
-        return error_response(error, request_id, self.error_body)
+    def error_response(
+        self, error: GatewayError, request_id: str, headers: dict[str, str] | None = None
+    ) -> Response:
+        return error_response(error, request_id, self.error_body, headers)
 
     async def handle(self, request: Request, state: AppState) -> Response | ASGIApp:
         ctx = RequestContext(
@@ -64,28 +69,33 @@ class FrontDoor:
             read_body=partial(read_body, request, state.settings.http.max_body_bytes),
             payload=ChatCall(self.parse),
             request_id=request_id_of(request),
-            client_ip=client_ip(request),
+            client_ip=client_ip(request, state.settings.http.trusted_proxies),
             conversation_id=request.headers.get("x-conversation-id"),
         )
         try:
             outcome = await state.pipeline(ctx)
         except GatewayError as error:
-            return self.error_response(error, ctx.request_id)
+            return self.error_response(error, ctx.request_id, self.limit_headers(ctx.limits))
+        headers = self.limit_headers(ctx.limits)
         if isinstance(outcome, ChatResponse):
-            return Response(self.encode_response(ctx, outcome), media_type="application/json")
+            body = self.encode_response(ctx, outcome)
+            return Response(body, media_type="application/json", headers=headers)
         if isinstance(outcome, Challenge):
-            return self.challenge_response(ctx, outcome)
+            return self.challenge_response(ctx, outcome, headers)
         assert not isinstance(outcome, ActionResult), "a front door ran a management action"
-        return StreamResponse(self.encode_stream(ctx, outcome), outcome, self.stream_media_type)
+        chunks = self.encode_stream(ctx, outcome)
+        return StreamResponse(chunks, outcome, self.stream_media_type, headers)
 
-    def challenge_response(self, ctx: RequestContext, challenge: Challenge) -> Response | ASGIApp:
+    def challenge_response(
+        self, ctx: RequestContext, challenge: Challenge, headers: dict[str, str]
+    ) -> Response | ASGIApp:
         """A held request's challenge, as the assistant's answer in this door's format.
 
         The text is the answer's content, so any chat client shows it; the id is in
         ``x-confirmation-id``; a JSON answer also carries the ``confirmation``
         object (at the top level, or in the native format's ``metadata``).
         """
-        headers = {CONFIRMATION_HEADER: challenge.confirmation_id}
+        headers = {**headers, CONFIRMATION_HEADER: challenge.confirmation_id}
         model = ctx.chat.model if ctx.chat is not None else ""
         if ctx.chat is not None and ctx.chat.stream:
             stream = EventStream(StreamStart(model), _spoken(challenge.text))
@@ -107,7 +117,7 @@ DOORS = (
     FrontDoor("openai", "/v1/chat/completions", openai.parse_request, openai.encode_response,
               openai.encode_stream, openai.error_body),
     FrontDoor("anthropic", "/v1/messages", anthropic.parse_request, anthropic.encode_response,
-              anthropic.encode_stream, anthropic.error_body),
+              anthropic.encode_stream, anthropic.error_body, anthropic_headers),
     FrontDoor("native", "/api/v1/chat", native.parse_request, native.encode_response,
               native.encode_stream, native.error_body, confirmation_in_metadata=True),
 )  # fmt: skip

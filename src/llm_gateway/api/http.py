@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable, Mapping
+import ipaddress
+import math
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from typing import Any
 
 import orjson
@@ -22,8 +24,11 @@ from llm_gateway.errors import (
     UnsupportedMediaType,
 )
 from llm_gateway.pipeline.context import new_request_id
+from llm_gateway.settings.server import Network
 
 REQUEST_ID_HEADER = b"x-request-id"
+#: The longest Retry-After the official SDKs wait out; beyond it they would retry at once.
+_LONGEST_SDK_WAIT_S = 60
 #: The scope extension the server sets when it closed a connection whose body stalled.
 READ_TIMEOUT = "llm_gateway.read_timeout"
 
@@ -54,7 +59,10 @@ def error_response(
     """``error`` in a front door's format (``render``), with the headers its status calls for."""
     headers = dict(headers or {})
     if error.retry_after is not None:
-        headers["retry-after"] = str(max(1, round(error.retry_after)))
+        headers["retry-after"] = str(max(1, math.ceil(error.retry_after)))
+        headers["retry-after-ms"] = str(max(1, math.ceil(error.retry_after * 1000)))
+        if error.retry_after > _LONGEST_SDK_WAIT_S:  # a month's budget: retrying cannot help
+            headers["x-should-retry"] = "false"
     if error.status == 401:
         headers["www-authenticate"] = "Bearer"
     return Response(
@@ -65,8 +73,32 @@ def error_response(
     )
 
 
-def client_ip(request: Request) -> str | None:
-    return request.client.host if request.client else None
+def client_ip(request: Request, trusted: Sequence[Network] = ()) -> str | None:
+    """The client's address: the peer's, or, when the peer is a trusted proxy, the nearest
+    address in ``X-Forwarded-For`` that is not one (so a client cannot choose its own)."""
+    peer = request.client.host if request.client else None
+    if peer is None or not trusted or not _within(peer, trusted):
+        return peer
+    forwarded = ",".join(request.headers.getlist("x-forwarded-for"))
+    hops = [hop.strip() for hop in forwarded.split(",") if hop.strip()]
+    client = peer
+    for hop in reversed(hops):
+        try:
+            ipaddress.ip_address(hop)
+        except ValueError:
+            break  # a malformed hop: trust nothing beyond it
+        client = hop
+        if not _within(hop, trusted):
+            break
+    return client
+
+
+def _within(address: str, networks: Sequence[Network]) -> bool:
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return any(ip in network for network in networks)
 
 
 async def read_body(request: Request, limit: int) -> bytes:

@@ -65,6 +65,7 @@ def audit_row(record: RequestRecord) -> Row:
         "dlp_action": record.dlp_action,
         "dlp_findings": _json(record.dlp_findings),
         "attempts": _json(tuple(a.as_json() for a in record.attempts)),
+        "queued_ms": record.queued_ms,
     }
     for column, width in _WIDTHS.items():
         value = row[column]

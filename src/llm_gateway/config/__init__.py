@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from llm_gateway.config.limits import LimitsFile
 from llm_gateway.config.loader import ConfigError, LoadedYaml, load_yaml, validate
 from llm_gateway.config.pricing import Price, PricingFile
 from llm_gateway.config.routing import ModelEntry, Provider, RoutingFile
@@ -18,6 +19,7 @@ __all__ = [
     "ConfigError",
     "Deployment",
     "GatewayConfig",
+    "LimitsFile",
     "Provider",
     "load_gateway_config",
 ]
@@ -49,6 +51,7 @@ class Deployment:
 class GatewayConfig:
     routing: RoutingFile
     pricing: PricingFile
+    limits: LimitsFile
     deployments: dict[str, Deployment]
     files: tuple[Path, ...]
 
@@ -70,7 +73,35 @@ def load_gateway_config(settings: ProviderSettings) -> GatewayConfig:
         name: _deployment(name, entry, routing_yaml, settings, pricing)
         for name, entry in routing.routing.models.items()
     }
-    return GatewayConfig(routing, pricing, deployments, (routing_path, pricing_path))
+    limits_path = settings.config_dir / "rate_limits.yaml"
+    limits = LimitsFile()
+    if limits_path.exists():
+        limits_yaml = load_yaml(limits_path)
+        limits = validate(LimitsFile, limits_yaml)
+        _check_tier_models(limits, limits_yaml, served_names(routing))
+    files = (routing_path, pricing_path, limits_path)
+    return GatewayConfig(routing, pricing, limits, deployments, files)
+
+
+#: The built-in emulator's model, served when no provider is configured: a tier may name it.
+DEMO_MODEL = "demo"
+
+
+def served_names(routing: RoutingFile) -> set[str]:
+    """Every name a request may ask for: the models, the fallback chains and the demo model."""
+    return {*routing.routing.models, *routing.routing.fallback_chains, DEMO_MODEL}
+
+
+def _check_tier_models(limits: LimitsFile, loaded: LoadedYaml, served: set[str]) -> None:
+    problems = [
+        f"{loaded.where(('tiers', tier, 'models', i))}: tiers.{tier}.models[{i}]: "
+        f"no route serves {name!r} (expected \"*\" or one of: {', '.join(sorted(served))})"
+        for tier, entry in limits.tiers.items()
+        for i, name in enumerate(entry.models)
+        if name != "*" and name not in served
+    ]
+    if problems:
+        raise ConfigError(loaded.path, problems)
 
 
 def _check_references(routing: RoutingFile, loaded: LoadedYaml) -> None:

@@ -5,7 +5,8 @@
     ParseRequest        the front door's wire format -> canonical ChatRequest
     Authorize        2  the name resolved to candidates (404 if none), then the Rego
                         policy -> Decision: deny (403), or allow with obligations
-                     3  limit          (rate limits and budgets: to come)
+    Limit            3  rate limits and token and cost budgets, every scope at once
+                        -> admitted (budgets reserved), queued, or 429
     Inspect          4  DLP on the request: block, redact or alert before it leaves;
                      7  and on the answer: scanned before release, tokens restored
     Route            5  the candidates tried in order, each an attempt on the context
@@ -34,9 +35,11 @@ from llm_gateway.pipeline.authorize import Authorize
 from llm_gateway.pipeline.call import CallProvider
 from llm_gateway.pipeline.context import Next, Outcome, RequestContext, Stage
 from llm_gateway.pipeline.inspect import Inspect
+from llm_gateway.pipeline.limit import Limit
 from llm_gateway.pipeline.parse import ParseRequest
 from llm_gateway.pipeline.route import Route
 from llm_gateway.policy import PolicyService
+from llm_gateway.ratelimit import Limiter
 from llm_gateway.records import Recorder
 from llm_gateway.routing import Resolver
 from llm_gateway.transport import Transport
@@ -60,12 +63,13 @@ class Pipeline:
         return await self._handler(ctx)
 
 
-def build_pipeline(
+def build_pipeline(  # noqa: PLR0913 (keyword-only: the services the stages use)
     *,
     recorders: Sequence[Recorder],
     authenticator: Authenticator,
     policy: PolicyService,
     environment: str,
+    limiter: Limiter | None,
     dlp: DlpService | None,
     resolver: Resolver,
     transport: Transport,
@@ -76,6 +80,8 @@ def build_pipeline(
         ParseRequest(),
         Authorize(policy, environment, resolver),
     ]
+    if limiter is not None:  # RATE_LIMIT_ENABLED=false leaves it out
+        stages.append(Limit(limiter))
     if dlp is not None:  # DLP_ENABLED=false leaves it out
         stages.append(Inspect(dlp))
     stages += [Route(), CallProvider(transport)]

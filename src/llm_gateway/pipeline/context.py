@@ -26,6 +26,7 @@ from llm_gateway.config import Deployment
 from llm_gateway.dlp.report import DlpReport
 from llm_gateway.errors import GatewayError
 from llm_gateway.policy.decision import Decision
+from llm_gateway.ratelimit import Admission
 from llm_gateway.routing import Resolution
 
 
@@ -120,6 +121,7 @@ class RequestContext:
 
     principal: Principal | None = None  # 1 authenticate
     decision: Decision | None = None  # 2 authorize
+    limits: Admission | None = None  # 3 limit: the windows found, for the headers
     dlp: DlpReport | None = None  # 4 inspect (and 7, the answer)
     attempts: list[Attempt] = field(default_factory=list)  # 5 route, one per try
 

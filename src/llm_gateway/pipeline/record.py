@@ -51,6 +51,7 @@ def request_record(ctx: RequestContext) -> RequestRecord:
         policy_eval_us=round(decision.eval_us, 1) if decision is not None else None,
         dlp_action=strongest.value if strongest else None,
         dlp_findings=tuple(report.summary()) if report is not None and found else (),
+        queued_ms=ctx.limits.queued_ms if ctx.limits is not None else None,
     )
 
 

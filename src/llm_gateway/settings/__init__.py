@@ -1,7 +1,7 @@
 """Settings from environment variables, with the product specification's names.
 
 One frozen section per service (``settings.http``, ``settings.auth``,
-``settings.storage``, ``settings.state``, ``settings.providers``,
+``settings.storage``, ``settings.state``, ``settings.limits``, ``settings.providers``,
 ``settings.policy``, ``settings.dlp``, ``settings.log``), each variable declared
 once, as its section's field (:mod:`.declare`). :mod:`.loader` reads them and
 says how to add a section; :mod:`.reference` generates the README's table.
@@ -14,6 +14,7 @@ from llm_gateway.settings.auth import JWT_ALGORITHMS, AuthSettings
 from llm_gateway.settings.declare import AutoOnOff, Section, Var
 from llm_gateway.settings.dlp import DlpBackend, DlpSettings
 from llm_gateway.settings.files import FilesSettings
+from llm_gateway.settings.limits import LimitSettings
 from llm_gateway.settings.loader import (
     Settings,
     SettingsError,
@@ -38,6 +39,7 @@ __all__ = [
     "DlpSettings",
     "FilesSettings",
     "HttpSettings",
+    "LimitSettings",
     "LogFormat",
     "LogLevel",
     "LogSettings",

@@ -29,6 +29,7 @@ from llm_gateway.settings.auth import AuthSettings
 from llm_gateway.settings.declare import Section, Var, var_of
 from llm_gateway.settings.dlp import DlpSettings
 from llm_gateway.settings.files import FilesSettings
+from llm_gateway.settings.limits import LimitSettings
 from llm_gateway.settings.policy import PolicySettings
 from llm_gateway.settings.providers import ProviderSettings
 from llm_gateway.settings.server import HttpSettings, LogSettings
@@ -49,6 +50,7 @@ class Settings:
     auth: AuthSettings = field(default_factory=AuthSettings)
     storage: StorageSettings = field(default_factory=StorageSettings)
     state: StateSettings = field(default_factory=StateSettings)
+    limits: LimitSettings = field(default_factory=LimitSettings)
     providers: ProviderSettings = field(default_factory=ProviderSettings)
     policy: PolicySettings = field(default_factory=PolicySettings)
     dlp: DlpSettings = field(default_factory=DlpSettings)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import ClassVar
@@ -19,6 +20,20 @@ class LogLevel(StrEnum):
 class LogFormat(StrEnum):
     JSON = "json"  # one object per line
     TEXT = "text"
+
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def networks(raw: str) -> tuple[Network, ...]:
+    """Comma-separated addresses or CIDR blocks (``10.0.0.0/8, ::1``)."""
+    found = []
+    for part in filter(None, (p.strip() for p in raw.split(","))):
+        try:
+            found.append(ipaddress.ip_network(part, strict=False))
+        except ValueError:
+            raise ValueError(f"expected addresses or CIDR blocks, {part!r} is neither") from None
+    return tuple(found)
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +67,10 @@ class HttpSettings(Section):
     max_connections_per_client: int = var(
         "HTTP_MAX_CONNECTIONS_PER_CLIENT", integer(0, 1 << 20), 256,
         "open connections per client address (503 beyond; behind a proxy raise it or set 0)",
+    )  # fmt: skip
+    trusted_proxies: tuple[Network, ...] = var(
+        "TRUSTED_PROXIES", networks, (),
+        "proxies whose X-Forwarded-For names the client (comma-separated CIDRs)",
     )  # fmt: skip
 
 

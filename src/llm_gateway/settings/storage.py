@@ -80,6 +80,10 @@ class StateSettings(Section):
     redis_password: str | None = var(
         "REDIS_PASSWORD", optional(text), None, "Redis's password", secret=True
     )
+    timeout_ms: int = var(
+        "STATE_TIMEOUT_MS", integer(1, 60_000), 250,
+        "the longest a request waits on Redis before the limits fail open or closed",
+    )  # fmt: skip
 
     @property
     def redis_dsn(self) -> str:

@@ -24,11 +24,13 @@ def open_store(
     max_entries: int = DEFAULT_MAX_ENTRIES,
     max_bytes: int = DEFAULT_MAX_BYTES,
     prefix: str | None = None,
+    timeout_s: float = 5.0,
 ) -> Store:
     """The gateway's one store, opened once at start-up and closed with ``aclose``.
 
     ``max_entries`` and ``max_bytes`` bound the memory store; ``redis_url`` is
-    required for Redis, whose keys start with ``prefix`` (default ``llmgw:``).
+    required for Redis, whose keys start with ``prefix`` (default ``llmgw:``) and
+    whose every command (and wait for a pooled connection) gives up after ``timeout_s``.
     Nothing connects here: Redis is reached on the first operation (or
     :meth:`Store.ping`), so start-up order does not matter.
     """
@@ -39,4 +41,9 @@ def open_store(
         raise ValueError("the redis state backend needs a Redis URL")
     from llm_gateway.state.redis import DEFAULT_PREFIX, RedisStore
 
-    return RedisStore.from_url(redis_url, prefix=DEFAULT_PREFIX if prefix is None else prefix)
+    return RedisStore.from_url(
+        redis_url,
+        prefix=DEFAULT_PREFIX if prefix is None else prefix,
+        timeout_s=timeout_s,
+        socket_timeout_s=timeout_s,
+    )

@@ -15,6 +15,7 @@ is what makes them atomic.
 
 from __future__ import annotations
 
+import bisect
 import math
 import time
 from collections import OrderedDict
@@ -33,9 +34,47 @@ _KEY_OVERHEAD = 200
 _FIELD_OVERHEAD = 100
 
 
+class _SortedSet:
+    """A Redis sorted set: members with scores, kept in (score, member) order."""
+
+    __slots__ = ("order", "scores")
+
+    def __init__(self) -> None:
+        self.scores: dict[bytes, float] = {}
+        self.order: list[tuple[float, bytes]] = []
+
+    def add(self, member: bytes, score: float) -> int:
+        old = self.scores.get(member)
+        if old is not None:
+            self.order.pop(bisect.bisect_left(self.order, (old, member)))
+        self.scores[member] = score
+        bisect.insort(self.order, (score, member))
+        return int(old is None)
+
+    def remove(self, member: bytes) -> int:
+        old = self.scores.pop(member, None)
+        if old is None:
+            return 0
+        self.order.pop(bisect.bisect_left(self.order, (old, member)))
+        return 1
+
+    def remove_upto(self, high: float) -> int:
+        end = bisect.bisect_right(self.order, high, key=lambda pair: pair[0])
+        for _, member in self.order[:end]:
+            del self.scores[member]
+        del self.order[:end]
+        return end
+
+    def count_above(self, low: float) -> int:
+        return len(self.order) - bisect.bisect_right(self.order, low, key=lambda pair: pair[0])
+
+
+Value = bytes | dict[bytes, bytes] | _SortedSet
+
+
 @dataclass(slots=True)
 class _Entry:
-    value: bytes | dict[bytes, bytes]
+    value: Value
     expires_at: float  # on the store's clock; math.inf for none
     size: int = 0
 
@@ -80,7 +119,7 @@ class _Data:
         self.bytes += size - entry.size
         entry.size = size
 
-    def put(self, key: str, value: bytes | dict[bytes, bytes], expires_at: float) -> _Entry:
+    def put(self, key: str, value: Value, expires_at: float) -> _Entry:
         self.drop(key)
         entry = _Entry(value, expires_at)
         self.entries[key] = entry
@@ -128,9 +167,29 @@ class _Data:
             fresh: dict[bytes, bytes] = {}
             self.put(key, fresh, math.inf)
             return fresh
-        if isinstance(entry.value, bytes):
+        if not isinstance(entry.value, dict):
             raise _wrong_type()
         return entry.value
+
+    def sorted_set(self, key: str, *, create: bool) -> _SortedSet | None:
+        entry = self.live(key)
+        if entry is None:
+            if not create:
+                return None
+            fresh = _SortedSet()
+            self.put(key, fresh, math.inf)
+            return fresh
+        if not isinstance(entry.value, _SortedSet):
+            raise _wrong_type()
+        return entry.value
+
+    def _after_removal(self, key: str, found: _SortedSet, removed: int) -> None:
+        """A sorted set shrank: it goes with its last member, as in Redis."""
+        if not found.scores:
+            self.drop(key)
+        elif removed:
+            entry = self.entries[key]
+            self.resize(entry, entry.size - removed * _FIELD_OVERHEAD)
 
     # Ops: the Redis commands of the same names
 
@@ -217,6 +276,52 @@ class _Data:
             raise StoreError("ERR: the hash value is not an integer") from None
         self.hset(key, {field: str(total).encode()})
         return total
+
+    def zadd(self, key: str, score: float, member: bytes, *, nx: bool = False) -> int:
+        found = self.sorted_set(key, create=True)
+        assert found is not None
+        if nx and member in found.scores:
+            return 0
+        added = found.add(member, score)
+        if added:
+            entry = self.entries[key]
+            self.resize(entry, entry.size + _FIELD_OVERHEAD + len(member))
+        return added
+
+    def zrem(self, key: str, member: bytes) -> int:
+        found = self.sorted_set(key, create=False)
+        if found is None:
+            return 0
+        removed = found.remove(member)
+        self._after_removal(key, found, removed)
+        return removed
+
+    def zscore(self, key: str, member: bytes) -> float | None:
+        found = self.sorted_set(key, create=False)
+        return None if found is None else found.scores.get(member)
+
+    def zcard(self, key: str) -> int:
+        found = self.sorted_set(key, create=False)
+        return 0 if found is None else len(found.scores)
+
+    def zcount_above(self, key: str, low: float) -> int:
+        found = self.sorted_set(key, create=False)
+        return 0 if found is None else found.count_above(low)
+
+    def zremrangebyscore_upto(self, key: str, high: float) -> int:
+        found = self.sorted_set(key, create=False)
+        if found is None:
+            return 0
+        removed = found.remove_upto(high)
+        self._after_removal(key, found, removed)
+        return removed
+
+    def zfirst(self, key: str) -> tuple[bytes, float] | None:
+        found = self.sorted_set(key, create=False)
+        if found is None or not found.order:
+            return None
+        score, member = found.order[0]
+        return member, score
 
 
 class MemoryStore(Store):

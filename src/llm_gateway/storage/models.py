@@ -94,6 +94,8 @@ class AuditLog(Base):
     dlp_findings: Mapped[str | None] = mapped_column(Text)
     # A JSON list of {model, provider, status, error_code, latency_ms}, one per try.
     attempts: Mapped[str | None] = mapped_column(Text)
+    # How long a rate limit's queue held the request before it went on (None: not queued).
+    queued_ms: Mapped[float | None] = mapped_column(Float)
 
 
 class ApiKey(Base):

@@ -1,0 +1,433 @@
+"""Rate limits and budgets on the shared state store, exact across replicas.
+
+Every request is checked against each of its scopes (user, API key, client
+address, tenant, team) in one atomic script (:data:`~.script.ADMIT`): a sliding
+log per rate, a counter per token or cost budget. Why a sliding log and not a
+two-window counter: it is exact (no more than N requests in *any* 60 seconds,
+where the weighted two-window estimate can admit up to half a window more
+after a burst at a window's end), and it tells a refused caller exactly when a
+slot frees. Its cost is memory: one entry per admitted request per scope, at
+most the limit, dropped as they age out.
+
+Budgets are reserved before the call with an estimate (prompt tokens plus
+``max_tokens``, or the candidate models' ``default_max_tokens``; the most
+expensive candidate's price for dollars), so concurrent requests through
+different replicas cannot overspend together, and settled with the real use
+once the request is recorded (:class:`BudgetRecorder`), streams at their end or
+when the client goes away. A reservation whose settlement is lost (a replica
+killed mid-request) stays counted until the month ends: budgets err towards
+refusing, never towards overspending.
+
+When the store does not answer within ``timeout_s``, each scope fails open or
+closed as configured (closed for a scope with a budget, open for plain rates,
+unless ``on_store_error`` says otherwise); the trouble is logged once per
+interval, not per request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import calendar
+import logging
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from llm_gateway.auth.principal import Principal
+from llm_gateway.config.limits import Limits, LimitsFile, Queue
+from llm_gateway.errors import GatewayError, RateLimited
+from llm_gateway.ratelimit.script import ADMIT, ADMITTED, LEAVE, QUEUED, SETTLE
+from llm_gateway.records import RequestRecord
+from llm_gateway.settings import LimitSettings
+from llm_gateway.state import Store, StoreError
+
+__all__ = [
+    "Admission", "BudgetRecorder", "CostBudgetExceeded", "Limiter", "LimitsUnavailable",
+    "TokenBudgetExceeded", "Window",
+]  # fmt: skip
+
+log = logging.getLogger(__name__)
+
+WINDOW_MS = 60_000
+MICRO = 1_000_000  # cost budgets count micro-dollars, so that the counters are integers
+_QUIET_S = 30.0  # store trouble is logged at most this often
+_POLL_S = (0.01, 0.25)  # a queued request looks again after this long, at least and at most
+
+
+class TokenBudgetExceeded(RateLimited):
+    code = "token_budget_exceeded"
+
+
+class CostBudgetExceeded(RateLimited):
+    code = "cost_budget_exceeded"
+
+
+class LimitsUnavailable(GatewayError):
+    """The state store did not answer and a scope with a budget fails closed."""
+
+    status = 503
+    code = "limits_unavailable"
+
+
+@dataclass(frozen=True, slots=True)
+class Scope:
+    """One scope a request counts against, with its limits settled from file and settings."""
+
+    kind: str  # user, key, ip, tenant, team
+    id: str
+    rate: int | None  # requests per minute; None: no limit
+    tokens: int | None  # per month
+    micro_usd: int | None  # per month
+    queue: Queue | None
+    fail_closed: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    """A limit as the rate-limit headers tell it: of the tightest scope of its kind."""
+
+    scope: str
+    limit: int
+    remaining: int
+    reset_s: float
+
+
+@dataclass(slots=True)
+class Admission:
+    """What the limiter found: the windows for the headers, and the refusal if any."""
+
+    requests: Window | None = None
+    tokens: Window | None = None
+    queued_ms: float | None = None  # how long the request waited for a slot
+    refusal: RateLimited | None = None  # set when the request may not go on
+
+
+@dataclass(slots=True)
+class _Plan:
+    """One request's call of the admission script, and how to read its reply."""
+
+    rates: list[Scope] = field(default_factory=list)
+    budgets: list[tuple[Scope, str]] = field(default_factory=list)  # (scope, "tokens"|"cost")
+    keys: list[str] = field(default_factory=list)
+    limits: list[int] = field(default_factory=list)
+    amounts: list[int] = field(default_factory=list)
+    queue: tuple[int, Queue, str] | None = None  # (rate index, queue, key)
+
+
+class Limiter:
+    def __init__(
+        self,
+        file: LimitsFile,
+        settings: LimitSettings,
+        store: Store,
+        *,
+        timeout_s: float,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.file = file
+        self.settings = settings
+        self.store = store
+        self.timeout_s = timeout_s
+        self.clock = clock
+        self._reserved: dict[str, tuple[list[str], list[int], list[str]]] = {}
+        self._quiet_until = 0.0
+
+    # Scopes
+
+    def scopes(self, principal: Principal, client_ip: str | None) -> list[Scope]:
+        """The scopes a request of ``principal`` from ``client_ip`` counts against."""
+        tier = self.file.tier_for(principal.tier)
+        found = [
+            _scope("user", principal.user_id, tier or Limits(), self.settings.per_user,
+                   tier.queue if tier else None)
+        ]  # fmt: skip
+        tables = self.file.scopes
+        for kind, ident, table, default_rate in (
+            ("key", principal.key_id, tables.key, self.settings.per_key),
+            ("ip", client_ip, tables.ip, self.settings.per_ip),
+            ("tenant", principal.tenant, tables.tenant, self.settings.per_tenant),
+            ("team", principal.team, tables.team, 0),
+        ):
+            if ident is None:
+                continue
+            base = table.get("default", Limits())
+            limits = table[ident].over(base) if ident in table else base
+            scope = _scope(kind, ident, limits, default_rate, None)
+            if scope.rate is not None or scope.tokens is not None or scope.micro_usd is not None:
+                found.append(scope)
+        return found
+
+    # Admission
+
+    async def admit(
+        self,
+        principal: Principal,
+        client_ip: str | None,
+        *,
+        request_id: str,
+        tokens: int,
+        cost_usd: float,
+    ) -> Admission:
+        """Count the request against every scope, or find the first full one (``refusal``).
+
+        ``tokens`` and ``cost_usd`` are the estimates reserved on the budgets.
+        Raises :class:`LimitsUnavailable` when the store fails and a scope fails closed.
+        """
+        scopes = self.scopes(principal, client_ip)
+        now = self.clock()
+        plan = _plan(scopes, now, tokens=tokens, micro_usd=math.ceil(cost_usd * MICRO))
+        if not plan.keys:
+            return Admission()
+        started = now
+        deadline = now + (plan.queue[1].max_wait_ms / 1000 if plan.queue else 0)
+        while True:
+            reply = await self._run(plan, scopes, request_id, now, peek=False)
+            if reply is None:
+                return Admission()  # the store failed and every scope fails open
+            verdict, index, wait_ms = reply[0], reply[1], reply[2]
+            if verdict == QUEUED and now < deadline:
+                low, high = _POLL_S
+                await asyncio.sleep(min(max(wait_ms / 1000, low), high, deadline - now))
+                now = self.clock()
+                continue
+            admission = _windows(plan, reply[3:], now)
+            if plan.queue is not None and now > started:
+                admission.queued_ms = round((now - started) * 1000, 1)
+            if verdict == ADMITTED:
+                self._reserve(request_id, plan)
+                return admission
+            if plan.queue is not None:
+                await self._leave(plan.queue[2], request_id)
+            admission.refusal = _refusal(plan, index, wait_ms, reply[3:], now)
+            if index <= len(plan.rates):  # the refusing rate is the one the headers tell
+                scope = plan.rates[index - 1]
+                assert scope.rate is not None
+                admission.requests = Window(scope.kind, scope.rate, 0, max(wait_ms, 1) / 1000)
+            return admission
+
+    async def peek(self, principal: Principal, client_ip: str | None) -> list[dict[str, object]]:
+        """The caller's scopes as they stand, counting nothing (``GET /api/v1/limits``)."""
+        scopes = self.scopes(principal, client_ip)
+        now = self.clock()
+        plan = _plan(scopes, now, tokens=0, micro_usd=0)
+        reply = await self._run(plan, scopes, "", now, peek=True) if plan.keys else None
+        counts = reply[3:] if reply is not None else None
+        return [_scope_json(scope, plan, counts, now) for scope in scopes]
+
+    async def settle(self, request_id: str, tokens_used: int, cost_usd: float) -> None:
+        """Replace a request's reservations with its real use (nothing for unreserved ones)."""
+        reserved = self._reserved.pop(request_id, None)
+        if reserved is None:
+            return
+        keys, amounts, kinds = reserved
+        real = {"tokens": tokens_used, "cost": math.ceil(cost_usd * MICRO)}
+        changes = [real[kind] - amount for amount, kind in zip(amounts, kinds, strict=True)]
+        try:
+            async with asyncio.timeout(self.timeout_s):
+                await self.store.run(SETTLE, keys, changes)
+        except (StoreError, TimeoutError) as exc:
+            self._trouble(exc, "budgets not settled (their reservations stay counted)")
+
+    async def _run(
+        self, plan: _Plan, scopes: Sequence[Scope], member: str, now: float, *, peek: bool
+    ) -> list[int] | None:
+        queue_index, queue_wait, queue_size, keys = 0, 0, 0, plan.keys
+        if plan.queue is not None:
+            index, queue, key = plan.queue
+            queue_index, queue_wait, queue_size = index + 1, queue.max_wait_ms, queue.max_size
+            keys = [*keys, key]
+        args: list[int | str] = [
+            int(now * 1000), WINDOW_MS, member, len(plan.rates), len(plan.budgets),
+            queue_index, queue_wait, queue_size, _budget_ttl_ms(now), int(peek),
+            *plan.limits, *plan.amounts,
+        ]  # fmt: skip
+        try:
+            async with asyncio.timeout(self.timeout_s):
+                reply = await self.store.run(ADMIT, keys, args)
+            if not (isinstance(reply, list) and all(isinstance(x, int) for x in reply)):
+                raise StoreError("the admission script answered in an unexpected shape")
+        except (StoreError, TimeoutError) as exc:
+            closed = sorted({s.kind for s in scopes if s.fail_closed})
+            self._trouble(exc, f"failing closed for {', '.join(closed)}" if closed else "open")
+            if closed and not peek:
+                raise LimitsUnavailable(
+                    "the gateway cannot check this request's budget right now",
+                    retry_after=1,
+                    details={"scopes": closed},
+                ) from None
+            return None
+        return [int(x) for x in reply]  # type: ignore[arg-type]
+
+    def _reserve(self, request_id: str, plan: _Plan) -> None:
+        if plan.budgets:
+            start = len(plan.rates)
+            kinds = [kind for _, kind in plan.budgets]
+            self._reserved[request_id] = (plan.keys[start:], plan.amounts[1::2], kinds)
+
+    async def _leave(self, queue_key: str, member: str) -> None:
+        try:
+            async with asyncio.timeout(self.timeout_s):
+                await self.store.run(LEAVE, [queue_key], [member])
+        except (StoreError, TimeoutError) as exc:
+            self._trouble(exc, "a queued request's place expires by itself")
+
+    def _trouble(self, exc: BaseException, consequence: str) -> None:
+        """Log store trouble once per interval: a dead Redis must not flood the logs."""
+        moment = time.monotonic()
+        if moment >= self._quiet_until:
+            self._quiet_until = moment + _QUIET_S
+            problem = str(exc) or type(exc).__name__
+            log.warning("rate limits: the state store failed (%s): %s", problem, consequence)
+
+
+class BudgetRecorder:
+    """Settles each request's budget reservations with its recorded tokens and cost."""
+
+    def __init__(self, limiter: Limiter) -> None:
+        self.limiter = limiter
+
+    async def record(self, record: RequestRecord) -> None:
+        await self.limiter.settle(record.request_id, record.tokens_used, record.cost_usd)
+
+
+# --- building and reading the script's call ---------------------------------
+
+
+def _scope(
+    kind: str, ident: str, limits: Limits, default_rate: int, queue: Queue | None
+) -> Scope:
+    rate = limits.requests_per_minute
+    tokens = limits.tokens_per_month
+    dollars = limits.cost_per_month_usd
+    budgeted = isinstance(tokens, int) or isinstance(dollars, int | float)
+    fail = limits.on_store_error
+    return Scope(
+        kind=kind,
+        id=ident,
+        rate=(default_rate or None) if rate is None else _count(rate),
+        tokens=_count(tokens),
+        micro_usd=None if not isinstance(dollars, int | float) else round(dollars * MICRO),
+        queue=queue,
+        fail_closed=fail == "closed" or (fail is None and budgeted),
+    )
+
+
+def _count(value: int | str | None) -> int | None:
+    return value if isinstance(value, int) else None
+
+
+def _plan(scopes: Sequence[Scope], now: float, *, tokens: int, micro_usd: int) -> _Plan:
+    plan = _Plan()
+    month = datetime.fromtimestamp(now, UTC).strftime("%Y-%m")
+    for scope in scopes:
+        if scope.rate is not None:
+            if scope.queue is not None:
+                plan.queue = (len(plan.rates), scope.queue, f"q:{scope.kind}:{scope.id}")
+            plan.rates.append(scope)
+            plan.keys.append(f"r:{scope.kind}:{scope.id}")
+            plan.limits.append(scope.rate)
+    for scope in scopes:
+        for kind, limit, amount in (
+            ("tokens", scope.tokens, tokens),
+            ("cost", scope.micro_usd, micro_usd),
+        ):
+            if limit is not None:
+                plan.budgets.append((scope, kind))
+                plan.keys.append(f"{kind[0]}:{scope.kind}:{month}:{scope.id}")
+                plan.amounts += (limit, amount)
+    return plan
+
+
+def _month_end(now: float) -> float:
+    """The next calendar month's first second (UTC), as a timestamp."""
+    day = datetime.fromtimestamp(now, UTC)
+    days = calendar.monthrange(day.year, day.month)[1]
+    first = day.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    return first.timestamp() + days * 86_400
+
+
+def _budget_ttl_ms(now: float) -> int:
+    """A month's budget lives until the month ends, and a day more for clocks that differ."""
+    return math.ceil((_month_end(now) - now + 86_400) * 1000)
+
+
+def _windows(plan: _Plan, counts: Sequence[int], now: float) -> Admission:
+    """The tightest rate and the tightest token budget, for the response's headers."""
+    admission = Admission()
+    for i, scope in enumerate(plan.rates):
+        assert scope.rate is not None
+        window = Window(scope.kind, scope.rate, max(0, scope.rate - counts[i]), WINDOW_MS / 1000)
+        if admission.requests is None or window.remaining < admission.requests.remaining:
+            admission.requests = window
+    reset = _month_end(now) - now
+    for j, (scope, kind) in enumerate(plan.budgets):
+        if kind == "tokens":
+            limit = plan.amounts[2 * j]
+            left = max(0, limit - counts[len(plan.rates) + j])
+            if admission.tokens is None or left < admission.tokens.remaining:
+                admission.tokens = Window(scope.kind, limit, left, reset)
+    return admission
+
+
+def _refusal(
+    plan: _Plan, index: int, wait_ms: int, counts: Sequence[int], now: float
+) -> RateLimited:
+    if index <= len(plan.rates):
+        scope = plan.rates[index - 1]
+        return RateLimited(
+            f"rate limit reached for this {_named(scope.kind)}: "
+            f"{scope.rate} requests per minute",
+            retry_after=max(wait_ms, 1) / 1000,
+            details={"scope": scope.kind, "limit": scope.rate, "window": "minute"},
+        )
+    j = index - len(plan.rates) - 1
+    scope, kind = plan.budgets[j]
+    limit, asked = plan.amounts[2 * j], plan.amounts[2 * j + 1]
+    used = counts[index - 1]
+    reset = _month_end(now) - now
+    if kind == "tokens":
+        return TokenBudgetExceeded(
+            f"this request's estimated {asked} tokens would exceed the monthly token budget "
+            f"of this {_named(scope.kind)} ({used} of {limit} used)",
+            retry_after=reset,
+            details={"scope": scope.kind, "limit": limit, "used": used, "requested": asked},
+        )
+    return CostBudgetExceeded(
+        f"this request's estimated cost would exceed the monthly cost budget of this "
+        f"{_named(scope.kind)} (${used / MICRO:.2f} of ${limit / MICRO:.2f} used)",
+        retry_after=reset,
+        details={"scope": scope.kind, "limit_usd": limit / MICRO, "used_usd": used / MICRO},
+    )
+
+
+def _named(kind: str) -> str:
+    return {"key": "API key", "ip": "client address"}.get(kind, kind)
+
+
+def _scope_json(
+    scope: Scope, plan: _Plan, counts: Sequence[int] | None, now: float
+) -> dict[str, object]:
+    """One scope's windows and budgets for ``GET /api/v1/limits`` (``None``: store down)."""
+    entry: dict[str, object] = {"scope": scope.kind, "id": scope.id}
+    if scope in plan.rates:
+        i = plan.rates.index(scope)
+        used = counts[i] if counts is not None else None
+        entry["requests_per_minute"] = _state(scope.rate, used, WINDOW_MS / 1000)
+    reset = _month_end(now) - now
+    for j, (budgeted, kind) in enumerate(plan.budgets):
+        if budgeted is scope:
+            used = counts[len(plan.rates) + j] if counts is not None else None
+            if kind == "tokens":
+                entry["tokens_per_month"] = _state(plan.amounts[2 * j], used, reset)
+            else:
+                limit = plan.amounts[2 * j] / MICRO
+                spent = used / MICRO if used is not None else None
+                entry["cost_per_month_usd"] = _state(limit, spent, reset)
+    return entry
+
+
+def _state(limit: float | None, used: float | None, reset_s: float) -> dict[str, object]:
+    remaining = None if used is None or limit is None else max(0, limit - used)
+    return {"limit": limit, "used": used, "remaining": remaining, "reset_seconds": round(reset_s)}
