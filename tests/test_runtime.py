@@ -64,7 +64,7 @@ async def test_stopping_closes_the_store_once(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     store = ClosedCount()
-    monkeypatch.setattr("llm_gateway.runtime.open_store", lambda *args: store)
+    monkeypatch.setattr("llm_gateway.runtime.open_store", lambda *args, **kwargs: store)
     state = await _started(tmp_path)
     assert state.store is store
     await state.stop()

@@ -19,10 +19,17 @@ allow if {
 	}
 }
 
-# Anyone signed in may check a text with the DLP scan API.
-allow if input.action == "dlp.scan"
+# Anyone signed in may check a text with the DLP scan API, and see their own limits.
+allow if input.action in {"dlp.scan", "limits.read"}
 
-# Auditors read audit and usage data.
+# Everyone may read their own usage.
+allow if {
+	input.action == "usage.read"
+	input.request.scope == "own"
+}
+
+# Auditors read audit and usage data (usage of their own tenant only: the gateway
+# confines every read to the caller's tenant).
 allow if {
 	input.action in {"audit.read", "usage.read"}
 	input.user.role == "auditor"

@@ -135,6 +135,24 @@ test_users_may_not_read_audit_data if {
 	not authz.allow with input as action("audit.read", "user")
 }
 
+usage_read(role, scope) := object.union(action("usage.read", role), {"request": {"endpoint": "usage.read", "scope": scope}})
+
+test_users_read_their_own_usage_only if {
+	authz.allow with input as usage_read("user", "own")
+	not authz.allow with input as usage_read("user", "tenant")
+	not authz.allow with input as usage_read("service", "tenant")
+}
+
+test_auditors_and_admins_read_their_tenants_usage if {
+	authz.allow with input as usage_read("auditor", "tenant")
+	authz.allow with input as usage_read("admin", "tenant")
+}
+
+test_everyone_may_see_their_own_limits if {
+	authz.allow with input as action("limits.read", "user")
+	authz.allow with input as action("limits.read", "guest")
+}
+
 test_an_unknown_action_is_denied if {
 	not authz.allow with input as action("admin.shutdown", "user")
 }

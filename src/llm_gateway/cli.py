@@ -74,6 +74,16 @@ def _parser() -> argparse.ArgumentParser:
     dlp_scan.add_argument("--redact", action="store_true", help="also print the redacted text")
     dlp_scan.set_defaults(handler=_dlp_scan)
 
+    usage = commands.add_parser("usage", help="requests, tokens and cost from the audit trail")
+    usage.add_argument(
+        "--group-by", default="user", choices=["user", "team", "tenant", "model", "key"]
+    )
+    usage.add_argument("--from", dest="start", help="ISO date or time (default: month's start)")
+    usage.add_argument("--to", dest="end", help="ISO date or time, exclusive (default: now)")
+    usage.add_argument("--tenant", help="one tenant's rows only")
+    usage.add_argument("--user", help="one user's rows only")
+    usage.set_defaults(handler=_usage)
+
     db = commands.add_parser("db", help="database").add_subparsers(required=True)
     upgrade = db.add_parser("upgrade", help="apply pending migrations")
     upgrade.set_defaults(handler=_db_upgrade)
@@ -163,6 +173,28 @@ def _check_config(args: argparse.Namespace, settings: Settings) -> int:
         print(f"model {d.name}: {d.provider.value} at {d.base_url or '-'}: {state}")
     if not config.enabled():
         print("no model is enabled: `llm-gateway serve` will serve the built-in demo model")
+    return _check_tiers(config, settings)
+
+
+def _check_tiers(config: GatewayConfig, settings: Settings) -> int:
+    """The tiers file against the policy's tiers: each difference is an error here."""
+    from llm_gateway.config.limits import tier_disagreements
+    from llm_gateway.policy.bundle import load_bundle
+
+    if not config.limits.tiers:
+        return 0
+    if settings.policy.opa_url:
+        print("tiers: not compared with the policy's (its data lives in OPA)")
+        return 0
+    data = load_bundle(settings.policy.policy_dir, rule_of(settings.policy.opa_policy_path)).data
+    problems = tier_disagreements(config.limits, data.get("access"))
+    for problem in problems:
+        print(f"error: tiers: {problem}", file=sys.stderr)
+    if problems:
+        print("the policy decides model access; make the tiers' model lists agree with it",
+              file=sys.stderr)  # fmt: skip
+        return 1
+    print("ok: the tiers of rate_limits.yaml agree with the policy's data.access.tiers")
     return 0
 
 
@@ -250,6 +282,46 @@ def _dlp_scan(args: argparse.Namespace, settings: Settings) -> int:
     from llm_gateway.dlp.commands import scan_command
 
     return scan_command(args.file, settings, redact=args.redact)
+
+
+def _usage(args: argparse.Namespace, settings: Settings) -> int:
+    from llm_gateway.storage import Database
+    from llm_gateway.storage.usage import (
+        GroupBy,
+        UsageFilter,
+        month_start,
+        parse_moment,
+        total,
+        usage_totals,
+    )  # fmt: skip
+
+    now = datetime.now(UTC)
+    try:
+        start = parse_moment(args.start) if args.start else month_start(now)
+        end = parse_moment(args.end) if args.end else now
+    except ValueError as exc:
+        print(f"error: --from/--to: {exc}", file=sys.stderr)
+        return 1
+    where = UsageFilter(
+        start, end, user=args.user, restrict_tenant=args.tenant is not None, tenant_is=args.tenant
+    )
+
+    async def report() -> int:
+        db = Database(settings.storage.sqlalchemy_url)
+        try:
+            async with db.sessions() as session:
+                rows = await usage_totals(session, GroupBy(args.group_by), where)
+        finally:
+            await db.dispose()
+        print(f"{args.group_by.upper():<24} {'REQUESTS':>9} {'TOKENS IN':>11} "
+              f"{'TOKENS OUT':>11} {'TOKENS':>11} {'COST USD':>12}")  # fmt: skip
+        labelled = [(row.group if row.group is not None else "-", row) for row in rows]
+        for label, row in [*labelled, ("TOTAL", total(rows))]:
+            print(f"{label:<24} {row.requests:>9} {row.tokens_in:>11} {row.tokens_out:>11} "
+                  f"{row.tokens_used:>11} {row.cost_usd:>12.6f}")  # fmt: skip
+        return 0
+
+    return _run(report())
 
 
 def _db_upgrade(args: argparse.Namespace, settings: Settings) -> int:

@@ -46,7 +46,7 @@ async def _challenged(ctx: RequestContext) -> Outcome:
 
 
 def _state() -> Any:
-    http = SimpleNamespace(max_body_bytes=10_000)
+    http = SimpleNamespace(max_body_bytes=10_000, trusted_proxies=())
     return SimpleNamespace(settings=SimpleNamespace(http=http), pipeline=_challenged)
 
 

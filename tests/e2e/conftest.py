@@ -220,6 +220,9 @@ def start_gateway(
         "API_KEY_CACHE_SECONDS": "0",
         "DLP_NER": "off",  # the tests that need names and places switch it on
         "DLP_STREAM_HOLDBACK": "0",  # chunks pass one for one (each still scanned)
+        # Limits on, far above what any test sends; the tests of limits set their own.
+        "RATE_LIMIT_PER_USER": "1000000",
+        "RATE_LIMIT_PER_TENANT": "1000000",
         **(env or {}),
     }
     log_path = tmp / "gateway.log"

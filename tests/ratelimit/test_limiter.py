@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 
 import pytest
@@ -41,7 +41,7 @@ class Clock:
 
 
 def limiter(
-    store: Store, file: dict[str, object], clock: Clock | None = None, **settings: object
+    store: Store, file: Mapping[str, object], clock: Clock | None = None, **settings: object
 ) -> Limiter:
     defaults: dict[str, object] = {"per_user": 0, "per_tenant": 0}
     return Limiter(

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from functools import partial
-from typing import Any
+from typing import Any, Literal
 
 import orjson
 from pydantic import BaseModel
@@ -61,6 +61,7 @@ async def run_action(
     handler: ActionHandler,
     *,
     targets: tuple[str, ...] | None = None,
+    target_field: Literal["model", "scope"] = "model",
     render: ErrorRender = native.error_body,
 ) -> Response:
     """Run ``handler`` as ``action`` through the action pipeline; its body answers as JSON."""
@@ -69,7 +70,7 @@ async def run_action(
         endpoint=action,
         credentials=Credentials.from_headers(request.headers.raw),
         read_body=partial(read_body, request, state.settings.http.max_body_bytes),
-        payload=ActionCall(action, handler, targets),
+        payload=ActionCall(action, handler, targets, target_field),
         request_id=request_id_of(request),
         client_ip=client_ip(request, state.settings.http.trusted_proxies),
     )

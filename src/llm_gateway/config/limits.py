@@ -107,3 +107,29 @@ class LimitsFile(BaseModel):
         if name is not None and name in self.tiers:
             return self.tiers[name]
         return self.tiers.get(self.default_tier) if self.default_tier else None
+
+
+def tier_disagreements(limits: LimitsFile, access: object) -> list[str]:
+    """Where ``rate_limits.yaml``'s tiers and the policy's ``data.access.tiers`` differ.
+
+    The policy decides which models a caller may use; the tiers file lists them
+    too (the specification's format has the list), and the two must not
+    disagree unnoticed. An empty list means they agree.
+    """
+    policy_tiers = access.get("tiers") if isinstance(access, dict) else None
+    if not isinstance(policy_tiers, dict):
+        return ["the policy's data has no access.tiers to compare the tiers with"]
+    problems = []
+    for name in sorted(set(limits.tiers) - set(policy_tiers)):
+        problems.append(f"tier {name!r} is in rate_limits.yaml but not in data.access.tiers")
+    for name in sorted(set(policy_tiers) - set(limits.tiers)):
+        problems.append(f"tier {name!r} is in data.access.tiers but not in rate_limits.yaml")
+    for name in sorted(set(limits.tiers) & set(policy_tiers)):
+        entry = policy_tiers[name]
+        theirs = entry.get("models", []) if isinstance(entry, dict) else []
+        ours, policy = set(limits.tiers[name].models), {str(m) for m in theirs}
+        for model in sorted(ours - policy):
+            problems.append(f"tier {name!r}: {model!r} is in rate_limits.yaml only")
+        for model in sorted(policy - ours):
+            problems.append(f"tier {name!r}: {model!r} is in data.access.tiers only")
+    return problems

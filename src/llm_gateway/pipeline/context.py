@@ -17,7 +17,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from llm_gateway.auth import Credentials
 from llm_gateway.auth.principal import Principal
@@ -85,7 +85,9 @@ class ActionCall:
     """The payload of a management action, decided by the policy as ``input.action``.
 
     ``targets`` are the objects the action is asked about, each decided on its
-    own in one policy call (the models a listing may show); ``permitted`` is
+    own in one policy call (the models a listing may show, as
+    ``input.request.model``; the scopes a usage read may cover, as
+    ``input.request.scope``: ``target_field`` says which); ``permitted`` is
     the part of them the policy allows. Without targets (``None``) the action
     itself is decided, and a denial refuses it.
     """
@@ -93,6 +95,7 @@ class ActionCall:
     action: str  # "models.list", "dlp.scan", ...
     handler: ActionHandler
     targets: tuple[str, ...] | None = None
+    target_field: Literal["model", "scope"] = "model"
     permitted: tuple[str, ...] = ()
 
 

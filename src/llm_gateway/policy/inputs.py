@@ -77,15 +77,20 @@ def action_input(
     action: str,
     *,
     model: str | None = None,
+    scope: str | None = None,
     client_ip: str | None,
     environment: str,
 ) -> dict[str, Any]:
-    """The input for anything else: listing models, scanning text, reading audit data."""
+    """The input for anything else: listing models, scanning text, reading usage.
+
+    ``model`` is the model a listing asks about; ``scope`` the part of the data a
+    read asks for (``own``: the caller's own; ``tenant``: their tenant's).
+    """
     return {
         "action": action,
         "user": user_document(principal),
-        "request": {"endpoint": action, "model": model, "stream": False, "tools": [],
-                    "estimated_tokens": 0, "max_tokens": None, "features": []},
+        "request": {"endpoint": action, "model": model, "scope": scope, "stream": False,
+                    "tools": [], "estimated_tokens": 0, "max_tokens": None, "features": []},
         "context": context_document(client_ip, environment),
     }  # fmt: skip
 
