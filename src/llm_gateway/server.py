@@ -69,10 +69,16 @@ class HttpLimits:
 
 
 class ServerConfig(uvicorn.Config):
-    """uvicorn's configuration, carrying the limits to every worker process."""
+    """uvicorn's configuration, carrying the limits to every worker process.
+
+    uvicorn's own proxy-header handling is off: by default it believes any
+    ``X-Forwarded-For`` sent from 127.0.0.1, which would let a local client
+    choose its address. The gateway reads the header itself, from the proxies
+    named in TRUSTED_PROXIES only (:func:`llm_gateway.api.http.client_ip`).
+    """
 
     def __init__(self, app: Any, *, limits: HttpLimits, **kwargs: Any) -> None:
-        super().__init__(app, http=GuardedHttpProtocol, **kwargs)
+        super().__init__(app, http=GuardedHttpProtocol, proxy_headers=False, **kwargs)
         self.limits = limits
 
 

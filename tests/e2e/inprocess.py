@@ -40,7 +40,7 @@ from typing import NoReturn
 import uvicorn
 
 from llm_gateway import cli
-from llm_gateway.app import create_app
+from llm_gateway.app import Gateway, create_app
 from llm_gateway.observability.logging import JsonFormatter, TextFormatter
 from llm_gateway.server import HttpLimits, ServerConfig
 from llm_gateway.settings import SettingsError, load_settings
@@ -152,6 +152,7 @@ class InProcessServer:
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
         self._handler: _GatewayLog | None = None
+        self.app: Gateway | None = None  # for tests that reach into the running gateway
 
     def start(self) -> int:
         """Start serving; returns the port. Raises :class:`StartupError` as ``serve`` exits."""
@@ -164,7 +165,7 @@ class InProcessServer:
             config = cli.checked_config(settings)  # what `serve` checks before it listens
         if config is None:
             self._fail(stderr.getvalue())
-        app = create_app(settings, config)
+        app = self.app = create_app(settings, config)
         server_config = ServerConfig(
             app,
             limits=HttpLimits.of(settings.http),
