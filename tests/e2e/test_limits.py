@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 import anthropic
-import httpx
 import httpx2
 import openai
 import pytest
@@ -38,7 +37,9 @@ BUDGET = 5000
 
 
 @pytest.fixture(scope="module")
-def limited(emulator: EmulatorServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
+def limited(
+    emulator: EmulatorServer, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Gateway]:
     tmp = tmp_path_factory.mktemp("limited")
     (tmp / "config").mkdir()
     (tmp / "config" / "rate_limits.yaml").write_text(TIERS.format(tokens=BUDGET))
@@ -53,7 +54,8 @@ def limited(emulator: EmulatorServer, tmp_path_factory: pytest.TempPathFactory) 
 
 
 def limiter_of(gw: Gateway) -> Limiter:
-    assert gw.server is not None and gw.server.app is not None, "needs the in-process gateway"
+    assert gw.server is not None, "needs the in-process gateway"
+    assert gw.server.app is not None
     found = gw.server.app.api.state.gateway.limiter
     assert isinstance(found, Limiter)
     return found
@@ -80,7 +82,7 @@ class Attempts:
     def __init__(self) -> None:
         self.seen: list[tuple[int, float, Any]] = []  # (status, when, headers)
 
-    def __call__(self, response: httpx.Response | httpx2.Response) -> None:
+    def __call__(self, response: httpx2.Response) -> None:
         self.seen.append((response.status_code, time.monotonic(), response.headers))
 
 
@@ -97,7 +99,7 @@ def test_openai_sdk_retries_our_429_and_succeeds_once_the_window_allows(
     attempts = Attempts()
     client = openai.OpenAI(
         base_url=f"{limited.base_url}/v1", api_key=token, max_retries=3,
-        http_client=httpx.Client(event_hooks={"response": [attempts]}),
+        http_client=httpx2.Client(event_hooks={"response": [attempts]}),
     )  # fmt: skip
     undo = frees_in(limited, 1.2)
     try:
@@ -178,7 +180,10 @@ def _limits(gw: Gateway, token: str) -> dict[str, Any]:
 def test_a_token_budget_counts_json_streamed_and_cancelled_requests(limited: Gateway) -> None:
     token = limited.token(unique_user(), tier="enterprise")
     client = limited.openai(token)
-    used = lambda: _limits(limited, token)["tokens_per_month"]["used"]  # noqa: E731
+
+    def used() -> int:
+        return int(_limits(limited, token)["tokens_per_month"]["used"])
+
     assert used() == 0
     forced = directive("count me", usage={"input": 30, "output": 70})
     client.chat.completions.create(
