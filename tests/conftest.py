@@ -132,7 +132,7 @@ REDIS_HOST = os.environ.get("TEST_REDIS_HOST", "127.0.0.1")
 REDIS_PORT = int(os.environ.get("TEST_REDIS_PORT", "6379"))
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def redis_server_url() -> str:
     """The test Redis, not flushed: for tests isolated by a key prefix of their own
     (see ``tests/state/cases.py``), which may run beside other users of the server."""
