@@ -24,16 +24,27 @@ from llm_gateway.audit.writer import AuditWriter
 from llm_gateway.auth import Credentials
 from llm_gateway.auth.jwt import JWTVerifier
 from llm_gateway.config import Deployment, Provider
+from llm_gateway.config.limits import LimitsFile
 from llm_gateway.dlp.service import DlpService
 from llm_gateway.pipeline.authorize import Authorize
-from llm_gateway.pipeline.context import Attempt, ChatCall, Outcome, RequestContext
+from llm_gateway.pipeline.context import (
+    Attempt,
+    ChatCall,
+    Outcome,
+    RequestContext,
+    new_request_id,
+)
 from llm_gateway.pipeline.inspect import Inspect
+from llm_gateway.pipeline.limit import Limit
 from llm_gateway.pipeline.record import request_record
 from llm_gateway.pipeline.route import Route
 from llm_gateway.policy import PolicyService
 from llm_gateway.providers.openai import OpenAIAdapter
+from llm_gateway.ratelimit import Limiter
 from llm_gateway.routing import Resolver
-from llm_gateway.settings import load_settings
+from llm_gateway.settings import LimitSettings, load_settings
+from llm_gateway.state import MemoryStore, Store, StoreError
+from llm_gateway.state.redis import RedisStore
 from llm_gateway.storage import Database
 
 Timing = tuple[float, float]  # median and p99, in microseconds
@@ -134,6 +145,7 @@ async def _measure(tmp: Path) -> dict[str, Timing]:
         "parse provider answer": _time(lambda: adapter.parse_response(DEPLOYMENT, answer)),
         "encode OpenAI answer": _time(lambda: openai_door.encode_response(ctx, response)),
         **await _policy(ctx, done, resolver),
+        **await _limit(ctx, done),
         **await _inspect(ctx, done, tmp),
         "route": await _time_async(routed),
         "build request record and audit row": _time(lambda: audit_row(request_record(ctx))),
@@ -184,6 +196,49 @@ async def _policy(
         await policy.aclose()
     assert ctx.chat is not None
     ctx.chat.model = "bench"
+    return results
+
+
+async def _limit(
+    ctx: RequestContext, done: Callable[[RequestContext], Awaitable[Outcome]]
+) -> dict[str, Timing]:
+    """The limit stage (user rate and token budget, tenant rate) and its settlement.
+
+    Each call is a new request (a new entry in the sliding logs, a reservation
+    on the budget), as in service; on Redis the figure includes the round trip.
+    """
+    limits = LimitsFile.model_validate(
+        {"tiers": {"enterprise": {"requests_per_minute": 10**8, "tokens_per_month": 10**12}}}
+    )
+    settings = LimitSettings(per_tenant=10**8)
+    assert ctx.principal is not None
+    ctx.principal = replace(ctx.principal, tenant="bench")
+    stores: list[tuple[str, Store]] = [("in-process", MemoryStore())]
+    redis_store = RedisStore.from_url("redis://127.0.0.1:6379/0", prefix="llmgw-bench:")
+    try:
+        await redis_store.ping()
+        stores.append(("Redis", redis_store))
+    except StoreError:
+        print("stages: Redis is not reachable at 127.0.0.1:6379; its limit figures are left out")
+    results = {}
+    for name, store in stores:
+        limiter = Limiter(limits, settings, store, timeout_s=1.0)
+        stage = Limit(limiter)
+
+        async def admit(stage: Limit = stage) -> Outcome:
+            ctx.request_id = new_request_id()
+            return await stage(ctx, done)
+
+        async def settle(stage: Limit = stage, limiter: Limiter = limiter) -> None:
+            ctx.request_id = new_request_id()
+            await stage(ctx, done)
+            await limiter.settle(ctx.request_id, 300, 0.0)
+
+        results[f"limit ({name} store)"] = await _time_async(admit, 5000)
+        admit_and_settle = await _time_async(settle, 5000)
+        results[f"limit and budget settlement ({name} store)"] = admit_and_settle
+    await redis_store.aclose()
+    ctx.limits = None
     return results
 
 

@@ -21,15 +21,33 @@ BENCH_POLICIES = REPO / "bench" / "policies"
 # Profiles are environment overrides; a stage that lands adds its switches to `full`.
 PROFILES: dict[str, dict[str, str]] = {
     # JWT auth, routing, provider call, audit (always on), and a policy that allows all.
-    "passthrough": {"POLICY_DIR": str(BENCH_POLICIES / "allow-all"), "DLP_ENABLED": "false"},
+    "passthrough": {
+        "POLICY_DIR": str(BENCH_POLICIES / "allow-all"),
+        "DLP_ENABLED": "false",
+        "RATE_LIMIT_ENABLED": "false",
+    },
     # Every stage the gateway has, switched on.
     "full": {
         "POLICY_DIR": str(REPO / "policies"),
         "OPA_POLICY_PATH": "/v1/data/llm/authz/decision",  # reasons and obligations too
         "DLP_ENABLED": "true",  # every rule on the prompt and on the answer, streams included
         "DLP_NER": "off",  # the NER model has its own figures (stages.py)
+        # Limits on Redis, as replicas run them: the user's rate and token budget
+        # (rate_limits.yaml below) and the tenant's rate, far above what the load sends.
+        "RATE_LIMIT_ENABLED": "true",
+        "STATE_BACKEND": "redis",
+        "RATE_LIMIT_PER_TENANT": "100000000",
     },
 }
+
+# The bench caller's tier: limits and a budget that every request is counted against.
+RATE_LIMITS = """
+tiers:
+  enterprise:
+    requests_per_minute: 100000000
+    tokens_per_month: 1000000000000
+    models: ["*"]
+"""
 
 
 def routing_yaml(upstream: str) -> str:
@@ -59,7 +77,10 @@ models:
 
 
 def bearer() -> str:
-    claims = {"sub": "bench", "role": "user", "tier": "enterprise", "exp": int(time.time()) + 86400}
+    claims = {
+        "sub": "bench", "role": "user", "tier": "enterprise", "tenant": "bench",
+        "exp": int(time.time()) + 86400,
+    }  # fmt: skip
     return "Bearer " + jwt.encode(claims, JWT_SECRET, algorithm="HS256")
 
 
@@ -71,6 +92,7 @@ def start_gateway(
     config.mkdir(parents=True, exist_ok=True)
     (config / "routing_policies.yaml").write_text(routing_yaml(upstream))
     (config / "pricing.yaml").write_text(PRICING)
+    (config / "rate_limits.yaml").write_text(RATE_LIMITS)
     port = procs.free_port()
     env = {
         "API_HOST": "127.0.0.1",

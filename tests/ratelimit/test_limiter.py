@@ -266,6 +266,8 @@ async def test_store_trouble_fails_open_for_rates_and_closed_for_budgets(store: 
 
 async def test_a_slow_store_is_given_up_after_the_timeout() -> None:
     class Hanging(MemoryStore):
+        never_waits = False
+
         async def run(self, script: Script, keys: Sequence[str], args: Sequence[Arg]) -> Reply:
             await asyncio.sleep(3600)
             return None

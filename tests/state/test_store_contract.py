@@ -262,3 +262,65 @@ async def test_a_script_argument_must_be_bytes_text_or_a_number(
     with pytest.raises(TypeError):
         await store_case.store.run(PUSH, ["m"], [bad, 60_000])  # type: ignore[list-item]
     assert await store_case.store.hash_get_all("m") == {}
+
+
+def _log(ops: Ops, keys: Sequence[str], args: Sequence[bytes]) -> Reply:
+    """Add a member at a score, drop those at or below a bound; report what is left."""
+    key, member, score, drop_upto = keys[0], args[0], float(args[1]), float(args[2])
+    added = ops.zadd(key, score, member, nx=args[3] == b"1")
+    dropped = ops.zremrangebyscore_upto(key, drop_upto)
+    first = ops.zfirst(key)
+    found = ops.zscore(key, member)
+    return [
+        added, dropped, ops.zcard(key), ops.zcount_above(key, score - 1),
+        first[0] if first else None, int(found) if found is not None else None,
+    ]  # fmt: skip
+
+
+LOG = Script(
+    "sorted_log",
+    """
+local added
+if ARGV[4] == '1' then
+  added = redis.call('ZADD', KEYS[1], 'NX', ARGV[2], ARGV[1])
+else
+  added = redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
+end
+local dropped = redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[3])
+local first = redis.call('ZRANGE', KEYS[1], 0, 0)[1]
+local found = redis.call('ZSCORE', KEYS[1], ARGV[1])
+return {added, dropped, redis.call('ZCARD', KEYS[1]),
+        redis.call('ZCOUNT', KEYS[1], '(' .. (tonumber(ARGV[2]) - 1), '+inf'),
+        first or false, found and math.floor(tonumber(found)) or false}
+""",
+    _log,
+)
+
+
+async def test_sorted_sets_answer_alike_on_every_backend(store_case: StoreCase) -> None:
+    store = store_case.store.namespaced("zsets")
+    steps = [
+        (b"a", 10, 0, 0), (b"b", 20, 0, 0), (b"c", 15, 0, 0),  # kept in score order
+        (b"a", 30, 0, 0),  # a member added again moves
+        (b"d", 5, 0, 1), (b"d", 99, 0, 1),  # NX keeps the first score
+        (b"e", 40, 15, 0),  # drops d (5) and c (15)
+        (b"f", 50, 100, 0),  # drops everything: the set goes with its last member
+    ]  # fmt: skip
+    replies = [
+        await store.run(LOG, ["log"], [member, score, upto, nx])
+        for member, score, upto, nx in steps
+    ]
+    assert replies == [
+        [1, 0, 1, 1, b"a", 10], [1, 0, 2, 1, b"a", 20], [1, 0, 3, 2, b"a", 15],
+        [0, 0, 3, 1, b"c", 30], [1, 0, 4, 4, b"d", 5], [0, 0, 4, 0, b"d", 5],
+        [1, 2, 3, 1, b"b", 40], [1, 4, 0, 0, None, None],
+    ]  # fmt: skip
+    assert await store.ttl("log") is None
+
+
+async def test_a_long_log_drops_its_oldest_members_in_order(store_case: StoreCase) -> None:
+    store = store_case.store.namespaced("zsets")
+    for n in range(300):
+        await store.run(LOG, ["long"], [f"m{n}", n, -1, 0])
+    reply = await store.run(LOG, ["long"], ["last", 1000, 199.5, 0])
+    assert reply == [1, 200, 101, 1, b"m200", 1000]

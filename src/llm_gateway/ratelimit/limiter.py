@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import calendar
+import functools
 import logging
 import math
 import time
@@ -41,7 +42,7 @@ from llm_gateway.errors import GatewayError, RateLimited
 from llm_gateway.ratelimit.script import ADMIT, ADMITTED, LEAVE, QUEUED, SETTLE
 from llm_gateway.records import RequestRecord
 from llm_gateway.settings import LimitSettings
-from llm_gateway.state import Store, StoreError
+from llm_gateway.state import Arg, Reply, Script, Store, StoreError
 
 __all__ = [
     "Admission", "BudgetRecorder", "CostBudgetExceeded", "Limiter", "LimitsUnavailable",
@@ -225,8 +226,7 @@ class Limiter:
         real = {"tokens": tokens_used, "cost": math.ceil(cost_usd * MICRO)}
         changes = [real[kind] - amount for amount, kind in zip(amounts, kinds, strict=True)]
         try:
-            async with asyncio.timeout(self.timeout_s):
-                await self.store.run(SETTLE, keys, changes)
+            await self._store_run(SETTLE, keys, changes)
         except (StoreError, TimeoutError) as exc:
             self._trouble(exc, "budgets not settled (their reservations stay counted)")
 
@@ -244,8 +244,7 @@ class Limiter:
             *plan.limits, *plan.amounts,
         ]  # fmt: skip
         try:
-            async with asyncio.timeout(self.timeout_s):
-                reply = await self.store.run(ADMIT, keys, args)
+            reply = await self._store_run(ADMIT, keys, args)
             if not (isinstance(reply, list) and all(isinstance(x, int) for x in reply)):
                 raise StoreError("the admission script answered in an unexpected shape")
         except (StoreError, TimeoutError) as exc:
@@ -260,6 +259,13 @@ class Limiter:
             return None
         return [int(x) for x in reply]  # type: ignore[arg-type]
 
+    async def _store_run(self, script: Script, keys: Sequence[str], args: Sequence[Arg]) -> Reply:
+        """Run a script, giving up after ``timeout_s`` (the in-process store never waits)."""
+        if self.store.never_waits:
+            return await self.store.run(script, keys, args)
+        async with asyncio.timeout(self.timeout_s):
+            return await self.store.run(script, keys, args)
+
     def _reserve(self, request_id: str, plan: _Plan) -> None:
         if plan.budgets:
             start = len(plan.rates)
@@ -268,8 +274,7 @@ class Limiter:
 
     async def _leave(self, queue_key: str, member: str) -> None:
         try:
-            async with asyncio.timeout(self.timeout_s):
-                await self.store.run(LEAVE, [queue_key], [member])
+            await self._store_run(LEAVE, [queue_key], [member])
         except (StoreError, TimeoutError) as exc:
             self._trouble(exc, "a queued request's place expires by itself")
 
@@ -320,7 +325,7 @@ def _count(value: int | str | None) -> int | None:
 
 def _plan(scopes: Sequence[Scope], now: float, *, tokens: int, micro_usd: int) -> _Plan:
     plan = _Plan()
-    month = datetime.fromtimestamp(now, UTC).strftime("%Y-%m")
+    month = _month(int(now // 3600))[0]
     for scope in scopes:
         if scope.rate is not None:
             if scope.queue is not None:
@@ -342,10 +347,20 @@ def _plan(scopes: Sequence[Scope], now: float, *, tokens: int, micro_usd: int) -
 
 def _month_end(now: float) -> float:
     """The next calendar month's first second (UTC), as a timestamp."""
-    day = datetime.fromtimestamp(now, UTC)
+    return _month(int(now // 3600))[1]
+
+
+@functools.lru_cache(maxsize=8)
+def _month(hour: int) -> tuple[str, float]:
+    """The calendar month (UTC) of an hour since the epoch: its name and its end.
+
+    Months begin on the hour, so every moment of an hour has its hour's month;
+    the cache makes this free for every request but the first of each hour.
+    """
+    day = datetime.fromtimestamp(hour * 3600, UTC)
     days = calendar.monthrange(day.year, day.month)[1]
     first = day.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
-    return first.timestamp() + days * 86_400
+    return day.strftime("%Y-%m"), first.timestamp() + days * 86_400
 
 
 def _budget_ttl_ms(now: float) -> int:

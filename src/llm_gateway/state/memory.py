@@ -35,38 +35,53 @@ _FIELD_OVERHEAD = 100
 
 
 class _SortedSet:
-    """A Redis sorted set: members with scores, kept in (score, member) order."""
+    """A Redis sorted set: members with scores, kept in (score, member) order.
 
-    __slots__ = ("order", "scores")
+    A sliding window's log gains members at its end and loses them at its
+    start, so the order is a list read from ``head``: dropping the oldest
+    moves ``head`` instead of shifting the list, which is compacted once the
+    dropped part is the larger (amortised constant time per member).
+    """
+
+    __slots__ = ("head", "order", "scores")
 
     def __init__(self) -> None:
         self.scores: dict[bytes, float] = {}
         self.order: list[tuple[float, bytes]] = []
+        self.head = 0
 
     def add(self, member: bytes, score: float) -> int:
         old = self.scores.get(member)
         if old is not None:
-            self.order.pop(bisect.bisect_left(self.order, (old, member)))
+            self.order.pop(bisect.bisect_left(self.order, (old, member), lo=self.head))
         self.scores[member] = score
-        bisect.insort(self.order, (score, member))
+        bisect.insort(self.order, (score, member), lo=self.head)
         return int(old is None)
 
     def remove(self, member: bytes) -> int:
         old = self.scores.pop(member, None)
         if old is None:
             return 0
-        self.order.pop(bisect.bisect_left(self.order, (old, member)))
+        self.order.pop(bisect.bisect_left(self.order, (old, member), lo=self.head))
         return 1
 
     def remove_upto(self, high: float) -> int:
-        end = bisect.bisect_right(self.order, high, key=lambda pair: pair[0])
-        for _, member in self.order[:end]:
-            del self.scores[member]
-        del self.order[:end]
-        return end
+        order, head = self.order, self.head
+        end = bisect.bisect_right(order, high, lo=head, key=lambda pair: pair[0])
+        for i in range(head, end):
+            del self.scores[order[i][1]]
+        self.head = end
+        if end > 64 and end * 2 > len(order):
+            del order[:end]
+            self.head = 0
+        return end - head
 
     def count_above(self, low: float) -> int:
-        return len(self.order) - bisect.bisect_right(self.order, low, key=lambda pair: pair[0])
+        order = self.order
+        return len(order) - bisect.bisect_right(order, low, lo=self.head, key=lambda p: p[0])
+
+    def first(self) -> tuple[float, bytes] | None:
+        return self.order[self.head] if self.head < len(self.order) else None
 
 
 Value = bytes | dict[bytes, bytes] | _SortedSet
@@ -317,15 +332,17 @@ class _Data:
         return removed
 
     def zfirst(self, key: str) -> tuple[bytes, float] | None:
-        found = self.sorted_set(key, create=False)
-        if found is None or not found.order:
+        first = None if (found := self.sorted_set(key, create=False)) is None else found.first()
+        if first is None:
             return None
-        score, member = found.order[0]
+        score, member = first
         return member, score
 
 
 class MemoryStore(Store):
     """The in-process :class:`Store`; ``clock`` (monotonic seconds) is injectable for tests."""
+
+    never_waits = True
 
     def __init__(
         self,

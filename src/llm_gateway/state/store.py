@@ -31,6 +31,7 @@ from __future__ import annotations
 import math
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
+from typing import ClassVar
 
 from llm_gateway.state.builtin import COMPARE_AND_SET, HASH_SET, INCR, INCR_FLOAT
 from llm_gateway.state.script import Arg, Reply, Script
@@ -61,6 +62,9 @@ class Store(ABC):
     from the scripts in :mod:`llm_gateway.state.builtin`, so every backend
     shares their one definition.
     """
+
+    #: True for a store whose operations never wait on I/O: callers need no timeout.
+    never_waits: ClassVar[bool] = False
 
     def __init__(self, prefix: str = "") -> None:
         self.prefix = prefix
