@@ -252,6 +252,81 @@ def test_check_config_broken_pricing(cli: Cli) -> None:
     assert "input_per_million" in done.stderr
 
 
+BROKEN_TIERS = {
+    # case: (the shipped line, its broken form, what the error names)
+    "negative_rate": (
+        "requests_per_minute: 10", "requests_per_minute: -10", "tiers.free.requests_per_minute",
+    ),
+    "word_for_tokens": (
+        "tokens_per_month: 100000", "tokens_per_month: lots", "tiers.free.tokens_per_month",
+    ),
+    "unserved_model": (
+        'models: ["demo", "ollama-local"]', 'models: ["demo", "gpt-3.5-turbo"]',
+        "tiers.free.models[1]: no route serves 'gpt-3.5-turbo'",
+    ),
+    "unknown_field": (
+        "tokens_per_month: 100000", "tokens_per_mont: 100000", "tiers.free.tokens_per_mont",
+    ),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("case", list(BROKEN_TIERS))
+def test_check_config_names_the_tiers_file_line_and_field(cli: Cli, case: str) -> None:
+    old, new, expected = BROKEN_TIERS[case]
+    path = cli.config_dir / "rate_limits.yaml"
+    broken = path.read_text().replace(old, new, 1)
+    assert broken != path.read_text()
+    path.write_text(broken)
+    done = cli("check-config")
+    assert done.returncode == 2, (done.stdout, done.stderr)
+    no_traceback(done)
+    assert f"{path}:{_line_of(broken, new)}:" in done.stderr, done.stderr
+    assert expected in done.stderr
+
+
+def test_check_config_accepts_the_specifications_tiers_format(cli: Cli) -> None:
+    """The specification's file, with model names this gateway serves, and `unlimited`."""
+    (cli.config_dir / "rate_limits.yaml").write_text(
+        "tiers:\n"
+        "  free: {requests_per_minute: 10, tokens_per_month: 100000, models: [demo]}\n"
+        "  enterprise: {requests_per_minute: 1000, tokens_per_month: unlimited, models: ['*']}\n"
+    )
+    access = cli.tmp / "policies" / "data" / "access.yaml"
+    access.write_text(
+        "access:\n  tiers:\n    free: {models: [demo]}\n    enterprise: {models: ['*']}\n"
+    )
+    done = cli("check-config")
+    assert done.returncode == 0, done.stderr
+    assert "ok: the tiers of rate_limits.yaml agree" in done.stdout
+
+
+def test_check_config_fails_where_the_tiers_and_the_policy_disagree(cli: Cli) -> None:
+    path = cli.config_dir / "rate_limits.yaml"
+    text = path.read_text().replace('models: ["demo", "ollama-local"]', 'models: ["demo", "gpt-4"]')
+    path.write_text(text.replace("  enterprise:", "  gold:\n    models: ['*']\n  enterprise:"))
+    done = cli("check-config")
+    assert done.returncode == 1
+    no_traceback(done)
+    for problem in (
+        "tier 'gold' is in rate_limits.yaml but not in data.access.tiers",
+        "tier 'free': 'gpt-4' is in rate_limits.yaml only",
+        "tier 'free': 'ollama-local' is in data.access.tiers only",
+    ):
+        assert problem in done.stderr
+
+
+def test_usage_prints_totals_from_the_audit_trail(cli: Cli) -> None:
+    assert cli("db", "upgrade").returncode == 0
+    done = cli("usage", "--group-by", "model", "--from", "2026-01-01")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split()[:6] == ["MODEL", "REQUESTS", "TOKENS", "IN", "TOKENS", "OUT"]
+    assert done.stdout.splitlines()[-1].split() == ["TOTAL", "0", "0", "0", "0", "0.000000"]
+    bad = cli("usage", "--from", "last tuesday")
+    assert bad.returncode == 1
+    assert "ISO 8601" in bad.stderr
+    no_traceback(bad)
+
+
 def test_check_config_missing_routing_file(cli: Cli) -> None:
     path = cli.config_dir / "routing_policies.yaml"
     path.unlink()

@@ -50,3 +50,12 @@ def test_row_cleans_and_cuts_caller_controlled_fields() -> None:
 def test_digest_separates_texts() -> None:
     assert digest(["ab", "c"])[0] != digest(["a", "bc"])[0]
     assert digest(["ab", "c"])[1] == 3
+
+
+def test_the_row_says_how_long_a_rate_limit_queue_held_the_request() -> None:
+    from llm_gateway.ratelimit import Admission
+
+    ctx = _context(Principal(user_id="u", role="user"))
+    assert audit_row(request_record(ctx))["queued_ms"] is None
+    ctx.limits = Admission(queued_ms=412.5)
+    assert audit_row(request_record(ctx))["queued_ms"] == 412.5
