@@ -19,7 +19,10 @@ it is written for the caller and is safe to log.
     ├── NotFound                404  no such path
     │   └── ModelNotFound       404
     ├── MethodNotAllowed        405
-    ├── RateLimited             429  the gateway's own limits
+    ├── RateLimited             429  the gateway's own rate limits (``details["scope"]``)
+    │   ├── TokenBudgetExceeded 429  the month's token budget would be crossed
+    │   └── CostBudgetExceeded  429  the month's cost budget would be crossed
+    ├── LimitsUnavailable       503  the limits' store cannot answer and a budget fails closed
     ├── ModelUnavailable        503  configured, but cannot be served right now
     ├── DlpUnavailable          503  a detector failed: refused (fail closed)
     ├── InternalError           500
@@ -163,6 +166,22 @@ class RateLimited(GatewayError):
     status = 429
     kind = ErrorKind.RATE_LIMIT
     code = "rate_limited"
+
+
+class TokenBudgetExceeded(RateLimited):
+    code = "token_budget_exceeded"
+
+
+class CostBudgetExceeded(RateLimited):
+    code = "cost_budget_exceeded"
+
+
+class LimitsUnavailable(GatewayError):
+    """The state store did not answer and a scope with a budget fails closed."""
+
+    status = 503
+    kind = ErrorKind.UNAVAILABLE
+    code = "limits_unavailable"
 
 
 class ModelUnavailable(GatewayError):

@@ -38,7 +38,12 @@ from datetime import UTC, datetime
 
 from llm_gateway.auth.principal import Principal
 from llm_gateway.config.limits import Limits, LimitsFile, Queue
-from llm_gateway.errors import GatewayError, RateLimited
+from llm_gateway.errors import (
+    CostBudgetExceeded,
+    LimitsUnavailable,
+    RateLimited,
+    TokenBudgetExceeded,
+)
 from llm_gateway.ratelimit.script import ADMIT, ADMITTED, LEAVE, QUEUED, SETTLE
 from llm_gateway.records import RequestRecord
 from llm_gateway.settings import LimitSettings
@@ -55,21 +60,6 @@ WINDOW_MS = 60_000
 MICRO = 1_000_000  # cost budgets count micro-dollars, so that the counters are integers
 _QUIET_S = 30.0  # store trouble is logged at most this often
 _POLL_S = (0.01, 0.25)  # a queued request looks again after this long, at least and at most
-
-
-class TokenBudgetExceeded(RateLimited):
-    code = "token_budget_exceeded"
-
-
-class CostBudgetExceeded(RateLimited):
-    code = "cost_budget_exceeded"
-
-
-class LimitsUnavailable(GatewayError):
-    """The state store did not answer and a scope with a budget fails closed."""
-
-    status = 503
-    code = "limits_unavailable"
 
 
 @dataclass(frozen=True, slots=True)
