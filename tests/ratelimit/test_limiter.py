@@ -25,7 +25,7 @@ from llm_gateway.ratelimit import (
 )
 from llm_gateway.settings import LimitSettings
 from llm_gateway.state import MemoryStore, Reply, Script, Store, StoreError, StoreUnavailable
-from llm_gateway.state.script import Arg
+from llm_gateway.state.script import Arg, Ops
 from tests.state.cases import StoreCase
 
 ALICE = Principal("alice", "user", tier="premium", tenant="acme", team="ml", key_id="k1")
@@ -233,6 +233,8 @@ async def test_a_queued_request_waits_for_the_slot_first_come_first_served(
 
 
 class _Failing(MemoryStore):
+    never_waits = False
+
     def __init__(self, error: StoreError | None = None, reply: Reply = None) -> None:
         super().__init__()
         self.error, self.reply = error, reply
@@ -246,8 +248,8 @@ class _Failing(MemoryStore):
 @pytest.mark.parametrize(
     "store",
     [_Failing(StoreUnavailable("Redis did not answer")), _Failing(reply=[b"odd"]),
-     _Failing(reply=None)],
-    ids=["unavailable", "wrong-shape", "nil"],
+     _Failing(reply=None), _Failing(reply=[0]), _Failing(reply=[0, 0, 0, 1, 2, 3])],
+    ids=["unavailable", "wrong-shape", "nil", "too-short", "too-long"],
 )  # fmt: skip
 async def test_store_trouble_fails_open_for_rates_and_closed_for_budgets(store: Store) -> None:
     rates_only = limiter(store, tier(requests_per_minute=1))
@@ -311,3 +313,24 @@ async def test_every_key_the_limiter_writes_expires(store_case: StoreCase) -> No
         ttl = await store_case.store.ttl(key)
         assert ttl is not None
         assert ttl != float("inf"), key
+
+
+async def test_a_queued_request_that_goes_away_gives_up_its_place(store_case: StoreCase) -> None:
+    file = tier(requests_per_minute=1, queue={"max_wait_ms": 30_000})
+    lim = limiter(store_case.store, file)
+    assert (await admit(lim, request_id="first")).refusal is None
+    waiting = asyncio.create_task(admit(lim, request_id="waiting"))
+    queue = "q:user:alice"
+    while not await store_case.store.run(_CARD, [queue], []):  # noqa: ASYNC110
+        await asyncio.sleep(0.01)
+    waiting.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiting
+    assert await store_case.store.run(_CARD, [queue], []) == 0
+
+
+def _card(ops: Ops, keys: Sequence[str], args: Sequence[bytes]) -> Reply:
+    return ops.zcard(keys[0])
+
+
+_CARD = Script("zcard", "return redis.call('ZCARD', KEYS[1])", _card)

@@ -180,7 +180,8 @@ class Limiter:
             verdict, index, wait_ms = reply[0], reply[1], reply[2]
             if verdict == QUEUED and now < deadline:
                 low, high = _POLL_S
-                await asyncio.sleep(min(max(wait_ms / 1000, low), high, deadline - now))
+                pause = min(max(wait_ms / 1000, low), high, deadline - now)
+                await self._wait(plan, request_id, pause)
                 now = self.clock()
                 continue
             admission = _windows(plan, reply[3:], now)
@@ -197,6 +198,15 @@ class Limiter:
                 assert scope.rate is not None
                 admission.requests = Window(scope.kind, scope.rate, 0, max(wait_ms, 1) / 1000)
             return admission
+
+    async def _wait(self, plan: _Plan, request_id: str, seconds: float) -> None:
+        """Wait in the queue; a request that goes away meanwhile gives up its place."""
+        try:
+            await asyncio.sleep(seconds)
+        except asyncio.CancelledError:
+            assert plan.queue is not None
+            await asyncio.shield(self._leave(plan.queue[2], request_id))
+            raise
 
     async def peek(self, principal: Principal, client_ip: str | None) -> list[dict[str, object]]:
         """The caller's scopes as they stand, counting nothing (``GET /api/v1/limits``)."""
@@ -234,12 +244,12 @@ class Limiter:
             *plan.limits, *plan.amounts,
         ]  # fmt: skip
         try:
-            reply = await self._store_run(ADMIT, keys, args)
-            if not (isinstance(reply, list) and all(isinstance(x, int) for x in reply)):
-                raise StoreError("the admission script answered in an unexpected shape")
+            counts = _integers(await self._store_run(ADMIT, keys, args), 3 + len(plan.keys))
         except (StoreError, TimeoutError) as exc:
             closed = sorted({s.kind for s in scopes if s.fail_closed})
-            self._trouble(exc, f"failing closed for {', '.join(closed)}" if closed else "open")
+            self._trouble(
+                exc, f"failing closed for {', '.join(closed)}" if closed else "failing open"
+            )
             if closed and not peek:
                 raise LimitsUnavailable(
                     "the gateway cannot check this request's budget right now",
@@ -247,7 +257,7 @@ class Limiter:
                     details={"scopes": closed},
                 ) from None
             return None
-        return [int(x) for x in reply]  # type: ignore[arg-type]
+        return counts
 
     async def _store_run(self, script: Script, keys: Sequence[str], args: Sequence[Arg]) -> Reply:
         """Run a script, giving up after ``timeout_s`` (the in-process store never waits)."""
@@ -288,6 +298,15 @@ class BudgetRecorder:
 
 
 # --- building and reading the script's call ---------------------------------
+
+
+def _integers(reply: Reply, length: int) -> list[int]:
+    """The admission script's reply, which must be ``length`` integers (else a store error)."""
+    if isinstance(reply, list) and len(reply) == length:
+        found = [x for x in reply if isinstance(x, int)]
+        if len(found) == length:
+            return found
+    raise StoreError("the admission script answered in an unexpected shape")
 
 
 def _scope(
