@@ -291,6 +291,7 @@ def test_check_config_accepts_the_specifications_tiers_format(cli: Cli) -> None:
         "  free: {requests_per_minute: 10, tokens_per_month: 100000, models: [demo]}\n"
         "  enterprise: {requests_per_minute: 1000, tokens_per_month: unlimited, models: ['*']}\n"
     )
+    (cli.tmp / "policies" / "rego" / "authz_test.rego").unlink()  # they test the shipped tiers
     access = cli.tmp / "policies" / "data" / "access.yaml"
     access.write_text(
         "access:\n  tiers:\n    free: {models: [demo]}\n    enterprise: {models: ['*']}\n"

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import shutil
 import socket
+from collections.abc import Callable
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -23,11 +25,15 @@ def _closed_port() -> int:
         return int(sock.getsockname()[1])
 
 
-async def _ready(tmp_path: Path, **env: str) -> tuple[int, dict[str, object]]:
+async def _ready(
+    tmp_path: Path, before: Callable[[AppState], None] | None = None, **env: str
+) -> tuple[int, dict[str, object]]:
     base = {"DATA_DIR": str(tmp_path), "CONFIG_DIR": str(CONFIG), "DLP_NER": "off"}
     settings = load_settings({**base, "DEMO_MODEL": "on", **env}, env_file=None)
     state = await AppState.start(settings, load_gateway_config(settings.providers))
     try:
+        if before is not None:
+            before(state)
         app = SimpleNamespace(state=SimpleNamespace(gateway=state))
         response = Response()
         answer = await ready(Request({"type": "http", "app": app}), response)
@@ -45,3 +51,24 @@ async def test_an_unreachable_redis_makes_the_gateway_not_ready(tmp_path: Path) 
     redis_url = f"redis://127.0.0.1:{_closed_port()}/0"
     status, checks = await _ready(tmp_path, STATE_BACKEND="redis", REDIS_URL=redis_url)
     assert (status, checks["state"], checks["database"]) == (503, False, True)
+
+
+async def test_a_refused_policy_reload_shows_while_the_old_revision_serves(
+    tmp_path: Path,
+) -> None:
+    policies = tmp_path / "policies"
+    shutil.copytree(CONFIG.parent / "policies", policies)
+    revisions: list[str] = []
+
+    def break_the_policy(state: AppState) -> None:
+        revisions.append(state.policy.revision)
+        rego = policies / "rego" / "authz.rego"
+        rego.write_text(rego.read_text() + "\nallow if input.user.tier + 1 > 0\n")
+        assert state.policy.reload() is False
+
+    status, checks = await _ready(tmp_path, break_the_policy, POLICY_DIR=str(policies))
+    assert status == 200  # the revision in force still decides
+    assert checks["policy"] == revisions[0]
+    reason = checks["policy_reload_error"]
+    assert isinstance(reason, str)
+    assert "trial input" in reason

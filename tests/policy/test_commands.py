@@ -174,9 +174,9 @@ def test_eval_with_a_policy_that_errs_prints_the_error_and_exits_1(cli: PolicyCl
     (cli.policy_dir / "rego" / "authz.rego").write_text(
         "package llm.authz\nimport rego.v1\n"
         'allow := true if input.user.role == "user"\n'
-        'allow := false if input.user.tier == "free"\n'
+        'allow := false if input.request.model == "gpt-4"\n'  # no trial input asks for it
     )
-    done, decision = cli.eval(chat_input(tier="free"))
+    done, decision = cli.eval(chat_input(model="gpt-4"))
     assert done.returncode == 1
     assert decision["allow"] is False
     assert decision["error"]

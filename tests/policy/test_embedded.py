@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from llm_gateway.policy import PolicyService
-from llm_gateway.policy.bundle import load_bundle
+from llm_gateway.policy import PolicyLoadError, PolicyService
+from llm_gateway.policy.bundle import load_bundle, run_tests
 from llm_gateway.policy.embedded import EmbeddedPolicy
 
 RULE = "data.llm.authz.allow"
@@ -26,11 +26,14 @@ decision := {"allow": allow, "reasons": reasons, "max_tokens": 100}
 reasons contains "not for your tier" if not allow
 default allow := false
 
-# Two values for one complete rule when both hold: a conflict at evaluation.
-conflict := 1 if input.user.role == "admin"
-conflict := 2 if input.user.tier == "free"
+# Two values for one complete rule when both hold: a conflict at evaluation, for
+# inputs unlike the trial ones a policy must decide when it is loaded.
+conflict := true if input.user.role == "admin"
+conflict := false if input.request.model == "small"
 
-bad_shape := "yes"
+# A string for one model only: loads, then denies that model's calls.
+default bad_shape := false
+bad_shape := "yes" if input.request.model == "x"
 """
 
 
@@ -74,7 +77,7 @@ def test_a_conflict_at_evaluation_denies(
 ) -> None:
     policy = _engine(tmp_path, "data.llm.authz.conflict")
     with caplog.at_level(logging.WARNING):
-        decision = policy.decide_now(_input("admin", "free", "small"))
+        decision = policy.decide_now(_input("admin", "free", "small"))  # both hold
     assert decision.allow is False
     assert decision.error is not None
     assert "conflict" in decision.error
@@ -144,6 +147,48 @@ def test_reload_takes_a_good_policy_and_keeps_the_old_one_on_a_bad_one(
     assert service.revision == second
     assert "broken.rego" in caplog.text
     assert engine.decide_now(_input("user", "free", "large")).allow
+
+
+# Parses, and evaluates on an empty input, but fails on every input the gateway sends:
+# a user's tier is a string, and a string plus a number is a type error.
+FAILS_ON_REAL_INPUTS = """package llm.authz
+import rego.v1
+
+default allow := false
+allow if input.user.tier + 1 > 0
+"""
+
+
+def test_a_policy_that_fails_on_the_inputs_the_gateway_sends_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(PolicyLoadError, match="fails on a user's chat call"):
+        load_bundle(_policy_dir(tmp_path, FAILS_ON_REAL_INPUTS), RULE)
+
+
+def test_a_policy_whose_own_tests_fail_is_refused(tmp_path: Path) -> None:
+    directory = _policy_dir(tmp_path)
+    (directory / "rego" / "authz_test.rego").write_text(
+        "package llm.authz_test\nimport rego.v1\nimport data.llm.authz\n"
+        'test_passes if authz.allow with input as {"user": {"role": "admin"}}\n'
+        'test_fails if authz.allow with input as {"user": {"role": "user", "tier": "none"}}\n'
+    )
+    with pytest.raises(PolicyLoadError, match=r"tests fail: rego/authz_test\.rego: test_fails"):
+        load_bundle(directory, RULE)
+    loaded = load_bundle(directory, RULE, with_tests=False)  # for `policy test` to report
+    assert [t.name for t in run_tests(loaded) if t.problem] == ["test_fails"]
+
+
+def test_a_reload_that_fails_its_trial_keeps_the_revision_and_says_why(tmp_path: Path) -> None:
+    directory = _policy_dir(tmp_path)
+    service = PolicyService(EmbeddedPolicy(load_bundle(directory, RULE), RULE), directory)
+    first = service.revision
+    _policy_dir(tmp_path, FAILS_ON_REAL_INPUTS)
+    assert service.reload() is False
+    assert service.revision == first
+    assert service.reload_error is not None
+    assert "fails on a user's chat call" in service.reload_error
+    _policy_dir(tmp_path, models='{"free": ["small", "large"]}')
+    assert service.reload() is True
+    assert service.reload_error is None
 
 
 async def test_the_watcher_reloads_changed_files(tmp_path: Path) -> None:

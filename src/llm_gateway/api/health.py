@@ -23,6 +23,9 @@ class ReadyChecks(BaseModel):
     config: bool
     models: int
     policy: str | None = None  # the revision in force
+    # Why the policy files on disk were refused at the last reload (the revision in
+    # force stays); None when the files in force are the files on disk.
+    policy_reload_error: str | None = None
     dlp: Literal["on", "off"] = "off"
     ner: str = "off"  # available, unavailable: <why> (the gateway runs without it), or off
 
@@ -57,6 +60,7 @@ async def ready(request: Request, response: Response) -> Ready:
             config=state is not None,
             models=models,
             policy=state.policy.revision if state is not None else None,
+            policy_reload_error=state.policy.reload_error if state is not None else None,
             dlp="on" if state is not None and state.dlp is not None else "off",
             ner=state.dlp.ner_status if state is not None and state.dlp is not None else "off",
         ),

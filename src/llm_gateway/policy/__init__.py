@@ -43,6 +43,8 @@ class PolicyService:
         self.policy_dir = policy_dir
         self._fingerprint = _fingerprint(policy_dir) if policy_dir else ()
         self._watcher: asyncio.Task[None] | None = None
+        #: Why the last reload was refused (``/ready`` says it); None after a good one.
+        self.reload_error: str | None = None
 
     @classmethod
     def from_settings(
@@ -93,7 +95,9 @@ class PolicyService:
             log.error(
                 "policy reload failed; revision %s stays in force: %s", self.revision, exc
             )
+            self.reload_error = str(exc)
             return False
+        self.reload_error = None
         if bundle.revision == self.revision:
             return False
         previous = self.revision

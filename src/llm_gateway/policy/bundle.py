@@ -7,13 +7,15 @@ every input. A module is never tried in v0 mode when it parses as v1.
 
 A bundle is checked completely when it is loaded (every module parses, data
 documents merge without conflicts, the whole ``data`` tree evaluates, the
-decision rule exists), so that a bad policy is refused at start-up or at
-reload, never discovered by a request.
+decision rule exists, it decides representative inputs without an error, and
+the policy's own ``*_test.rego`` tests pass), so that a bad policy is refused
+at start-up or at reload, never discovered by a request.
 """
 
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,9 +24,14 @@ import orjson
 import regorus
 import yaml
 
-from llm_gateway.policy.decision import PolicyError
+from llm_gateway.auth.principal import Principal
+from llm_gateway.chat import ChatRequest, Message, TextPart
+from llm_gateway.policy.decision import PolicyError, decision_from_result
+from llm_gateway.policy.inputs import action_input, chat_input
 
 TEST_SUFFIX = "_test.rego"
+_PACKAGE = re.compile(r"^\s*package\s+([\w.]+)", re.MULTILINE)
+_TEST_RULE = re.compile(r"^(test_\w+)\b", re.MULTILINE)
 
 
 class PolicyLoadError(PolicyError):
@@ -56,10 +63,11 @@ class PolicyBundle:
         return engine
 
 
-def load_bundle(policy_dir: Path, rule: str) -> PolicyBundle:
+def load_bundle(policy_dir: Path, rule: str, *, with_tests: bool = True) -> PolicyBundle:
     """Load ``policy_dir``/rego/*.rego and ``policy_dir``/data/*.{json,yaml,yml}.
 
     ``rule`` is the decision's path in ``data`` (``data.llm.authz.allow``).
+    ``with_tests=False`` loads a bundle whose own tests fail (to report them).
     """
     rego_dir = policy_dir / "rego"
     if not rego_dir.is_dir():
@@ -74,7 +82,7 @@ def load_bundle(policy_dir: Path, rule: str) -> PolicyBundle:
         raise PolicyLoadError(f"{rego_dir}: no .rego files")
     data = _load_data(policy_dir / "data")
     bundle = PolicyBundle(tuple(modules), tuple(tests), data, _revision(modules, data))
-    _check(bundle, rule)
+    _check(bundle, rule, with_tests=with_tests)
     return bundle
 
 
@@ -144,8 +152,49 @@ def _revision(modules: list[Module], data: dict[str, Any]) -> str:
     return sha.hexdigest()[:12]
 
 
-def _check(bundle: PolicyBundle, rule: str) -> None:
-    """Compile-time problems regorus only reports on evaluation (an unknown built-in, say)."""
+@dataclass(frozen=True, slots=True)
+class TestResult:
+    module: str
+    name: str
+    problem: str | None  # None: passed
+
+
+def run_tests(bundle: PolicyBundle) -> list[TestResult]:
+    """Every ``test_`` rule of the ``*_test.rego`` modules; false or undefined fails."""
+    engine = bundle.new_engine(with_tests=True)
+    engine.set_input({})
+    results = []
+    for module in bundle.tests:
+        package = _PACKAGE.search(module.text)
+        if package is None:
+            continue
+        for name in dict.fromkeys(_TEST_RULE.findall(module.text)):
+            try:
+                ok = engine.eval_rule(f"data.{package.group(1)}.{name}") is True
+                problem = None if ok else "false or undefined"
+            except RuntimeError as exc:
+                problem = engine_message(exc)
+            results.append(TestResult(module.name, name, problem))
+    return results
+
+
+def _trial_inputs() -> list[tuple[str, dict[str, Any]]]:
+    """Inputs like those the gateway sends: a policy must decide them without an error."""
+    user = Principal("trial-user", "user", tier="free", team="team", tenant="tenant")
+    admin = Principal("trial-admin", "admin", auth_method="api_key", key_id="k")
+    chat = ChatRequest("trial-model", [Message("user", [TextPart("hello")])], stream=True)
+    where = {"client_ip": "127.0.0.1", "environment": "trial"}
+    return [
+        ("a user's chat call", chat_input(user, chat, endpoint="openai", **where)),
+        ("an administrator's chat call", chat_input(admin, chat, endpoint="native", **where)),
+        ("a model listing", action_input(user, "models.list", model="trial-model", **where)),
+        ("a usage read", action_input(user, "usage.read", scope="own", **where)),
+    ]
+
+
+def _check(bundle: PolicyBundle, rule: str, *, with_tests: bool) -> None:
+    """Problems regorus only reports on evaluation: an unknown built-in, a decision that
+    fails on the inputs the gateway sends (a type error on ``input.user``), failing tests."""
     engine = bundle.new_engine()
     engine.set_input({})
     try:
@@ -161,6 +210,20 @@ def _check(bundle: PolicyBundle, rule: str) -> None:
         engine.eval_query("data")
     except RuntimeError as exc:
         raise PolicyLoadError(f"the policy does not evaluate: {engine_message(exc)}") from None
+    for what, document in _trial_inputs():
+        engine.set_input(document)
+        try:
+            decision_from_result(engine.eval_rule(rule))
+        except (RuntimeError, PolicyError) as exc:
+            problem = engine_message(exc) if isinstance(exc, RuntimeError) else str(exc)
+            raise PolicyLoadError(
+                f"the decision {rule} fails on {what} (a trial input): {problem}"
+            ) from None
+    failed = [t for t in run_tests(bundle) if t.problem is not None] if with_tests else []
+    if failed:
+        listed = "; ".join(f"{t.module}: {t.name} ({t.problem})" for t in failed[:5])
+        more = f" and {len(failed) - 5} more" if len(failed) > 5 else ""
+        raise PolicyLoadError(f"the policy's own tests fail: {listed}{more}")
 
 
 def engine_message(exc: BaseException) -> str:

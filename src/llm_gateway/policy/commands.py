@@ -3,21 +3,18 @@
 from __future__ import annotations
 
 import asyncio
-import re
 import sys
 from pathlib import Path
 
 import orjson
 
 from llm_gateway.policy import PolicyLoadError, PolicyService, rule_of
-from llm_gateway.policy.bundle import engine_message, load_bundle
+from llm_gateway.policy.bundle import load_bundle, run_tests
 from llm_gateway.settings import PolicySettings
 
 EXIT_FAILED = 1
 EXIT_CONFIG = 2
 
-_PACKAGE = re.compile(r"^\s*package\s+([\w.]+)", re.MULTILINE)
-_TEST_RULE = re.compile(r"^(test_\w+)\b", re.MULTILINE)
 
 
 def eval_command(input_path: str, settings: PolicySettings) -> int:
@@ -66,29 +63,20 @@ def eval_command(input_path: str, settings: PolicySettings) -> int:
 def test_command(settings: PolicySettings) -> int:
     """Run every ``test_`` rule of the ``*_test.rego`` files; any false or undefined one fails."""
     try:
-        bundle = load_bundle(settings.policy_dir, rule_of(settings.opa_policy_path))
+        bundle = load_bundle(
+            settings.policy_dir, rule_of(settings.opa_policy_path), with_tests=False
+        )
     except PolicyLoadError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_CONFIG
     if not bundle.tests:
         print(f"no *_test.rego files under {settings.policy_dir / 'rego'}", file=sys.stderr)
         return EXIT_FAILED
-    engine = bundle.new_engine(with_tests=True)
-    engine.set_input({})
-    failed = passed = 0
-    for module in bundle.tests:
-        package = _PACKAGE.search(module.text)
-        if package is None:
-            continue
-        for name in dict.fromkeys(_TEST_RULE.findall(module.text)):
-            rule = f"data.{package.group(1)}.{name}"
-            try:
-                ok = engine.eval_rule(rule) is True
-                problem = "" if ok else " (false or undefined)"
-            except RuntimeError as exc:
-                ok, problem = False, f" ({engine_message(exc)})"
-            print(f"{'PASS' if ok else 'FAIL'} {module.name}: {name}{problem}")
-            passed += ok
-            failed += not ok
+    results = run_tests(bundle)
+    for t in results:
+        print(f"{'FAIL' if t.problem else 'PASS'} {t.module}: {t.name}"
+              + (f" ({t.problem})" if t.problem else ""))  # fmt: skip
+    failed = sum(t.problem is not None for t in results)
+    passed = len(results) - failed
     print(f"{passed} passed, {failed} failed (policy revision {bundle.revision})")
     return EXIT_FAILED if failed or not passed else 0
