@@ -328,6 +328,23 @@ def test_usage_prints_totals_from_the_audit_trail(cli: Cli) -> None:
     no_traceback(bad)
 
 
+@pytest.mark.parametrize("name", ["jwt_secret", "dlp_vault_key"])
+@pytest.mark.parametrize("content", ["", "c2hvcnQ="])
+def test_a_cut_short_development_secret_stops_start_up_with_one_line(
+    cli: Cli, name: str, content: str
+) -> None:
+    assert cli("token", "create", "--user", "u", "--role", "user", "--tier", "free").returncode == 0
+    (cli.data_dir / "dlp_vault_key").write_text("A" * 43 + "=")  # a whole key
+    (cli.data_dir / name).write_text(content)
+    for command in (["check-config"], ["serve"]):
+        done = cli(*command)
+        assert done.returncode == 2, done.stderr
+        no_traceback(done)
+        (line,) = done.stderr.strip().splitlines()
+        assert line.startswith(f"error: {cli.data_dir / name} ")
+        assert "delete it" in line
+
+
 def test_check_config_missing_routing_file(cli: Cli) -> None:
     path = cli.config_dir / "routing_policies.yaml"
     path.unlink()

@@ -120,7 +120,30 @@ def checked_config(settings: Settings) -> GatewayConfig | None:
     except BackendError as exc:  # DLP_BACKEND names one that is not installed
         print(f"error: invalid configuration: {exc}", file=sys.stderr)
         return None
-    return config
+    return config if _dev_secrets_usable(settings) else None
+
+
+def _dev_secrets_usable(settings: Settings) -> bool:
+    """The development secrets under DATA_DIR that will be used, if they exist, are whole."""
+    from llm_gateway.auth.jwt import DEV_SECRET_CHARS, dev_secret_path
+    from llm_gateway.dev_secrets import SecretFileError, check_secret_file
+    from llm_gateway.dlp.vault_crypto import DEV_KEY_CHARS, DEV_KEY_FILENAME
+
+    auth, dlp = settings.auth, settings.dlp
+    files = []
+    if not auth.jwt_secret and any(a.startswith("HS") for a in auth.jwt_allowed_algorithms):
+        files.append((dev_secret_path(auth), DEV_SECRET_CHARS))
+    if dlp.enabled and not dlp.vault_key:
+        files.append((dlp.data_dir / DEV_KEY_FILENAME, DEV_KEY_CHARS))
+    for path, length in files:
+        try:
+            check_secret_file(path, length)
+        except FileNotFoundError:
+            continue  # made when first needed
+        except (SecretFileError, OSError) as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return False
+    return True
 
 
 # --- commands --------------------------------------------------------------

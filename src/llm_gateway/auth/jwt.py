@@ -31,6 +31,9 @@ _KEY_TYPES = {"RS": ("RSA", None), "PS": ("RSA", None), "EdDSA": ("OKP", None)}
 _EC_CURVES = {"ES256": "P-256", "ES384": "P-384", "ES512": "P-521"}
 
 
+DEV_SECRET_CHARS = 64  # secrets.token_urlsafe(48)
+
+
 def dev_secret_path(settings: AuthSettings) -> Path:
     return settings.data_dir / "jwt_secret"
 
@@ -43,7 +46,9 @@ def resolve_hmac_secret(settings: AuthSettings) -> str:
     """
     if settings.jwt_secret:
         return settings.jwt_secret
-    return read_or_create_secret(dev_secret_path(settings), lambda: secrets.token_urlsafe(48))
+    return read_or_create_secret(
+        dev_secret_path(settings), lambda: secrets.token_urlsafe(48), length=DEV_SECRET_CHARS
+    )
 
 
 class JWTVerifier:

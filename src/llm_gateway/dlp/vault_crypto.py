@@ -38,6 +38,7 @@ _NONCE_BYTES = 12
 _FINGERPRINT_BYTES = 16
 _AD_PREFIX = b"llmgw-vault-v1\x00"
 DEV_KEY_FILENAME = "dlp_vault_key"
+DEV_KEY_CHARS = 44  # the base64 of KEY_BYTES
 
 
 class VaultError(Exception):
@@ -94,7 +95,8 @@ def resolve_vault_key(configured: str | None, data_dir: Path) -> bytes:
         return parse_vault_key(configured)
     path = data_dir / DEV_KEY_FILENAME
     encoded = read_or_create_secret(
-        path, lambda: base64.b64encode(secrets.token_bytes(KEY_BYTES)).decode()
+        path, lambda: base64.b64encode(secrets.token_bytes(KEY_BYTES)).decode(),
+        length=DEV_KEY_CHARS,
     )
     return parse_vault_key(encoded, name=str(path))
 
