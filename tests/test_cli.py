@@ -575,6 +575,16 @@ def test_db_upgrade_on_an_unreachable_database(cli: Cli) -> None:
     assert "nobody" not in done.stdout
 
 
+def test_serve_on_a_database_that_is_down_says_so_in_one_line(cli: Cli) -> None:
+    url = "postgresql://gw:pw-not-shown@127.0.0.1:9/llm"  # nothing listens on port 9
+    done = cli("serve", DATABASE_URL=url)
+    assert done.returncode == 3
+    no_traceback(done)
+    (line,) = done.stderr.strip().splitlines()
+    assert line.startswith("error: the database postgresql+asyncpg://gw:***@127.0.0.1:9/llm")
+    assert line.endswith("cannot be used: connection refused")
+
+
 # --- the command as a process ----------------------------------------------------
 
 ENTRY_POINT = Path(sys.executable).parent / "llm-gateway"

@@ -16,6 +16,7 @@ from llm_gateway.policy import rule_of
 from llm_gateway.settings import Settings, SettingsError, load_settings
 
 EXIT_CONFIG = 2
+EXIT_DATABASE = 3  # as uvicorn exits when start-up fails
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -156,7 +157,12 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     if checked_config(settings) is None:
         return EXIT_CONFIG
     configure_logging(settings.log)
-    _run(_upgrade_sqlite(settings))  # before workers start, so they do not race to migrate
+    # Before workers start (so that they do not race to migrate SQLite), and so that a
+    # database that is down or outdated is one line, not a traceback from each worker.
+    problem = asyncio.run(_database_problem(settings))
+    if problem is not None:
+        print(f"error: {problem}", file=sys.stderr)
+        return EXIT_DATABASE
     serve(
         ServerConfig(
             "llm_gateway.app:create_app_from_env",
@@ -365,16 +371,25 @@ def _db_upgrade(args: argparse.Namespace, settings: Settings) -> int:
 # --- helpers ---------------------------------------------------------------
 
 
-async def _upgrade_sqlite(settings: Settings) -> int:
+async def _database_problem(settings: Settings) -> str | None:
+    """Why the gateway cannot use its database (None: it can): SQLite is migrated here."""
     from llm_gateway.storage import Database
+    from llm_gateway.storage.db import SchemaOutdated
+    from llm_gateway.storage.failures import cause, where
 
     db = Database(settings.storage.sqlalchemy_url)
     try:
         if db.is_sqlite:
             await db.upgrade()
+        else:
+            await db.require_current()
+    except SchemaOutdated as exc:
+        return f"the database {where(db.url)}: {exc}"
+    except Exception as exc:  # noqa: BLE001 - any failure to reach or migrate it, named
+        return f"the database {where(db.url)} cannot be used: {cause(exc)}"
     finally:
         await db.dispose()
-    return 0
+    return None
 
 
 async def _with_keys(settings: Settings, action: Callable[[Any], Coroutine[Any, Any, int]]) -> int:

@@ -89,3 +89,26 @@ async def test_waiters_fail_closed_when_the_database_is_gone(tmp_path) -> None: 
     finally:
         await writer.close(timeout_s=0.2)
         await db.dispose()
+
+
+async def test_a_retry_warning_says_why(caplog: pytest.LogCaptureFixture) -> None:
+    import errno
+
+    class FullOnce:
+        def __init__(self) -> None:
+            self.calls = 0
+
+        async def insert(self, rows: list[dict[str, Any]]) -> None:
+            self.calls += 1
+            if self.calls == 1:
+                raise OSError(errno.ENOSPC, "No space left on device")
+
+        async def close(self) -> None:
+            pass
+
+    writer = AuditWriter(FullOnce())
+    writer.start()
+    await writer.write(_row("r-1"))
+    await writer.close()
+    (warning,) = [r.getMessage() for r in caplog.records if "retrying" in r.getMessage()]
+    assert "(disk full)" in warning

@@ -19,6 +19,7 @@ import logging
 
 from llm_gateway.audit.sinks import AuditSink, RejectedRows, Row
 from llm_gateway.errors import GatewayError
+from llm_gateway.storage.failures import cause
 
 log = logging.getLogger(__name__)
 
@@ -77,20 +78,24 @@ class AuditWriter:
         while True:
             try:
                 await self.sink.insert([row for row, _ in batch])
-            except RejectedRows:
+            except RejectedRows as exc:
                 # Not transient: find the offending row(s) rather than retry forever.
                 if len(batch) > 1:
                     for item in batch:
                         await self._commit([item])
                     return
                 log.error(
-                    "audit row rejected by the database (request %s)", batch[0][0].get("request_id")
-                )
+                    "audit row rejected by the database (request %s): %s",
+                    batch[0][0].get("request_id"), cause(exc),
+                )  # fmt: skip
                 if not batch[0][1].done():
                     batch[0][1].set_exception(AuditUnavailable("the audit row could not be stored"))
                 return
-            except Exception:  # noqa: BLE001 - connection trouble: keep the rows, retry
-                log.warning("audit batch of %d rows failed; retrying in %.2fs", len(batch), delay)
+            except Exception as exc:  # noqa: BLE001 - connection trouble: keep the rows, retry
+                log.warning(
+                    "audit batch of %d rows failed (%s); retrying in %.2fs",
+                    len(batch), cause(exc), delay,
+                )  # fmt: skip
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 2.0)
                 continue
