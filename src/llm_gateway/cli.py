@@ -314,24 +314,16 @@ def _dlp_scan(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _usage(args: argparse.Namespace, settings: Settings) -> int:
-    from llm_gateway.storage import Database
-    from llm_gateway.storage.usage import (
-        GroupBy,
-        UsageFilter,
-        month_start,
-        parse_moment,
-        total,
-        usage_totals,
-    )  # fmt: skip
+    from llm_gateway.storage import Database, usage
 
     now = datetime.now(UTC)
     try:
-        start = parse_moment(args.start) if args.start else month_start(now)
-        end = parse_moment(args.end) if args.end else now
+        start = usage.parse_moment(args.start) if args.start else usage.month_start(now)
+        end = usage.parse_moment(args.end) if args.end else now
     except ValueError as exc:
         print(f"error: --from/--to: {exc}", file=sys.stderr)
         return 1
-    where = UsageFilter(
+    where = usage.UsageFilter(
         start, end, user=args.user, restrict_tenant=args.tenant is not None, tenant_is=args.tenant
     )
 
@@ -339,13 +331,13 @@ def _usage(args: argparse.Namespace, settings: Settings) -> int:
         db = Database(settings.storage.sqlalchemy_url)
         try:
             async with db.sessions() as session:
-                rows = await usage_totals(session, GroupBy(args.group_by), where)
+                rows = await usage.usage_totals(session, usage.GroupBy(args.group_by), where)
         finally:
             await db.dispose()
         print(f"{args.group_by.upper():<24} {'REQUESTS':>9} {'TOKENS IN':>11} "
               f"{'TOKENS OUT':>11} {'TOKENS':>11} {'COST USD':>12}")  # fmt: skip
         labelled = [(row.group if row.group is not None else "-", row) for row in rows]
-        for label, row in [*labelled, ("TOTAL", total(rows))]:
+        for label, row in [*labelled, ("TOTAL", usage.total(rows))]:
             print(f"{label:<24} {row.requests:>9} {row.tokens_in:>11} {row.tokens_out:>11} "
                   f"{row.tokens_used:>11} {row.cost_usd:>12.6f}")  # fmt: skip
         return 0

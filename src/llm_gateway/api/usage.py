@@ -26,6 +26,7 @@ from llm_gateway.runtime import AppState
 from llm_gateway.storage.usage import (
     GroupBy,
     UsageFilter,
+    UsageRow,
     month_start,
     parse_moment,
     total,
@@ -37,22 +38,13 @@ router = APIRouter(tags=["usage"])
 SCOPES = ("own", "tenant")
 
 
-class UsageGroup(BaseModel):
-    group: str | None
-    requests: int
-    tokens_in: int
-    tokens_out: int
-    tokens_used: int
-    cost_usd: float
-
-
 class UsageReport(BaseModel):
     group_by: GroupBy
     scope: str
     start: str
     end: str
-    rows: list[UsageGroup]
-    total: UsageGroup
+    rows: list[UsageRow]
+    total: UsageRow
 
 
 @router.get("/api/v1/usage", response_model=UsageReport, responses=ERRORS)

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 
+from pydantic import BaseModel, ConfigDict
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -47,8 +48,8 @@ _COLUMNS = {
 class UsageFilter:
     """Which rows count: a time range ``[start, end)``, and optionally one tenant or user.
 
-    ``tenant_is`` set (even to ``None``, for callers without a tenant) keeps that
-    tenant's rows only; ``user`` one user's.
+    With ``restrict_tenant``, only the rows of tenant ``tenant_is`` count (``None``:
+    the rows without a tenant, for callers who have none); with ``user``, one user's.
     """
 
     start: datetime
@@ -58,8 +59,11 @@ class UsageFilter:
     tenant_is: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class UsageRow:
+class UsageRow(BaseModel):
+    """One group's totals (``group`` None: the rows without a value, or the grand total)."""
+
+    model_config = ConfigDict(frozen=True)
+
     group: str | None
     requests: int
     tokens_in: int
@@ -68,14 +72,7 @@ class UsageRow:
     cost_usd: float
 
     def as_json(self) -> dict[str, object]:
-        return {
-            "group": self.group,
-            "requests": self.requests,
-            "tokens_in": self.tokens_in,
-            "tokens_out": self.tokens_out,
-            "tokens_used": self.tokens_used,
-            "cost_usd": round(self.cost_usd, 6),
-        }
+        return {**self.model_dump(), "cost_usd": round(self.cost_usd, 6)}
 
 
 async def usage_totals(
@@ -110,20 +107,23 @@ async def usage_totals(
         query = query.where(AuditLog.user_id == where.user)
     rows = (await session.execute(query)).all()
     return [
-        UsageRow(group, int(n), int(t_in), int(t_out), int(used), float(spent))
+        UsageRow(
+            group=group, requests=n, tokens_in=t_in, tokens_out=t_out, tokens_used=used,
+            cost_usd=spent,
+        )
         for group, n, t_in, t_out, used, spent in rows
-    ]
+    ]  # fmt: skip
 
 
 def total(rows: list[UsageRow]) -> UsageRow:
     """The rows summed, as one row without a group."""
     return UsageRow(
-        None,
-        sum(r.requests for r in rows),
-        sum(r.tokens_in for r in rows),
-        sum(r.tokens_out for r in rows),
-        sum(r.tokens_used for r in rows),
-        sum(r.cost_usd for r in rows),
+        group=None,
+        requests=sum(r.requests for r in rows),
+        tokens_in=sum(r.tokens_in for r in rows),
+        tokens_out=sum(r.tokens_out for r in rows),
+        tokens_used=sum(r.tokens_used for r in rows),
+        cost_usd=sum(r.cost_usd for r in rows),
     )
 
 
