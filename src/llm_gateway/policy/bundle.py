@@ -180,7 +180,7 @@ def run_tests(bundle: PolicyBundle) -> list[TestResult]:
 
 def _trial_inputs() -> list[tuple[str, dict[str, Any]]]:
     """Inputs like those the gateway sends: a policy must decide them without an error."""
-    user = Principal("trial-user", "user", tier="free", team="team", tenant="tenant")
+    user = Principal("trial-user", "user", tier="trial", team="team", tenant="tenant")
     admin = Principal("trial-admin", "admin", auth_method="api_key", key_id="k")
     chat = ChatRequest("trial-model", [Message("user", [TextPart("hello")])], stream=True)
     where = {"client_ip": "127.0.0.1", "environment": "trial"}
