@@ -15,14 +15,13 @@ import pytest
 
 from llm_gateway.auth.principal import Principal
 from llm_gateway.config.limits import LimitsFile
-from llm_gateway.errors import RateLimited
-from llm_gateway.ratelimit import (
-    Admission,
+from llm_gateway.errors import (
     CostBudgetExceeded,
-    Limiter,
     LimitsUnavailable,
+    RateLimited,
     TokenBudgetExceeded,
 )
+from llm_gateway.ratelimit import Admission, Limiter
 from llm_gateway.settings import LimitSettings
 from llm_gateway.state import MemoryStore, Reply, Script, Store, StoreError, StoreUnavailable
 from llm_gateway.state.script import Arg, Ops

@@ -102,12 +102,6 @@ class LimitsFile(BaseModel):
             raise ValueError(f"default_tier {self.default_tier!r} is not a tier (tiers: {known})")
         return self
 
-    def tier_for(self, name: str | None) -> Tier | None:
-        """The tier a caller is limited by: their own if defined here, else the default."""
-        if name is not None and name in self.tiers:
-            return self.tiers[name]
-        return self.tiers.get(self.default_tier) if self.default_tier else None
-
 
 def tier_disagreements(limits: LimitsFile, access: object) -> list[str]:
     """Where ``rate_limits.yaml``'s tiers and the policy's ``data.access.tiers`` differ.

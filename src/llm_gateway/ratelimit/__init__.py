@@ -1,21 +1,9 @@
-"""Rate limits, token and cost budgets on the shared state store (see :mod:`.limiter`)."""
+"""Rate limits, token and cost budgets on the shared state store (see :mod:`.limiter`).
 
-from llm_gateway.ratelimit.limiter import (
-    Admission,
-    BudgetRecorder,
-    CostBudgetExceeded,
-    Limiter,
-    LimitsUnavailable,
-    TokenBudgetExceeded,
-    Window,
-)
+Its refusals are in the one error tree (:mod:`llm_gateway.errors`): ``RateLimited``,
+``TokenBudgetExceeded``, ``CostBudgetExceeded`` and ``LimitsUnavailable``.
+"""
 
-__all__ = [
-    "Admission",
-    "BudgetRecorder",
-    "CostBudgetExceeded",
-    "Limiter",
-    "LimitsUnavailable",
-    "TokenBudgetExceeded",
-    "Window",
-]
+from llm_gateway.ratelimit.limiter import Admission, BudgetRecorder, Limiter, Window
+
+__all__ = ["Admission", "BudgetRecorder", "Limiter", "Window"]

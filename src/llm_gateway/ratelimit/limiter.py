@@ -35,6 +35,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Literal
 
 from llm_gateway.auth.principal import Principal
 from llm_gateway.config.limits import Limits, LimitsFile, Queue
@@ -49,10 +50,7 @@ from llm_gateway.records import RequestRecord
 from llm_gateway.settings import LimitSettings
 from llm_gateway.state import Arg, Reply, Script, Store, StoreError
 
-__all__ = [
-    "Admission", "BudgetRecorder", "CostBudgetExceeded", "Limiter", "LimitsUnavailable",
-    "TokenBudgetExceeded", "Window",
-]  # fmt: skip
+__all__ = ["Admission", "BudgetRecorder", "Limiter", "Window"]
 
 log = logging.getLogger(__name__)
 
@@ -63,16 +61,39 @@ _POLL_S = (0.01, 0.25)  # a queued request looks again after this long, at least
 
 
 @dataclass(frozen=True, slots=True)
-class Scope:
-    """One scope a request counts against, with its limits settled from file and settings."""
+class Resolved:
+    """A scope's limits settled from the file and the settings, once, at start-up."""
 
-    kind: str  # user, key, ip, tenant, team
-    id: str
     rate: int | None  # requests per minute; None: no limit
     tokens: int | None  # per month
     micro_usd: int | None  # per month
     queue: Queue | None
     fail_closed: bool
+
+    @property
+    def counted(self) -> bool:
+        return self.rate is not None or self.tokens is not None or self.micro_usd is not None
+
+
+@dataclass(frozen=True, slots=True)
+class Scope:
+    """One scope a request counts against: whose (``kind``, ``id``), and its limits."""
+
+    kind: str  # user, key, ip, tenant, team
+    id: str
+    limits: Resolved
+
+    @property
+    def rate(self) -> int | None:
+        return self.limits.rate
+
+    @property
+    def tokens(self) -> int | None:
+        return self.limits.tokens
+
+    @property
+    def fail_closed(self) -> bool:
+        return self.limits.fail_closed
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,16 +116,29 @@ class Admission:
     refusal: RateLimited | None = None  # set when the request may not go on
 
 
+@dataclass(frozen=True, slots=True)
+class _Budget:
+    """One budget a request reserves on: ``amount`` of ``limit`` (tokens or micro-dollars)."""
+
+    scope: Scope
+    kind: Literal["tokens", "cost"]
+    key: str
+    limit: int
+    amount: int
+
+
 @dataclass(slots=True)
 class _Plan:
-    """One request's call of the admission script, and how to read its reply."""
+    """One request's call of the admission script: the reply has a count per rate, then
+    a use per budget, in this order."""
 
     rates: list[Scope] = field(default_factory=list)
-    budgets: list[tuple[Scope, str]] = field(default_factory=list)  # (scope, "tokens"|"cost")
-    keys: list[str] = field(default_factory=list)
-    limits: list[int] = field(default_factory=list)
-    amounts: list[int] = field(default_factory=list)
+    budgets: list[_Budget] = field(default_factory=list)
     queue: tuple[int, Queue, str] | None = None  # (rate index, queue, key)
+
+    @property
+    def keys(self) -> list[str]:
+        return [f"r:{s.kind}:{s.id}" for s in self.rates] + [b.key for b in self.budgets]
 
 
 class Limiter:
@@ -122,32 +156,45 @@ class Limiter:
         self.store = store
         self.timeout_s = timeout_s
         self.clock = clock
-        self._reserved: dict[str, tuple[list[str], list[int], list[str]]] = {}
+        self._reserved: dict[str, list[_Budget]] = {}
         self._quiet_until = 0.0
+        # Every scope's limits, resolved here so that a request only looks them up.
+        per_user = settings.per_user
+        self._tiers = {
+            name: _resolve(tier, per_user, tier.queue) for name, tier in file.tiers.items()
+        }
+        fallback = file.tiers.get(file.default_tier) if file.default_tier else None
+        self._no_tier = _resolve(
+            fallback or Limits(), per_user, fallback.queue if fallback else None
+        )
+        tables = file.scopes
+        self._tables: list[tuple[str, Resolved, dict[str, Resolved]]] = []
+        for kind, table, default_rate in (
+            ("key", tables.key, settings.per_key),
+            ("ip", tables.ip, settings.per_ip),
+            ("tenant", tables.tenant, settings.per_tenant),
+            ("team", tables.team, 0),
+        ):
+            base = table.get("default", Limits())
+            listed = {
+                ident: _resolve(limits.over(base), default_rate, None)
+                for ident, limits in table.items()
+                if ident != "default"
+            }
+            self._tables.append((kind, _resolve(base, default_rate, None), listed))
 
     # Scopes
 
     def scopes(self, principal: Principal, client_ip: str | None) -> list[Scope]:
         """The scopes a request of ``principal`` from ``client_ip`` counts against."""
-        tier = self.file.tier_for(principal.tier)
-        found = [
-            _scope("user", principal.user_id, tier or Limits(), self.settings.per_user,
-                   tier.queue if tier else None)
-        ]  # fmt: skip
-        tables = self.file.scopes
-        for kind, ident, table, default_rate in (
-            ("key", principal.key_id, tables.key, self.settings.per_key),
-            ("ip", client_ip, tables.ip, self.settings.per_ip),
-            ("tenant", principal.tenant, tables.tenant, self.settings.per_tenant),
-            ("team", principal.team, tables.team, 0),
-        ):
-            if ident is None:
-                continue
-            base = table.get("default", Limits())
-            limits = table[ident].over(base) if ident in table else base
-            scope = _scope(kind, ident, limits, default_rate, None)
-            if scope.rate is not None or scope.tokens is not None or scope.micro_usd is not None:
-                found.append(scope)
+        user = self._tiers.get(principal.tier or "", self._no_tier)
+        found = [Scope("user", principal.user_id, user)]
+        idents = (principal.key_id, client_ip, principal.tenant, principal.team)
+        for (kind, base, listed), ident in zip(self._tables, idents, strict=True):
+            if ident is not None:
+                limits = listed.get(ident, base)
+                if limits.counted:
+                    found.append(Scope(kind, ident, limits))
         return found
 
     # Admission
@@ -219,14 +266,13 @@ class Limiter:
 
     async def settle(self, request_id: str, tokens_used: int, cost_usd: float) -> None:
         """Replace a request's reservations with its real use (nothing for unreserved ones)."""
-        reserved = self._reserved.pop(request_id, None)
-        if reserved is None:
+        budgets = self._reserved.pop(request_id, None)
+        if budgets is None:
             return
-        keys, amounts, kinds = reserved
         real = {"tokens": tokens_used, "cost": math.ceil(cost_usd * MICRO)}
-        changes = [real[kind] - amount for amount, kind in zip(amounts, kinds, strict=True)]
+        changes = [real[b.kind] - b.amount for b in budgets]
         try:
-            await self._store_run(SETTLE, keys, changes)
+            await self._store_run(SETTLE, [b.key for b in budgets], changes)
         except (StoreError, TimeoutError) as exc:
             self._trouble(exc, "budgets not settled (their reservations stay counted)")
 
@@ -241,7 +287,8 @@ class Limiter:
         args: list[int | str] = [
             int(now * 1000), WINDOW_MS, member, len(plan.rates), len(plan.budgets),
             queue_index, queue_wait, queue_size, _budget_ttl_ms(now), int(peek),
-            *plan.limits, *plan.amounts,
+            *(s.rate or 0 for s in plan.rates),
+            *(n for b in plan.budgets for n in (b.limit, b.amount)),
         ]  # fmt: skip
         try:
             counts = _integers(await self._store_run(ADMIT, keys, args), 3 + len(plan.keys))
@@ -268,9 +315,7 @@ class Limiter:
 
     def _reserve(self, request_id: str, plan: _Plan) -> None:
         if plan.budgets:
-            start = len(plan.rates)
-            kinds = [kind for _, kind in plan.budgets]
-            self._reserved[request_id] = (plan.keys[start:], plan.amounts[1::2], kinds)
+            self._reserved[request_id] = plan.budgets
 
     async def _leave(self, queue_key: str, member: str) -> None:
         try:
@@ -309,20 +354,17 @@ def _integers(reply: Reply, length: int) -> list[int]:
     raise StoreError("the admission script answered in an unexpected shape")
 
 
-def _scope(
-    kind: str, ident: str, limits: Limits, default_rate: int, queue: Queue | None
-) -> Scope:
-    rate = limits.requests_per_minute
-    tokens = limits.tokens_per_month
-    dollars = limits.cost_per_month_usd
+def _resolve(limits: Limits, default_rate: int, queue: Queue | None) -> Resolved:
+    """A scope's limits from the file, with the settings' rate where the file sets none."""
+    rate, tokens, dollars = (
+        limits.requests_per_minute, limits.tokens_per_month, limits.cost_per_month_usd,
+    )  # fmt: skip
     budgeted = isinstance(tokens, int) or isinstance(dollars, int | float)
     fail = limits.on_store_error
-    return Scope(
-        kind=kind,
-        id=ident,
+    return Resolved(
         rate=(default_rate or None) if rate is None else _count(rate),
         tokens=_count(tokens),
-        micro_usd=None if not isinstance(dollars, int | float) else round(dollars * MICRO),
+        micro_usd=round(dollars * MICRO) if isinstance(dollars, int | float) else None,
         queue=queue,
         fail_closed=fail == "closed" or (fail is None and budgeted),
     )
@@ -337,20 +379,16 @@ def _plan(scopes: Sequence[Scope], now: float, *, tokens: int, micro_usd: int) -
     month = _month(int(now // 3600))[0]
     for scope in scopes:
         if scope.rate is not None:
-            if scope.queue is not None:
-                plan.queue = (len(plan.rates), scope.queue, f"q:{scope.kind}:{scope.id}")
+            if scope.limits.queue is not None:
+                plan.queue = (len(plan.rates), scope.limits.queue, f"q:{scope.kind}:{scope.id}")
             plan.rates.append(scope)
-            plan.keys.append(f"r:{scope.kind}:{scope.id}")
-            plan.limits.append(scope.rate)
     for scope in scopes:
-        for kind, limit, amount in (
-            ("tokens", scope.tokens, tokens),
-            ("cost", scope.micro_usd, micro_usd),
-        ):
-            if limit is not None:
-                plan.budgets.append((scope, kind))
-                plan.keys.append(f"{kind[0]}:{scope.kind}:{month}:{scope.id}")
-                plan.amounts += (limit, amount)
+        if scope.tokens is not None:
+            key = f"t:{scope.kind}:{month}:{scope.id}"
+            plan.budgets.append(_Budget(scope, "tokens", key, scope.tokens, tokens))
+        if scope.limits.micro_usd is not None:
+            key = f"c:{scope.kind}:{month}:{scope.id}"
+            plan.budgets.append(_Budget(scope, "cost", key, scope.limits.micro_usd, micro_usd))
     return plan
 
 
@@ -386,12 +424,11 @@ def _windows(plan: _Plan, counts: Sequence[int], now: float) -> Admission:
         if admission.requests is None or window.remaining < admission.requests.remaining:
             admission.requests = window
     reset = _month_end(now) - now
-    for j, (scope, kind) in enumerate(plan.budgets):
-        if kind == "tokens":
-            limit = plan.amounts[2 * j]
-            left = max(0, limit - counts[len(plan.rates) + j])
+    for budget, used in zip(plan.budgets, counts[len(plan.rates) :], strict=True):
+        if budget.kind == "tokens":
+            left = max(0, budget.limit - used)
             if admission.tokens is None or left < admission.tokens.remaining:
-                admission.tokens = Window(scope.kind, limit, left, reset)
+                admission.tokens = Window(budget.scope.kind, budget.limit, left, reset)
     return admission
 
 
@@ -406,12 +443,11 @@ def _refusal(
             retry_after=max(wait_ms, 1) / 1000,
             details={"scope": scope.kind, "limit": scope.rate, "window": "minute"},
         )
-    j = index - len(plan.rates) - 1
-    scope, kind = plan.budgets[j]
-    limit, asked = plan.amounts[2 * j], plan.amounts[2 * j + 1]
+    budget = plan.budgets[index - len(plan.rates) - 1]
+    scope, limit, asked = budget.scope, budget.limit, budget.amount
     used = counts[index - 1]
     reset = _month_end(now) - now
-    if kind == "tokens":
+    if budget.kind == "tokens":
         return TokenBudgetExceeded(
             f"this request's estimated {asked} tokens would exceed the monthly token budget "
             f"of this {_named(scope.kind)} ({used} of {limit} used)",
@@ -435,20 +471,20 @@ def _scope_json(
 ) -> dict[str, object]:
     """One scope's windows and budgets for ``GET /api/v1/limits`` (``None``: store down)."""
     entry: dict[str, object] = {"scope": scope.kind, "id": scope.id}
-    if scope in plan.rates:
-        i = plan.rates.index(scope)
-        used = counts[i] if counts is not None else None
-        entry["requests_per_minute"] = _state(scope.rate, used, WINDOW_MS / 1000)
+    used_by = dict(zip(plan.keys, counts, strict=True)) if counts is not None else {}
+    for rated in plan.rates:
+        if rated is scope:
+            used = used_by.get(f"r:{scope.kind}:{scope.id}")
+            entry["requests_per_minute"] = _state(scope.rate, used, WINDOW_MS / 1000)
     reset = _month_end(now) - now
-    for j, (budgeted, kind) in enumerate(plan.budgets):
-        if budgeted is scope:
-            used = counts[len(plan.rates) + j] if counts is not None else None
-            if kind == "tokens":
-                entry["tokens_per_month"] = _state(plan.amounts[2 * j], used, reset)
+    for budget in plan.budgets:
+        if budget.scope is scope:
+            used = used_by.get(budget.key)
+            if budget.kind == "tokens":
+                entry["tokens_per_month"] = _state(budget.limit, used, reset)
             else:
-                limit = plan.amounts[2 * j] / MICRO
                 spent = used / MICRO if used is not None else None
-                entry["cost_per_month_usd"] = _state(limit, spent, reset)
+                entry["cost_per_month_usd"] = _state(budget.limit / MICRO, spent, reset)
     return entry
 
 
