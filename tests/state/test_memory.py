@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import pytest
 
-from llm_gateway.state import MemoryStore, StateBackend, open_store
+from llm_gateway.state import MemoryStore, Ops, Reply, Script, StateBackend, open_store
 from tests.state.cases import memory_case
 
 HOUR = 3600.0
@@ -63,6 +65,33 @@ async def test_a_hashs_size_follows_its_fields_as_they_change() -> None:
     await built.hash_set("h", {"b": b"4444", "c": b"333"}, ttl_s=HOUR)
     assert changed.size_bytes == built.size_bytes
     assert await changed.hash_delete("h", "b", "c") == 2
+    assert (len(changed), changed.size_bytes) == (0, 0)
+
+
+def _zadd(ops: Ops, keys: Sequence[str], args: Sequence[bytes]) -> Reply:
+    for i in range(0, len(args), 2):
+        ops.zadd(keys[0], float(args[i]), args[i + 1])
+    return None
+
+
+def _zdrop(ops: Ops, keys: Sequence[str], args: Sequence[bytes]) -> Reply:
+    ops.zrem(keys[0], args[0])
+    return ops.zremrangebyscore_upto(keys[0], float(args[1]))
+
+
+# Memory-only programs (their Lua is never run here).
+ZADD, ZDROP = Script("zadd", "", _zadd), Script("zdrop", "", _zdrop)
+
+
+async def test_a_sorted_sets_size_follows_its_members_as_they_change() -> None:
+    """Members added, re-scored and removed: the footprint is the same as the set's built
+    in one go, and nothing is left once every member is gone (a rate log's life)."""
+    changed, built = MemoryStore(), MemoryStore()
+    await changed.run(ZADD, ["z"], [1, b"a", 2, b"bb", 3, b"ccc", 4, b"bb", 5, b"dddd"])
+    assert await changed.run(ZDROP, ["z"], [b"ccc", 1]) == 1  # drops ccc, then a (score 1)
+    await built.run(ZADD, ["z"], [4, b"bb", 5, b"dddd"])
+    assert changed.size_bytes == built.size_bytes
+    await changed.run(ZDROP, ["z"], [b"none", 10])
     assert (len(changed), changed.size_bytes) == (0, 0)
 
 

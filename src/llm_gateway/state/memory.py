@@ -43,17 +43,20 @@ class _SortedSet:
     dropped part is the larger (amortised constant time per member).
     """
 
-    __slots__ = ("head", "order", "scores")
+    __slots__ = ("head", "order", "scores", "size")
 
     def __init__(self) -> None:
         self.scores: dict[bytes, float] = {}
         self.order: list[tuple[float, bytes]] = []
         self.head = 0
+        self.size = 0  # the members' estimated bytes
 
     def add(self, member: bytes, score: float) -> int:
         old = self.scores.get(member)
         if old is not None:
             self.order.pop(bisect.bisect_left(self.order, (old, member), lo=self.head))
+        else:
+            self.size += _FIELD_OVERHEAD + len(member)
         self.scores[member] = score
         bisect.insort(self.order, (score, member), lo=self.head)
         return int(old is None)
@@ -63,22 +66,21 @@ class _SortedSet:
         if old is None:
             return 0
         self.order.pop(bisect.bisect_left(self.order, (old, member), lo=self.head))
+        self.size -= _FIELD_OVERHEAD + len(member)
         return 1
 
     def remove_upto(self, high: float) -> int:
         order, head = self.order, self.head
         end = bisect.bisect_right(order, high, lo=head, key=lambda pair: pair[0])
         for i in range(head, end):
-            del self.scores[order[i][1]]
+            member = order[i][1]
+            del self.scores[member]
+            self.size -= _FIELD_OVERHEAD + len(member)
         self.head = end
         if end > 64 and end * 2 > len(order):
             del order[:end]
             self.head = 0
         return end - head
-
-    def count_above(self, low: float) -> int:
-        order = self.order
-        return len(order) - bisect.bisect_right(order, low, lo=self.head, key=lambda p: p[0])
 
     def first(self) -> tuple[float, bytes] | None:
         return self.order[self.head] if self.head < len(self.order) else None
@@ -198,13 +200,17 @@ class _Data:
             raise _wrong_type()
         return entry.value
 
-    def _after_removal(self, key: str, found: _SortedSet, removed: int) -> None:
-        """A sorted set shrank: it goes with its last member, as in Redis."""
+    def _shrink(self, key: str, remove: Callable[[_SortedSet], int]) -> int:
+        """Remove members of a sorted set; it goes with its last member, as in Redis."""
+        found = self.sorted_set(key, create=False)
+        if found is None:
+            return 0
+        removed = remove(found)
         if not found.scores:
             self.drop(key)
         elif removed:
-            entry = self.entries[key]
-            self.resize(entry, entry.size - removed * _FIELD_OVERHEAD)
+            self.resize(self.entries[key], _KEY_OVERHEAD + len(key) + found.size)
+        return removed
 
     # Ops: the Redis commands of the same names
 
@@ -299,17 +305,11 @@ class _Data:
             return 0
         added = found.add(member, score)
         if added:
-            entry = self.entries[key]
-            self.resize(entry, entry.size + _FIELD_OVERHEAD + len(member))
+            self.resize(self.entries[key], _KEY_OVERHEAD + len(key) + found.size)
         return added
 
     def zrem(self, key: str, member: bytes) -> int:
-        found = self.sorted_set(key, create=False)
-        if found is None:
-            return 0
-        removed = found.remove(member)
-        self._after_removal(key, found, removed)
-        return removed
+        return self._shrink(key, lambda found: found.remove(member))
 
     def zscore(self, key: str, member: bytes) -> float | None:
         found = self.sorted_set(key, create=False)
@@ -319,17 +319,8 @@ class _Data:
         found = self.sorted_set(key, create=False)
         return 0 if found is None else len(found.scores)
 
-    def zcount_above(self, key: str, low: float) -> int:
-        found = self.sorted_set(key, create=False)
-        return 0 if found is None else found.count_above(low)
-
     def zremrangebyscore_upto(self, key: str, high: float) -> int:
-        found = self.sorted_set(key, create=False)
-        if found is None:
-            return 0
-        removed = found.remove_upto(high)
-        self._after_removal(key, found, removed)
-        return removed
+        return self._shrink(key, lambda found: found.remove_upto(high))
 
     def zfirst(self, key: str) -> tuple[bytes, float] | None:
         first = None if (found := self.sorted_set(key, create=False)) is None else found.first()
