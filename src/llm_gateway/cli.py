@@ -126,24 +126,19 @@ def checked_config(settings: Settings) -> GatewayConfig | None:
 
 def _dev_secrets_usable(settings: Settings) -> bool:
     """The development secrets under DATA_DIR that will be used, if they exist, are whole."""
-    from llm_gateway.auth.jwt import DEV_SECRET_CHARS, dev_secret_path
-    from llm_gateway.dev_secrets import SecretFileError, check_secret_file
-    from llm_gateway.dlp.vault_crypto import DEV_KEY_CHARS, DEV_KEY_FILENAME
+    from llm_gateway.auth.jwt import dev_secret
+    from llm_gateway.dev_secrets import SecretFileError
+    from llm_gateway.dlp.vault_crypto import dev_key
 
-    auth, dlp = settings.auth, settings.dlp
-    files = []
-    if not auth.jwt_secret and any(a.startswith("HS") for a in auth.jwt_allowed_algorithms):
-        files.append((dev_secret_path(auth), DEV_SECRET_CHARS))
-    if dlp.enabled and not dlp.vault_key:
-        files.append((dlp.data_dir / DEV_KEY_FILENAME, DEV_KEY_CHARS))
-    for path, length in files:
-        try:
-            check_secret_file(path, length)
-        except FileNotFoundError:
-            continue  # made when first needed
-        except (SecretFileError, OSError) as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return False
+    dlp = settings.dlp
+    vault = dev_key(dlp.vault_key, dlp.data_dir) if dlp.enabled else None
+    try:
+        for secret in (dev_secret(settings.auth), vault):
+            if secret is not None:
+                secret.check()
+    except (SecretFileError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return False
     return True
 
 
@@ -208,14 +203,14 @@ def _check_config(args: argparse.Namespace, settings: Settings) -> int:
 def _check_tiers(config: GatewayConfig, settings: Settings) -> int:
     """The tiers file against the policy's tiers: each difference is an error here."""
     from llm_gateway.config.limits import tier_disagreements
-    from llm_gateway.policy.bundle import load_bundle
+    from llm_gateway.policy.bundle import load_data
 
     if not config.limits.tiers:
         return 0
     if settings.policy.opa_url:
         print("tiers: not compared with the policy's (its data lives in OPA)")
         return 0
-    data = load_bundle(settings.policy.policy_dir, rule_of(settings.policy.opa_policy_path)).data
+    data = load_data(settings.policy.policy_dir)  # the policy itself was checked already
     problems = tier_disagreements(config.limits, data.get("access"))
     for problem in problems:
         print(f"error: tiers: {problem}", file=sys.stderr)

@@ -11,14 +11,32 @@ anyway (copied badly, edited) is reported as such, with what to do.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 
 class SecretFileError(ValueError):
     """A development secret's file is unusable; the message says why and what to do."""
+
+
+@dataclass(frozen=True, slots=True)
+class DevSecret:
+    """A development secret's file, and how many characters its generator writes."""
+
+    path: Path
+    length: int
+
+    def check(self) -> None:
+        """Refuse (:class:`SecretFileError`) a file that exists but is not whole."""
+        with contextlib.suppress(FileNotFoundError):  # absent: made when first needed
+            check_secret_file(self.path, self.length)
+
+    def read_or_create(self, generate: Callable[[], str]) -> str:
+        return read_or_create_secret(self.path, generate, length=self.length)
 
 
 def read_or_create_secret(path: Path, generate: Callable[[], str], *, length: int) -> str:

@@ -20,7 +20,7 @@ import orjson
 from jwt.exceptions import InvalidSubjectError
 
 from llm_gateway.auth.principal import Principal
-from llm_gateway.dev_secrets import read_or_create_secret
+from llm_gateway.dev_secrets import DevSecret
 from llm_gateway.errors import AuthenticationFailed
 from llm_gateway.settings import AuthSettings
 
@@ -38,6 +38,17 @@ def dev_secret_path(settings: AuthSettings) -> Path:
     return settings.data_dir / "jwt_secret"
 
 
+def uses_hmac(settings: AuthSettings) -> bool:
+    return any(a.startswith("HS") for a in settings.jwt_allowed_algorithms)
+
+
+def dev_secret(settings: AuthSettings) -> DevSecret | None:
+    """The development secret file the verifier reads; None when it reads none."""
+    if settings.jwt_secret or not uses_hmac(settings):
+        return None
+    return DevSecret(dev_secret_path(settings), DEV_SECRET_CHARS)
+
+
 def resolve_hmac_secret(settings: AuthSettings) -> str:
     """JWT_SECRET, or a random development secret kept in ``DATA_DIR/jwt_secret``.
 
@@ -46,8 +57,8 @@ def resolve_hmac_secret(settings: AuthSettings) -> str:
     """
     if settings.jwt_secret:
         return settings.jwt_secret
-    return read_or_create_secret(
-        dev_secret_path(settings), lambda: secrets.token_urlsafe(48), length=DEV_SECRET_CHARS
+    return DevSecret(dev_secret_path(settings), DEV_SECRET_CHARS).read_or_create(
+        lambda: secrets.token_urlsafe(48)
     )
 
 
@@ -59,7 +70,7 @@ class JWTVerifier:
         self.leeway = settings.jwt_leeway_seconds
         self.hmac_secret = (
             resolve_hmac_secret(settings)
-            if any(a.startswith("HS") for a in self.algorithms)
+            if uses_hmac(settings)
             else None
         )
         self.public_key: bytes | None = None

@@ -31,7 +31,7 @@ from pathlib import Path
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from llm_gateway.dev_secrets import read_or_create_secret
+from llm_gateway.dev_secrets import DevSecret
 
 KEY_BYTES = 32
 _NONCE_BYTES = 12
@@ -84,6 +84,15 @@ def parse_vault_key(text: str, *, name: str = "DLP_VAULT_KEY") -> bytes:
     return raw
 
 
+def dev_key(configured: str | None, data_dir: Path) -> DevSecret | None:
+    """The development key file the vault reads; None when a key is configured."""
+    return None if configured else _dev_key_file(data_dir)
+
+
+def _dev_key_file(data_dir: Path) -> DevSecret:
+    return DevSecret(data_dir / DEV_KEY_FILENAME, DEV_KEY_CHARS)
+
+
 def resolve_vault_key(configured: str | None, data_dir: Path) -> bytes:
     """The configured key, or a random development key kept in ``DATA_DIR/dlp_vault_key``.
 
@@ -93,12 +102,11 @@ def resolve_vault_key(configured: str | None, data_dir: Path) -> bytes:
     """
     if configured:
         return parse_vault_key(configured)
-    path = data_dir / DEV_KEY_FILENAME
-    encoded = read_or_create_secret(
-        path, lambda: base64.b64encode(secrets.token_bytes(KEY_BYTES)).decode(),
-        length=DEV_KEY_CHARS,
+    secret = _dev_key_file(data_dir)
+    encoded = secret.read_or_create(
+        lambda: base64.b64encode(secrets.token_bytes(KEY_BYTES)).decode()
     )
-    return parse_vault_key(encoded, name=str(path))
+    return parse_vault_key(encoded, name=str(secret.path))
 
 
 def derive_key(master: bytes, purpose: str) -> bytes:

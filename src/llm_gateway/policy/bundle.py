@@ -80,7 +80,7 @@ def load_bundle(policy_dir: Path, rule: str, *, with_tests: bool = True) -> Poli
         (tests if path.name.endswith(TEST_SUFFIX) else modules).append(module)
     if not modules:
         raise PolicyLoadError(f"{rego_dir}: no .rego files")
-    data = _load_data(policy_dir / "data")
+    data = load_data(policy_dir)
     bundle = PolicyBundle(tuple(modules), tuple(tests), data, _revision(modules, data))
     _check(bundle, rule, with_tests=with_tests)
     return bundle
@@ -112,8 +112,10 @@ def _parse_problem(name: str, text: str, *, v0: bool) -> str | None:
     return None
 
 
-def _load_data(data_dir: Path) -> dict[str, Any]:
-    """Merge every data document at the root of ``data``; a key defined twice is an error."""
+def load_data(policy_dir: Path) -> dict[str, Any]:
+    """Merge every data document of ``policy_dir/data`` at the root of ``data``; a key
+    defined twice is an error."""
+    data_dir = policy_dir / "data"
     merged: dict[str, Any] = {}
     if not data_dir.is_dir():
         return merged
