@@ -271,3 +271,27 @@ def test_behind_a_trusted_proxy_each_forwarded_client_is_its_own_scope(
         assert _chat(gw, token, "198.51.100.9, 127.0.0.5") == 200  # the nearest untrusted hop
     finally:
         stop_gateway(gw)
+
+
+def test_rate_limit_enabled_false_leaves_the_stage_out(
+    emulator: EmulatorServer, tmp_path: Path
+) -> None:
+    gw = start_gateway(
+        tmp_path, emulator.base_url, f"sqlite:///{tmp_path}/data/gateway.db",
+        {"RATE_LIMIT_ENABLED": "false", "RATE_LIMIT_PER_USER": "1"},
+    )  # fmt: skip
+    try:
+        token = gw.token(unique_user())
+        client = gw.openai(token)
+        answers = [
+            client.chat.completions.with_raw_response.create(
+                model="gpt-emu", messages=[{"role": "user", "content": "hi"}]
+            )
+            for _ in range(3)
+        ]
+        assert all("x-ratelimit-limit-requests" not in a.headers for a in answers)
+        with gw.http() as http:
+            told = http.get("/api/v1/limits", headers={"authorization": f"Bearer {token}"})
+        assert told.json() == {"enabled": False, "scopes": []}
+    finally:
+        stop_gateway(gw)
