@@ -41,8 +41,8 @@ from llm_gateway.pipeline.route import Route
 from llm_gateway.policy import PolicyService
 from llm_gateway.providers.openai import OpenAIAdapter
 from llm_gateway.ratelimit import Limiter
-from llm_gateway.routing import Resolver
-from llm_gateway.settings import LimitSettings, load_settings
+from llm_gateway.routing import Resolver, Router
+from llm_gateway.settings import LimitSettings, RoutingSettings, load_settings
 from llm_gateway.state import MemoryStore, Store, StoreError
 from llm_gateway.state.redis import RedisStore
 from llm_gateway.storage import Database
@@ -130,7 +130,7 @@ async def _measure(tmp: Path) -> dict[str, Timing]:
     async def done(_ctx: RequestContext) -> Outcome:
         return response
 
-    route = Route()
+    route = Route(Router(), RoutingSettings())
 
     async def routed() -> Outcome:
         ctx.attempts.clear()  # one attempt per call, as in service

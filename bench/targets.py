@@ -146,7 +146,9 @@ def litellm_venv() -> Path:
         subprocess.run([*pip, f"litellm=={LITELLM_VERSION}", "packaging"], check=True)
         extra = subprocess.run(
             [str(venv / "bin/python"), "-c", _PROXY_REQUIREMENTS],
-            check=True, capture_output=True, text=True,
+            check=True,
+            capture_output=True,
+            text=True,
         ).stdout.split()
         subprocess.run([*pip, *extra], check=True)
         ready.touch()

@@ -229,8 +229,6 @@ def test_settings_is_a_low_layer() -> None:
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     ).stdout.split()
-    outside = {
-        m for m in out if not m.startswith(("llm_gateway.settings", "llm_gateway.state"))
-    }
+    outside = {m for m in out if not m.startswith(("llm_gateway.settings", "llm_gateway.state"))}
     assert outside == {"llm_gateway", "llm_gateway.dlp", "llm_gateway.dlp.findings"}
     assert "llm_gateway.state.redis" not in out  # the Redis client only when it is used

@@ -24,6 +24,9 @@ it is written for the caller and is safe to log.
     │   └── CostBudgetExceeded  429  the month's cost budget would be crossed
     ├── LimitsUnavailable       503  the limits' store cannot answer and a budget fails closed
     ├── ModelUnavailable        503  configured, but cannot be served right now
+    │   ├── AllModelsDown       503  every candidate failed its health checks
+    │   ├── AllCircuitsOpen     503  every candidate's circuit breaker is open
+    │   └── AllModelsBusy       503  every candidate is at its max_concurrent
     ├── DlpUnavailable          503  a detector failed: refused (fail closed)
     ├── InternalError           500
     └── UpstreamError           a provider call failed; ``retryable`` tells routing
@@ -188,6 +191,24 @@ class ModelUnavailable(GatewayError):
     status = 503
     kind = ErrorKind.UNAVAILABLE
     code = "model_unavailable"
+
+
+class AllModelsDown(ModelUnavailable):
+    """Every candidate failed its health checks."""
+
+    code = "all_models_down"
+
+
+class AllCircuitsOpen(ModelUnavailable):
+    """Every candidate's circuit breaker is open: each failed too often, recently."""
+
+    code = "all_circuits_open"
+
+
+class AllModelsBusy(ModelUnavailable):
+    """Every candidate is at its ``max_concurrent``, and none freed up in time."""
+
+    code = "all_models_busy"
 
 
 class DlpUnavailable(GatewayError):

@@ -101,6 +101,9 @@ class RequestRecord:
     dlp_action: str | None  # the strongest action taken
     dlp_findings: tuple[dict[str, Any], ...]  # {entity, direction, count, action}
     queued_ms: float | None = None  # how long the rate limit's queue held the request
+    # How the first model tried was chosen: "requested", "chain", "sticky", "rule", a
+    # strategy's name, or "experiment:<name>:<arm>" (what compares an experiment's arms).
+    route: str | None = None
 
     @property
     def tokens_used(self) -> int:

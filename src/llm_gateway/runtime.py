@@ -24,14 +24,13 @@ from llm_gateway.pipeline import Pipeline, build_action_pipeline, build_pipeline
 from llm_gateway.policy import PolicyService
 from llm_gateway.ratelimit import BudgetRecorder, Limiter
 from llm_gateway.records import Recorder
-from llm_gateway.routing import Resolver
+from llm_gateway.routing import InOrder, Resolver, Router, Rules
 from llm_gateway.settings import AutoOnOff, Settings
 from llm_gateway.state import Store, open_store
 from llm_gateway.storage import Database
 from llm_gateway.transport import AiohttpTransport
 
 log = logging.getLogger(__name__)
-
 
 
 @dataclass(slots=True)
@@ -49,6 +48,7 @@ class AppState:
     limiter: Limiter | None  # None: RATE_LIMIT_ENABLED=false
     transport: AiohttpTransport
     resolver: Resolver
+    router: Router
     pipeline: Pipeline  # the chat calls'
     actions: Pipeline  # the management actions'
     demo: EmulatorServer | None
@@ -85,7 +85,13 @@ class AppState:
             await demo.start()
             deployments[DEMO_MODEL] = _demo_deployment(demo.base_url)
         _log_models(deployments)
-        resolver = Resolver(deployments)
+        routing = config.routing.routing
+        resolver = Resolver(deployments, routing)
+        router = Router(
+            strategy=InOrder(), strategy_name=routing.default_strategy,
+            rules=Rules(routing.capability_routing, routing.experiments),
+            store=store.namespaced("routing"), sticky_ttl_s=settings.routing.sticky_ttl_s,
+        )  # fmt: skip
         recorders: list[Recorder] = [AccessLog(), AuditRecorder(audit)]
         limiter = None
         if settings.limits.enabled:
@@ -97,7 +103,8 @@ class AppState:
         pipeline = build_pipeline(
             recorders=recorders, authenticator=authenticator, policy=policy,
             environment=settings.policy.environment, limiter=limiter, dlp=dlp,
-            resolver=resolver, transport=transport,
+            resolver=resolver, router=router, routing=settings.routing,
+            transport=transport,
         )  # fmt: skip
         actions = build_action_pipeline(
             recorders=recorders, authenticator=authenticator, policy=policy,
@@ -106,7 +113,7 @@ class AppState:
         policy.start(settings.policy.reload_seconds)
         return cls(
             settings, config, deployments, db, audit, keys, authenticator, policy, store, dlp,
-            limiter, transport, resolver, pipeline, actions, demo, time.time(),
+            limiter, transport, resolver, router, pipeline, actions, demo, time.time(),
         )  # fmt: skip
 
     async def stop(self) -> None:

@@ -19,6 +19,7 @@ from tests.api.test_type_confusion import DOORS
 
 Read = tuple[str, str]  # (the dictionary's path, the key read)
 
+
 class _Recorded(dict[str, Any]):
     def __init__(self, data: dict[str, Any], path: str, reads: set[Read]) -> None:
         super().__init__(data)

@@ -56,9 +56,7 @@ def test_the_specifications_file_loads_unchanged(tmp_path: Path) -> None:
         ("tiers: [free]", "tiers"),
     ],
 )
-def test_a_bad_value_names_the_file_line_and_field(
-    tmp_path: Path, text: str, named: str
-) -> None:
+def test_a_bad_value_names_the_file_line_and_field(tmp_path: Path, text: str, named: str) -> None:
     with pytest.raises(ConfigError) as info:
         load(tmp_path, text)
     assert str(tmp_path / "rate_limits.yaml") in str(info.value)

@@ -22,10 +22,12 @@ from tests.dlp.samples import (
 
 SPEC_FILE = Path(__file__).parents[2] / "config" / "dlp_rules.yaml"
 
+
 @pytest.fixture
 def needs_hyperscan() -> None:
     """The RE2 backend is the default and is tested everywhere else; under CI both are."""
     require_modules("hyperscan", extra="hyperscan")
+
 
 PATTERNS = [r"\bghp_[A-Za-z0-9]{36}\b", r"(?i)passw(?:or)?d", r"\d{3}-\d{2}-\d{4}", "é+"]
 

@@ -60,7 +60,9 @@ def test_the_shipped_file_has_the_specification_rules(tmp_path: Path) -> None:
     for name, rule in spec.items():
         ours = shipped[name]
         assert (ours.pattern.source, ours.action, ours.severity) == (
-            rule.pattern.source, rule.action, rule.severity
+            rule.pattern.source,
+            rule.action,
+            rule.severity,
         )
     assert shipped["credit_card"].validator_names == ("luhn",)
 

@@ -413,8 +413,6 @@ def test_huge_body_is_refused_with_413_before_any_scan(
     assert upstream_requests(emulator, marker) == []
 
 
-
-
 @pytest.mark.parametrize("case", list(CRAFTED_SLOW))
 def test_text_crafted_to_be_slow_is_answered(
     gw: Gateway, emulator: EmulatorServer, case: str

@@ -231,8 +231,6 @@ def test_scan_refuses_a_body_over_the_limit_with_413(gw: Gateway) -> None:
     assert SSN not in response.text
 
 
-
-
 @pytest.mark.parametrize("case", list(CRAFTED_SLOW))
 def test_scan_of_text_crafted_to_be_slow_is_answered(gw: Gateway, case: str) -> None:
     """Answered at all: a backtracking blow-up on 500 KB would outlast the suite's timeout

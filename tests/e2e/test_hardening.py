@@ -248,8 +248,7 @@ def confidential_gateway(
     """The spec's rules plus an alert on CONFIDENTIAL, with the default stream hold-back."""
     rules = tmp_path_factory.mktemp("rules") / "dlp_rules.yaml"
     rules.write_text(
-        SPEC_RULES.read_text()
-        + "\n  - name: confidential\n    pattern: 'CONFIDENTIAL[^\\n]*'\n"
+        SPEC_RULES.read_text() + "\n  - name: confidential\n    pattern: 'CONFIDENTIAL[^\\n]*'\n"
         "    action: alert\n    severity: low\n"
     )
     env = {"DLP_STREAM_HOLDBACK": "64"}

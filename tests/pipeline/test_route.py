@@ -16,8 +16,13 @@ from llm_gateway.errors import (
 )
 from llm_gateway.pipeline.context import ChatCall, Outcome, RequestContext
 from llm_gateway.pipeline.route import Route
-from llm_gateway.routing import Resolution
+from llm_gateway.routing import Resolution, Router
+from llm_gateway.settings import RoutingSettings
 from tests.pipeline.deployments import deployment
+
+
+def _route() -> Route:
+    return Route(Router(), RoutingSettings())
 
 
 async def _no_body() -> bytes:
@@ -49,7 +54,7 @@ def _provider(failures: dict[str, GatewayError]) -> tuple[list[str], object]:
 async def test_one_candidate_is_one_attempt() -> None:
     ctx = _context(deployment("a"))
     tried, call = _provider({})
-    outcome = await Route()(ctx, call)  # type: ignore[arg-type]
+    outcome = await _route()(ctx, call)  # type: ignore[arg-type]
     assert isinstance(outcome, ChatResponse)
     assert tried == ["a"]
     assert [(a.deployment.name, a.status) for a in ctx.attempts] == [("a", 200)]
@@ -59,7 +64,7 @@ async def test_one_candidate_is_one_attempt() -> None:
 async def test_a_switched_off_candidate_is_passed_over() -> None:
     ctx = _context(deployment("off", disabled_reason="no key"), deployment("b"))
     tried, call = _provider({})
-    await Route()(ctx, call)  # type: ignore[arg-type]
+    await _route()(ctx, call)  # type: ignore[arg-type]
     assert tried == ["b"]
     assert ctx.deployment is not None
     assert ctx.deployment.name == "b"
@@ -69,7 +74,7 @@ async def test_no_usable_candidate_is_unavailable() -> None:
     ctx = _context(deployment("off", disabled_reason="no key"))
     _, call = _provider({})
     with pytest.raises(ModelUnavailable):
-        await Route()(ctx, call)  # type: ignore[arg-type]
+        await _route()(ctx, call)  # type: ignore[arg-type]
     assert ctx.attempts == []
 
 
@@ -79,7 +84,7 @@ async def test_no_usable_candidate_is_unavailable() -> None:
 async def test_an_upstream_failure_hands_over_to_the_next(failure: GatewayError) -> None:
     ctx = _context(deployment("a"), deployment("b"))
     tried, call = _provider({"a": failure})
-    outcome = await Route()(ctx, call)  # type: ignore[arg-type]
+    outcome = await _route()(ctx, call)  # type: ignore[arg-type]
     assert isinstance(outcome, ChatResponse)
     assert outcome.model == "b"
     assert tried == ["a", "b"]
@@ -102,7 +107,7 @@ async def test_a_failure_another_would_share_is_not_retried_elsewhere(
     ctx = _context(deployment("a"), deployment("b"))
     tried, call = _provider({"a": failure})
     with pytest.raises(type(failure)):
-        await Route()(ctx, call)  # type: ignore[arg-type]
+        await _route()(ctx, call)  # type: ignore[arg-type]
     assert tried == ["a"]
     assert [(a.status, a.error_code) for a in ctx.attempts] == [(400, failure.code)]
 
@@ -111,5 +116,5 @@ async def test_the_last_failure_is_the_answer() -> None:
     ctx = _context(deployment("a"), deployment("b"))
     tried, call = _provider({"a": UpstreamTimeout("slow"), "b": UpstreamTimeout("slower")})
     with pytest.raises(UpstreamTimeout, match="slower"):
-        await Route()(ctx, call)  # type: ignore[arg-type]
+        await _route()(ctx, call)  # type: ignore[arg-type]
     assert tried == ["a", "b"]

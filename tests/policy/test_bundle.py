@@ -130,7 +130,7 @@ def test_test_modules_are_kept_apart(tmp_path: Path) -> None:
             {
                 "rego/authz.rego": "package llm.authz\nimport rego.v1\nallow if input.x\n",
                 "rego/authz_test.rego": "package llm.authz_test\nimport rego.v1\n"
-                "test_x if data.llm.authz.allow with input as {\"x\": true}\n",
+                'test_x if data.llm.authz.allow with input as {"x": true}\n',
             },
         ),
         RULE,

@@ -72,9 +72,7 @@ def test_an_object_decision_with_obligations(tmp_path: Path) -> None:
     assert allowed.obligations.max_tokens == 100
 
 
-def test_a_conflict_at_evaluation_denies(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
-) -> None:
+def test_a_conflict_at_evaluation_denies(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     policy = _engine(tmp_path, "data.llm.authz.conflict")
     with caplog.at_level(logging.WARNING):
         decision = policy.decide_now(_input("admin", "free", "small"))  # both hold

@@ -80,4 +80,3 @@ def test_the_v1_text_in_v0_mode_trap_is_real_in_regorus() -> None:
     engine.add_policy("authz.rego", (FIXTURES / "spec_authz_v1.rego").read_text())
     engine.set_input(_input("guest", None, "gpt-4"))
     assert engine.eval_rule(RULE) is True  # wrong: nobody should be allowed
-

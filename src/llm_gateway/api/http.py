@@ -142,9 +142,7 @@ def check_json_content_type(content_type: str | None) -> None:
     for parameter in parameters:
         name, _, value = parameter.partition("=")
         if name.strip() == "charset" and value.strip().strip('"') not in ("utf-8", "utf8"):
-            raise UnsupportedMediaType(
-                "the request body must be UTF-8 JSON (charset=utf-8)"
-            )
+            raise UnsupportedMediaType("the request body must be UTF-8 JSON (charset=utf-8)")
 
 
 def _too_large(limit: int) -> BodyTooLarge:

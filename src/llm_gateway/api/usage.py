@@ -89,9 +89,7 @@ async def _usage(
         scope, user = "own", principal.user_id
     else:
         raise PolicyDenied("the policy does not allow this caller to read usage")
-    where = UsageFilter(
-        begin, finish, user=user, restrict_tenant=True, tenant_is=principal.tenant
-    )
+    where = UsageFilter(begin, finish, user=user, restrict_tenant=True, tenant_is=principal.tenant)
     async with state.db.sessions() as session:
         rows = await usage_totals(session, grouping, where)
     return {

@@ -66,6 +66,7 @@ def audit_row(record: RequestRecord) -> Row:
         "dlp_findings": _json(record.dlp_findings),
         "attempts": _json(tuple(a.as_json() for a in record.attempts)),
         "queued_ms": record.queued_ms,
+        "route": record.route,
     }
     for column, width in _WIDTHS.items():
         value = row[column]

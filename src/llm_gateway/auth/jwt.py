@@ -68,11 +68,7 @@ class JWTVerifier:
         self.issuer = settings.jwt_issuer
         self.audience = settings.jwt_audience
         self.leeway = settings.jwt_leeway_seconds
-        self.hmac_secret = (
-            resolve_hmac_secret(settings)
-            if uses_hmac(settings)
-            else None
-        )
+        self.hmac_secret = resolve_hmac_secret(settings) if uses_hmac(settings) else None
         self.public_key: bytes | None = None
         self.jwks: list[_Jwk] | None = None
         if settings.jwt_public_key_file is not None:

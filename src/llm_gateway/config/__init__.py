@@ -12,7 +12,7 @@ from pathlib import Path
 from llm_gateway.config.limits import LimitsFile
 from llm_gateway.config.loader import ConfigError, LoadedYaml, load_yaml, validate
 from llm_gateway.config.pricing import Price, PricingFile
-from llm_gateway.config.routing import ModelEntry, Provider, RoutingFile
+from llm_gateway.config.routing import AUTO, ModelEntry, Provider, RoutingFile
 from llm_gateway.settings import ProviderSettings
 
 __all__ = [
@@ -88,14 +88,15 @@ DEMO_MODEL = "demo"
 
 
 def served_names(routing: RoutingFile) -> set[str]:
-    """Every name a request may ask for: the models, the fallback chains and the demo model."""
-    return {*routing.routing.models, *routing.routing.fallback_chains, DEMO_MODEL}
+    """Every name a request may ask for: the models, the fallback chains, ``auto`` and the
+    demo model."""
+    return {*routing.routing.models, *routing.routing.fallback_chains, AUTO, DEMO_MODEL}
 
 
 def _check_tier_models(limits: LimitsFile, loaded: LoadedYaml, served: set[str]) -> None:
     problems = [
         f"{loaded.where(('tiers', tier, 'models', i))}: tiers.{tier}.models[{i}]: "
-        f"no route serves {name!r} (expected \"*\" or one of: {', '.join(sorted(served))})"
+        f'no route serves {name!r} (expected "*" or one of: {", ".join(sorted(served))})'
         for tier, entry in limits.tiers.items()
         for i, name in enumerate(entry.models)
         if name != "*" and name not in served
@@ -111,6 +112,10 @@ def _check_references(routing: RoutingFile, loaded: LoadedYaml) -> None:
         f"(expected one of: {', '.join(sorted(known))})"
         for loc, name in routing.routing.model_references()
         if name not in known
+    ]
+    problems += [
+        f"{loaded.where(loc)}: {'.'.join(map(str, loc))}: {problem}"
+        for loc, problem in routing.routing.problems()
     ]
     if problems:
         raise ConfigError(loaded.path, problems)

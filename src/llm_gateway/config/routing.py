@@ -1,10 +1,12 @@
 """``config/routing_policies.yaml``: the models the gateway serves and how to route to them.
 
 The file uses the product specification's format unchanged; the fields we add
-(``provider``, ``upstream_model``, ``api_key``, ``default_max_tokens``) are
-optional. Sections the routing stage acts on later (fallback chains, circuit
-breaker, capability rules, experiments) are validated now, including that
-every model they name exists, so a typo is caught on the day it is written.
+are optional: per model ``provider``, ``upstream_model``, ``api_key``,
+``default_max_tokens``, ``fallbacks`` (the models tried, in order, when a
+request naming this model cannot be served by it) and ``quality_tier`` (what
+``cost_optimized`` compares against ``cost_optimized.min_quality_tier``).
+Every name a section uses must exist, so a typo is caught on the day it is
+written; the checks that span sections are in :meth:`Routing.problems`.
 """
 
 from __future__ import annotations
@@ -45,6 +47,8 @@ class ModelEntry(_Strict):
     max_concurrent: Annotated[int, Field(ge=1)] = 100
     default_max_tokens: Annotated[int, Field(ge=1)] = 4096  # Anthropic requires max_tokens
     health_check: HealthCheck = HealthCheck()
+    fallbacks: list[str] = []  # tried in order when this model cannot answer
+    quality_tier: Annotated[int, Field(ge=1)] = 1  # higher is better; see CostOptimized
 
     @field_validator("endpoint")
     @classmethod
@@ -101,19 +105,38 @@ class Experiment(_Strict):
     match: Match = Match()
 
 
+class CostOptimized(_Strict):
+    """``cost_optimized`` picks the cheapest model whose ``quality_tier`` is at least this."""
+
+    min_quality_tier: Annotated[int, Field(ge=1)] = 1
+
+
+#: The name that asks the gateway to choose the model (capability rules, experiments,
+#: ``default_strategy``); no model or chain may take it.
+AUTO = "auto"
+
+Strategy = Literal[
+    "round_robin", "weighted", "least_latency", "least_connections", "cost_optimized"
+]
+
+
 class Routing(_Strict):
-    default_strategy: Literal[
-        "round_robin", "weighted", "least_latency", "least_connections", "cost_optimized"
-    ] = "weighted"
+    default_strategy: Strategy = "weighted"
     models: dict[str, ModelEntry]
     fallback_chains: dict[str, list[str]] = {}
     circuit_breaker: CircuitBreaker = CircuitBreaker()
     capability_routing: CapabilityRouting = CapabilityRouting()
     experiments: list[Experiment] = []
+    cost_optimized: CostOptimized = CostOptimized()
 
     def model_references(self) -> list[tuple[Loc, str]]:
         """Every place that names a model, with its location in the file."""
         refs: list[tuple[Loc, str]] = []
+        for model, entry in self.models.items():
+            refs += [
+                (("routing", "models", model, "fallbacks", i), n)
+                for i, n in enumerate(entry.fallbacks)
+            ]
         for chain, names in self.fallback_chains.items():
             refs += [(("routing", "fallback_chains", chain, i), n) for i, n in enumerate(names)]
         for i, rule in enumerate(self.capability_routing.rules):
@@ -123,6 +146,35 @@ class Routing(_Strict):
                 (("routing", "experiments", i, "traffic_split", n), n) for n in exp.traffic_split
             ]
         return refs
+
+    def problems(self) -> list[tuple[Loc, str]]:
+        """What is wrong across sections, each with where it is written."""
+        found: list[tuple[Loc, str]] = []
+        reserved = f"{AUTO!r} is reserved: it asks the gateway to choose the model"
+        if AUTO in self.models:
+            found.append((("routing", "models", AUTO), reserved))
+        if AUTO in self.fallback_chains:
+            found.append((("routing", "fallback_chains", AUTO), reserved))
+        for chain, names in self.fallback_chains.items():
+            loc: Loc = ("routing", "fallback_chains", chain)
+            if chain in self.models:
+                found.append((loc, f"a chain cannot take the name of the model {chain!r}"))
+            if not names:
+                found.append((loc, "a chain needs at least one model"))
+            if len(set(names)) != len(names):
+                found.append((loc, "a chain names a model twice"))
+        for model, entry in self.models.items():
+            if model in entry.fallbacks:
+                loc = ("routing", "models", model, "fallbacks")
+                found.append((loc, "a model cannot be its own fallback"))
+        if self.default_strategy == "weighted" and not any(m.weight for m in self.models.values()):
+            found.append((("routing", "models"), "the weights sum to zero"))
+        for i, exp in enumerate(self.experiments):
+            total = sum(exp.traffic_split.values())
+            if total != 100:
+                loc = ("routing", "experiments", i, "traffic_split")
+                found.append((loc, f"the split sums to {total}, not 100"))
+        return found
 
 
 class RoutingFile(_Strict):

@@ -114,7 +114,6 @@ class Anonymizer:
         # Whether any finding may become a token, i.e. whether a vault session is worth opening.
         self.uses_vault = Operator.TOKEN in (self.default, *self.overrides.values())
 
-
     def operator_for(self, finding: Finding) -> Operator:
         overrides = self.overrides
         if overrides:

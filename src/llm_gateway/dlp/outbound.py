@@ -84,9 +84,7 @@ class HeldText:
         self._holding_start = False
         if not final and self.starts is not None:
             covered = [(f.start - offset, f.end - offset) for f in found]
-            held = self.starts.hold_before(
-                self.pending, cut, covered, partial=self.holdback > 0
-            )
+            held = self.starts.hold_before(self.pending, cut, covered, partial=self.holdback > 0)
             self._holding_start, cut = held < cut, held
         acted = [f for f in found if f.end - offset <= cut]
         released = redact_with_markers(self.pending[:cut], acted, offset)

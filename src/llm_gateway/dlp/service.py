@@ -254,6 +254,4 @@ def _merge(rules: list[Finding], ner: list[Finding]) -> list[Finding]:
         Candidate(f.start, f.end, f.score, f.action, f.severity, builtin=True, order=i)
         for i, f in enumerate(every)
     ]
-    return [
-        replace(every[c.order], start=c.start, end=c.end) for c in resolve_overlaps(candidates)
-    ]
+    return [replace(every[c.order], start=c.start, end=c.end) for c in resolve_overlaps(candidates)]

@@ -9,7 +9,9 @@
                         -> admitted (budgets reserved), queued, or 429
     Inspect          4  DLP on the request: block, redact or alert before it leaves;
                      7  and on the answer: scanned before release, tokens restored
-    Route            5  the candidates tried in order, each an attempt on the context
+    Route            5  the candidates ordered for this request (strategy, rules,
+                        experiments, sticky sessions) and tried in turn, each an
+                        attempt on the context; passed over when down, open or full
     CallProvider     6  one provider call -> ChatResponse or a started EventStream
 
 Management actions (listing models, scanning text, and the audit, usage,
@@ -41,7 +43,8 @@ from llm_gateway.pipeline.route import Route
 from llm_gateway.policy import PolicyService
 from llm_gateway.ratelimit import Limiter
 from llm_gateway.records import Recorder
-from llm_gateway.routing import Resolver
+from llm_gateway.routing import Resolver, Router
+from llm_gateway.settings import RoutingSettings
 from llm_gateway.transport import Transport
 
 __all__ = [
@@ -72,6 +75,8 @@ def build_pipeline(  # noqa: PLR0913 (keyword-only: the services the stages use)
     limiter: Limiter | None,
     dlp: DlpService | None,
     resolver: Resolver,
+    router: Router,
+    routing: RoutingSettings,
     transport: Transport,
 ) -> Pipeline:
     stages: list[Stage] = [
@@ -84,7 +89,7 @@ def build_pipeline(  # noqa: PLR0913 (keyword-only: the services the stages use)
         stages.append(Limit(limiter))
     if dlp is not None:  # DLP_ENABLED=false leaves it out
         stages.append(Inspect(dlp))
-    stages += [Route(), CallProvider(transport)]
+    stages += [Route(router, routing), CallProvider(transport)]
     return Pipeline(stages)
 
 

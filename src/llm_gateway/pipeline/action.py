@@ -38,7 +38,10 @@ class AuthorizeAction:
             return await call_next(ctx)
         documents = [
             action_input(
-                principal, call.action, client_ip=ctx.client_ip, environment=self.environment,
+                principal,
+                call.action,
+                client_ip=ctx.client_ip,
+                environment=self.environment,
                 **{call.target_field: target},
             )
             for target in call.targets

@@ -75,6 +75,7 @@ class ChatCall:
     # gateway does not serve is the caller's free text: only its digest is kept).
     model_requested: str | None = None
     resolution: Resolution | None = None  # authorize: the candidates, best first
+    route: str | None = None  # route: how the first candidate was chosen (see routing.Plan)
     # The answer as it was before DLP restored tokens for an authorised caller:
     # what the audit row digests, so that it never covers restored values.
     response_before_restore: list[str] | None = None

@@ -36,7 +36,6 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 
-
 class PolicyService:
     def __init__(self, engine: EmbeddedPolicy | OpaPolicy, policy_dir: Path | None) -> None:
         self.engine = engine
@@ -92,9 +91,7 @@ class PolicyService:
         try:
             bundle = load_bundle(self.policy_dir, self.engine.rule)
         except PolicyLoadError as exc:
-            log.error(
-                "policy reload failed; revision %s stays in force: %s", self.revision, exc
-            )
+            log.error("policy reload failed; revision %s stays in force: %s", self.revision, exc)
             self.reload_error = str(exc)
             return False
         self.reload_error = None

@@ -16,7 +16,6 @@ EXIT_FAILED = 1
 EXIT_CONFIG = 2
 
 
-
 def eval_command(input_path: str, settings: PolicySettings) -> int:
     """Print the decision for the input document in ``input_path`` (``-``: stdin)."""
     try:

@@ -77,7 +77,5 @@ class EmbeddedPolicy:
         return engine
 
     def _failed(self, bundle: PolicyBundle, problem: str) -> Decision:
-        log.warning(
-            "policy evaluation failed (revision %s); denying: %s", bundle.revision, problem
-        )
+        log.warning("policy evaluation failed (revision %s); denying: %s", bundle.revision, problem)
         return Decision.failed(problem, bundle.revision)

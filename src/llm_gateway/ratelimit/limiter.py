@@ -438,8 +438,7 @@ def _refusal(
     if index <= len(plan.rates):
         scope = plan.rates[index - 1]
         return RateLimited(
-            f"rate limit reached for this {_named(scope.kind)}: "
-            f"{scope.rate} requests per minute",
+            f"rate limit reached for this {_named(scope.kind)}: {scope.rate} requests per minute",
             retry_after=max(wait_ms, 1) / 1000,
             details={"scope": scope.kind, "limit": scope.rate, "window": "minute"},
         )

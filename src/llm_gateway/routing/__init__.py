@@ -1,10 +1,18 @@
-"""Routing: which deployments serve a requested name, and in which order to try them.
+"""Routing: which deployments serve a requested name, and in which order this request tries them.
 
-Today a name is a model and resolves to its one deployment. Fallback chains,
-``auto``, strategies, circuit breakers and health checks grow here, behind
-:class:`~llm_gateway.routing.resolver.Resolver`, without the stages changing shape.
+:mod:`.resolver` maps a name (a model, a fallback chain, ``auto``) to its
+candidates once, at start-up; :mod:`.router` orders them per request
+(:mod:`.rules` for ``auto``'s experiments and capability rules, sticky
+sessions) and says which may be tried now; :mod:`.tracker` counts each
+attempt's start and end for the strategies and the circuit breaker.
 """
 
-from llm_gateway.routing.resolver import Resolution, Resolver, model_not_found, unknown_model
+from llm_gateway.routing.resolver import Kind, Resolution, Resolver, model_not_found, unknown_model
+from llm_gateway.routing.router import InOrder, Plan, Router, Unusable
+from llm_gateway.routing.rules import Arm, Facts, Rules
+from llm_gateway.routing.tracker import Slot, Tracker
 
-__all__ = ["Resolution", "Resolver", "model_not_found", "unknown_model"]
+__all__ = [
+    "Arm", "Facts", "InOrder", "Kind", "Plan", "Resolution", "Resolver", "Router", "Rules", "Slot",
+    "Tracker", "Unusable", "model_not_found", "unknown_model",
+]  # fmt: skip

@@ -2,8 +2,8 @@
 
 One frozen section per service (``settings.http``, ``settings.auth``,
 ``settings.storage``, ``settings.state``, ``settings.limits``, ``settings.providers``,
-``settings.policy``, ``settings.dlp``, ``settings.log``), each variable declared
-once, as its section's field (:mod:`.declare`). :mod:`.loader` reads them and
+``settings.routing``, ``settings.policy``, ``settings.dlp``, ``settings.log``), each
+variable declared once, as its section's field (:mod:`.declare`). :mod:`.loader` reads them and
 says how to add a section; :mod:`.reference` generates the README's table.
 
 This is a low layer: it imports nothing of the gateway's but the DLP package's
@@ -23,6 +23,7 @@ from llm_gateway.settings.loader import (
 )
 from llm_gateway.settings.policy import PolicySettings
 from llm_gateway.settings.providers import ProviderSettings
+from llm_gateway.settings.routing import RoutingSettings
 from llm_gateway.settings.server import HttpSettings, LogFormat, LogLevel, LogSettings
 from llm_gateway.settings.storage import (
     StateSettings,
@@ -45,6 +46,7 @@ __all__ = [
     "LogSettings",
     "PolicySettings",
     "ProviderSettings",
+    "RoutingSettings",
     "Section",
     "Settings",
     "SettingsError",

@@ -32,6 +32,7 @@ from llm_gateway.settings.files import FilesSettings
 from llm_gateway.settings.limits import LimitSettings
 from llm_gateway.settings.policy import PolicySettings
 from llm_gateway.settings.providers import ProviderSettings
+from llm_gateway.settings.routing import RoutingSettings
 from llm_gateway.settings.server import HttpSettings, LogSettings
 from llm_gateway.settings.storage import StateSettings, StorageSettings
 
@@ -52,6 +53,7 @@ class Settings:
     state: StateSettings = field(default_factory=StateSettings)
     limits: LimitSettings = field(default_factory=LimitSettings)
     providers: ProviderSettings = field(default_factory=ProviderSettings)
+    routing: RoutingSettings = field(default_factory=RoutingSettings)
     policy: PolicySettings = field(default_factory=PolicySettings)
     dlp: DlpSettings = field(default_factory=DlpSettings)
 

@@ -15,6 +15,7 @@ from llm_gateway.state.script import Ops, Reply, Script
 
 __all__ = ["COMPARE_AND_SET", "HASH_SET", "INCR", "INCR_FLOAT"]
 
+
 def _counter(name: str, command: str, add: Callable[[Ops, str, bytes], Reply]) -> Script:
     """KEYS[1]; ARGV: amount, ttl (ms). ``command`` adds; the expiry is set only when the
     key has none (it was just created): a fixed window from the first increment."""

@@ -62,6 +62,7 @@ class Ops(Protocol):
     def zcard(self, key: str) -> int: ...
     def zremrangebyscore_upto(self, key: str, high: float) -> int:
         """``ZREMRANGEBYSCORE key -inf high``: remove the members scored at most ``high``."""
+
     def zfirst(self, key: str) -> tuple[bytes, float] | None:
         """``ZRANGE key 0 0 WITHSCORES``: the lowest-scored member and its score."""
 

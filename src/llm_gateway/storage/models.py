@@ -96,6 +96,7 @@ class AuditLog(Base):
     attempts: Mapped[str | None] = mapped_column(Text)
     # How long a rate limit's queue held the request before it went on (None: not queued).
     queued_ms: Mapped[float | None] = mapped_column(Float)
+    route: Mapped[str | None] = mapped_column(String(200))
 
 
 class ApiKey(Base):
