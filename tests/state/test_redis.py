@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 import redis.asyncio as aioredis
 
@@ -77,5 +79,46 @@ async def test_a_redis_that_is_down_is_store_unavailable() -> None:
             await store.incr("k", ttl_s=HOUR)
         with pytest.raises(StoreUnavailable):
             await store.hash_get_all("k")
+    finally:
+        await store.aclose()
+
+
+async def test_scripts_asked_for_together_share_round_trips_and_each_gets_its_reply(
+    redis_server_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with redis_store(redis_server_url) as store:
+        pipelines = 0
+        make_pipeline = store.client.pipeline
+
+        def counted(*args: object, **kwargs: object) -> object:
+            nonlocal pipelines
+            pipelines += 1
+            return make_pipeline(*args, **kwargs)  # type: ignore[arg-type]
+
+        monkeypatch.setattr(store.client, "pipeline", counted)
+        views = [store.namespaced("a"), store.namespaced("b")]  # one batch across views
+        replies = await asyncio.gather(*(views[i % 2].incr("n", ttl_s=HOUR) for i in range(40)))
+        assert sorted(replies) == sorted([*range(1, 21), *range(1, 21)])
+        assert 0 < pipelines < 40
+        assert await store.get("a:n") == await store.get("b:n") == b"20"
+
+
+async def test_a_batch_recovers_from_script_flush_for_each_of_its_scripts(
+    redis_server_url: str,
+) -> None:
+    async with redis_store(redis_server_url) as store:
+        await store.incr("n", ttl_s=HOUR)
+        await store.client.script_flush()
+        replies = await asyncio.gather(*(store.incr("n", ttl_s=HOUR) for _ in range(10)))
+        assert sorted(replies) == list(range(2, 12))
+
+
+async def test_every_caller_of_a_failed_batch_gets_the_store_error() -> None:
+    store = RedisStore.from_url("redis://127.0.0.1:1/0", timeout_s=0.5, socket_timeout_s=0.5)
+    try:
+        results = await asyncio.gather(
+            *(store.incr("n", ttl_s=HOUR) for _ in range(5)), return_exceptions=True
+        )
+        assert all(isinstance(r, StoreUnavailable) for r in results), results
     finally:
         await store.aclose()
