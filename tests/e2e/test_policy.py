@@ -273,8 +273,9 @@ MODELS_BY_CALLER = {
     # id: (role, tier, the models listed)
     "free": ("user", "free", {"ollama-emu"}),
     "premium": ("user", "premium", set(MODELS)),
-    "enterprise": ("user", "enterprise", set(MODELS)),
-    "admin": ("admin", None, set(MODELS)),
+    # "*" allows every name, auto (the gateway chooses among them) included.
+    "enterprise": ("user", "enterprise", {*MODELS, "auto"}),
+    "admin": ("admin", None, {*MODELS, "auto"}),
     "unknown-tier": ("user", "platinum", set()),
 }
 
@@ -596,7 +597,7 @@ def test_opa_mode_denies_with_opas_reasons(opa_gateway: Gateway, door: str) -> N
 
 def test_opa_mode_lists_the_models_opa_allows(opa_gateway: Gateway) -> None:
     premium, free = caller(opa_gateway, tier="premium"), caller(opa_gateway, tier="free")
-    assert {m.id for m in opa_gateway.openai(premium).models.list()} == set(MODELS)
+    assert {m.id for m in opa_gateway.openai(premium).models.list()} == {*MODELS, "auto"}
     assert list(opa_gateway.openai(free).models.list()) == []
 
 

@@ -1,13 +1,16 @@
-"""``GET /v1/models``: the models this caller may use, in OpenAI's or Anthropic's list format.
+"""``GET /v1/models``: the names this caller may ask for, in OpenAI's or Anthropic's format.
 
-An action (``models.list``) through the pipeline, audited, with every model
-decided in one policy call: a model is listed if the policy would let this
-caller use it. The Anthropic SDK sends ``anthropic-version`` on every call;
-that header picks Anthropic's shape (and error format), anything else gets OpenAI's.
+An action (``models.list``) through the pipeline, audited, with every name
+decided in one policy call: a name is listed if the policy would let this
+caller use it. The names are the usable models, the fallback chains with a
+usable member, and ``auto`` (each entry's ``kind`` says which). The Anthropic
+SDK sends ``anthropic-version`` on every call; that header picks Anthropic's
+shape (and error format), anything else gets OpenAI's.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
 from typing import Any
@@ -18,8 +21,8 @@ from starlette.responses import Response
 
 from llm_gateway.api import anthropic, openai
 from llm_gateway.api.actions import ERRORS, run_action
-from llm_gateway.config import Deployment
 from llm_gateway.pipeline.context import ActionCall, RequestContext
+from llm_gateway.routing import Kind
 from llm_gateway.runtime import AppState
 
 router = APIRouter(tags=["models"])
@@ -31,6 +34,25 @@ class OpenAIModel(BaseModel):
     created: int
     owned_by: str
     demo: bool
+    kind: Kind  # a model, a fallback chain, or auto (the gateway chooses)
+
+
+@dataclass(frozen=True, slots=True)
+class _Name:
+    """One name a request may ask for, as a listing shows it."""
+
+    id: str
+    kind: Kind
+    owned_by: str
+    demo: bool = False
+
+    @property
+    def display_name(self) -> str:
+        if self.kind == "chain":
+            return f"{self.id} (fallback chain)"
+        if self.kind == "auto":
+            return f"{self.id} (the gateway chooses the model)"
+        return f"{self.id} (demo)" if self.demo else self.id
 
 
 class OpenAIModelList(BaseModel):
@@ -42,49 +64,63 @@ class OpenAIModelList(BaseModel):
 
 @router.get("/v1/models", response_model=OpenAIModelList, responses=ERRORS)
 async def list_models(request: Request) -> Response:
-    """The models the caller's policy allows, that are configured and usable."""
+    """The models, chains and ``auto`` the caller's policy allows, that can be served."""
     state: AppState = request.app.state.gateway
     anthropic_client = "anthropic-version" in request.headers
-    models = {d.name: d for d in state.usable_models()}
-    handler = partial(_listing, models, int(state.started_at), anthropic_client)
+    names = {n.id: n for n in _servable(state)}
+    handler = partial(_listing, names, int(state.started_at), anthropic_client)
     render = anthropic.error_body if anthropic_client else openai.error_body
-    return await run_action(request, "models.list", handler, targets=tuple(models), render=render)
+    return await run_action(request, "models.list", handler, targets=tuple(names), render=render)
+
+
+def _servable(state: AppState) -> list[_Name]:
+    """What could serve a request now: a chain or ``auto`` with at least one usable model."""
+    names = []
+    for name, kind in state.resolver.names():
+        candidates = state.resolver.resolve(name).candidates
+        if not any(d.enabled for d in candidates):
+            continue
+        if kind == "model":
+            d = candidates[0]
+            if not d.enabled:
+                continue
+            owner = "llm-gateway-demo" if d.demo else d.provider.value
+            names.append(_Name(name, kind, owner, d.demo))
+        else:
+            names.append(_Name(name, kind, "llm-gateway"))
+    return names
 
 
 async def _listing(
-    models: dict[str, Deployment], created: int, anthropic_client: bool, ctx: RequestContext
+    names: dict[str, _Name], created: int, anthropic_client: bool, ctx: RequestContext
 ) -> dict[str, Any]:
     assert isinstance(ctx.payload, ActionCall)
-    allowed = [models[name] for name in ctx.payload.permitted]
+    allowed = [names[name] for name in ctx.payload.permitted]
     return _anthropic_list(allowed, created) if anthropic_client else _openai_list(allowed, created)
 
 
-def _openai_list(models: list[Deployment], created: int) -> dict[str, Any]:
+def _openai_list(names: list[_Name], created: int) -> dict[str, Any]:
     return {
         "object": "list",
         "data": [
             {
-                "id": d.name,
+                "id": n.id,
                 "object": "model",
                 "created": created,
-                "owned_by": "llm-gateway-demo" if d.demo else d.provider.value,
-                "demo": d.demo,
+                "owned_by": n.owned_by,
+                "demo": n.demo,
+                "kind": n.kind,
             }
-            for d in models
+            for n in names
         ],
     }
 
 
-def _anthropic_list(models: list[Deployment], created: int) -> dict[str, Any]:
+def _anthropic_list(names: list[_Name], created: int) -> dict[str, Any]:
     stamp = datetime.fromtimestamp(created, UTC).isoformat().replace("+00:00", "Z")
     data = [
-        {
-            "type": "model",
-            "id": d.name,
-            "display_name": f"{d.name} (demo)" if d.demo else d.name,
-            "created_at": stamp,
-        }
-        for d in models
+        {"type": "model", "id": n.id, "display_name": n.display_name, "created_at": stamp}
+        for n in names
     ]
     return {
         "data": data,
