@@ -2,12 +2,26 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import AsyncGenerator
+
 import pytest
 
 from llm_gateway.auth import Credentials
-from llm_gateway.chat import ChatRequest, ChatResponse
+from llm_gateway.chat import (
+    ChatRequest,
+    ChatResponse,
+    EventStream,
+    StreamEnd,
+    StreamEvent,
+    StreamStart,
+    TextDelta,
+)
 from llm_gateway.config import Deployment
 from llm_gateway.errors import (
+    AllCircuitsOpen,
+    AllModelsBusy,
+    AllModelsDown,
     GatewayError,
     InvalidRequest,
     ModelUnavailable,
@@ -118,3 +132,135 @@ async def test_the_last_failure_is_the_answer() -> None:
     with pytest.raises(UpstreamTimeout, match="slower"):
         await _route()(ctx, call)  # type: ignore[arg-type]
     assert tried == ["a", "b"]
+
+
+# --- passing over, the deadline, and slots --------------------------------------------
+
+
+class Marked:
+    """Health and breaker views that say what a test tells them."""
+
+    def __init__(self, down: set[str] = frozenset(), open_: set[str] = frozenset()) -> None:  # type: ignore[assignment]
+        self.down, self.open = down, open_
+        self.admitted: list[str] = []
+
+    def is_down(self, name: str) -> bool:
+        return name in self.down
+
+    async def admit(self, name: str) -> bool:
+        self.admitted.append(name)
+        return name not in self.open
+
+
+@pytest.mark.parametrize(
+    ("down", "open_", "error"),
+    [
+        ({"a", "b"}, set(), AllModelsDown),
+        (set(), {"a", "b"}, AllCircuitsOpen),
+        ({"a"}, {"b"}, AllCircuitsOpen),  # the reason likeliest to clear soon
+    ],
+)
+async def test_nothing_usable_is_a_503_that_says_why(
+    down: set[str], open_: set[str], error: type[GatewayError]
+) -> None:
+    marks = Marked(down, open_)
+    route = Route(Router(health=marks, breaker=marks), RoutingSettings())
+    ctx = _context(deployment("a"), deployment("b"))
+    tried, call = _provider({})
+    with pytest.raises(error) as raised:
+        await route(ctx, call)  # type: ignore[arg-type]
+    assert raised.value.status == 503
+    assert tried == []
+    assert ctx.attempts == []
+    assert not set(marks.admitted) & down  # a down model's breaker spends no trial call on it
+
+
+async def test_a_model_down_or_open_is_passed_over_for_the_next() -> None:
+    marks = Marked({"a"}, {"b"})
+    route = Route(Router(health=marks, breaker=marks), RoutingSettings())
+    ctx = _context(deployment("a"), deployment("b"), deployment("c"))
+    tried, call = _provider({})
+    await route(ctx, call)  # type: ignore[arg-type]
+    assert tried == ["c"]
+
+
+async def test_a_full_model_is_passed_over_and_every_full_model_waits_then_503() -> None:
+    router = Router()
+    held = [router.tracker.started("a"), router.tracker.started("b")]
+    ctx = _context(deployment("a", max_concurrent=1), deployment("b", max_concurrent=1))
+    tried, call = _provider({})
+    route = Route(router, RoutingSettings(busy_wait_ms=1))
+    with pytest.raises(AllModelsBusy):
+        await route(ctx, call)  # type: ignore[arg-type]
+    assert tried == []
+    await held[1].finish(True, 1.0)  # b frees up
+    ctx = _context(deployment("a", max_concurrent=1), deployment("b", max_concurrent=1))
+    await route(ctx, call)  # type: ignore[arg-type]
+    assert tried == ["b"]
+    assert (router.tracker.in_flight("a"), router.tracker.in_flight("b")) == (1, 0)
+
+
+async def test_a_request_waiting_for_a_full_model_takes_the_slot_that_frees_up() -> None:
+    router = Router()
+    held = router.tracker.started("a")
+    ctx = _context(deployment("a", max_concurrent=1))
+    tried, call = _provider({})
+    waiting = asyncio.create_task(
+        Route(router, RoutingSettings(busy_wait_ms=60_000))(ctx, call)  # type: ignore[arg-type]
+    )
+    await asyncio.sleep(0)
+    assert not waiting.done()
+    await held.finish(True, 1.0)
+    outcome = await waiting
+    assert isinstance(outcome, ChatResponse)
+    assert tried == ["a"]
+
+
+async def test_the_deadline_ends_the_request_without_trying_the_rest() -> None:
+    tried: list[str] = []
+
+    async def slow(ctx: RequestContext) -> Outcome:
+        assert ctx.deployment is not None
+        tried.append(ctx.deployment.name)
+        await asyncio.sleep(3600)
+        raise AssertionError("unreachable")
+
+    route = Route(Router(), RoutingSettings(deadline_ms=20))
+    ctx = _context(deployment("a"), deployment("b"))
+    with pytest.raises(UpstreamTimeout, match="deadline") as raised:
+        await route(ctx, slow)
+    assert raised.value.retryable is False
+    assert tried == ["a"]
+    assert [(a.status, a.error_code) for a in ctx.attempts] == [(504, "upstream_timeout")]
+
+
+async def test_a_streams_model_stays_busy_until_the_stream_ends() -> None:
+    router = Router()
+
+    async def events() -> AsyncGenerator[StreamEvent, None]:
+        yield TextDelta("hi")
+        yield StreamEnd("stop")
+
+    async def stream(ctx: RequestContext) -> Outcome:
+        return EventStream(StreamStart(model="a"), events())
+
+    outcome = await Route(router, RoutingSettings())(_context(deployment("a")), stream)
+    assert isinstance(outcome, EventStream)
+    assert router.tracker.in_flight("a") == 1
+    assert [type(e) for e in [e async for e in outcome]] == [TextDelta, StreamEnd]
+    assert router.tracker.in_flight("a") == 0
+
+
+async def test_a_stream_closed_unread_frees_its_model() -> None:
+    router = Router()
+
+    async def events() -> AsyncGenerator[StreamEvent, None]:
+        yield StreamEnd("stop")
+
+    async def stream(ctx: RequestContext) -> Outcome:
+        return EventStream(StreamStart(model="a"), events())
+
+    outcome = await Route(router, RoutingSettings())(_context(deployment("a")), stream)
+    assert isinstance(outcome, EventStream)
+    await outcome.aclose()
+    assert router.tracker.in_flight("a") == 0
