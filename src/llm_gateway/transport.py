@@ -49,6 +49,7 @@ class UpstreamRequest:
     max_connections: int
     read_timeout_s: float  # longest silence tolerated while reading a body or stream
     kind: PoolKind = "provider"  # adapters leave it; the OPA client says "policy"
+    method: Literal["POST", "GET"] = "POST"  # GET: a health probe
 
 
 class UpstreamResponse(Protocol):
@@ -163,7 +164,8 @@ class AiohttpTransport:
         """
         session = self._session(request)
         try:
-            response = await session.post(
+            response = await session.request(
+                request.method,
                 request.url,
                 data=request.body,
                 headers=request.headers,

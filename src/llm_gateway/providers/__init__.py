@@ -17,7 +17,7 @@ from llm_gateway.providers.ollama import OllamaAdapter
 from llm_gateway.providers.openai import OpenAIAdapter
 from llm_gateway.transport import AiohttpTransport, Transport, UpstreamResponse
 
-__all__ = ["ADAPTERS", "AiohttpTransport", "Transport", "call"]
+__all__ = ["ADAPTERS", "AiohttpTransport", "Transport", "call", "probe"]
 
 ADAPTERS: dict[Provider, ProviderAdapter] = {
     Provider.ANTHROPIC: AnthropicAdapter(),
@@ -57,6 +57,21 @@ async def call(transport: Transport, deployment: Deployment, chat: ChatRequest) 
         response.close()
         raise UpstreamMalformedResponse("the provider's stream did not start properly")
     return EventStream(first, events, on_close=response.close)
+
+
+async def probe(transport: Transport, deployment: Deployment) -> None:
+    """The health check's call (see ``probe_request``); raises what a chat call would."""
+    request = ADAPTERS[deployment.provider].probe_request(deployment)
+    try:
+        async with asyncio.timeout(deployment.timeout_s):
+            response = await transport.send(request)
+            await _drain(response)
+    except TimeoutError:
+        raise UpstreamTimeout(
+            f"the provider did not answer within {deployment.timeout_s:g} s"
+        ) from None
+    if response.status >= 400:
+        raise error_for_status(response.status, response.headers)
 
 
 async def _drain(response: UpstreamResponse) -> None:

@@ -118,10 +118,10 @@ class AnthropicAdapter:
             else:
                 mode = {"auto": "auto", "none": "none", "required": "any"}[choice.mode]
                 payload["tool_choice"] = {"type": mode}
-        headers = {"anthropic-version": ANTHROPIC_VERSION}
-        if deployment.api_key:
-            headers["x-api-key"] = deployment.api_key
-        return upstream_request(deployment, "/messages", headers, payload)
+        return upstream_request(deployment, "/messages", _headers(deployment), payload)
+
+    def probe_request(self, deployment: Deployment) -> UpstreamRequest:
+        return upstream_request(deployment, "/models?limit=1", _headers(deployment), None)
 
     def parse_response(self, deployment: Deployment, body: bytes) -> ChatResponse:
         data = decode_json(body)
@@ -239,3 +239,10 @@ def _stream_error(kind: Any) -> UpstreamError:
     if kind == "rate_limit_error":
         return UpstreamRateLimited(said)
     return UpstreamStatusError(said)
+
+
+def _headers(deployment: Deployment) -> dict[str, str]:
+    headers = {"anthropic-version": ANTHROPIC_VERSION}
+    if deployment.api_key:
+        headers["x-api-key"] = deployment.api_key
+    return headers

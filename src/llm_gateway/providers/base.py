@@ -31,6 +31,11 @@ from llm_gateway.transport import UpstreamRequest
 class ProviderAdapter(Protocol):
     def build_request(self, deployment: Deployment, chat: ChatRequest) -> UpstreamRequest: ...
 
+    def probe_request(self, deployment: Deployment) -> UpstreamRequest:
+        """The health check's call: the cheapest honest one, listing the provider's models
+        (free, no tokens), with the credentials a chat call uses."""
+        ...
+
     def parse_response(self, deployment: Deployment, body: bytes) -> ChatResponse: ...
 
     def parse_stream(
@@ -46,8 +51,19 @@ class ProviderAdapter(Protocol):
 
 
 def upstream_request(
-    deployment: Deployment, path: str, headers: dict[str, str], payload: dict[str, Any]
+    deployment: Deployment, path: str, headers: dict[str, str], payload: dict[str, Any] | None
 ) -> UpstreamRequest:
+    """A POST of ``payload`` to the deployment; a GET when there is none (a health probe)."""
+    if payload is None:
+        return UpstreamRequest(
+            url=deployment.base_url + path,
+            headers={"accept": "application/json", **headers},
+            body=b"",
+            pool=deployment.name,
+            max_connections=deployment.max_concurrent,
+            read_timeout_s=deployment.timeout_s,
+            method="GET",
+        )
     return UpstreamRequest(
         url=deployment.base_url + path,
         headers={"content-type": "application/json", "accept": "application/json", **headers},

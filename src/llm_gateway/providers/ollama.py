@@ -125,6 +125,9 @@ class OllamaAdapter:
             ]
         return upstream_request(deployment, "/api/chat", {}, payload)
 
+    def probe_request(self, deployment: Deployment) -> UpstreamRequest:
+        return upstream_request(deployment, "/api/tags", {}, None)
+
     def parse_response(self, deployment: Deployment, body: bytes) -> ChatResponse:
         data = decode_json(body)
         try:

@@ -121,8 +121,10 @@ class OpenAIAdapter:
                 if choice.name
                 else choice.mode
             )
-        headers = {"authorization": f"Bearer {deployment.api_key}"} if deployment.api_key else {}
-        return upstream_request(deployment, "/chat/completions", headers, payload)
+        return upstream_request(deployment, "/chat/completions", _headers(deployment), payload)
+
+    def probe_request(self, deployment: Deployment) -> UpstreamRequest:
+        return upstream_request(deployment, "/models", _headers(deployment), None)
 
     def parse_response(self, deployment: Deployment, body: bytes) -> ChatResponse:
         data = decode_json(body)
@@ -191,3 +193,7 @@ def _usage(raw: Any) -> Usage | None:
     if not isinstance(raw, dict):
         return None
     return Usage(int(raw.get("prompt_tokens") or 0), int(raw.get("completion_tokens") or 0))
+
+
+def _headers(deployment: Deployment) -> dict[str, str]:
+    return {"authorization": f"Bearer {deployment.api_key}"} if deployment.api_key else {}
