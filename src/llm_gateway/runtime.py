@@ -24,7 +24,7 @@ from llm_gateway.pipeline import Pipeline, build_action_pipeline, build_pipeline
 from llm_gateway.policy import PolicyService
 from llm_gateway.ratelimit import BudgetRecorder, Limiter
 from llm_gateway.records import Recorder
-from llm_gateway.routing import InOrder, Resolver, Router, Rules
+from llm_gateway.routing import InOrder, Resolver, Router, Rules, StaleCache
 from llm_gateway.settings import AutoOnOff, Settings
 from llm_gateway.state import Store, open_store
 from llm_gateway.storage import Database
@@ -104,6 +104,9 @@ class AppState:
             recorders=recorders, authenticator=authenticator, policy=policy,
             environment=settings.policy.environment, limiter=limiter, dlp=dlp,
             resolver=resolver, router=router, routing=settings.routing,
+            cache=StaleCache(store.namespaced("stale"), routing.stale_if_error)
+            if routing.stale_if_error.enabled
+            else None,
             transport=transport,
         )  # fmt: skip
         actions = build_action_pipeline(

@@ -18,6 +18,7 @@ from llm_gateway.chat import (
     TextDelta,
 )
 from llm_gateway.config import Deployment
+from llm_gateway.config.routing import StaleIfError
 from llm_gateway.errors import (
     AllCircuitsOpen,
     AllModelsBusy,
@@ -30,8 +31,9 @@ from llm_gateway.errors import (
 )
 from llm_gateway.pipeline.context import ChatCall, Outcome, RequestContext
 from llm_gateway.pipeline.route import Route
-from llm_gateway.routing import Resolution, Router
+from llm_gateway.routing import Resolution, Router, StaleCache
 from llm_gateway.settings import RoutingSettings
+from llm_gateway.state import MemoryStore
 from tests.pipeline.deployments import deployment
 
 
@@ -264,3 +266,58 @@ async def test_a_stream_closed_unread_frees_its_model() -> None:
     assert isinstance(outcome, EventStream)
     await outcome.aclose()
     assert router.tracker.in_flight("a") == 0
+
+
+# --- stale-if-error --------------------------------------------------------------------
+
+
+def _cached_route() -> tuple[Route, StaleCache]:
+    cache = StaleCache(MemoryStore(), StaleIfError(enabled=True))
+    return Route(Router(), RoutingSettings(), cache), cache
+
+
+async def test_when_every_model_fails_the_last_good_answer_is_served_marked_stale() -> None:
+    route, cache = _cached_route()
+    _, works = _provider({})
+    await route(_context(deployment("a")), works)  # type: ignore[arg-type]
+    await cache.settled()
+    ctx = _context(deployment("a"), deployment("b"))
+    _, fails = _provider({"a": UpstreamTimeout("slow"), "b": UpstreamTimeout("slower")})
+    outcome = await route(ctx, fails)  # type: ignore[arg-type]
+    assert isinstance(outcome, ChatResponse)
+    assert (outcome.model, outcome.text) == ("a", "ok")
+    assert (ctx.call.route, ctx.call.stale) == ("stale", True)
+    assert [a.error_code for a in ctx.attempts] == ["upstream_timeout", "upstream_timeout"]
+
+
+async def test_a_stream_gets_the_cached_answer_as_a_stream() -> None:
+    route, cache = _cached_route()
+    _, works = _provider({})
+    await route(_context(deployment("a")), works)  # type: ignore[arg-type]
+    await cache.settled()
+    ctx = _context(deployment("a"))
+    assert ctx.chat is not None
+    ctx.chat.stream = True  # not part of the key: the same request, delivered otherwise
+    _, fails = _provider({"a": UpstreamStatusError("down", upstream_status=503)})
+    outcome = await route(ctx, fails)  # type: ignore[arg-type]
+    assert isinstance(outcome, EventStream)
+    events = [e async for e in outcome]
+    assert [type(e) for e in events] == [TextDelta, StreamEnd]
+
+
+async def test_a_failure_of_the_callers_own_is_never_answered_from_the_cache() -> None:
+    route, cache = _cached_route()
+    _, works = _provider({})
+    await route(_context(deployment("a")), works)  # type: ignore[arg-type]
+    await cache.settled()
+    rejected = UpstreamStatusError("rejected", status=400, upstream_status=400, retryable=False)
+    _, fails = _provider({"a": rejected})
+    with pytest.raises(UpstreamStatusError):
+        await route(_context(deployment("a")), fails)  # type: ignore[arg-type]
+
+
+async def test_without_a_cached_answer_the_failure_stands() -> None:
+    route, _ = _cached_route()
+    _, fails = _provider({"a": UpstreamTimeout("slow")})
+    with pytest.raises(UpstreamTimeout):
+        await route(_context(deployment("a")), fails)  # type: ignore[arg-type]

@@ -43,6 +43,7 @@ from llm_gateway.ratelimit import Admission
 from llm_gateway.runtime import AppState
 
 CONFIRMATION_HEADER = "x-confirmation-id"
+CACHE_HEADER = "x-gateway-cache"  # "stale": every model failed; a cached answer was served
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +78,8 @@ class FrontDoor:
         except GatewayError as error:
             return self.error_response(error, ctx.request_id, self.limit_headers(ctx.limits))
         headers = self.limit_headers(ctx.limits)
+        if ctx.call.stale:
+            headers[CACHE_HEADER] = "stale"
         if isinstance(outcome, ChatResponse):
             body = self.encode_response(ctx, outcome)
             return Response(body, media_type="application/json", headers=headers)

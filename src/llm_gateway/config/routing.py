@@ -105,6 +105,15 @@ class Experiment(_Strict):
     match: Match = Match()
 
 
+class StaleIfError(_Strict):
+    """The last good answer to the same request, served only when every model fails."""
+
+    enabled: bool = False
+    ttl_seconds: Annotated[float, Field(gt=0)] = 86_400
+    max_entries_per_tenant: Annotated[int, Field(ge=1)] = 1000
+    max_entry_bytes: Annotated[int, Field(ge=1)] = 65_536
+
+
 class CostOptimized(_Strict):
     """``cost_optimized`` picks the cheapest model whose ``quality_tier`` is at least this."""
 
@@ -128,6 +137,7 @@ class Routing(_Strict):
     capability_routing: CapabilityRouting = CapabilityRouting()
     experiments: list[Experiment] = []
     cost_optimized: CostOptimized = CostOptimized()
+    stale_if_error: StaleIfError = StaleIfError()
 
     def model_references(self) -> list[tuple[Loc, str]]:
         """Every place that names a model, with its location in the file."""

@@ -43,7 +43,7 @@ from llm_gateway.pipeline.route import Route
 from llm_gateway.policy import PolicyService
 from llm_gateway.ratelimit import Limiter
 from llm_gateway.records import Recorder
-from llm_gateway.routing import Resolver, Router
+from llm_gateway.routing import Resolver, Router, StaleCache
 from llm_gateway.settings import RoutingSettings
 from llm_gateway.transport import Transport
 
@@ -77,6 +77,7 @@ def build_pipeline(  # noqa: PLR0913 (keyword-only: the services the stages use)
     resolver: Resolver,
     router: Router,
     routing: RoutingSettings,
+    cache: StaleCache | None = None,
     transport: Transport,
 ) -> Pipeline:
     stages: list[Stage] = [
@@ -89,7 +90,7 @@ def build_pipeline(  # noqa: PLR0913 (keyword-only: the services the stages use)
         stages.append(Limit(limiter))
     if dlp is not None:  # DLP_ENABLED=false leaves it out
         stages.append(Inspect(dlp))
-    stages += [Route(router, routing), CallProvider(transport)]
+    stages += [Route(router, routing, cache), CallProvider(transport)]
     return Pipeline(stages)
 
 

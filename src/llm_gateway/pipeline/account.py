@@ -26,7 +26,14 @@ from llm_gateway.chat import (
     Usage,
 )
 from llm_gateway.errors import GatewayError, InternalError
-from llm_gateway.pipeline.context import ActionResult, Challenge, Next, Outcome, RequestContext
+from llm_gateway.pipeline.context import (
+    ActionResult,
+    Challenge,
+    ChatCall,
+    Next,
+    Outcome,
+    RequestContext,
+)
 from llm_gateway.pipeline.record import request_record
 from llm_gateway.records import Recorder
 from llm_gateway.tokens import estimate_prompt, estimate_text
@@ -123,6 +130,8 @@ class Account:
             usage = Usage(estimate_prompt(prompt), estimate_text(ctx.response_text), estimated=True)
         ctx.usage = usage
         price = ctx.deployment.price if ctx.deployment else None
+        if isinstance(ctx.payload, ChatCall) and ctx.payload.stale:
+            price = None  # a cached answer costs no provider anything
         if price is not None:
             ctx.cost_usd = price.cost(usage.input_tokens, usage.output_tokens)
 

@@ -19,6 +19,10 @@ and by what is left of ``ROUTING_DEADLINE_MS`` for the whole request. When
 nothing could be tried, the answer is a 503 whose code says why:
 ``all_models_down``, ``all_circuits_open`` or ``all_models_busy`` (after
 waiting up to ``ROUTING_BUSY_WAIT_MS`` for a model to free up).
+
+With stale-if-error on (:mod:`llm_gateway.routing.cache`), a whole answer is
+kept, and served in place of a failure that is the models' (not the
+caller's) when there is one for the same request: marked ``stale``.
 """
 
 from __future__ import annotations
@@ -27,7 +31,15 @@ import asyncio
 import time
 from collections.abc import AsyncGenerator
 
-from llm_gateway.chat import EventStream, StreamEnd, StreamEvent
+from llm_gateway.chat import (
+    ChatResponse,
+    EventStream,
+    StreamEnd,
+    StreamEvent,
+    StreamStart,
+    TextDelta,
+    ToolCallDelta,
+)
 from llm_gateway.errors import (
     AllCircuitsOpen,
     AllModelsBusy,
@@ -38,14 +50,17 @@ from llm_gateway.errors import (
     UpstreamTimeout,
 )
 from llm_gateway.pipeline.context import Attempt, Next, Outcome, RequestContext
-from llm_gateway.routing import Facts, Plan, Router, Slot, Unusable
+from llm_gateway.routing import Facts, Plan, Router, Slot, StaleCache, Unusable
 from llm_gateway.settings import RoutingSettings
 
 
 class Route:
-    def __init__(self, router: Router, settings: RoutingSettings) -> None:
+    def __init__(
+        self, router: Router, settings: RoutingSettings, cache: StaleCache | None = None
+    ) -> None:
         self.router = router
         self.tracker = router.tracker
+        self.cache = cache
         self.deadline_s = settings.deadline_ms / 1000
         self.busy_wait_s = settings.busy_wait_ms / 1000
 
@@ -60,6 +75,26 @@ class Route:
             resolution, facts, tenant=tenant, conversation_id=ctx.conversation_id
         )
         ctx.call.route = plan.route
+        cache, chat = self.cache, ctx.chat
+        if cache is None or chat is None:
+            return await self._attempts(ctx, call_next, plan)
+        revision = ctx.decision.revision if ctx.decision is not None else ""
+        key = cache.key(chat, requested=resolution.requested, tenant=tenant,
+                        policy_revision=revision)  # fmt: skip
+        try:
+            outcome = await self._attempts(ctx, call_next, plan)
+        except GatewayError as error:
+            stale = await cache.load(key) if _the_models_fault(error) else None
+            if stale is None:
+                raise
+            ctx.call.route, ctx.call.stale = "stale", True
+            return as_stream(stale) if chat.stream else stale
+        if isinstance(outcome, ChatResponse):
+            cache.save_soon(key, outcome, now_ms=int(time.time() * 1000))
+        return outcome
+
+    async def _attempts(self, ctx: RequestContext, call_next: Next, plan: Plan) -> Outcome:
+        """The candidates in turn, once more after a wait if every one was full."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.deadline_s
         waited = False
@@ -73,7 +108,8 @@ class Route:
                 waited = True  # one wait for a slot, then the candidates once more
                 await self.tracker.wait_for_slot(min(self.busy_wait_s, deadline - loop.time()))
                 continue
-            raise _nothing_usable(resolution.requested, passed_over)
+            assert ctx.call.resolution is not None
+            raise _nothing_usable(ctx.call.resolution.requested, passed_over)
 
     async def _try(
         self, ctx: RequestContext, call_next: Next, plan: Plan, deadline: float
@@ -167,6 +203,24 @@ def _deadline_passed(deadline_s: float) -> UpstreamTimeout:
 
 def _another_may_answer(error: GatewayError) -> bool:
     return isinstance(error, UpstreamError) and error.retryable
+
+
+def _the_models_fault(error: GatewayError) -> bool:
+    """A failure a cached answer may stand in for: the models', never the caller's own."""
+    return _another_may_answer(error) or isinstance(error, UpstreamTimeout | ModelUnavailable)
+
+
+def as_stream(answer: ChatResponse) -> EventStream:
+    """A whole answer as a stream: its text in one delta, its tool calls, its end."""
+
+    async def events() -> AsyncGenerator[StreamEvent, None]:
+        if answer.text:
+            yield TextDelta(answer.text)
+        for i, call in enumerate(answer.tool_calls):
+            yield ToolCallDelta(i, call.arguments, call.id, call.name)
+        yield StreamEnd(answer.finish_reason, answer.usage)
+
+    return EventStream(StreamStart(answer.model), events())
 
 
 def _since(started: float) -> float:

@@ -7,12 +7,13 @@ sessions) and says which may be tried now; :mod:`.tracker` counts each
 attempt's start and end for the strategies and the circuit breaker.
 """
 
+from llm_gateway.routing.cache import StaleCache
 from llm_gateway.routing.resolver import Kind, Resolution, Resolver, model_not_found, unknown_model
 from llm_gateway.routing.router import InOrder, Plan, Router, Unusable
 from llm_gateway.routing.rules import Arm, Facts, Rules
 from llm_gateway.routing.tracker import Slot, Tracker
 
 __all__ = [
-    "Arm", "Facts", "InOrder", "Kind", "Plan", "Resolution", "Resolver", "Router", "Rules", "Slot",
-    "Tracker", "Unusable", "model_not_found", "unknown_model",
+    "Arm", "Facts", "InOrder", "Kind", "Plan", "Resolution", "Resolver", "Router", "Rules",
+    "Slot", "StaleCache", "Tracker", "Unusable", "model_not_found", "unknown_model",
 ]  # fmt: skip
