@@ -23,9 +23,11 @@ from llm_gateway.audit.sinks import sink_for
 from llm_gateway.audit.writer import AuditWriter
 from llm_gateway.auth import Credentials
 from llm_gateway.auth.jwt import JWTVerifier
+from llm_gateway.chat import ChatResponse
 from llm_gateway.config import Deployment, Provider
 from llm_gateway.config.limits import LimitsFile
 from llm_gateway.dlp.service import DlpService
+from llm_gateway.errors import UpstreamUnreachable
 from llm_gateway.pipeline.authorize import Authorize
 from llm_gateway.pipeline.context import (
     Attempt,
@@ -41,7 +43,7 @@ from llm_gateway.pipeline.route import Route
 from llm_gateway.policy import PolicyService
 from llm_gateway.providers.openai import OpenAIAdapter
 from llm_gateway.ratelimit import Limiter
-from llm_gateway.routing import Resolver, Router
+from llm_gateway.routing import Resolution, Resolver, Router
 from llm_gateway.settings import LimitSettings, RoutingSettings, load_settings
 from llm_gateway.state import MemoryStore, Store, StoreError
 from llm_gateway.state.redis import RedisStore
@@ -130,12 +132,6 @@ async def _measure(tmp: Path) -> dict[str, Timing]:
     async def done(_ctx: RequestContext) -> Outcome:
         return response
 
-    route = Route(Router(), RoutingSettings())
-
-    async def routed() -> Outcome:
-        ctx.attempts.clear()  # one attempt per call, as in service
-        return await route(ctx, done)
-
     ctx.principal = verifier.verify(token)
     results = {
         "authenticate (JWT HS256, first use)": _time(lambda: verifier._verify(token)),
@@ -147,7 +143,7 @@ async def _measure(tmp: Path) -> dict[str, Timing]:
         **await _policy(ctx, done, resolver),
         **await _limit(ctx, done),
         **await _inspect(ctx, done, tmp),
-        "route": await _time_async(routed),
+        **await _route(ctx, response),
         "build request record and audit row": _time(lambda: audit_row(request_record(ctx))),
     }
     db = Database(f"sqlite+aiosqlite:///{tmp}/stages.db")
@@ -170,6 +166,36 @@ async def _measure(tmp: Path) -> dict[str, Timing]:
     results["audit write, 5000 concurrent (SQLite, per row)"] = (per_row, per_row)
     await writer.close()
     await db.dispose()
+    return results
+
+
+async def _route(ctx: RequestContext, response: ChatResponse) -> dict[str, Timing]:
+    """The route stage: one model, and a three-model chain whose first two fail at once."""
+    models = [replace(DEPLOYMENT, name=n) for n in ("first", "second", "third")]
+    failing = {"first", "second"}
+
+    async def call(ctx: RequestContext) -> Outcome:
+        assert ctx.deployment is not None
+        if ctx.deployment.name in failing:
+            raise UpstreamUnreachable("cannot connect to the provider")
+        return response
+
+    route = Route(Router(), RoutingSettings())
+    results = {}
+    for name, resolution in (
+        ("route (one model)", Resolution("bench", (DEPLOYMENT,))),
+        ("route (a three-model chain, the first two failing fast)",
+         Resolution("chain", tuple(models), "chain")),
+    ):  # fmt: skip
+        ctx.call.resolution = resolution
+
+        async def routed() -> Outcome:
+            ctx.attempts.clear()  # the attempts of one request, as in service
+            return await route(ctx, call)
+
+        results[name] = await _time_async(routed)
+    ctx.call.resolution = Resolution("bench", (DEPLOYMENT,))
+    ctx.attempts[:] = [Attempt(DEPLOYMENT)]
     return results
 
 

@@ -135,7 +135,10 @@ class Route:
             slot = self.tracker.started(deployment.name)
             started = time.perf_counter()
             try:
-                async with asyncio.timeout(left):
+                if left < deployment.timeout_s:  # else the attempt's own timeout comes first
+                    async with asyncio.timeout(left):
+                        outcome = await call_next(ctx)
+                else:
                     outcome = await call_next(ctx)
             except TimeoutError:
                 failure = _deadline_passed(self.deadline_s)

@@ -73,7 +73,7 @@ class Slot:
 
     async def finish(self, ok: bool, latency_ms: float) -> None:
         """The attempt is over: ``ok`` unless it failed in a way the model is blamed for."""
-        if self._close():
+        if self._close() and self.tracker.breaker is not None:
             await self.tracker._record(self.name, ok)
 
     def finish_soon(self, ok: bool, latency_ms: float) -> None:
