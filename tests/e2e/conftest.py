@@ -175,19 +175,19 @@ access:
 """
 
 
-def write_policies(directory: Path) -> Path:
+def write_policies(directory: Path, access: str = ACCESS_YAML) -> Path:
     (directory / "rego").mkdir(parents=True, exist_ok=True)
     (directory / "data").mkdir(exist_ok=True)
     shipped = REPO / "policies" / "rego" / "authz.rego"
     (directory / "rego" / "authz.rego").write_text(shipped.read_text())
-    (directory / "data" / "access.yaml").write_text(ACCESS_YAML)
+    (directory / "data" / "access.yaml").write_text(access)
     return directory
 
 
 GATEWAY_VARIABLES = frozenset(settings_variables())
 
 
-def start_gateway(
+def start_gateway(  # noqa: PLR0913 (keyword-only: what a test may change in the set-up)
     tmp: Path,
     emulator_url: str,
     database_url: str,
@@ -195,15 +195,20 @@ def start_gateway(
     *,
     process: bool = False,
     timeout_ms: int = 5000,
+    routing: str | None = None,
+    access: str = ACCESS_YAML,
 ) -> Gateway:
     """A gateway, ready; ``process=True``: as ``llm-gateway serve`` in a subprocess.
 
-    ``timeout_ms`` is every model's upstream timeout."""
+    ``timeout_ms`` is every model's upstream timeout; ``routing`` replaces the whole
+    ``routing_policies.yaml`` (its models, chains and rules; ``timeout_ms`` is then
+    unused) and ``access`` the policy's tiers (``policies/data/access.yaml``)."""
     config = tmp / "config"
     config.mkdir(parents=True, exist_ok=True)
-    (config / "routing_policies.yaml").write_text(routing_yaml(emulator_url, timeout_ms))
+    routing_file = routing if routing is not None else routing_yaml(emulator_url, timeout_ms)
+    (config / "routing_policies.yaml").write_text(routing_file)
     (config / "pricing.yaml").write_text(PRICING_YAML)
-    policies = write_policies(tmp / "policies")
+    policies = write_policies(tmp / "policies", access)
     port = free_port()
     full_env = {
         # The developer's own settings (OPA_URL, DLP_*, ...) must not leak in.

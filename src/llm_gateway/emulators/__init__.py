@@ -10,7 +10,9 @@ Directive keys (all optional): ``reply``, ``chunks``, ``tool_calls``
 (``[{"name", "arguments", "id"?}]``), ``status`` with ``error_type``,
 ``error_message``, ``error_body``, ``retry_after``; ``latency_ms``,
 ``chunk_delay_ms``, ``hang``, ``truncate_after``, ``malformed``,
-``stream_error``, ``usage`` (``false`` or ``{"input", "output"}``), ``finish``.
+``stream_error``, ``usage`` (``false`` or ``{"input", "output"}``), ``finish``;
+``models`` (``{"<upstream model id>": {...keys...}}``: keys merged over the
+others for a request to that model only, say to fail one model of a chain).
 See :mod:`llm_gateway.emulators.behaviour` for their exact meaning.
 
 Public API:

@@ -298,6 +298,7 @@ async def messages(request: Request, state: EmulatorState, raw: bytes) -> Respon
         reply_prefix=state.config.reply_prefix,
         stream=parsed.stream,
         limits=parsed.limits,
+        model=parsed.model,
     )
     return DeliveryResponse(render(script, parsed, state), state)
 

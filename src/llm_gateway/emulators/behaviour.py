@@ -7,6 +7,12 @@ finds that directive, removes it from the text the model "sees", and turns the
 conversation into a provider-neutral :class:`Script` (text, stream fragments,
 tool calls, finish reason, token counts) that each wire format then renders.
 
+A directive may be scoped to the model asked for: its ``models`` key maps an
+upstream model id (the request's ``model`` field) to directive keys that are
+merged over the top-level ones for a request to that model only, so one prompt
+sent down a fallback chain can fail on one model and answer on the next
+(:func:`scoped_keys`).
+
 Everything here is deterministic (token counts are whitespace-separated words)
 so tests can assert exact numbers, and nothing here knows about HTTP.
 """
@@ -195,6 +201,24 @@ def strip_directives(text: str) -> str:
     return text
 
 
+def scoped_keys(raw: Mapping[str, Any], model: str | None) -> dict[str, Any]:
+    """The directive's keys for a request to ``model``: its ``models[model]`` entry over the rest.
+
+    ``[[emulate {"reply": "hi", "models": {"gpt-4o-mini": {"status": 500}}}]]``
+    answers 500 to a request for ``gpt-4o-mini`` and "hi" to any other model.
+    The entry's keys replace the top-level keys of the same name (a shallow
+    merge); a ``models`` value or entry that is not an object is ignored, and
+    the ``models`` key itself is never part of the result.
+    """
+    keys = {k: v for k, v in raw.items() if k != "models"}
+    scoped = raw.get("models")
+    if model is not None and isinstance(scoped, Mapping):
+        entry = scoped.get(model)
+        if isinstance(entry, Mapping):
+            keys.update((k, v) for k, v in entry.items() if k != "models")
+    return keys
+
+
 def _int(value: object, minimum: int | None = None) -> int | None:
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
@@ -274,14 +298,16 @@ def _prompting_turn(turns: Sequence[Turn]) -> Turn | None:
     return None
 
 
-def read_directive(turns: Sequence[Turn]) -> tuple[Directive, str, bool]:
-    """Find the directive in the last user/tool turn.
+def read_directive(turns: Sequence[Turn], model: str | None = None) -> tuple[Directive, str, bool]:
+    """Find the directive in the last user/tool turn, as it applies to ``model``.
 
     Returns the directive, that turn's text with the directive removed, and
     whether the turn is a tool result (which changes the default reply). Only
     the latest prompting turn counts: a directive from an earlier user turn
     (say one that asked for a tool call) must not fire again once the tool
-    result comes back.
+    result comes back. ``model`` is the upstream model the request names: its
+    entry in the directive's ``models`` key, if any, is merged over the rest
+    (:func:`scoped_keys`).
     """
     turn = _prompting_turn(turns)
     if turn is None:
@@ -292,7 +318,7 @@ def read_directive(turns: Sequence[Turn]) -> tuple[Directive, str, bool]:
     for text in searchable:
         found = find_directive(text)
         if found is not None:
-            directive = parse_directive(found[0])
+            directive = parse_directive(scoped_keys(found[0], model))
             break
     separator = "\n" if turn.tool_results else ""
     cleaned = separator.join(strip_directives(p) for p in pieces).strip()
@@ -336,15 +362,16 @@ def build_script(
     reply_prefix: str,
     stream: bool,
     limits: Limits | None = None,
+    model: str | None = None,
 ) -> Script:
-    """Decide the whole answer for one request.
+    """Decide the whole answer for one request (to the upstream ``model``, if given).
 
     Streaming uses ``chunks`` when the directive gives them (their join is then
     the text); otherwise the reply is split into words. Limits (stop sequences,
     max tokens as words) apply to text answers only, as they would on a model
     that stopped generating; a tool-call answer is returned whole.
     """
-    directive, prompt, from_tool = read_directive(turns)
+    directive, prompt, from_tool = read_directive(turns, model)
     if directive.reply is not None:
         text = directive.reply
     elif directive.chunks is not None:

@@ -232,7 +232,7 @@ async def chat(request: Request, state: EmulatorState, raw: bytes) -> Response:
             },
         )
     script = build_script(
-        turns, reply_prefix=state.config.reply_prefix, stream=stream, limits=limits
+        turns, reply_prefix=state.config.reply_prefix, stream=stream, limits=limits, model=model
     )
     return DeliveryResponse(render(script, model, stream, state), state)
 

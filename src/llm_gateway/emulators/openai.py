@@ -278,7 +278,11 @@ async def chat_completions(request: Request, state: EmulatorState, raw: bytes) -
             )
         return _error(400, exc.message, "invalid_request_error", exc.param, exc.code)
     script = build_script(
-        chat.turns, reply_prefix=state.config.reply_prefix, stream=chat.stream, limits=chat.limits
+        chat.turns,
+        reply_prefix=state.config.reply_prefix,
+        stream=chat.stream,
+        limits=chat.limits,
+        model=chat.model,
     )
     return DeliveryResponse(render(script, chat, state), state)
 
