@@ -148,18 +148,6 @@ def tried(row: AuditLog) -> list[tuple[str, int | None, str | None]]:
     return [(a["model"], a["status"], a["error_code"]) for a in attempts(row)]
 
 
-#: Found while writing these tests (issue 12): the policy's pass over the candidates
-#: loses what the name stands for, so the Route stage takes every chain and ``auto``
-#: for a plain model. Remove the marks once it is fixed.
-KIND_LOST = pytest.mark.xfail(
-    strict=True,
-    reason="Authorize._permitted returns Resolution(requested, kept) without the "
-    "resolution's kind (it defaults to 'model') whenever the name has a candidate named "
-    "otherwise: a chain is recorded as route 'requested', and auto never consults its "
-    "capability rules or experiments",
-)
-
-
 def token(gw: Gateway, tier: str, user: str | None = None) -> str:
     return gw.token(user or f"{tier}-{uuid.uuid4().hex[:8]}", tier=tier)
 
@@ -265,7 +253,6 @@ def test_each_retryable_failure_hands_over_to_the_next_model(
     assert row.model == "second"
 
 
-@KIND_LOST
 def test_a_chain_is_recorded_as_a_chain(routed: Gateway) -> None:
     request_id, _ = chat(routed, "pair", "hello")
     row = routed.audit_row(request_id)
@@ -468,13 +455,6 @@ def test_models_lists_no_chain_nor_auto_to_a_caller_not_allowed_them(routed: Gat
     assert _listed(routed, "basic") == {"second": "model"}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="api/models.py lists a chain whenever the policy allows its name, though a "
-    "request for it is refused (403 policy_denied: 'allows none of the models') when the "
-    "policy allows none of its members; its docstring promises a name is listed only if "
-    "the policy would let this caller use it",
-)
 def test_models_does_not_list_a_chain_whose_members_are_all_denied(routed: Gateway) -> None:
     caller = token(routed, "nameonly")
     with pytest.raises(openai.PermissionDeniedError):
@@ -485,7 +465,6 @@ def test_models_does_not_list_a_chain_whose_members_are_all_denied(routed: Gatew
 # --- auto -----------------------------------------------------------------------------
 
 
-@KIND_LOST
 def test_auto_sends_a_prompt_with_a_rules_word_to_the_rules_model(routed: Gateway) -> None:
     request_id, _ = chat(routed, "auto", "please review this Code for me")
     row = routed.audit_row(request_id)
@@ -522,7 +501,6 @@ EXPERIMENT_USERS = 200
 SPLIT_TOLERANCE = 0.10
 
 
-@KIND_LOST
 def test_an_experiment_splits_users_by_its_traffic_split(routed: Gateway) -> None:
     ids: list[str] = []
     for i in range(EXPERIMENT_USERS):
@@ -538,7 +516,6 @@ def test_an_experiment_splits_users_by_its_traffic_split(routed: Gateway) -> Non
     assert abs(share - 0.70) <= SPLIT_TOLERANCE, arms
 
 
-@KIND_LOST
 def test_an_experiment_keeps_each_user_on_one_arm(routed: Gateway) -> None:
     for i in range(10):
         user_token = routed.token(f"stable-user-{i}", tier="premium")

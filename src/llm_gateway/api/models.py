@@ -45,6 +45,7 @@ class _Name:
     kind: Kind
     owned_by: str
     demo: bool = False
+    members: tuple[str, ...] = ()  # a chain's or auto's usable models: one must be allowed
 
     @property
     def display_name(self) -> str:
@@ -87,7 +88,8 @@ def _servable(state: AppState) -> list[_Name]:
             owner = "llm-gateway-demo" if d.demo else d.provider.value
             names.append(_Name(name, kind, owner, d.demo))
         else:
-            names.append(_Name(name, kind, "llm-gateway"))
+            members = tuple(d.name for d in candidates if d.enabled)
+            names.append(_Name(name, kind, "llm-gateway", members=members))
     return names
 
 
@@ -95,7 +97,12 @@ async def _listing(
     names: dict[str, _Name], created: int, anthropic_client: bool, ctx: RequestContext
 ) -> dict[str, Any]:
     assert isinstance(ctx.payload, ActionCall)
-    allowed = [names[name] for name in ctx.payload.permitted]
+    permitted = set(ctx.payload.permitted)
+    allowed = [
+        names[name]
+        for name in ctx.payload.permitted
+        if not names[name].members or permitted.intersection(names[name].members)
+    ]  # a chain is listed only if the caller may use one of its models
     return _anthropic_list(allowed, created) if anthropic_client else _openai_list(allowed, created)
 
 

@@ -86,7 +86,7 @@ class Authorize:
                 "the policy allows none of the models that could serve this request",
                 details={"reasons": [f"model not allowed: {name}" for name in sorted(refused)]},
             )
-        return Resolution(resolution.requested, kept)
+        return Resolution(resolution.requested, kept, resolution.kind)
 
 
 def _with_model(document: dict[str, Any], model: str) -> dict[str, Any]:
