@@ -24,7 +24,7 @@ from llm_gateway.pipeline import Pipeline, build_action_pipeline, build_pipeline
 from llm_gateway.policy import PolicyService
 from llm_gateway.ratelimit import BudgetRecorder, Limiter
 from llm_gateway.records import Recorder
-from llm_gateway.routing import InOrder, Resolver, Router, Rules, StaleCache
+from llm_gateway.routing import InOrder, Regions, Resolver, Router, Rules, StaleCache
 from llm_gateway.settings import AutoOnOff, Settings
 from llm_gateway.state import Store, open_store
 from llm_gateway.storage import Database
@@ -91,6 +91,7 @@ class AppState:
             strategy=InOrder(), strategy_name=routing.default_strategy,
             rules=Rules(routing.capability_routing, routing.experiments),
             store=store.namespaced("routing"), sticky_ttl_s=settings.routing.sticky_ttl_s,
+            regions=Regions(routing.regions, config.regional),
         )  # fmt: skip
         recorders: list[Recorder] = [AccessLog(), AuditRecorder(audit)]
         limiter = None

@@ -12,6 +12,7 @@ from starlette.responses import Response
 
 from llm_gateway.api.doors import CONFIRMATION_HEADER, DOORS, FrontDoor
 from llm_gateway.pipeline.context import Challenge, Outcome, RequestContext
+from llm_gateway.routing import Router
 
 CONFIRMATION = {"id": "c-1", "action": "delete", "phrase": "confirm delete 7 instances"}
 TEXT = "This deletes 7 instances. Type `confirm delete 7 instances` to go on."
@@ -47,7 +48,8 @@ async def _challenged(ctx: RequestContext) -> Outcome:
 
 def _state() -> Any:
     http = SimpleNamespace(max_body_bytes=10_000, trusted_proxies=())
-    return SimpleNamespace(settings=SimpleNamespace(http=http), pipeline=_challenged)
+    settings = SimpleNamespace(http=http)
+    return SimpleNamespace(settings=settings, pipeline=_challenged, router=Router())
 
 
 async def _send_all(response: Any) -> tuple[dict[str, str], bytes]:

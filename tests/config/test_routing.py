@@ -26,6 +26,22 @@ def _problems(tmp_path: Path, text: str) -> str:
 
 CASES = [
     (
+        "    c: {endpoint: 'http://127.0.0.1:9/v1', endpoints: {mars: 'http://127.0.0.1:8/v1'}}\n",
+        5,
+        "routing.models.c.endpoints.mars: unknown region (known: none is defined",
+    ),
+    (
+        "  regions:\n    eu: {networks: ['10.1.0.0/16']}\n",
+        6,
+        "routing.regions.eu: no model has an endpoint there",
+    ),
+    (
+        "    c: {endpoint: 'http://127.0.0.1:9/v1', endpoints: {eu: 'http://127.0.0.1:8/v1'}}\n"
+        "  regions:\n    eu: {nearest: [us]}\n",
+        7,
+        "routing.regions.eu.nearest.0: unknown region 'us'",
+    ),
+    (
         "    auto: {endpoint: 'http://127.0.0.1:9/v1'}\n",
         5,
         "routing.models.auto: 'auto' is reserved",

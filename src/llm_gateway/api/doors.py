@@ -18,6 +18,7 @@ from llm_gateway.api.http import (
     StreamResponse,
     client_ip,
     error_response,
+    from_proxy,
     read_body,
     request_id_of,
 )
@@ -40,6 +41,7 @@ from llm_gateway.pipeline.context import (
     RequestParser,
 )
 from llm_gateway.ratelimit import Admission
+from llm_gateway.routing import REGION_HEADER
 from llm_gateway.runtime import AppState
 
 CONFIRMATION_HEADER = "x-confirmation-id"
@@ -64,15 +66,20 @@ class FrontDoor:
         return error_response(error, request_id, self.error_body, headers)
 
     async def handle(self, request: Request, state: AppState) -> Response | ASGIApp:
+        trusted = state.settings.http.trusted_proxies
         ctx = RequestContext(
             endpoint=self.name,
             credentials=Credentials.from_headers(request.headers.raw),
             read_body=partial(read_body, request, state.settings.http.max_body_bytes),
             payload=ChatCall(self.parse),
             request_id=request_id_of(request),
-            client_ip=client_ip(request, state.settings.http.trusted_proxies),
+            client_ip=client_ip(request, trusted),
             conversation_id=request.headers.get("x-conversation-id"),
         )
+        regions = state.router.regions
+        if regions:
+            header = request.headers.get(REGION_HEADER) if from_proxy(request, trusted) else None
+            ctx.region = regions.of(header, ctx.client_ip)
         try:
             outcome = await state.pipeline(ctx)
         except GatewayError as error:

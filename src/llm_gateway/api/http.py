@@ -93,6 +93,12 @@ def client_ip(request: Request, trusted: Sequence[Network] = ()) -> str | None:
     return client
 
 
+def from_proxy(request: Request, trusted: Sequence[Network]) -> bool:
+    """Whether the peer is a trusted proxy, whose headers about the client may be believed."""
+    peer = request.client.host if request.client else None
+    return peer is not None and bool(trusted) and _within(peer, trusted)
+
+
 def _within(address: str, networks: Sequence[Network]) -> bool:
     try:
         ip = ipaddress.ip_address(address)

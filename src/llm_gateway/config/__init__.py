@@ -6,7 +6,7 @@ call, so the two can never disagree about what is valid.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from llm_gateway.config.limits import LimitsFile
@@ -41,10 +41,16 @@ class Deployment:
     price: Price | None
     disabled_reason: str | None = None  # set when a needed setting is missing
     demo: bool = False
+    region: str | None = None  # one of the model's regional endpoints (``endpoints``)
 
     @property
     def enabled(self) -> bool:
         return self.disabled_reason is None
+
+    @property
+    def key(self) -> str:
+        """What health, breakers and load are kept under: one per endpoint."""
+        return self.name if self.region is None else f"{self.name}@{self.region}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +60,8 @@ class GatewayConfig:
     limits: LimitsFile
     deployments: dict[str, Deployment]
     files: tuple[Path, ...]
+    # A model's deployment per region, for the models with ``endpoints``.
+    regional: dict[str, dict[str, Deployment]] = field(default_factory=dict)
 
     def enabled(self) -> list[Deployment]:
         return [d for d in self.deployments.values() if d.enabled]
@@ -80,7 +88,12 @@ def load_gateway_config(settings: ProviderSettings) -> GatewayConfig:
         limits = validate(LimitsFile, limits_yaml)
         _check_tier_models(limits, limits_yaml, served_names(routing))
     files = (routing_path, pricing_path, limits_path)
-    return GatewayConfig(routing, pricing, limits, deployments, files)
+    regional = {
+        name: {r: replace(deployments[name], base_url=url, region=r) for r, url in endpoints}
+        for name, entry in routing.routing.models.items()
+        if (endpoints := entry.endpoints.items())
+    }
+    return GatewayConfig(routing, pricing, limits, deployments, files, regional)
 
 
 #: The built-in emulator's model, served when no provider is configured: a tier may name it.

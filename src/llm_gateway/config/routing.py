@@ -4,7 +4,10 @@ The file uses the product specification's format unchanged; the fields we add
 are optional: per model ``provider``, ``upstream_model``, ``api_key``,
 ``default_max_tokens``, ``fallbacks`` (the models tried, in order, when a
 request naming this model cannot be served by it) and ``quality_tier`` (what
-``cost_optimized`` compares against ``cost_optimized.min_quality_tier``).
+``cost_optimized`` compares against ``cost_optimized.min_quality_tier``),
+``endpoints`` (the model's endpoint per region, for geographic routing; the
+regions are a section of their own, ``regions``: each with the client
+networks in it and the regions nearest to it, in order).
 Every name a section uses must exist, so a typo is caught on the day it is
 written; the checks that span sections are in :meth:`Routing.problems`.
 """
@@ -15,7 +18,7 @@ from enum import StrEnum
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, IPvAnyNetwork, field_validator
 
 from llm_gateway.config.loader import Loc
 
@@ -48,6 +51,7 @@ class ModelEntry(_Strict):
     default_max_tokens: Annotated[int, Field(ge=1)] = 4096  # Anthropic requires max_tokens
     health_check: HealthCheck = HealthCheck()
     fallbacks: list[str] = []  # tried in order when this model cannot answer
+    endpoints: dict[str, str] = {}  # region -> this model's endpoint there
     quality_tier: Annotated[int, Field(ge=1)] = 1  # higher is better; see CostOptimized
 
     @field_validator("endpoint")
@@ -55,10 +59,12 @@ class ModelEntry(_Strict):
     def _http_url(cls, value: str) -> str:
         if value == "":
             return value  # an unset ${VAR}: the model is disabled, not invalid
-        parts = urlsplit(value)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError("expected an http:// or https:// URL")
-        return value.rstrip("/")
+        return _http_url(value)
+
+    @field_validator("endpoints")
+    @classmethod
+    def _http_urls(cls, value: dict[str, str]) -> dict[str, str]:
+        return {region: _http_url(url) for region, url in value.items()}
 
     def resolved_provider(self) -> Provider:
         """The declared provider, else one inferred from the endpoint."""
@@ -73,6 +79,20 @@ class ModelEntry(_Strict):
         if (parts.port == 11434 or "ollama" in host) and not parts.path.endswith("/v1"):
             return Provider.OLLAMA
         return Provider.OPENAI_COMPATIBLE
+
+
+def _http_url(value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("expected an http:// or https:// URL")
+    return value.rstrip("/")
+
+
+class Region(_Strict):
+    """Callers in ``networks`` are in this region; ``nearest`` are the next regions to try."""
+
+    networks: list[IPvAnyNetwork] = []
+    nearest: list[str] = []
 
 
 class CircuitBreaker(_Strict):
@@ -138,6 +158,7 @@ class Routing(_Strict):
     experiments: list[Experiment] = []
     cost_optimized: CostOptimized = CostOptimized()
     stale_if_error: StaleIfError = StaleIfError()
+    regions: dict[str, Region] = {}
 
     def model_references(self) -> list[tuple[Loc, str]]:
         """Every place that names a model, with its location in the file."""
@@ -177,6 +198,7 @@ class Routing(_Strict):
             if model in entry.fallbacks:
                 loc = ("routing", "models", model, "fallbacks")
                 found.append((loc, "a model cannot be its own fallback"))
+        found += self._region_problems()
         if self.default_strategy == "weighted" and not any(m.weight for m in self.models.values()):
             found.append((("routing", "models"), "the weights sum to zero"))
         for i, exp in enumerate(self.experiments):
@@ -184,6 +206,26 @@ class Routing(_Strict):
             if total != 100:
                 loc = ("routing", "experiments", i, "traffic_split")
                 found.append((loc, f"the split sums to {total}, not 100"))
+        return found
+
+    def _region_problems(self) -> list[tuple[Loc, str]]:
+        found: list[tuple[Loc, str]] = []
+        known = ", ".join(sorted(self.regions)) or "none is defined under routing.regions"
+        served = {r for entry in self.models.values() for r in entry.endpoints}
+        for model, entry in self.models.items():
+            found += [
+                (("routing", "models", model, "endpoints", r), f"unknown region (known: {known})")
+                for r in entry.endpoints
+                if r not in self.regions
+            ]
+        for name, region in self.regions.items():
+            if name not in served:
+                found.append((("routing", "regions", name), "no model has an endpoint there"))
+            found += [
+                (("routing", "regions", name, "nearest", i), f"unknown region {r!r}")
+                for i, r in enumerate(region.nearest)
+                if r not in self.regions or r == name
+            ]
         return found
 
 

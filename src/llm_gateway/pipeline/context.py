@@ -123,6 +123,7 @@ class RequestContext:
 
     client_ip: str | None = None
     conversation_id: str | None = None  # X-Conversation-Id: scopes reversible DLP tokens
+    region: str | None = None  # the caller's region, for geographic routing
 
     principal: Principal | None = None  # 1 authenticate
     decision: Decision | None = None  # 2 authorize

@@ -72,8 +72,9 @@ class Route:
             facts = Facts(ctx.chat, user_id=ctx.principal.user_id, tier=ctx.principal.tier)
         tenant = ctx.principal.tenant if ctx.principal is not None else None
         plan = await self.router.plan(
-            resolution, facts, tenant=tenant, conversation_id=ctx.conversation_id
-        )
+            resolution, facts, tenant=tenant, conversation_id=ctx.conversation_id,
+            region=ctx.region,
+        )  # fmt: skip
         ctx.call.route = plan.route
         cache, chat = self.cache, ctx.chat
         if cache is None or chat is None:
@@ -132,7 +133,7 @@ class Route:
                 break
             attempt = Attempt(deployment)
             ctx.attempts.append(attempt)
-            slot = self.tracker.started(deployment.name)
+            slot = self.tracker.started(deployment.key)
             started = time.perf_counter()
             try:
                 if left < deployment.timeout_s:  # else the attempt's own timeout comes first

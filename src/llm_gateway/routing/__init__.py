@@ -8,12 +8,14 @@ attempt's start and end for the strategies and the circuit breaker.
 """
 
 from llm_gateway.routing.cache import StaleCache
+from llm_gateway.routing.regions import REGION_HEADER, Regions
 from llm_gateway.routing.resolver import Kind, Resolution, Resolver, model_not_found, unknown_model
 from llm_gateway.routing.router import InOrder, Plan, Router, Unusable
 from llm_gateway.routing.rules import Arm, Facts, Rules
 from llm_gateway.routing.tracker import Slot, Tracker
 
 __all__ = [
-    "Arm", "Facts", "InOrder", "Kind", "Plan", "Resolution", "Resolver", "Router", "Rules",
-    "Slot", "StaleCache", "Tracker", "Unusable", "model_not_found", "unknown_model",
+    "REGION_HEADER", "Arm", "Facts", "InOrder", "Kind", "Plan", "Regions", "Resolution",
+    "Resolver", "Router", "Rules", "Slot", "StaleCache", "Tracker", "Unusable",
+    "model_not_found", "unknown_model",
 ]  # fmt: skip

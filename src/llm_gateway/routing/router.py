@@ -8,7 +8,9 @@ configured order; the router turns that into this request's order:
   (:mod:`llm_gateway.routing.rules`), then the default strategy;
 - a conversation (``X-Conversation-Id``) goes first to the model that served
   it first, while that model can be used (sticky sessions, in the state store
-  with a TTL, per tenant).
+  with a TTL, per tenant);
+- a model with endpoints per region stands for them, nearest to the caller
+  first (:mod:`llm_gateway.routing.regions`).
 
 Whether a candidate may be tried *now* (:meth:`Router.unusable`) is asked at
 attempt time, in order: switched off, marked down by its health checks, its
@@ -25,6 +27,7 @@ from dataclasses import dataclass
 from typing import Literal, Protocol
 
 from llm_gateway.config import Deployment
+from llm_gateway.routing.regions import Regions
 from llm_gateway.routing.resolver import Resolution
 from llm_gateway.routing.rules import Arm, Facts, Rules
 from llm_gateway.routing.tracker import Tracker
@@ -83,6 +86,7 @@ class Router:
         health: Health | None = None,
         store: Store | None = None,
         sticky_ttl_s: float = 3600,
+        regions: Regions | None = None,
     ) -> None:
         self.strategy = strategy or InOrder()
         self.strategy_name = strategy_name
@@ -92,10 +96,11 @@ class Router:
         self.health = health
         self.store = store
         self.sticky_ttl_s = sticky_ttl_s
+        self.regions = regions
 
     async def plan(
         self, resolution: Resolution, facts: Facts | None, *, tenant: str | None,
-        conversation_id: str | None,
+        conversation_id: str | None, region: str | None = None,
     ) -> Plan:  # fmt: skip
         candidates = list(resolution.candidates)
         if resolution.kind == "auto" and facts is not None:
@@ -104,6 +109,8 @@ class Router:
             plan = Plan(candidates, "requested" if resolution.kind == "model" else "chain")
         if conversation_id and self.store is not None and len(candidates) > 1:
             await self._stick(plan, resolution.requested, tenant, conversation_id)
+        if self.regions:
+            plan.order = self.regions.expand(plan.order, region)
         return plan
 
     def _auto(self, candidates: list[Deployment], facts: Facts) -> Plan:
@@ -154,7 +161,7 @@ class Router:
         """Why ``deployment`` cannot be tried now, or None if it can."""
         if not deployment.enabled:
             return "disabled"
-        name = deployment.name
+        name = deployment.key  # one per endpoint
         if self.health is not None and self.health.is_down(name):
             return "down"
         if self.tracker.in_flight(name) >= deployment.max_concurrent:
