@@ -16,7 +16,7 @@ A stateful strategy (:class:`RoundRobin`, :class:`Weighted`,
 one instance per pool, so each pool's proportions hold on their own.
 
 Every strategy is per process. Over N replicas each one keeps its own
-rotation, so the split holds over all of them exactly as it holds in each.
+rotation, so the split holds over all of them as it holds in each.
 """
 
 from __future__ import annotations
