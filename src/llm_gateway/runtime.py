@@ -9,7 +9,9 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
+from functools import partial
 
+from llm_gateway import providers
 from llm_gateway.audit.records import AuditRecorder
 from llm_gateway.audit.sinks import sink_for
 from llm_gateway.audit.writer import AuditWriter
@@ -24,7 +26,9 @@ from llm_gateway.pipeline import Pipeline, build_action_pipeline, build_pipeline
 from llm_gateway.policy import PolicyService
 from llm_gateway.ratelimit import BudgetRecorder, Limiter
 from llm_gateway.records import Recorder
-from llm_gateway.routing import InOrder, Regions, Resolver, Router, Rules, StaleCache
+from llm_gateway.routing import Resolver, Router, StaleCache
+from llm_gateway.routing.health import HealthChecker
+from llm_gateway.routing.setup import build_router
 from llm_gateway.settings import AutoOnOff, Settings
 from llm_gateway.state import Store, open_store
 from llm_gateway.storage import Database
@@ -49,6 +53,7 @@ class AppState:
     transport: AiohttpTransport
     resolver: Resolver
     router: Router
+    health: HealthChecker | None  # the models' background health checks, if any has them
     pipeline: Pipeline  # the chat calls'
     actions: Pipeline  # the management actions'
     demo: EmulatorServer | None
@@ -87,11 +92,10 @@ class AppState:
         _log_models(deployments)
         routing = config.routing.routing
         resolver = Resolver(deployments, routing)
-        router = Router(
-            strategy=InOrder(), strategy_name=routing.default_strategy,
-            rules=Rules(routing.capability_routing, routing.experiments),
-            store=store.namespaced("routing"), sticky_ttl_s=settings.routing.sticky_ttl_s,
-            regions=Regions(routing.regions, config.regional),
+        router, health = build_router(
+            routing=routing, deployments=deployments, regional=config.regional,
+            settings=settings.routing, store=store.namespaced("routing"),
+            probe=partial(providers.probe, transport),
         )  # fmt: skip
         recorders: list[Recorder] = [AccessLog(), AuditRecorder(audit)]
         limiter = None
@@ -115,12 +119,16 @@ class AppState:
             environment=settings.policy.environment,
         )  # fmt: skip
         policy.start(settings.policy.reload_seconds)
+        if health is not None:
+            health.start()
         return cls(
             settings, config, deployments, db, audit, keys, authenticator, policy, store, dlp,
-            limiter, transport, resolver, router, pipeline, actions, demo, time.time(),
+            limiter, transport, resolver, router, health, pipeline, actions, demo, time.time(),
         )  # fmt: skip
 
     async def stop(self) -> None:
+        if self.health is not None:
+            await self.health.stop()
         await self.policy.aclose()
         if self.dlp is not None:
             await self.dlp.aclose()
@@ -132,7 +140,13 @@ class AppState:
         await self.db.dispose()
 
     def usable_models(self) -> list[Deployment]:
-        return [d for d in self.deployments.values() if d.enabled]
+        """The models that are configured and not marked down by their health checks."""
+        health = self.health
+        return [
+            d
+            for d in self.deployments.values()
+            if d.enabled and (health is None or health.is_up(d.key))
+        ]
 
 
 def state_timeout_s(settings: Settings) -> float:

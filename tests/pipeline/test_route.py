@@ -146,8 +146,8 @@ class Marked:
         self.down, self.open = down, open_
         self.admitted: list[str] = []
 
-    def is_down(self, name: str) -> bool:
-        return name in self.down
+    def is_up(self, name: str) -> bool:
+        return name not in self.down
 
     async def admit(self, name: str) -> bool:
         self.admitted.append(name)
@@ -188,13 +188,14 @@ async def test_a_model_down_or_open_is_passed_over_for_the_next() -> None:
 
 async def test_a_full_model_is_passed_over_and_every_full_model_waits_then_503() -> None:
     router = Router()
-    held = [router.tracker.started("a"), router.tracker.started("b")]
+    held = [router.tracker.try_start("a", 1), router.tracker.try_start("b", 1)]
     ctx = _context(deployment("a", max_concurrent=1), deployment("b", max_concurrent=1))
     tried, call = _provider({})
     route = Route(router, RoutingSettings(busy_wait_ms=1))
     with pytest.raises(AllModelsBusy):
         await route(ctx, call)  # type: ignore[arg-type]
     assert tried == []
+    assert held[1] is not None
     await held[1].finish(True, 1.0)  # b frees up
     ctx = _context(deployment("a", max_concurrent=1), deployment("b", max_concurrent=1))
     await route(ctx, call)  # type: ignore[arg-type]
@@ -204,7 +205,8 @@ async def test_a_full_model_is_passed_over_and_every_full_model_waits_then_503()
 
 async def test_a_request_waiting_for_a_full_model_takes_the_slot_that_frees_up() -> None:
     router = Router()
-    held = router.tracker.started("a")
+    held = router.tracker.try_start("a", 1)
+    assert held is not None
     ctx = _context(deployment("a", max_concurrent=1))
     tried, call = _provider({})
     waiting = asyncio.create_task(

@@ -53,8 +53,8 @@ class Down:
     def __init__(self, *keys: str) -> None:
         self.keys = set(keys)
 
-    def is_down(self, name: str) -> bool:
-        return name in self.keys
+    def is_up(self, name: str) -> bool:
+        return name not in self.keys
 
 
 async def test_the_nearest_healthy_endpoint_wins() -> None:

@@ -40,6 +40,7 @@ from llm_gateway.chat import (
     TextDelta,
     ToolCallDelta,
 )
+from llm_gateway.config import Deployment
 from llm_gateway.errors import (
     AllCircuitsOpen,
     AllModelsBusy,
@@ -122,18 +123,17 @@ class Route:
         for deployment in plan.order:
             if failure is not None and not _another_may_answer(failure):
                 break
-            reason = await self.router.unusable(deployment)
-            if reason is not None:
-                if passed_over is None or _HOPE[reason] > _HOPE[passed_over]:
-                    passed_over = reason
-                continue
             left = deadline - loop.time()
             if left <= 0:
                 failure = _deadline_passed(self.deadline_s)
                 break
+            slot = await self._slot(deployment)
+            if not isinstance(slot, Slot):
+                if passed_over is None or _HOPE[slot] > _HOPE[passed_over]:
+                    passed_over = slot
+                continue
             attempt = Attempt(deployment)
             ctx.attempts.append(attempt)
-            slot = self.tracker.started(deployment.key)
             started = time.perf_counter()
             try:
                 if left < deployment.timeout_s:  # else the attempt's own timeout comes first
@@ -158,6 +158,16 @@ class Route:
             # does not); the request's own deadline passing is not the model's failure either.
             await slot.finish(not _another_may_answer(failure), attempt.latency_ms)
         return None, failure, passed_over
+
+    async def _slot(self, deployment: Deployment) -> Slot | Unusable:
+        """A slot on ``deployment``, or why it cannot be tried now."""
+        reason = await self.router.unusable(deployment)
+        if reason is not None:
+            return reason
+        # Taken only now: the breaker may have admitted a trial call while others took
+        # the last slot, so the limit is checked again, with nothing awaited in between.
+        slot = self.tracker.try_start(deployment.key, deployment.max_concurrent)
+        return slot if slot is not None else "busy"
 
 
 def _tracked(stream: EventStream, slot: Slot, started: float) -> EventStream:

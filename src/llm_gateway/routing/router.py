@@ -49,7 +49,7 @@ class Breaker(Protocol):
 
 
 class Health(Protocol):
-    def is_down(self, name: str) -> bool: ...
+    def is_up(self, name: str) -> bool: ...
 
 
 class InOrder:
@@ -116,6 +116,11 @@ class Router:
     def _auto(self, candidates: list[Deployment], facts: Facts) -> Plan:
         by_name = {d.name: d for d in candidates}
         ordered = [by_name[n] for n in self.strategy.order(list(by_name))]
+        if not ordered and self.strategy_name == "least_connections":
+            # Every model is full: the Route stage waits for a slot, then says 503
+            # all_models_busy (a strategy's "left out" means "not now" here, while for
+            # cost_optimized it means "never": below the quality tier).
+            ordered = candidates
         plan = Plan(ordered, self.strategy_name)
         if not self.rules:
             return plan
@@ -162,7 +167,7 @@ class Router:
         if not deployment.enabled:
             return "disabled"
         name = deployment.key  # one per endpoint
-        if self.health is not None and self.health.is_down(name):
+        if self.health is not None and not self.health.is_up(name):
             return "down"
         if self.tracker.in_flight(name) >= deployment.max_concurrent:
             return "busy"
