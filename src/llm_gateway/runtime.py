@@ -26,9 +26,8 @@ from llm_gateway.pipeline import Pipeline, build_action_pipeline, build_pipeline
 from llm_gateway.policy import PolicyService
 from llm_gateway.ratelimit import BudgetRecorder, Limiter
 from llm_gateway.records import Recorder
-from llm_gateway.routing import Resolver, Router, StaleCache
-from llm_gateway.routing.health import HealthChecker
-from llm_gateway.routing.setup import build_router
+from llm_gateway.routing import Resolver, StaleCache
+from llm_gateway.routing.setup import Parts, build_router
 from llm_gateway.settings import AutoOnOff, Settings
 from llm_gateway.state import Store, open_store
 from llm_gateway.storage import Database
@@ -52,8 +51,7 @@ class AppState:
     limiter: Limiter | None  # None: RATE_LIMIT_ENABLED=false
     transport: AiohttpTransport
     resolver: Resolver
-    router: Router
-    health: HealthChecker | None  # the models' background health checks, if any has them
+    routing: Parts  # the router, and its breaker and health checks
     pipeline: Pipeline  # the chat calls'
     actions: Pipeline  # the management actions'
     demo: EmulatorServer | None
@@ -92,7 +90,7 @@ class AppState:
         _log_models(deployments)
         routing = config.routing.routing
         resolver = Resolver(deployments, routing)
-        router, health = build_router(
+        routed = build_router(
             routing=routing, deployments=deployments, regional=config.regional,
             settings=settings.routing, store=store.namespaced("routing"),
             probe=partial(providers.probe, transport),
@@ -108,7 +106,7 @@ class AppState:
         pipeline = build_pipeline(
             recorders=recorders, authenticator=authenticator, policy=policy,
             environment=settings.policy.environment, limiter=limiter, dlp=dlp,
-            resolver=resolver, router=router, routing=settings.routing,
+            resolver=resolver, router=routed.router, routing=settings.routing,
             cache=StaleCache(store.namespaced("stale"), routing.stale_if_error)
             if routing.stale_if_error.enabled
             else None,
@@ -119,16 +117,16 @@ class AppState:
             environment=settings.policy.environment,
         )  # fmt: skip
         policy.start(settings.policy.reload_seconds)
-        if health is not None:
-            health.start()
+        if routed.health is not None:
+            routed.health.start()
         return cls(
             settings, config, deployments, db, audit, keys, authenticator, policy, store, dlp,
-            limiter, transport, resolver, router, health, pipeline, actions, demo, time.time(),
+            limiter, transport, resolver, routed, pipeline, actions, demo, time.time(),
         )  # fmt: skip
 
     async def stop(self) -> None:
-        if self.health is not None:
-            await self.health.stop()
+        if self.routing.health is not None:
+            await self.routing.health.stop()
         await self.policy.aclose()
         if self.dlp is not None:
             await self.dlp.aclose()
@@ -141,7 +139,7 @@ class AppState:
 
     def usable_models(self) -> list[Deployment]:
         """The models that are configured and not marked down by their health checks."""
-        health = self.health
+        health = self.routing.health
         return [
             d
             for d in self.deployments.values()

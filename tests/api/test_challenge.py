@@ -49,7 +49,8 @@ async def _challenged(ctx: RequestContext) -> Outcome:
 def _state() -> Any:
     http = SimpleNamespace(max_body_bytes=10_000, trusted_proxies=())
     settings = SimpleNamespace(http=http)
-    return SimpleNamespace(settings=settings, pipeline=_challenged, router=Router())
+    routing = SimpleNamespace(router=Router())
+    return SimpleNamespace(settings=settings, pipeline=_challenged, routing=routing)
 
 
 async def _send_all(response: Any) -> tuple[dict[str, str], bytes]:

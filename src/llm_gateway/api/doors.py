@@ -76,7 +76,7 @@ class FrontDoor:
             client_ip=client_ip(request, trusted),
             conversation_id=request.headers.get("x-conversation-id"),
         )
-        regions = state.router.regions
+        regions = state.routing.router.regions
         if regions:
             header = request.headers.get(REGION_HEADER) if from_proxy(request, trusted) else None
             ctx.region = regions.of(header, ctx.client_ip)

@@ -135,3 +135,63 @@ def _anthropic_list(names: list[_Name], created: int) -> dict[str, Any]:
         "first_id": data[0]["id"] if data else None,
         "last_id": data[-1]["id"] if data else None,
     }
+
+
+class EndpointHealth(BaseModel):
+    """One model's endpoint as routing sees it now."""
+
+    model: str
+    region: str | None  # None: the model's own endpoint
+    provider: str
+    enabled: bool  # False: a setting it needs is missing
+    disabled_reason: str | None
+    up: bool  # False only when its health checks marked it down
+    health_checked: bool
+    consecutive_failures: int
+    last_error: str | None  # the last failed probe's code (kept after a recovery)
+    circuit: str | None  # closed, open, half_open; None without a breaker (or no answer)
+    latency_ewma_ms: float | None
+    in_flight: int
+
+
+class ModelsHealth(BaseModel):
+    usable: int
+    endpoints: list[EndpointHealth]
+
+
+@router.get("/api/v1/models/health", response_model=ModelsHealth, responses=ERRORS)
+async def models_health(request: Request) -> Response:
+    """Each model's endpoints: health checks, circuit, latency and load (administrators,
+    by the policy's ``models.health``)."""
+    state: AppState = request.app.state.gateway
+    return await run_action(request, "models.health", partial(_health, state))
+
+
+async def _health(state: AppState, ctx: RequestContext) -> dict[str, Any]:
+    router, checker, breaker = state.routing.router, state.routing.health, state.routing.breaker
+    endpoints = [
+        e
+        for d in state.deployments.values()
+        for e in (d, *state.config.regional.get(d.name, {}).values())
+    ]
+    rows = []
+    for e in endpoints:
+        checked = checker.health(e.key) if checker is not None else None
+        circuit = await breaker.state(e.key) if breaker is not None else None
+        rows.append(
+            EndpointHealth(
+                model=e.name,
+                region=e.region,
+                provider=e.provider.value,
+                enabled=e.enabled,
+                disabled_reason=e.disabled_reason,
+                up=checked is None or checked.up,
+                health_checked=checked is not None,
+                consecutive_failures=checked.consecutive_failures if checked else 0,
+                last_error=checked.last_error if checked else None,
+                circuit=circuit.state.value if circuit is not None else None,
+                latency_ewma_ms=router.tracker.load.ewma_ms(e.key),
+                in_flight=router.tracker.in_flight(e.key),
+            ).model_dump()
+        )
+    return {"usable": len(state.usable_models()), "endpoints": rows}

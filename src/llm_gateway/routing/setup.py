@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
 
 from llm_gateway.config import Deployment
 from llm_gateway.config.routing import Routing
@@ -30,6 +31,13 @@ log = logging.getLogger(__name__)
 Probe = Callable[[Deployment], Awaitable[None]]
 
 
+@dataclass(frozen=True, slots=True)
+class Parts:
+    router: Router
+    breaker: Breaker | None
+    health: HealthChecker | None
+
+
 def build_router(
     *,
     routing: Routing,
@@ -38,8 +46,9 @@ def build_router(
     settings: RoutingSettings,
     store: Store,
     probe: Probe,
-) -> tuple[Router, HealthChecker | None]:
-    """The router, and the health checker it reads (started and stopped with the app)."""
+) -> Parts:
+    """The router, and the breaker and health checker it reads (the checker is started
+    and stopped with the app; the health endpoint reads both)."""
     load = Load()
     members = Members(
         weights={n: d.weight for n, d in deployments.items()},
@@ -73,7 +82,7 @@ def build_router(
         sticky_ttl_s=settings.sticky_ttl_s,
         regions=Regions(routing.regions, regional),
     )
-    return router, health
+    return Parts(router, breaker, health)
 
 
 def health_checker(
