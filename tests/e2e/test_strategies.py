@@ -24,6 +24,7 @@ ACCESS = """
 access:
   tiers:
     premium: {models: ["*"], features: [streaming]}
+    chooser: {models: ["*"], features: [streaming, routing_strategy]}
   deanonymize_roles: [admin]
 """
 
@@ -154,3 +155,28 @@ def test_cost_optimized_picks_the_cheapest_model_of_the_quality_asked(
         pricing=PRICES,
     )  # fmt: skip
     assert _served(gateway, 5) == {"mid-model": 5}
+
+
+def test_a_caller_the_policy_allows_may_name_the_strategy(make_gateway: MakeGateway) -> None:
+    gateway = make_gateway("weighted", {"heavy": {"weight": 9}, "light": {"weight": 1}})
+
+    def ask(tier: str, strategy: str) -> httpx.Response:
+        with gateway.http() as http:
+            return http.post(
+                "/v1/chat/completions",
+                json={"model": "auto", "messages": [{"role": "user", "content": "hi"}]},
+                headers={
+                    "authorization": f"Bearer {gateway.token(tier=tier)}",
+                    "x-gateway-strategy": strategy,
+                },
+            )
+
+    turns = [ask("chooser", "round_robin") for _ in range(4)]
+    rows = [gateway.audit_row(a.headers["x-request-id"]) for a in turns]
+    assert {r.route for r in rows} == {"round_robin"}
+    assert [r.model for r in rows].count("light") == 2  # in turns, not 9 to 1
+    refused = ask("premium", "round_robin")
+    assert (refused.status_code, refused.json()["error"]["code"]) == (403, "policy_denied")
+    wrong = ask("chooser", "fastest")
+    assert (wrong.status_code, wrong.json()["error"]["code"]) == (400, "invalid_request")
+    assert gateway.audit_row(wrong.headers["x-request-id"]).status == 400

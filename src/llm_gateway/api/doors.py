@@ -33,6 +33,7 @@ from llm_gateway.chat import (
     TextDelta,
 )
 from llm_gateway.errors import GatewayError
+from llm_gateway.pipeline.authorize import STRATEGY_HEADER
 from llm_gateway.pipeline.context import (
     ActionResult,
     Challenge,
@@ -76,6 +77,7 @@ class FrontDoor:
             client_ip=client_ip(request, trusted),
             conversation_id=request.headers.get("x-conversation-id"),
         )
+        ctx.call.strategy = request.headers.get(STRATEGY_HEADER)  # checked by Authorize
         regions = state.routing.router.regions
         if regions:
             header = request.headers.get(REGION_HEADER) if from_proxy(request, trusted) else None

@@ -19,13 +19,18 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from llm_gateway.errors import GatewayError, PolicyDenied, PolicyFailed
+from llm_gateway.errors import GatewayError, InvalidRequest, PolicyDenied, PolicyFailed
 from llm_gateway.pipeline.context import Next, Outcome, RequestContext
 from llm_gateway.policy import Decision, PolicyService
 from llm_gateway.policy.inputs import chat_input
 from llm_gateway.routing import Resolution, Resolver, unknown_model
+from llm_gateway.routing.strategies import STRATEGY_NAMES
 
-__all__ = ["Authorize", "enforce", "unknown_model"]
+__all__ = ["STRATEGY_FEATURE", "STRATEGY_HEADER", "Authorize", "enforce", "unknown_model"]
+
+#: A request may name auto's strategy in this header, if its policy grants this feature.
+STRATEGY_HEADER = "x-gateway-strategy"
+STRATEGY_FEATURE = "routing_strategy"
 
 
 class Authorize:
@@ -52,6 +57,13 @@ class Authorize:
             client_ip=ctx.client_ip,
             environment=self.environment,
         )
+        if call.strategy is not None:  # naming a strategy is a feature the policy grants
+            if call.strategy not in STRATEGY_NAMES:
+                raise InvalidRequest(
+                    f"{STRATEGY_HEADER} must be one of {', '.join(STRATEGY_NAMES)}",
+                    param=STRATEGY_HEADER,
+                )
+            document["request"]["features"].append(STRATEGY_FEATURE)
         decision = ctx.decision = await self.policy.decide(document)
         enforce(decision)
         refused = [f for f in document["request"]["features"] if not decision.permits(f)]

@@ -77,6 +77,7 @@ class ChatCall:
     resolution: Resolution | None = None  # authorize: the candidates, best first
     route: str | None = None  # route: how the first candidate was chosen (see routing.Plan)
     stale: bool = False  # route: every model failed; a cached answer is served (x-gateway-cache)
+    strategy: str | None = None  # the strategy the caller asks auto to use (x-gateway-strategy)
     # The answer as it was before DLP restored tokens for an authorised caller:
     # what the audit row digests, so that it never covers restored values.
     response_before_restore: list[str] | None = None

@@ -74,7 +74,7 @@ class Route:
         tenant = ctx.principal.tenant if ctx.principal is not None else None
         plan = await self.router.plan(
             resolution, facts, tenant=tenant, conversation_id=ctx.conversation_id,
-            region=ctx.region,
+            region=ctx.region, strategy=ctx.call.strategy,
         )  # fmt: skip
         ctx.call.route = plan.route
         cache, chat = self.cache, ctx.chat

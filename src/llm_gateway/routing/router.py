@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
@@ -87,6 +87,7 @@ class Router:
         store: Store | None = None,
         sticky_ttl_s: float = 3600,
         regions: Regions | None = None,
+        strategies: Mapping[str, Strategy] | None = None,
     ) -> None:
         self.strategy = strategy or InOrder()
         self.strategy_name = strategy_name
@@ -97,14 +98,16 @@ class Router:
         self.store = store
         self.sticky_ttl_s = sticky_ttl_s
         self.regions = regions
+        # A caller's policy may let them name another strategy (``x-gateway-strategy``).
+        self.strategies = dict(strategies or {})
 
     async def plan(
         self, resolution: Resolution, facts: Facts | None, *, tenant: str | None,
-        conversation_id: str | None, region: str | None = None,
+        conversation_id: str | None, region: str | None = None, strategy: str | None = None,
     ) -> Plan:  # fmt: skip
         candidates = list(resolution.candidates)
         if resolution.kind == "auto" and facts is not None:
-            plan = self._auto(candidates, facts)
+            plan = self._auto(candidates, facts, strategy)
         else:
             plan = Plan(candidates, "requested" if resolution.kind == "model" else "chain")
         if conversation_id and self.store is not None and len(candidates) > 1:
@@ -113,15 +116,18 @@ class Router:
             plan.order = self.regions.expand(plan.order, region)
         return plan
 
-    def _auto(self, candidates: list[Deployment], facts: Facts) -> Plan:
+    def _auto(self, candidates: list[Deployment], facts: Facts, asked: str | None) -> Plan:
+        name, chosen = self.strategy_name, self.strategy
+        if asked is not None and asked in self.strategies:
+            name, chosen = asked, self.strategies[asked]
         by_name = {d.name: d for d in candidates}
-        ordered = [by_name[n] for n in self.strategy.order(list(by_name))]
-        if not ordered and self.strategy_name == "least_connections":
+        ordered = [by_name[n] for n in chosen.order(list(by_name))]
+        if not ordered and name == "least_connections":
             # Every model is full: the Route stage waits for a slot, then says 503
             # all_models_busy (a strategy's "left out" means "not now" here, while for
             # cost_optimized it means "never": below the quality tier).
             ordered = candidates
-        plan = Plan(ordered, self.strategy_name)
+        plan = Plan(ordered, name)
         if not self.rules:
             return plan
         arm = self.rules.arm(facts)

@@ -21,7 +21,7 @@ from llm_gateway.routing.load import Load
 from llm_gateway.routing.regions import Regions
 from llm_gateway.routing.router import Router
 from llm_gateway.routing.rules import Rules
-from llm_gateway.routing.strategies import Members, strategy
+from llm_gateway.routing.strategies import STRATEGY_NAMES, Members, strategy
 from llm_gateway.routing.tracker import Tracker
 from llm_gateway.settings import RoutingSettings
 from llm_gateway.state import Store
@@ -71,9 +71,13 @@ def build_router(
         )
         breaker = Breaker(store, rules)
     health = health_checker(routing, deployments, regional, probe)
+    strategies = {
+        name: strategy(name, members, load, min_quality=min_quality) for name in STRATEGY_NAMES
+    }
     router = Router(
-        strategy=strategy(routing.default_strategy, members, load, min_quality=min_quality),
+        strategy=strategies[routing.default_strategy],
         strategy_name=routing.default_strategy,
+        strategies=strategies,
         rules=Rules(routing.capability_routing, routing.experiments),
         tracker=Tracker(load, breaker),
         breaker=breaker,
