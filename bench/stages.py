@@ -43,7 +43,8 @@ from llm_gateway.pipeline.route import Route
 from llm_gateway.policy import PolicyService
 from llm_gateway.providers.openai import OpenAIAdapter
 from llm_gateway.ratelimit import Limiter
-from llm_gateway.routing import Resolution, Resolver, Router
+from llm_gateway.routing import Resolution, Resolver, Router, Tracker
+from llm_gateway.routing.breaker import Breaker, BreakerRules
 from llm_gateway.settings import LimitSettings, RoutingSettings, load_settings
 from llm_gateway.state import MemoryStore, Store, StoreError
 from llm_gateway.state.redis import RedisStore
@@ -180,16 +181,20 @@ async def _route(ctx: RequestContext, response: ChatResponse) -> dict[str, Timin
             raise UpstreamUnreachable("cannot connect to the provider")
         return response
 
-    route = Route(Router(), RoutingSettings())
+    breaker = Breaker(MemoryStore(), BreakerRules(wait_duration_s=0.001))
     results = {}
-    for name, resolution in (
-        ("route (one model)", Resolution("bench", (DEPLOYMENT,))),
-        ("route (a three-model chain, the first two failing fast)",
+    for name, router, resolution in (
+        ("route (one model)", Router(), Resolution("bench", (DEPLOYMENT,))),
+        ("route (one model, circuit breaker on the in-process store)",
+         Router(tracker=Tracker(breaker=breaker), breaker=breaker),
+         Resolution("bench", (DEPLOYMENT,))),
+        ("route (a three-model chain, the first two failing fast)", Router(),
          Resolution("chain", tuple(models), "chain")),
     ):  # fmt: skip
         ctx.call.resolution = resolution
+        route = Route(router, RoutingSettings())
 
-        async def routed() -> Outcome:
+        async def routed(route: Route = route) -> Outcome:
             ctx.attempts.clear()  # the attempts of one request, as in service
             return await route(ctx, call)
 

@@ -50,7 +50,14 @@ tiers:
 """
 
 
-def routing_yaml(upstream: str) -> str:
+#: What the full profile adds to the routing file: the shared circuit breaker.
+FULL_ROUTING = """
+  circuit_breaker:
+    enabled: true
+"""
+
+
+def routing_yaml(upstream: str, profile: str = "passthrough") -> str:
     return f"""
 routing:
   models:
@@ -66,7 +73,7 @@ routing:
       api_key: upstream-key
       timeout_ms: 10000
       max_concurrent: 256
-"""
+""" + (FULL_ROUTING if profile == "full" else "")
 
 
 PRICING = """
@@ -90,7 +97,7 @@ def start_gateway(
     root = work / f"gateway-{profile}-{workers}w"
     config = root / "config"
     config.mkdir(parents=True, exist_ok=True)
-    (config / "routing_policies.yaml").write_text(routing_yaml(upstream))
+    (config / "routing_policies.yaml").write_text(routing_yaml(upstream, profile))
     (config / "pricing.yaml").write_text(PRICING)
     (config / "rate_limits.yaml").write_text(RATE_LIMITS)
     port = procs.free_port()
