@@ -27,7 +27,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -54,6 +54,16 @@ MODELS = ("gpt-emu", "claude-emu", "ollama-emu")
 def directive(text: str = "hello", **keys: Any) -> str:
     """A user message that tells the emulator how to answer (see llm_gateway.emulators)."""
     return f"{text} [[emulate {json.dumps(keys)}]]"
+
+
+def wait_for(check: Callable[[], bool], timeout_s: float = 5.0) -> bool:
+    """Poll ``check`` until it holds or ``timeout_s`` passes; whether it held."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if check():
+            return True
+        time.sleep(0.05)
+    return check()
 
 
 def free_port() -> int:

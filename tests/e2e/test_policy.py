@@ -18,7 +18,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +40,7 @@ from tests.e2e.conftest import (
     routing_yaml,
     start_gateway,
     stop_gateway,
+    wait_for,
     write_policies,
 )
 from tests.policy.opa_server import OpaServer, Reply
@@ -69,15 +70,6 @@ def caller(gateway: Gateway, tier: str | None = "free", role: str = "user") -> s
 def revision_of(gateway: Gateway) -> str:
     """The revision the gateway should report: its policy directory, loaded here too."""
     return load_bundle(Path(gateway.env["POLICY_DIR"]), RULE).revision
-
-
-def wait_for(check: Callable[[], bool], timeout_s: float = 5.0) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if check():
-            return True
-        time.sleep(0.05)
-    return check()
 
 
 def chat_status(gateway: Gateway, token: str, model: str = "gpt-emu") -> int:

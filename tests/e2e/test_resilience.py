@@ -8,9 +8,8 @@ share a circuit.
 
 from __future__ import annotations
 
-import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +24,7 @@ from tests.e2e.conftest import (
     free_port,
     start_gateway,
     stop_gateway,
+    wait_for,
 )
 
 ADMIN_ACCESS = """
@@ -33,15 +33,6 @@ access:
     premium: {models: ["*"], features: [streaming]}
   deanonymize_roles: [admin]
 """
-
-
-def _until(check: Callable[[], bool], timeout_s: float = 15.0) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if check():
-            return True
-        time.sleep(0.05)
-    return check()
 
 
 def _chat(gateway: Gateway, text: str = "hello", model: str = "main") -> httpx.Response:
@@ -104,7 +95,7 @@ def checked(emulator: EmulatorServer, late_port: int, tmp_path: Path) -> Iterato
 def test_a_model_down_by_its_checks_is_passed_over_and_comes_back_when_it_answers(
     checked: Gateway, late_port: int
 ) -> None:
-    assert _until(lambda: _endpoints(checked)["late"]["up"] is False)
+    assert wait_for(lambda: _endpoints(checked)["late"]["up"] is False, timeout_s=15)
     late = _endpoints(checked)["late"]
     assert (late["health_checked"], late["last_error"]) == (True, "upstream_unreachable")
     assert httpx.get(f"{checked.base_url}/ready").json()["checks"]["models"] == 1
@@ -116,7 +107,7 @@ def test_a_model_down_by_its_checks_is_passed_over_and_comes_back_when_it_answer
 
     upstream = EmulatorServer(api_key=PROVIDER_KEY, port=late_port).start_in_thread()
     try:  # the endpoint starts answering: one good probe brings it back
-        assert _until(lambda: _endpoints(checked)["late"]["up"] is True)
+        assert wait_for(lambda: _endpoints(checked)["late"]["up"] is True, timeout_s=15)
         assert _chat(checked).status_code == 200
         assert checked.audit_row(_chat(checked).headers["x-request-id"]).model == "late"
     finally:
