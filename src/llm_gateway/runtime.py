@@ -88,6 +88,12 @@ class AppState:
             await demo.start()
             deployments[DEMO_MODEL] = _demo_deployment(demo.base_url)
         _log_models(deployments)
+        guardrails = config.guardrails.guardrails
+        if guardrails.hitl.enabled or guardrails.grounding.enabled:
+            log.warning(
+                "guardrails.yaml: valid, but its confirmations and grounding checks are not "
+                "enforced by this version of the gateway"
+            )
         routing = config.routing.routing
         resolver = Resolver(deployments, routing)
         routed = build_router(

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from llm_gateway.config.guardrails import GuardrailsFile
 from llm_gateway.config.limits import LimitsFile
 from llm_gateway.config.loader import ConfigError, LoadedYaml, load_yaml, validate
 from llm_gateway.config.pricing import Price, PricingFile
@@ -60,6 +61,7 @@ class GatewayConfig:
     limits: LimitsFile
     deployments: dict[str, Deployment]
     files: tuple[Path, ...]
+    guardrails: GuardrailsFile = field(default_factory=GuardrailsFile)
     # A model's deployment per region, for the models with ``endpoints``.
     regional: dict[str, dict[str, Deployment]] = field(default_factory=dict)
 
@@ -87,13 +89,19 @@ def load_gateway_config(settings: ProviderSettings) -> GatewayConfig:
         limits_yaml = load_yaml(limits_path)
         limits = validate(LimitsFile, limits_yaml)
         _check_tier_models(limits, limits_yaml, served_names(routing))
-    files = (routing_path, pricing_path, limits_path)
+    guardrails_path = settings.config_dir / "guardrails.yaml"
+    guardrails = GuardrailsFile()
+    if guardrails_path.exists():
+        guardrails = validate(GuardrailsFile, load_yaml(guardrails_path))
+    files = (routing_path, pricing_path, limits_path, guardrails_path)
     regional = {
         name: {r: replace(deployments[name], base_url=url, region=r) for r, url in endpoints}
         for name, entry in routing.routing.models.items()
         if (endpoints := entry.endpoints.items())
     }
-    return GatewayConfig(routing, pricing, limits, deployments, files, regional)
+    return GatewayConfig(
+        routing, pricing, limits, deployments, files, guardrails=guardrails, regional=regional
+    )
 
 
 #: The built-in emulator's model, served when no provider is configured: a tier may name it.

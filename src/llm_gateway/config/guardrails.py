@@ -1,0 +1,91 @@
+"""``config/guardrails.yaml``: confirmations for risky actions, grounding and answer checks.
+
+The file uses the product specification's format unchanged: ``hitl`` (the
+human-in-the-loop rules: which prompts and tool calls wait for a person's
+confirmation), ``grounding`` and ``validation`` (how an agent's answer is
+checked against its own tool results). Each section is validated at start-up
+with errors that name the file, the line and the field, so a rule with a typo
+stops the gateway instead of silently confirming nothing; the stages that
+act on them read these models.
+
+Additions of ours, optional per confirmation rule: ``approvers`` (roles who
+must approve instead of the requester) and ``expires_seconds`` (how long a
+challenge waits for its answer).
+
+Patterns are RE2, as the DLP rules' are (matching in time linear in the
+text, so no prompt can stall the gateway), and match case-insensitively.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import re2
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+_ROLE = Annotated[str, Field(min_length=1, max_length=100)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def compile_pattern(pattern: str) -> Any:
+    """The rule's pattern, compiled for case-insensitive matching; ValueError if not RE2."""
+    options = re2.Options()
+    options.log_errors = False
+    options.case_sensitive = False
+    try:
+        return re2.compile(pattern, options)
+    except re2.error as exc:
+        said = exc.args[0] if exc.args else ""
+        said = said.decode(errors="replace") if isinstance(said, bytes) else str(said)
+        raise ValueError(
+            f"not a valid RE2 pattern ({said}); RE2 has no lookaround or back-references"
+        ) from None
+
+
+class ConfirmationRule(_Strict):
+    pattern: Annotated[str, Field(min_length=1)]
+    environments: list[Annotated[str, Field(min_length=1)]] = []  # only in these (none: any)
+    cooldown_seconds: Annotated[float, Field(ge=0)] = 0
+    min_cost_impact_usd: Annotated[float, Field(ge=0)] | None = None
+    always: bool = False
+    require_mfa: bool = False
+    approvers: list[_ROLE] = []  # roles that approve instead of the requester
+    expires_seconds: Annotated[float, Field(gt=0, le=7 * 86_400)] = 900
+
+    @field_validator("pattern")
+    @classmethod
+    def _re2(cls, value: str) -> str:
+        compile_pattern(value)
+        return value
+
+
+class Hitl(_Strict):
+    enabled: bool = False
+    confirmation_required: list[ConfirmationRule] = []
+
+
+class Grounding(_Strict):
+    enabled: bool = False
+    require_tool_citation: bool = False
+    max_unsupported_claims: Annotated[int, Field(ge=0)] = 0
+    confidence_threshold: Annotated[float, Field(ge=0, le=1)] = 0.85
+
+
+class Validation(_Strict):
+    check_tool_output_match: bool = False
+    detect_contradictions: bool = False
+    flag_speculative_language: bool = False
+    blocked_phrases: list[Annotated[str, Field(min_length=1)]] = []
+
+
+class Guardrails(_Strict):
+    hitl: Hitl = Hitl()
+    grounding: Grounding = Grounding()
+    validation: Validation = Validation()
+
+
+class GuardrailsFile(_Strict):
+    guardrails: Guardrails = Guardrails()
