@@ -88,12 +88,13 @@ class Authorize:
         candidates = resolution.candidates
         if len(candidates) == 1 and candidates[0].name == resolution.requested:
             return resolution  # the common case: the name is the model, already decided
-        others = sorted({d.name for d in candidates} - {resolution.requested})
+        # A model switched off is never tried, so it is not worth a decision.
+        others = sorted({d.name for d in candidates if d.enabled} - {resolution.requested})
         documents = [_with_model(document, name) for name in others]
         decisions = await self.policy.decide_many(documents)
         refused = {name for name, d in zip(others, decisions, strict=True) if not d.allow}
         kept = tuple(d for d in resolution.candidates if d.name not in refused)
-        if not kept:
+        if refused and not any(d.enabled for d in kept):
             raise PolicyDenied(
                 "the policy allows none of the models that could serve this request",
                 details={"reasons": [f"model not allowed: {name}" for name in sorted(refused)]},
