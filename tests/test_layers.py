@@ -6,7 +6,7 @@ below it, never the ones above::
     wiring     runtime, app, server, cli         build the AppState, run the server
     api/       the front doors and management routes: wire format <-> canonical model
     pipeline/  the stages one request goes through
-    services   providers/ policy/ dlp/ auth/ audit/ storage/ config/ routing/ ratelimit/
+    services   providers/ policy/ dlp/ auth/ audit/ storage/ config/ routing/ ratelimit/ hitl/
     wire/      the formats' tables and encoders, shared by api/ and providers/
     base       chat, errors, settings, tokens, transport, records, streams,
                state/, observability/
@@ -46,6 +46,7 @@ SERVICES = (
     "llm_gateway.config",
     "llm_gateway.routing",
     "llm_gateway.ratelimit",
+    "llm_gateway.hitl",
 )
 ABOVE_WIRE = (*SERVICES, *ABOVE_SERVICES, "llm_gateway.emulators")
 ABOVE_BASE = ("llm_gateway.wire", *ABOVE_WIRE)

@@ -1,0 +1,113 @@
+"""Whether a prompt or a tool call needs a person's confirmation, and by which rule.
+
+A rule's ``pattern`` (RE2, case-insensitive) is matched on whole words: the
+gateway adds the word boundaries, so ``iam`` matches "update the IAM role"
+but not "William", and ``secret`` not "secretary". Identifiers are read as
+words too: a tool named ``terminate_instances`` or ``terminateInstances``, or
+an argument ``"action": "scale-up"``, is matched as "terminate instances" and
+"scale up" (and as written, so that a rule may name ``security-group``). The
+prompt checkpoint reads the caller's last user message; the tool-call
+checkpoint the tool's name, then its arguments.
+
+A rule applies when it is ``always``; otherwise only in its ``environments``
+(when it names any) and only at or above its ``min_cost_impact_usd`` (when it
+names one, and the cost impact is known). The first rule that applies and
+matches is the trigger.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from llm_gateway.chat import ToolCall
+from llm_gateway.config.guardrails import ConfirmationRule, Hitl, compile_pattern
+
+_CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
+_SEPARATORS = re.compile(r"[_\-.:/]+")
+
+
+def words_of(text: str) -> str:
+    """``text`` with identifiers split into words: ``terminateInstances`` and
+    ``terminate_instances`` read "terminate Instances" and "terminate instances"."""
+    return _SEPARATORS.sub(" ", _CAMEL.sub(" ", text))
+
+
+def _readings(text: str) -> list[str]:
+    """The text as written (``security-group`` is a word of a rule), then as words."""
+    words = words_of(text)
+    return [text] if words == text else [text, words]
+
+
+@dataclass(frozen=True, slots=True)
+class Trigger:
+    """A match: the rule (and its place in the file), the word it matched, and where."""
+
+    index: int
+    rule: ConfirmationRule
+    verb: str  # the matched word, lower-case ("terminate")
+    source: Literal["prompt", "tool_call"]
+    tool_call: ToolCall | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class _Rule:
+    index: int
+    rule: ConfirmationRule
+    words: Any  # the compiled RE2 pattern, on word boundaries
+
+    def applies(self, environment: str | None, cost_usd: float | None) -> bool:
+        if self.rule.always:
+            return True
+        if self.rule.environments and environment not in self.rule.environments:
+            return False
+        threshold = self.rule.min_cost_impact_usd
+        return threshold is None or (cost_usd is not None and cost_usd >= threshold)
+
+    def verb(self, text: str) -> str | None:
+        found = self.words.search(text)
+        return found.group(1).lower() if found is not None else None
+
+
+class Checkpoints:
+    def __init__(self, hitl: Hitl) -> None:
+        rules = hitl.confirmation_required if hitl.enabled else []
+        self._rules = [
+            _Rule(i, rule, compile_pattern(rf"\b({rule.pattern})\b"))
+            for i, rule in enumerate(rules)
+        ]
+
+    def __bool__(self) -> bool:
+        return bool(self._rules)
+
+    def prompt(
+        self, text: str, *, environment: str | None, cost_usd: float | None = None
+    ) -> Trigger | None:
+        """The rule the caller's last user message triggers, if any."""
+        return self._first(_readings(text), environment, cost_usd, "prompt", None)
+
+    def tool_call(
+        self, call: ToolCall, *, environment: str | None, cost_usd: float | None = None
+    ) -> Trigger | None:
+        """The rule a tool call triggers, by its name first, then by its arguments."""
+        texts = [*_readings(call.name), *_readings(call.arguments)]
+        return self._first(texts, environment, cost_usd, "tool_call", call)
+
+    def _first(
+        self,
+        texts: Sequence[str],
+        environment: str | None,
+        cost_usd: float | None,
+        source: Literal["prompt", "tool_call"],
+        call: ToolCall | None,
+    ) -> Trigger | None:
+        for rule in self._rules:
+            if not rule.applies(environment, cost_usd):
+                continue
+            for text in texts:
+                verb = rule.verb(text)
+                if verb is not None:
+                    return Trigger(rule.index, rule.rule, verb, source, call)
+        return None

@@ -1,0 +1,73 @@
+"""Which prompts and tool calls a confirmation rule catches."""
+
+from __future__ import annotations
+
+import pytest
+
+from llm_gateway.chat import ToolCall
+from llm_gateway.config.guardrails import Hitl
+from llm_gateway.hitl import Checkpoints, words_of
+
+SPEC = Hitl.model_validate(
+    {
+        "enabled": True,
+        "confirmation_required": [
+            {"pattern": "delete|remove|terminate|destroy",
+             "environments": ["production", "staging"], "cooldown_seconds": 5},
+            {"pattern": "scale|resize|modify", "min_cost_impact_usd": 50},
+            {"pattern": "iam|security-group|secret", "always": True, "require_mfa": True},
+        ],
+    }
+)  # fmt: skip
+CHECKS = Checkpoints(SPEC)
+
+
+@pytest.mark.parametrize(
+    ("text", "environment", "cost", "rule", "verb"),
+    [
+        ("Delete all stopped EC2 instances", "production", None, 0, "delete"),
+        ("Delete all stopped EC2 instances", "development", None, None, None),
+        ("please TERMINATE the old fleet", "staging", None, 0, "terminate"),
+        ("the undeleted rows", "production", None, None, None),  # whole words only
+        ("scale the cluster to 40 nodes", None, 120.0, 1, "scale"),
+        ("scale the cluster to 2 nodes", None, 10.0, None, None),
+        ("scale the cluster", None, None, None, None),  # no known cost: under no threshold
+        ("rotate the IAM keys", None, None, 2, "iam"),  # always
+        ("William asked my secretary", None, None, None, None),
+        ("open the security-group to the world", "development", None, 2, "security-group"),
+    ],
+)
+def test_a_prompt_triggers_the_first_rule_that_applies_and_matches(
+    text: str, environment: str | None, cost: float | None, rule: int | None, verb: str | None
+) -> None:
+    trigger = CHECKS.prompt(text, environment=environment, cost_usd=cost)
+    if rule is None:
+        assert trigger is None
+    else:
+        assert trigger is not None
+        assert (trigger.index, trigger.verb, trigger.source) == (rule, verb, "prompt")
+
+
+def test_a_tool_call_is_matched_by_its_name_read_as_words_then_by_its_arguments() -> None:
+    by_name = ToolCall("c1", "terminate_instances", '{"instance_ids": ["i-1"]}')
+    trigger = CHECKS.tool_call(by_name, environment="production")
+    assert trigger is not None
+    assert (trigger.index, trigger.verb, trigger.tool_call) == (0, "terminate", by_name)
+    camel = CHECKS.tool_call(ToolCall("c2", "terminateInstances", "{}"), environment="production")
+    assert camel is not None
+    by_arguments = ToolCall("c3", "ec2", '{"action": "destroy", "ids": ["i-1"]}')
+    assert CHECKS.tool_call(by_arguments, environment="staging") is not None
+    harmless = ToolCall("c4", "describe_instances", '{"filters": ["stopped"]}')
+    assert CHECKS.tool_call(harmless, environment="production") is None
+
+
+def test_a_disabled_section_or_no_rule_holds_nothing() -> None:
+    off = Checkpoints(SPEC.model_copy(update={"enabled": False}))
+    assert not off
+    assert off.prompt("delete everything", environment="production") is None
+    assert CHECKS
+
+
+def test_identifiers_read_as_words() -> None:
+    assert words_of("terminateInstances") == "terminate Instances"
+    assert words_of("scale-up.nodes_now") == "scale up nodes now"
