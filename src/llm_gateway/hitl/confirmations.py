@@ -1,0 +1,135 @@
+"""Pending confirmations in the state store: opened once, decided once, gone at expiry.
+
+A confirmation is one JSON value under ``confirmation:<id>`` with the
+challenge's TTL, bound to the tenant and user who asked and to their
+conversation; a second key, ``conversation:<tenant>:<user>:<conversation>``,
+points the conversation at its pending confirmation, so that the caller's
+next message can answer it. With ``STATE_BACKEND=redis`` both survive a
+gateway restart and can be answered through any replica.
+
+Deciding is a compare-and-set from the value as it was read to the value
+with its new status: of concurrent decisions (a confirmation and a
+cancellation at once, or the same phrase sent twice) exactly one wins, and a
+decided confirmation is never decided again (no replay).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from typing import Any, Literal
+
+import orjson
+
+from llm_gateway.state import Store
+
+Status = Literal["pending", "confirmed", "cancelled"]
+
+
+def new_confirmation_id() -> str:
+    """``cf_`` and 96 random bits: unguessable, so an id alone never grants anything."""
+    return "cf_" + os.urandom(12).hex()
+
+
+@dataclass(frozen=True, slots=True)
+class Confirmation:
+    id: str
+    tenant: str | None
+    user_id: str
+    conversation: str | None
+    rule: int  # the rule's place in guardrails.yaml's confirmation_required
+    verb: str
+    phrase: str
+    scope: tuple[str, ...]
+    environment: str | None
+    requires_mfa: bool
+    approvers: tuple[str, ...]
+    created_at: float
+    expires_at: float
+    cooldown_until: float
+    held: dict[str, Any] = field(default_factory=dict)  # what is released on confirmation
+    status: Status = "pending"
+
+    def encode(self) -> bytes:
+        fields = {name: getattr(self, name) for name in self.__dataclass_fields__}
+        return orjson.dumps(fields, option=orjson.OPT_SORT_KEYS)
+
+    @classmethod
+    def decode(cls, raw: bytes) -> Confirmation:
+        data = orjson.loads(raw)
+        data["scope"], data["approvers"] = tuple(data["scope"]), tuple(data["approvers"])
+        return cls(**data)
+
+
+def _conversation_key(tenant: str | None, user_id: str, conversation: str) -> str:
+    """The conversation's pointer: digests, so that no name can reach another's keys."""
+    parts = "\x00".join((tenant or "", user_id, conversation)).encode()
+    return "conversation:" + hashlib.blake2b(parts, digest_size=16).hexdigest()
+
+
+class Confirmations:
+    def __init__(self, store: Store, clock: Callable[[], float]) -> None:
+        self.store = store
+        self.clock = clock
+
+    def _ttl(self, confirmation: Confirmation) -> float:
+        return max(confirmation.expires_at - self.clock(), 0.001)
+
+    async def open(self, confirmation: Confirmation) -> None:
+        """Keep a new pending confirmation, and point its conversation at it."""
+        ttl = self._ttl(confirmation)
+        await self.store.set(f"confirmation:{confirmation.id}", confirmation.encode(), ttl_s=ttl)
+        if confirmation.conversation is not None:
+            key = _conversation_key(
+                confirmation.tenant, confirmation.user_id, confirmation.conversation
+            )
+            await self.store.set(key, confirmation.id.encode(), ttl_s=ttl)
+
+    async def get(self, confirmation_id: str, *, tenant: str | None) -> Confirmation | None:
+        """The confirmation, if it exists, has not expired and is the tenant's."""
+        found = await self._read(confirmation_id)
+        if found is None or found[1].tenant != tenant:
+            return None
+        return found[1]
+
+    async def for_conversation(
+        self, tenant: str | None, user_id: str, conversation: str
+    ) -> Confirmation | None:
+        """The conversation's pending confirmation, if any."""
+        pointer = await self.store.get(_conversation_key(tenant, user_id, conversation))
+        if pointer is None:
+            return None
+        found = await self.get(pointer.decode(), tenant=tenant)
+        return found if found is not None and found.status == "pending" else None
+
+    async def decide(
+        self, confirmation: Confirmation, status: Literal["confirmed", "cancelled"]
+    ) -> Confirmation | None:
+        """Move a pending confirmation to ``status``; None if it was decided (or expired)
+        meanwhile: only one decision ever wins."""
+        found = await self._read(confirmation.id)
+        if found is None or found[1].status != "pending":
+            return None
+        raw, current = found
+        decided = replace(current, status=status)
+        key = f"confirmation:{current.id}"
+        if not await self.store.compare_and_set(
+            key, raw, decided.encode(), ttl_s=self._ttl(current)
+        ):
+            return None
+        if current.conversation is not None:
+            await self.store.delete(
+                _conversation_key(current.tenant, current.user_id, current.conversation)
+            )
+        return decided
+
+    async def _read(self, confirmation_id: str) -> tuple[bytes, Confirmation] | None:
+        raw = await self.store.get(f"confirmation:{confirmation_id}")
+        if raw is None:
+            return None
+        confirmation = Confirmation.decode(raw)
+        if confirmation.expires_at <= self.clock():
+            return None
+        return raw, confirmation
