@@ -104,6 +104,9 @@ class RequestRecord:
     # How the first model tried was chosen: "requested", "chain", "sticky", "rule", a
     # strategy's name, or "experiment:<name>:<arm>" (what compares an experiment's arms).
     route: str | None = None
+    # A confirmation this request opened, answered or released: "<id>:<event>" (challenged,
+    # confirmed, cancelled, details, pending, refused).
+    confirmation: str | None = None
 
     @property
     def tokens_used(self) -> int:

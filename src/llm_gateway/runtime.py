@@ -21,8 +21,11 @@ from llm_gateway.auth.jwt import JWTVerifier
 from llm_gateway.config import DEMO_MODEL, Deployment, GatewayConfig, Provider
 from llm_gateway.dlp.service import DlpService
 from llm_gateway.emulators import EmulatorServer
+from llm_gateway.hitl import Checkpoints
+from llm_gateway.hitl.confirmations import Confirmations
 from llm_gateway.observability.access import AccessLog
 from llm_gateway.pipeline import Pipeline, build_action_pipeline, build_pipeline
+from llm_gateway.pipeline.confirm import Confirm
 from llm_gateway.policy import PolicyService
 from llm_gateway.ratelimit import BudgetRecorder, Limiter
 from llm_gateway.records import Recorder
@@ -89,11 +92,16 @@ class AppState:
             deployments[DEMO_MODEL] = _demo_deployment(demo.base_url)
         _log_models(deployments)
         guardrails = config.guardrails.guardrails
-        if guardrails.hitl.enabled or guardrails.grounding.enabled:
+        if guardrails.grounding.enabled:
             log.warning(
-                "guardrails.yaml: valid, but its confirmations and grounding checks are not "
-                "enforced by this version of the gateway"
+                "guardrails.yaml: valid, but its grounding checks are not enforced by this "
+                "version of the gateway"
             )
+        checkpoints = Checkpoints(guardrails.hitl)
+        confirm = None
+        if checkpoints:
+            confirmations = Confirmations(store.namespaced("hitl"), time.time)
+            confirm = Confirm(checkpoints, confirmations, settings.policy.environment)
         routing = config.routing.routing
         resolver = Resolver(deployments, routing)
         routed = build_router(
@@ -116,6 +124,7 @@ class AppState:
             cache=StaleCache(store.namespaced("stale"), routing.stale_if_error)
             if routing.stale_if_error.enabled
             else None,
+            confirm=confirm,
             transport=transport,
         )  # fmt: skip
         actions = build_action_pipeline(

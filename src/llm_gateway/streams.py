@@ -18,7 +18,16 @@ from __future__ import annotations
 from collections.abc import AsyncGenerator, Callable
 from typing import Protocol
 
-from llm_gateway.chat import EventStream, StreamEnd, StreamEvent, TextDelta, ToolCallDelta
+from llm_gateway.chat import (
+    ChatResponse,
+    EventStream,
+    StreamEnd,
+    StreamEvent,
+    StreamStart,
+    TextDelta,
+    ToolCall,
+    ToolCallDelta,
+)
 
 TEXT = -1  # the channel of the answer's text; tool call n's arguments are channel n
 
@@ -106,3 +115,48 @@ def _rests(channels: dict[int, Channel]) -> list[StreamEvent]:
 
 def _blocked(channels: dict[int, Channel]) -> bool:
     return any(c.blocked for c in channels.values())
+
+
+def as_stream(answer: ChatResponse) -> EventStream:
+    """A whole answer as a stream: its text in one delta, its tool calls, its end."""
+
+    async def events() -> AsyncGenerator[StreamEvent, None]:
+        if answer.text:
+            yield TextDelta(answer.text)
+        for i, call in enumerate(answer.tool_calls):
+            yield ToolCallDelta(i, call.arguments, call.id, call.name)
+        yield StreamEnd(answer.finish_reason, answer.usage)
+
+    return EventStream(StreamStart(answer.model, None), events())
+
+
+async def collect(stream: EventStream) -> ChatResponse:
+    """A stream read to its end as one answer (its tool calls assembled from their deltas).
+
+    The stream is closed whatever happens; an error mid-stream propagates.
+    """
+    text: list[str] = []
+    calls: dict[int, list[str]] = {}
+    heads: dict[int, tuple[str, str]] = {}
+    answer = ChatResponse(model=stream.start.model)
+    try:
+        async for event in stream:
+            if isinstance(event, TextDelta):
+                text.append(event.text)
+            elif isinstance(event, ToolCallDelta):
+                calls.setdefault(event.index, []).append(event.arguments)
+                if event.id is not None or event.name is not None:
+                    known = heads.get(event.index, ("", ""))
+                    heads[event.index] = (event.id or known[0], event.name or known[1])
+            elif isinstance(event, StreamEnd):
+                answer.finish_reason, answer.usage = event.finish_reason, event.usage
+    finally:
+        await stream.aclose()
+    answer.text = "".join(text)
+    answer.tool_calls = [
+        ToolCall(heads.get(i, ("", ""))[0], heads.get(i, ("", ""))[1], "".join(parts))
+        for i, parts in sorted(calls.items())
+    ]
+    if answer.usage is not None and not answer.usage.input_tokens and stream.start.input_tokens:
+        answer.usage.input_tokens = stream.start.input_tokens
+    return answer

@@ -40,7 +40,8 @@ CHECKS = Checkpoints(SPEC)
 def test_a_prompt_triggers_the_first_rule_that_applies_and_matches(
     text: str, environment: str | None, cost: float | None, rule: int | None, verb: str | None
 ) -> None:
-    trigger = CHECKS.prompt(text, environment=environment, cost_usd=cost)
+    known = [environment] if environment else []
+    trigger = CHECKS.prompt(text, environments=known, cost_usd=cost)
     if rule is None:
         assert trigger is None
     else:
@@ -50,24 +51,37 @@ def test_a_prompt_triggers_the_first_rule_that_applies_and_matches(
 
 def test_a_tool_call_is_matched_by_its_name_read_as_words_then_by_its_arguments() -> None:
     by_name = ToolCall("c1", "terminate_instances", '{"instance_ids": ["i-1"]}')
-    trigger = CHECKS.tool_call(by_name, environment="production")
+    trigger = CHECKS.tool_call(by_name, environments=["production"])
     assert trigger is not None
     assert (trigger.index, trigger.verb, trigger.tool_call) == (0, "terminate", by_name)
-    camel = CHECKS.tool_call(ToolCall("c2", "terminateInstances", "{}"), environment="production")
+    camel = CHECKS.tool_call(
+        ToolCall("c2", "terminateInstances", "{}"), environments=["production"]
+    )
     assert camel is not None
     by_arguments = ToolCall("c3", "ec2", '{"action": "destroy", "ids": ["i-1"]}')
-    assert CHECKS.tool_call(by_arguments, environment="staging") is not None
+    assert CHECKS.tool_call(by_arguments, environments=["staging"]) is not None
     harmless = ToolCall("c4", "describe_instances", '{"filters": ["stopped"]}')
-    assert CHECKS.tool_call(harmless, environment="production") is None
+    assert CHECKS.tool_call(harmless, environments=["production"]) is None
 
 
 def test_a_disabled_section_or_no_rule_holds_nothing() -> None:
     off = Checkpoints(SPEC.model_copy(update={"enabled": False}))
     assert not off
-    assert off.prompt("delete everything", environment="production") is None
+    assert off.prompt("delete everything", environments=["production"]) is None
     assert CHECKS
 
 
 def test_identifiers_read_as_words() -> None:
     assert words_of("terminateInstances") == "terminate Instances"
     assert words_of("scale-up.nodes_now") == "scale up nodes now"
+
+
+def test_any_known_environment_a_rule_lists_makes_it_apply() -> None:
+    """A caller cannot talk their way out of a production rule with x-environment."""
+    said_development = CHECKS.prompt("delete it", environments=["development", "production"])
+    assert said_development is not None
+    assert said_development.environment == "production"
+    call = ToolCall("c1", "delete_bucket", '{"bucket": "b", "environment": "staging"}')
+    trigger = CHECKS.tool_call(call, environments=["development"])
+    assert trigger is not None
+    assert trigger.environment == "staging"  # named by the tool call itself

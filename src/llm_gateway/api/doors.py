@@ -46,6 +46,7 @@ from llm_gateway.routing import REGION_HEADER
 from llm_gateway.runtime import AppState
 
 CONFIRMATION_HEADER = "x-confirmation-id"
+ENVIRONMENT_HEADER = "x-environment"  # what a confirmation rule's environments are matched to
 CACHE_HEADER = "x-gateway-cache"  # "stale": every model failed; a cached answer was served
 
 
@@ -78,6 +79,7 @@ class FrontDoor:
             conversation_id=request.headers.get("x-conversation-id"),
         )
         ctx.call.strategy = request.headers.get(STRATEGY_HEADER)  # checked by Authorize
+        ctx.environment = request.headers.get(ENVIRONMENT_HEADER)
         regions = state.routing.router.regions
         if regions:
             header = request.headers.get(REGION_HEADER) if from_proxy(request, trusted) else None

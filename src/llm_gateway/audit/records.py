@@ -67,6 +67,7 @@ def audit_row(record: RequestRecord) -> Row:
         "attempts": _json(tuple(a.as_json() for a in record.attempts)),
         "queued_ms": record.queued_ms,
         "route": record.route,
+        "confirmation": record.confirmation,
     }
     for column, width in _WIDTHS.items():
         value = row[column]

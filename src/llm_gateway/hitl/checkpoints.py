@@ -13,6 +13,13 @@ A rule applies when it is ``always``; otherwise only in its ``environments``
 (when it names any) and only at or above its ``min_cost_impact_usd`` (when it
 names one, and the cost impact is known). The first rule that applies and
 matches is the trigger.
+
+Where a request runs is known from several places, most specific first: the
+tool call's own arguments (``environment``, ``env`` or ``stage``), the
+caller's ``x-environment`` header, and the gateway's ``ENVIRONMENT``. A rule
+applies when **any** of them is one of its environments: a caller cannot talk
+their way out of a production rule by sending ``x-environment: development``.
+The challenge names the first of them the rule lists.
 """
 
 from __future__ import annotations
@@ -21,6 +28,8 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
+
+import orjson
 
 from llm_gateway.chat import ToolCall
 from llm_gateway.config.guardrails import ConfirmationRule, Hitl, compile_pattern
@@ -49,6 +58,7 @@ class Trigger:
     rule: ConfirmationRule
     verb: str  # the matched word, lower-case ("terminate")
     source: Literal["prompt", "tool_call"]
+    environment: str | None  # the first known environment, or the first the rule lists
     tool_call: ToolCall | None = None
 
 
@@ -58,13 +68,20 @@ class _Rule:
     rule: ConfirmationRule
     words: Any  # the compiled RE2 pattern, on word boundaries
 
-    def applies(self, environment: str | None, cost_usd: float | None) -> bool:
+    def applies(self, environments: Sequence[str], cost_usd: float | None) -> bool:
         if self.rule.always:
             return True
-        if self.rule.environments and environment not in self.rule.environments:
+        listed = self.rule.environments
+        if listed and not any(e in listed for e in environments):
             return False
         threshold = self.rule.min_cost_impact_usd
         return threshold is None or (cost_usd is not None and cost_usd >= threshold)
+
+    def where(self, environments: Sequence[str]) -> str | None:
+        """The environment the challenge names: the first known one the rule lists."""
+        listed = [e for e in environments if e in self.rule.environments]
+        first = listed or list(environments)
+        return first[0] if first else None
 
     def verb(self, text: str) -> str | None:
         found = self.words.search(text)
@@ -83,31 +100,46 @@ class Checkpoints:
         return bool(self._rules)
 
     def prompt(
-        self, text: str, *, environment: str | None, cost_usd: float | None = None
+        self, text: str, *, environments: Sequence[str], cost_usd: float | None = None
     ) -> Trigger | None:
         """The rule the caller's last user message triggers, if any."""
-        return self._first(_readings(text), environment, cost_usd, "prompt", None)
+        return self._first(_readings(text), environments, cost_usd, "prompt", None)
 
     def tool_call(
-        self, call: ToolCall, *, environment: str | None, cost_usd: float | None = None
+        self, call: ToolCall, *, environments: Sequence[str], cost_usd: float | None = None
     ) -> Trigger | None:
         """The rule a tool call triggers, by its name first, then by its arguments."""
         texts = [*_readings(call.name), *_readings(call.arguments)]
-        return self._first(texts, environment, cost_usd, "tool_call", call)
+        known = [*_environment_in(call.arguments), *environments]
+        return self._first(texts, known, cost_usd, "tool_call", call)
 
     def _first(
         self,
         texts: Sequence[str],
-        environment: str | None,
+        environments: Sequence[str],
         cost_usd: float | None,
         source: Literal["prompt", "tool_call"],
         call: ToolCall | None,
     ) -> Trigger | None:
         for rule in self._rules:
-            if not rule.applies(environment, cost_usd):
+            if not rule.applies(environments, cost_usd):
                 continue
             for text in texts:
                 verb = rule.verb(text)
                 if verb is not None:
-                    return Trigger(rule.index, rule.rule, verb, source, call)
+                    where = rule.where(environments)
+                    return Trigger(rule.index, rule.rule, verb, source, where, call)
         return None
+
+
+def _environment_in(arguments: str) -> list[str]:
+    """The environment a tool call names in its arguments (``environment``, ``env``, ``stage``)."""
+    try:
+        parsed = orjson.loads(arguments)
+    except orjson.JSONDecodeError:
+        return []
+    if not isinstance(parsed, dict):
+        return []
+    return [
+        v.lower() for k in ("environment", "env", "stage") if isinstance(v := parsed.get(k), str)
+    ]

@@ -9,6 +9,8 @@
                         -> admitted (budgets reserved), queued, or 429
     Inspect          4  DLP on the request: block, redact or alert before it leaves;
                      7  and on the answer: scanned before release, tokens restored
+    Confirm         4b  a risky prompt, or an answer's risky tool call, held for a
+                        person's confirmation -> a challenge; a reply releases it
     Route            5  the candidates ordered for this request (strategy, rules,
                         experiments, sticky sessions) and tried in turn, each an
                         attempt on the context; passed over when down, open or full
@@ -35,6 +37,7 @@ from llm_gateway.pipeline.action import AuthorizeAction, RunAction
 from llm_gateway.pipeline.authenticate import Authenticate
 from llm_gateway.pipeline.authorize import Authorize
 from llm_gateway.pipeline.call import CallProvider
+from llm_gateway.pipeline.confirm import Confirm
 from llm_gateway.pipeline.context import Next, Outcome, RequestContext, Stage
 from llm_gateway.pipeline.inspect import Inspect
 from llm_gateway.pipeline.limit import Limit
@@ -78,6 +81,7 @@ def build_pipeline(  # noqa: PLR0913 (keyword-only: the services the stages use)
     router: Router,
     routing: RoutingSettings,
     cache: StaleCache | None = None,
+    confirm: Confirm | None = None,
     transport: Transport,
 ) -> Pipeline:
     stages: list[Stage] = [
@@ -90,6 +94,8 @@ def build_pipeline(  # noqa: PLR0913 (keyword-only: the services the stages use)
         stages.append(Limit(limiter))
     if dlp is not None:  # DLP_ENABLED=false leaves it out
         stages.append(Inspect(dlp))
+    if confirm is not None:  # guardrails.yaml's hitl section holds risky prompts and tool calls
+        stages.append(confirm)
     stages += [Route(router, routing, cache), CallProvider(transport)]
     return Pipeline(stages)
 

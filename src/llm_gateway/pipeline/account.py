@@ -59,12 +59,19 @@ class Account:
             await self._failed(ctx, error)
             raise error from exc
         if isinstance(outcome, ChatResponse):
-            self._settle(ctx, outcome.text + outcome.tool_calls_text(), outcome.usage)
+            text = outcome.text + outcome.tool_calls_text()
+            if isinstance(ctx.payload, ChatCall) and ctx.payload.released:
+                _unbilled(ctx, text)  # accounted when it was withheld
+            else:
+                self._settle(ctx, text, outcome.usage)
             outcome.usage = ctx.usage  # the front door reports what was accounted
             await self._record(ctx)
             return outcome
         if isinstance(outcome, Challenge):
-            self._settle(ctx, outcome.text, None)
+            if outcome.usage is not None:  # a model answered: what it used is billed now
+                self._settle(ctx, outcome.text, outcome.usage)
+            else:
+                _unbilled(ctx, outcome.text)  # the gateway's own words: no model was called
             await self._record(ctx)
             return outcome
         if isinstance(outcome, ActionResult):
@@ -91,7 +98,10 @@ class Account:
                     if usage is not None and not usage.input_tokens and stream.start.input_tokens:
                         usage.input_tokens = stream.start.input_tokens
                     tally.recorded = True
-                    self._settle(ctx, tally.joined(), usage)
+                    if isinstance(ctx.payload, ChatCall) and ctx.payload.released:
+                        _unbilled(ctx, tally.joined())  # accounted when it was withheld
+                    else:
+                        self._settle(ctx, tally.joined(), usage)
                     event.usage = ctx.usage
                     await self._record(ctx)
                 yield event
@@ -165,3 +175,10 @@ class _Tally:
 
     def joined(self) -> str:
         return "".join(self.text) + "".join(self.arguments)
+
+
+def _unbilled(ctx: RequestContext, response_text: str) -> None:
+    """An answer no model was asked for now: no tokens, no cost."""
+    ctx.response_text = response_text
+    ctx.usage = Usage(0, 0)
+    ctx.cost_usd = 0.0

@@ -53,6 +53,7 @@ class Challenge:
     confirmation_id: str
     text: str
     confirmation: dict[str, Any]
+    usage: Usage | None = None  # the model's, when a model answered (a withheld tool call)
 
 
 @dataclass(slots=True)
@@ -78,6 +79,8 @@ class ChatCall:
     route: str | None = None  # route: how the first candidate was chosen (see routing.Plan)
     stale: bool = False  # route: every model failed; a cached answer is served (x-gateway-cache)
     strategy: str | None = None  # the strategy the caller asks auto to use (x-gateway-strategy)
+    confirmation: str | None = None  # confirm: "<id>:<event>" (challenged, confirmed, ...)
+    released: bool = False  # confirm: a withheld answer, released (accounted when withheld)
     # The answer as it was before DLP restored tokens for an authorised caller:
     # what the audit row digests, so that it never covers restored values.
     response_before_restore: list[str] | None = None
@@ -125,6 +128,7 @@ class RequestContext:
     client_ip: str | None = None
     conversation_id: str | None = None  # X-Conversation-Id: scopes reversible DLP tokens
     region: str | None = None  # the caller's region, for geographic routing
+    environment: str | None = None  # x-environment: what a confirmation rule's environments name
 
     principal: Principal | None = None  # 1 authenticate
     decision: Decision | None = None  # 2 authorize

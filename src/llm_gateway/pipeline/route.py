@@ -31,15 +31,7 @@ import asyncio
 import time
 from collections.abc import AsyncGenerator
 
-from llm_gateway.chat import (
-    ChatResponse,
-    EventStream,
-    StreamEnd,
-    StreamEvent,
-    StreamStart,
-    TextDelta,
-    ToolCallDelta,
-)
+from llm_gateway.chat import ChatResponse, EventStream, StreamEnd, StreamEvent
 from llm_gateway.config import Deployment
 from llm_gateway.errors import (
     AllCircuitsOpen,
@@ -53,6 +45,7 @@ from llm_gateway.errors import (
 from llm_gateway.pipeline.context import Attempt, Next, Outcome, RequestContext
 from llm_gateway.routing import Facts, Plan, Router, Slot, StaleCache, Unusable
 from llm_gateway.settings import RoutingSettings
+from llm_gateway.streams import as_stream
 
 
 class Route:
@@ -222,19 +215,6 @@ def _another_may_answer(error: GatewayError) -> bool:
 def _the_models_fault(error: GatewayError) -> bool:
     """A failure a cached answer may stand in for: the models', never the caller's own."""
     return _another_may_answer(error) or isinstance(error, UpstreamTimeout | ModelUnavailable)
-
-
-def as_stream(answer: ChatResponse) -> EventStream:
-    """A whole answer as a stream: its text in one delta, its tool calls, its end."""
-
-    async def events() -> AsyncGenerator[StreamEvent, None]:
-        if answer.text:
-            yield TextDelta(answer.text)
-        for i, call in enumerate(answer.tool_calls):
-            yield ToolCallDelta(i, call.arguments, call.id, call.name)
-        yield StreamEnd(answer.finish_reason, answer.usage)
-
-    return EventStream(StreamStart(answer.model), events())
 
 
 def _since(started: float) -> float:

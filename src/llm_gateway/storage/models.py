@@ -97,6 +97,7 @@ class AuditLog(Base):
     # How long a rate limit's queue held the request before it went on (None: not queued).
     queued_ms: Mapped[float | None] = mapped_column(Float)
     route: Mapped[str | None] = mapped_column(String(200))
+    confirmation: Mapped[str | None] = mapped_column(String(64), index=True)
 
 
 class ApiKey(Base):
