@@ -3,13 +3,22 @@
 Two checkpoints, on the rules of ``config/guardrails.yaml``'s ``hitl``
 section (:mod:`llm_gateway.hitl`):
 
-- **the prompt**: the caller's last user message matches a rule: the request
-  is not forwarded; it is held, and the answer is a challenge;
+- **the prompt**: the caller's last user message matches a rule, and the
+  request offers the model no tools: the request is not forwarded; it is
+  held, and the answer is a challenge;
 - **the answer**: the model's answer carries a tool call that matches: the
   answer is withheld, held, and the answer is a challenge. A streamed answer
   to a request that offers tools is read whole before it is decided (and
   passed on as a stream when nothing matched), so that no tool call can
   reach the caller undecided.
+
+A request that offers tools goes to the model even when its prompt matches: a
+model only proposes, and its tool call says what would be done to what (the
+7 instance ids), which is what the person confirming needs to see. When the
+prompt and the tool call match the same rule, the challenge speaks the
+prompt's word: "Delete all stopped EC2 instances" answered with a
+``terminate_instances`` call for 7 ids is confirmed by ``confirm delete 7
+instances``.
 
 The caller's next message in the conversation answers a pending
 confirmation, and never reaches the model: the exact phrase releases what
@@ -26,6 +35,7 @@ released answer passes outbound DLP and accounting like any other.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable
 
@@ -67,9 +77,9 @@ class Confirm:
             return await self._answer(ctx, pending, call_next)
         environments = [e for e in (ctx.environment, self.environment) if e]
         last = next((m.text for m in reversed(chat.messages) if m.role == "user"), "")
-        trigger = self.checkpoints.prompt(last, environments=environments)
-        if trigger is not None:
-            return await self._hold(ctx, trigger, held={"request": dump(chat)})
+        asked = self.checkpoints.prompt(last, environments=environments)
+        if asked is not None and not chat.tools:
+            return await self._hold(ctx, asked, held={"request": dump(chat)})
         outcome = await call_next(ctx)
         stream = isinstance(outcome, EventStream)
         if stream and not chat.tools:
@@ -80,6 +90,8 @@ class Confirm:
         for call in answer.tool_calls:
             trigger = self.checkpoints.tool_call(call, environments=environments)
             if trigger is not None:
+                if asked is not None and asked.index == trigger.index:
+                    trigger = dataclasses.replace(trigger, verb=asked.verb)
                 held = {"answer": dump(answer), "stream": stream}
                 return await self._hold(ctx, trigger, held=held, usage=answer.usage)
         return as_stream(answer) if stream else answer

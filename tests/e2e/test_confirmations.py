@@ -1,0 +1,272 @@
+"""The specification's EC2 dialogue through the real server and the official SDKs.
+
+An emulated model answers "Delete all stopped EC2 instances" with a
+``terminate_instances`` tool call for 7 instance ids; the gateway withholds
+it, shows the challenge, lists the scope on ``show details``, refuses a
+confirmation inside the cooldown, and releases exactly the original tool
+call on the right phrase. Every step has its audit row.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from llm_gateway.emulators import EmulatorServer
+from tests.e2e.conftest import (
+    PRICING_YAML,
+    Gateway,
+    directive,
+    routing_yaml,
+    start_gateway,
+    stop_gateway,
+)
+
+COOLDOWN_S = 0.5
+GUARDRAILS = f"""
+guardrails:
+  hitl:
+    enabled: true
+    confirmation_required:
+      - pattern: "delete|remove|terminate|destroy"
+        environments: ["production", "staging"]
+        cooldown_seconds: {COOLDOWN_S}
+      - pattern: "iam|security-group|secret"
+        always: true
+        require_mfa: true
+"""
+IDS = [f"i-{n:08x}" for n in range(7)]
+TERMINATE: Any = {
+    "type": "function",
+    "function": {
+        "name": "terminate_instances",
+        "description": "Terminate EC2 instances",
+        "parameters": {
+            "type": "object",
+            "properties": {"instance_ids": {"type": "array", "items": {"type": "string"}}},
+        },
+    },
+}
+ASK = directive(
+    "Delete all stopped EC2 instances",
+    tool_calls=[{"name": "terminate_instances", "arguments": {"instance_ids": IDS}}],
+)
+PHRASE = "confirm delete 7 instances"
+
+
+@pytest.fixture(scope="module")
+def guarded(
+    emulator: EmulatorServer, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Gateway]:
+    tmp = tmp_path_factory.mktemp("guarded")
+    config = tmp / "own-config"
+    config.mkdir()
+    (config / "routing_policies.yaml").write_text(routing_yaml(emulator.base_url))
+    (config / "pricing.yaml").write_text(PRICING_YAML)
+    (config / "guardrails.yaml").write_text(GUARDRAILS)
+    env = {"CONFIG_DIR": str(config), "ENVIRONMENT": "production"}
+    gateway = start_gateway(tmp, emulator.base_url, f"sqlite:///{tmp}/gw.db", env)
+    try:
+        yield gateway
+    finally:
+        stop_gateway(gateway)
+
+
+class Dialogue:
+    """One user's conversation through the OpenAI front door, as raw JSON."""
+
+    def __init__(self, gateway: Gateway, *, conversation: bool = True, stream: bool = False):
+        self.gateway = gateway
+        self.token = gateway.token(f"u-{uuid.uuid4().hex[:8]}", tenant="acme")
+        self.headers = {"authorization": f"Bearer {self.token}"}
+        if conversation:
+            self.headers["x-conversation-id"] = uuid.uuid4().hex
+        self.stream = stream
+        self.messages: list[dict[str, Any]] = []
+
+    def say(self, text: str) -> httpx.Response:
+        self.messages.append({"role": "user", "content": text})
+        body = {"model": "gpt-emu", "messages": self.messages, "tools": [TERMINATE],
+                "stream": self.stream}  # fmt: skip
+        with self.gateway.http() as http:
+            answer = http.post("/v1/chat/completions", json=body, headers=self.headers)
+        assert answer.status_code == 200, answer.text
+        message = answer.json()["choices"][0]["message"] if not self.stream else {}
+        if message.get("content"):  # a released tool call is the client's to run, not history
+            self.messages.append({"role": "assistant", "content": message["content"]})
+        return answer
+
+    def event(self, answer: httpx.Response) -> str | None:
+        return self.gateway.audit_row(answer.headers["x-request-id"]).confirmation
+
+
+def _content(answer: httpx.Response) -> str:
+    return answer.json()["choices"][0]["message"]["content"] or ""
+
+
+def test_the_ec2_dialogue_holds_the_tool_call_until_the_phrase(guarded: Gateway) -> None:
+    talk = Dialogue(guarded)
+    challenge = talk.say(ASK)
+    body = challenge.json()
+    text = _content(challenge)
+    assert "[STOP] This action requires confirmation." in text
+    assert "Environment: production (HIGH RISK)" in text
+    assert f"Type '{PHRASE}' to proceed" in text
+    assert all(i in text for i in IDS[:3])
+    assert "... [4 more]" in text
+    assert IDS[6] not in text
+    assert not body["choices"][0]["message"].get("tool_calls")  # withheld
+    confirmation = body["confirmation"]
+    assert challenge.headers["x-confirmation-id"] == confirmation["id"]
+    assert (confirmation["phrase"], confirmation["scope"]) == (PHRASE, IDS)
+    assert (confirmation["environment"], confirmation["risk"]) == ("production", "high")
+    assert talk.event(challenge) == f"{confirmation['id']}:challenged"
+
+    details = talk.say("show details")
+    assert all(i in _content(details) for i in IDS)
+    assert talk.event(details) == f"{confirmation['id']}:details"
+
+    too_soon = talk.say(PHRASE)  # inside the cooldown
+    assert "Too soon" in _content(too_soon)
+    assert talk.event(too_soon) == f"{confirmation['id']}:refused"
+
+    other = talk.say("yes please go ahead")
+    assert "Still waiting for confirmation" in _content(other)
+
+    time.sleep(COOLDOWN_S)  # the cooldown is the rule's: wait it out
+    released = talk.say("  Confirm   DELETE 7 instances. ")
+    message = released.json()["choices"][0]["message"]
+    [call] = message["tool_calls"]
+    assert call["function"]["name"] == "terminate_instances"
+    assert json.loads(call["function"]["arguments"]) == {"instance_ids": IDS}
+    assert released.json()["choices"][0]["finish_reason"] == "tool_calls"
+    row = guarded.audit_row(released.headers["x-request-id"])
+    assert (row.confirmation, row.tokens_in, row.cost_usd) == (
+        f"{confirmation['id']}:confirmed", 0, 0.0,
+    )  # fmt: skip
+    again = talk.say(PHRASE)  # no replay: nothing is pending any more, the model answers
+    assert not again.json()["choices"][0]["message"].get("tool_calls")
+
+
+def test_without_a_conversation_id_the_history_names_the_confirmation(guarded: Gateway) -> None:
+    talk = Dialogue(guarded, conversation=False)
+    confirmation = talk.say(ASK).json()["confirmation"]
+    time.sleep(COOLDOWN_S)
+    released = talk.say(PHRASE)
+    assert released.json()["choices"][0]["message"]["tool_calls"]
+    assert talk.event(released) == f"{confirmation['id']}:confirmed"
+
+
+def test_another_user_cannot_answer_it_and_cancel_discards_it(guarded: Gateway) -> None:
+    talk = Dialogue(guarded)
+    confirmation = talk.say(ASK).json()["confirmation"]
+    stranger = Dialogue(guarded, conversation=False)
+    stranger.messages = list(talk.messages)  # the same history, another caller
+    time.sleep(COOLDOWN_S)
+    theirs = stranger.say(PHRASE)
+    assert not theirs.json()["choices"][0]["message"].get("tool_calls")
+    assert stranger.event(theirs) is None  # not theirs to answer: it went to the model
+    cancelled = talk.say("cancel")
+    assert "Cancelled" in _content(cancelled)
+    assert talk.event(cancelled) == f"{confirmation['id']}:cancelled"
+    after = talk.say(PHRASE)
+    assert not after.json()["choices"][0]["message"].get("tool_calls")
+
+
+def test_a_streamed_answer_is_held_and_released_as_a_stream(guarded: Gateway) -> None:
+    client = guarded.openai(guarded.token(f"u-{uuid.uuid4().hex[:8]}"))
+    conversation = {"x-conversation-id": uuid.uuid4().hex}
+    messages: list[Any] = [{"role": "user", "content": ASK}]
+    chunks = list(client.chat.completions.create(
+        model="gpt-emu", messages=messages, tools=[TERMINATE], stream=True,
+        extra_headers=conversation,
+    ))  # fmt: skip
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert PHRASE in text
+    assert not any(c.choices and c.choices[0].delta.tool_calls for c in chunks)
+    time.sleep(COOLDOWN_S)
+    messages += [{"role": "assistant", "content": text}, {"role": "user", "content": PHRASE}]
+    released = list(client.chat.completions.create(
+        model="gpt-emu", messages=messages, tools=[TERMINATE], stream=True,
+        extra_headers=conversation,
+    ))  # fmt: skip
+    deltas = [d for c in released if c.choices for d in (c.choices[0].delta.tool_calls or [])]
+    functions = [d.function for d in deltas if d.function is not None]
+    assert functions[0].name == "terminate_instances"
+    arguments = "".join(f.arguments or "" for f in functions)
+    assert json.loads(arguments) == {"instance_ids": IDS}
+
+
+def test_the_anthropic_door_holds_and_releases_the_same(guarded: Gateway) -> None:
+    client = guarded.anthropic(guarded.token(f"u-{uuid.uuid4().hex[:8]}"))
+    conversation = {"x-conversation-id": uuid.uuid4().hex}
+    tool: Any = {
+        "name": "terminate_instances",
+        "description": "Terminate EC2 instances",
+        "input_schema": TERMINATE["function"]["parameters"],
+    }
+    messages: list[Any] = [{"role": "user", "content": ASK}]
+    raw = client.messages.with_raw_response.create(
+        model="claude-emu", max_tokens=100, messages=messages, tools=[tool],
+        extra_headers=conversation,
+    )  # fmt: skip
+    held = raw.parse()
+    assert [b.type for b in held.content] == ["text"]
+    text = held.content[0].text  # type: ignore[union-attr]
+    assert PHRASE in text
+    assert json.loads(raw.http_response.text)["confirmation"]["scope"] == IDS
+    time.sleep(COOLDOWN_S)
+    messages += [{"role": "assistant", "content": text}, {"role": "user", "content": PHRASE}]
+    released = client.messages.create(
+        model="claude-emu", max_tokens=100, messages=messages, tools=[tool],
+        extra_headers=conversation,
+    )  # fmt: skip
+    [use] = [b for b in released.content if b.type == "tool_use"]
+    assert (use.name, use.input) == ("terminate_instances", {"instance_ids": IDS})
+
+
+def test_a_risky_prompt_without_tools_waits_and_then_goes_to_the_model(guarded: Gateway) -> None:
+    talk = Dialogue(guarded)
+    talk_body: Any = {
+        "model": "gpt-emu",
+        "messages": [{"role": "user", "content": "delete the bucket"}],
+    }
+    with guarded.http() as http:
+        held = http.post("/v1/chat/completions", json=talk_body, headers=talk.headers)
+    assert held.json()["confirmation"]["phrase"] == "confirm delete"
+    time.sleep(COOLDOWN_S)
+    talk_body["messages"] += [
+        {"role": "assistant", "content": _content(held)},
+        {"role": "user", "content": "confirm delete"},
+    ]
+    with guarded.http() as http:
+        released = http.post("/v1/chat/completions", json=talk_body, headers=talk.headers)
+    assert _content(released) == "Echo: delete the bucket"  # the held request, now answered
+
+
+def test_a_rule_that_needs_mfa_is_not_confirmed_in_the_conversation(guarded: Gateway) -> None:
+    talk = Dialogue(guarded)
+    held = talk.say("rotate the IAM keys")  # tools are offered: the model answers, no tool call
+    assert "confirmation" not in held.json()
+    bare: Any = {
+        "model": "gpt-emu",
+        "messages": [{"role": "user", "content": "rotate the IAM keys"}],
+    }
+    with guarded.http() as http:
+        challenged = http.post("/v1/chat/completions", json=bare, headers=talk.headers)
+        confirmation = challenged.json()["confirmation"]
+        assert confirmation["requires_mfa"] is True
+        bare["messages"] += [
+            {"role": "assistant", "content": _content(challenged)},
+            {"role": "user", "content": confirmation["phrase"]},
+        ]
+        refused = http.post("/v1/chat/completions", json=bare, headers=talk.headers)
+    assert "MFA" in _content(refused)
+    event = guarded.audit_row(refused.headers["x-request-id"]).confirmation
+    assert event == f"{confirmation['id']}:refused"
