@@ -128,7 +128,15 @@ class DlpService:
         if len(texts) == 1:
             return [self.engine.scan(texts[0], mode)]
         results = _split(self.engine.scan(SEPARATOR.join(texts), mode), texts, len(SEPARATOR))
-        for i, parts in seams(self.engine, texts, mode).items():
+        extra: dict[int, list[Finding]] = {}
+        for i, left, right in seams(self.engine, texts, mode):
+            # A value already found whole on either side (an address at the end of one
+            # text, a word at the start of the next) is not a split value.
+            if _found_in(results[i], left) or _found_in(results[i + 1], right):
+                continue
+            extra.setdefault(i, []).append(left)
+            extra.setdefault(i + 1, []).append(right)
+        for i, parts in extra.items():
             results[i] = _merge(results[i], parts)
         return results
 
@@ -261,8 +269,9 @@ def _split(found: list[Finding], texts: Sequence[str], gap: int) -> list[list[Fi
 
 def seams(
     engine: RuleEngine, texts: Sequence[str], mode: Action | None
-) -> dict[int, list[Finding]]:
-    """Findings that run across the boundary of two consecutive texts, per text.
+) -> list[tuple[int, Finding, Finding]]:
+    """Findings that run across the boundary of two consecutive texts: ``(i, the part at
+    the end of text i, the part at the start of text i + 1)``.
 
     Each message is otherwise scanned apart from its neighbours, so a token,
     a card or an SSN split over two messages would pass. The last
@@ -282,8 +291,8 @@ def seams(
         joins.append((i, at, len(left)))
         at += len(left) + len(right) + len(SEPARATOR)
     if not windows:
-        return {}
-    found: dict[int, list[Finding]] = {}
+        return []
+    found: list[tuple[int, Finding, Finding]] = []
     window_starts = [start for _, start, _ in joins]
     for f in engine.scan(SEPARATOR.join(windows), mode):
         i, start, join = joins[bisect_right(window_starts, f.start) - 1]
@@ -291,11 +300,16 @@ def seams(
         if not f.start < split < f.end:
             continue
         offset = len(texts[i]) - join  # where the window's left part starts in text i
-        found.setdefault(i, []).append(
-            replace(f, start=f.start - start + offset, end=len(texts[i]))
-        )
-        found.setdefault(i + 1, []).append(replace(f, start=0, end=f.end - split))
+        left_part = replace(f, start=f.start - start + offset, end=len(texts[i]))
+        found.append((i, left_part, replace(f, start=0, end=f.end - split)))
     return found
+
+
+def _found_in(findings: list[Finding], part: Finding) -> bool:
+    """Whether a finding of ``part``'s entity already overlaps it."""
+    return any(
+        f.entity == part.entity and f.start < part.end and f.end > part.start for f in findings
+    )
 
 
 def _merge(rules: list[Finding], ner: list[Finding]) -> list[Finding]:
