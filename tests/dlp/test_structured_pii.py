@@ -8,7 +8,7 @@ import pytest
 from llm_gateway.dlp.checksums import IBAN_LENGTHS
 from llm_gateway.dlp.engine import RuleEngine
 from llm_gateway.dlp.findings import Action, Severity
-from tests.dlp.samples import UPPER_ALNUM, iban, rand
+from tests.dlp.samples import UPPER_ALNUM, iban, luhn_complete, rand
 
 
 @pytest.fixture(scope="module")
@@ -134,3 +134,22 @@ def test_ssn_and_itin_with_en_dashes_and_slashes(
     engine: RuleEngine, text: str, entity: str, value: str
 ) -> None:
     assert found(engine, text, entity) == [value]
+
+
+@pytest.mark.parametrize(
+    ("brand", "prefix", "length"),
+    [
+        ("UATP", "1", 15),
+        ("RuPay", "6521", 16),
+        ("RuPay 81", "81", 16),
+        ("Maestro", "5612", 16),
+        ("Maestro 6", "6390", 19),
+        ("Verve", "5061", 18),
+        ("Troy", "9792", 16),
+    ],
+)
+def test_more_card_brands(engine: RuleEngine, brand: str, prefix: str, length: int) -> None:
+    number = luhn_complete(prefix, length)
+    assert found(engine, f"card {number} exp 09/27", "CREDIT_CARD") == [number], brand
+    wrong = number[:-1] + str((int(number[-1]) + 1) % 10)
+    assert found(engine, f"card {wrong} exp 09/27", "CREDIT_CARD") == [], brand

@@ -38,7 +38,9 @@ def _digits(value: str) -> str:
 
 # --- payment cards -----------------------------------------------------------
 
-# (first digits, allowed lengths) per brand; a number must fit one of them.
+# (first digits, allowed lengths) per brand; a number must fit one of them. The
+# brands Presidio's recognizer accepts are all here (it takes any number starting
+# 1, 3, 4, 5 or 6), plus RuPay, Verve and Troy.
 _CARD_BRANDS: tuple[tuple[tuple[str, ...], frozenset[int]], ...] = (
     (("4",), frozenset({13, 16, 19})),  # Visa
     (tuple(str(p) for p in range(51, 56)) + tuple(str(p) for p in range(2221, 2721)),
@@ -52,6 +54,11 @@ _CARD_BRANDS: tuple[tuple[tuple[str, ...], frozenset[int]], ...] = (
     (("2200", "2201", "2202", "2203", "2204"), frozenset(range(16, 20))),  # Mir
     (("5018", "5020", "5038", "5893", "6304", "6759", "6761", "6762", "6763"),
      frozenset(range(12, 20))),  # Maestro
+    (("50", "56", "57", "58", "6"), frozenset(range(12, 20))),  # Maestro's wider ranges
+    (("1",), frozenset({15})),  # UATP
+    (("60", "65", "81", "82", "508"), frozenset({16})),  # RuPay
+    (("506", "650"), frozenset({16, 18, 19})),  # Verve
+    (("9792",), frozenset({16})),  # Troy
 )  # fmt: skip
 
 
