@@ -140,11 +140,10 @@ class Rule:
         lower = self.negative_context
         if raise_ is None and lower is None:
             return score
-        before = _words(text[max(0, start - CONTEXT_BEFORE) : start])
-        after = _words(text[end : end + CONTEXT_AFTER])
-        if raise_ is not None and (raise_.search(before) or raise_.search(after)):
+        windows = (text[max(0, start - CONTEXT_BEFORE) : start], text[end : end + CONTEXT_AFTER])
+        if raise_ is not None and _near(raise_, windows):
             score = min(1.0, score + CONTEXT_BOOST)
-        if lower is not None and (lower.search(before) or lower.search(after)):
+        if lower is not None and _near(lower, windows):
             score -= CONTEXT_BOOST
         return score
 
@@ -236,6 +235,19 @@ _JOINERS = str.maketrans("_-", "  ")
 def _words(text: str) -> str:
     """``text`` lower-cased with identifier joints as spaces: "oktaApiToken" -> "okta api token"."""
     return _CASE_CHANGE.sub(" ", text).lower().translate(_JOINERS)
+
+
+def _near(words: re.Pattern[str], windows: tuple[str, str]) -> bool:
+    """Whether one of ``words`` is in either window. The case changes of identifiers are
+    only split when the plain reading finds nothing and there is a capital to split at,
+    so the common case (prose, a word found as written) costs one lower() per window."""
+    for window in windows:
+        plain = window.lower()
+        if words.search(plain.translate(_JOINERS)):
+            return True
+        if plain != window and words.search(_words(window)):
+            return True
+    return False
 
 
 def _context_pattern(words: tuple[str, ...]) -> re.Pattern[str] | None:
