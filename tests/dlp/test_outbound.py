@@ -11,6 +11,7 @@ from llm_gateway.dlp.findings import Action
 from llm_gateway.dlp.outbound import RELEASE_STEP, HeldText, redact_with_markers
 from llm_gateway.dlp.prefixes import literal_prefixes
 from llm_gateway.dlp.service import secret_starts
+from tests.dlp.samples import B64, rand
 
 ENGINE = RuleEngine.load(None, default_action=Action.REDACT)
 SECRET = "ghp_" + "A1b2C3d4E5f6G7h8I9j0K1l2M3n4O5p6Q7r8"  # a GitHub token's shape
@@ -88,7 +89,7 @@ LONG_SECRETS = {
 }
 PEM = (
     "-----BEGIN RSA PRIVATE KEY-----\n"
-    + "\n".join(["MIIEowIBAAKCAQEA7Zq" + "x" * 45] * 20)
+    + "\n".join("MIIEowIBAAKCAQEA7Zq" + rand(B64, 45) for _ in range(20))
     + "\n-----END RSA PRIVATE KEY-----"
 )
 

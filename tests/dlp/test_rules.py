@@ -81,10 +81,11 @@ def test_the_specification_example_loads_unchanged(tmp_path: Path) -> None:
 
 def test_the_specification_rules_act_as_written() -> None:
     engine = RuleEngine.load(SPEC_FILE, enable_pii=False, enable_secrets=False)
-    text = "key sk-" + "a1" * 20 + " card 4111 1111 1111 1111 host 10.1.2.3"
+    key = "sk-" + "Zq7Xw2Lm9Kp4Rt6Yv1Bn3Hj8Df5Gs0Ac2Ee4"
+    text = f"key {key} card 4111 1111 1111 1111 host 10.1.2.3"
     found = {f.rule: (text[f.start : f.end], f.action) for f in engine.scan(text)}
     assert found == {
-        "api_key": ("sk-" + "a1" * 20, Action.BLOCK),
+        "api_key": (key, Action.BLOCK),
         "credit_card": ("4111 1111 1111 1111", Action.REDACT),
         "internal_ip": ("10.1.2.3", Action.ALERT),
     }

@@ -12,11 +12,12 @@ from llm_gateway.dlp.findings import Action
 from llm_gateway.dlp.service import DlpService
 from llm_gateway.settings import load_settings
 from llm_gateway.state.redis import RedisStore
+from tests.dlp.samples import ALNUM, rand
 from tests.dlp.test_ner import require_ner_extra
 from tests.state.cases import ClosedCount
 
 REPO = Path(__file__).resolve().parents[2]
-TEXT = "mail bob.smith@example.com, key sk-" + "a1" * 20 + ", host 10.1.2.3"
+TEXT = "mail bob.smith@example.com, key sk-" + rand(ALNUM, 40) + ", host 10.1.2.3"
 
 
 async def _service(tmp_path: Path) -> DlpService:

@@ -27,6 +27,7 @@ from anthropic.types import MessageParam
 from openai.types.chat import ChatCompletionMessageParam
 
 from llm_gateway.emulators import EmulatorServer
+from llm_gateway.emulators.behaviour import conceal
 from llm_gateway.storage.models import AuditLog
 from tests.e2e.conftest import REPO, Gateway, start_gateway, stop_gateway
 
@@ -60,13 +61,14 @@ def pieces(value: str, size: int = 8) -> list[str]:
 
 
 def concealed(value: str) -> str:
-    """``value`` as JSON unicode escapes: the emulator decodes it, DLP never sees it whole."""
-    return "".join(f"\\u{ord(c):04x}" for c in value)
+    """``value`` as the emulator can read it and the gateway's DLP cannot: base64 one layer
+    deeper than DLP decodes (the gateway now reads \\uXXXX escapes and base64, #16)."""
+    return conceal(value)
 
 
 def answer_with(text: str = "hi", *, hide: tuple[str, ...] = (), **keys: Any) -> str:
     """A prompt telling the emulator how to answer, like ``conftest.directive``, with the
-    values in ``hide`` written as escapes so that the request itself carries no secret
+    values in ``hide`` concealed so that the request itself carries no secret
     (the gateway would block it before the model could answer with it)."""
     body = json.dumps(keys)
     for value in hide:

@@ -101,3 +101,15 @@ def test_finish_aliases_and_forced_usage() -> None:
     assert (script.input_tokens, script.output_tokens) == (1, 9)
     custom = _script(Turn("user", ('x [[emulate {"finish": "pause_turn"}]]',)))
     assert custom.finish == "pause_turn"
+
+
+def test_a_concealed_value_is_revealed_only_by_the_emulator() -> None:
+    from llm_gateway.dlp.engine import RuleEngine
+    from llm_gateway.emulators.behaviour import conceal, find_directive
+
+    token = "ghp_" + "Zq7Xw2Lm9Kp4Rt6Yv1Bn3Hj8Df5Gs0Ac2Ee4"
+    text = '[[emulate {"reply": "the key is ' + conceal(token) + '"}]]'
+    assert RuleEngine.load(None).scan(text) == []  # deeper than DLP decodes
+    found = find_directive(text)
+    assert found is not None
+    assert found[0]["reply"] == f"the key is {token}"

@@ -18,6 +18,7 @@ from datetime import date
 import phonenumbers
 
 from llm_gateway.dlp.checksums import (
+    IBAN_LENGTHS,
     bitcoin_base58_valid,
     bitcoin_bech32_valid,
     eip55_valid,
@@ -25,7 +26,9 @@ from llm_gateway.dlp.checksums import (
     luhn_valid,
 )
 
-_SEPARATORS = re.compile(r"[ \-.]")
+# Between the groups of a card number: one to three spaces, or one of - . / _ , | and
+# the en dash (one kind per number).
+_SEPARATORS = re.compile(r" {1,3}|[\-./_,|\u2013]")
 _NON_DIGITS = re.compile(r"\D")
 
 
@@ -35,7 +38,9 @@ def _digits(value: str) -> str:
 
 # --- payment cards -----------------------------------------------------------
 
-# (first digits, allowed lengths) per brand; a number must fit one of them.
+# (first digits, allowed lengths) per brand; a number must fit one of them. The
+# brands Presidio's recognizer accepts are all here (it takes any number starting
+# 1, 3, 4, 5 or 6), plus RuPay, Verve and Troy.
 _CARD_BRANDS: tuple[tuple[tuple[str, ...], frozenset[int]], ...] = (
     (("4",), frozenset({13, 16, 19})),  # Visa
     (tuple(str(p) for p in range(51, 56)) + tuple(str(p) for p in range(2221, 2721)),
@@ -49,6 +54,11 @@ _CARD_BRANDS: tuple[tuple[tuple[str, ...], frozenset[int]], ...] = (
     (("2200", "2201", "2202", "2203", "2204"), frozenset(range(16, 20))),  # Mir
     (("5018", "5020", "5038", "5893", "6304", "6759", "6761", "6762", "6763"),
      frozenset(range(12, 20))),  # Maestro
+    (("50", "56", "57", "58", "6"), frozenset(range(12, 20))),  # Maestro's wider ranges
+    (("1",), frozenset({15})),  # UATP
+    (("60", "65", "81", "82", "508"), frozenset({16})),  # RuPay
+    (("506", "650"), frozenset({16, 18, 19})),  # Verve
+    (("9792",), frozenset({16})),  # Troy
 )  # fmt: skip
 
 
@@ -70,7 +80,7 @@ def credit_card(value: str) -> int:
 
 
 def _card_number(value: str) -> bool:
-    if len(value) > 32:
+    if len(value) > 40:
         return False
     separators = set(_SEPARATORS.findall(value))
     if len(separators) > 1:
@@ -126,33 +136,66 @@ def itin(value: str) -> bool:
 # --- banking, network, contact -----------------------------------------------
 
 
-def iban(value: str) -> bool:
+_IBAN_SEPARATORS = frozenset(" -")
+
+
+def iban(value: str) -> int:
+    """The leading part of ``value`` that is an IBAN of its country's registry length.
+
+    The candidate pattern takes groups of up to four characters greedily, so a
+    short word after the number ("... 3201 EUR 500", "... 3201 euro") may
+    have joined it; what counts is the country's length, read off the value,
+    and the number must end where a group does. Any case is accepted.
+    """
     if len(value) > 50:
-        return False
-    return iban_valid(_SEPARATORS.sub("", value).upper())
+        return 0
+    expected = IBAN_LENGTHS.get(value[:2].upper())
+    if expected is None:
+        return 0
+    seen = 0
+    for position, char in enumerate(value):
+        if char in _IBAN_SEPARATORS:
+            continue
+        seen += 1
+        if seen == expected:
+            end = position + 1
+            if end < len(value) and value[end] not in _IBAN_SEPARATORS:
+                return 0  # the number would end inside a group
+            compact = "".join(c for c in value[:end] if c not in _IBAN_SEPARATORS)
+            return end if iban_valid(compact.upper()) else 0
+    return 0
 
 
 def ipv4(value: str) -> bool:
+    """A dotted quad, with or without a CIDR prefix length (``10.0.0.0/8``)."""
+    address, _, prefix = value.partition("/")
+    if prefix and not (prefix.isdigit() and int(prefix) <= 32):
+        return False
     try:
-        ipaddress.IPv4Address(value)
+        ipaddress.IPv4Address(address)
     except ValueError:
         return False
     return True
 
 
 def ipv6(value: str) -> bool:
-    """A valid IPv6 address with enough groups to be one on purpose.
+    """A valid IPv6 address in any RFC 5952 / RFC 4291 form (compressed, full,
+    IPv4-mapped or -embedded), with or without a CIDR prefix length.
 
-    ``::1`` and ``::`` identify nobody, and ``a::b`` or ``A::B`` is far more
-    often code than an address, so two groups need one of three hex digits or more.
+    ``a::b`` or ``A::B`` is far more often code than an address, so two groups
+    need one of three hex digits or more; the loopback and unspecified
+    addresses (``::1``, ``::``) are a rule of their own that wants context.
     """
-    if len(value) > 45 or value.count(":") < 2:
+    address, _, prefix = value.partition("/")
+    if len(address) > 45 or address.count(":") < 2:
+        return False
+    if prefix and not (prefix.isdigit() and int(prefix) <= 128):
         return False
     try:
-        ipaddress.IPv6Address(value)
+        ipaddress.IPv6Address(address)
     except ValueError:
         return False
-    groups = [group for group in value.split(":") if group]
+    groups = [group for group in address.split(":") if group]
     return len(groups) >= 3 or (len(groups) == 2 and max(len(g) for g in groups) >= 3)
 
 
@@ -160,6 +203,26 @@ def mac(value: str) -> bool:
     """A MAC address other than all-zero or broadcast, which identify no device."""
     hex_digits = re.sub(r"[:.\-]", "", value).lower()
     return len(hex_digits) == 12 and hex_digits not in ("000000000000", "ffffffffffff")
+
+
+_OBFUSCATED_AT = re.compile(r"\s*(?:\[at\]|\(at\)|\{at\}|<at>|\[@\]|\(@\))\s*", re.IGNORECASE)
+_OBFUSCATED_DOT = re.compile(
+    r"\s*(?:\[dot\]|\(dot\)|\{dot\}|<dot>|\[\.\]|\(\.\)|\.)\s*", re.IGNORECASE
+)
+
+
+def obfuscated_email(value: str) -> bool:
+    """``jane [at] example [dot] com`` spells a valid address once its brackets are read."""
+    if len(value) > 300:
+        return False
+    parts = _OBFUSCATED_AT.split(value)
+    if len(parts) != 2:
+        return False
+    local, domain = parts
+    labels = _OBFUSCATED_DOT.split(domain)
+    if len(labels) < 2 or not labels[-1].isalpha() or len(labels[-1]) < 2:
+        return False
+    return email(f"{local}@{'.'.join(labels)}")
 
 
 _FILE_SUFFIXES = frozenset({"png", "jpg", "jpeg", "gif", "svg", "webp", "ico", "bmp", "css", "js"})
@@ -179,7 +242,9 @@ def email(value: str) -> bool:
     return labels[-1].lower() not in _FILE_SUFFIXES
 
 
-# Regions tried for numbers written with a national trunk prefix (a leading 0).
+# The regions whose national formats are read when DLP_PHONE_REGIONS is not set.
+DEFAULT_PHONE_REGIONS = ("US", "GB", "DE", "FR", "IN", "CN", "BR")
+# Regions also tried for numbers written with a national trunk prefix (a leading 0).
 _TRUNK_REGIONS = ("GB", "DE", "FR", "IN", "IL", "BR", "AU", "IT", "ES", "NL")
 _NOT_A_PHONE = re.compile(
     r"\d{4}[\-/.]\d{1,2}[\-/.]\d{1,2}"  # 2024-01-15
@@ -189,56 +254,111 @@ _NOT_A_PHONE = re.compile(
 )
 _EXTENSION = re.compile(r"\s*(?:x|ext\.?)\s*\d+$")
 _LAST_GROUP = re.compile(r"\s+(?:(?:x|ext\.?)\s*\d+|\d{1,3})$")
+# The North American plan: ten digits, written without a trunk prefix.
+_NANP = frozenset({"US", "CA"})
+# Where national numbers are commonly written without the trunk prefix: mobiles in
+# China and India, and Brazil's "(11) 91234-5678". Elsewhere (GB, DE, FR...) a
+# national number is written with its leading 0, and nine or ten bare digits
+# without one are far more often a timestamp or an order number.
+_WITHOUT_TRUNK = frozenset({"CN", "IN", "BR"})
 
 
-def phone(value: str) -> int:
-    """The longest leading part of ``value`` that libphonenumber calls a valid number.
+class PhoneRegions:
+    """The phone validator for a set of regions whose national formats are read.
 
     How the number is written picks the regions worth asking about, which is
     both faster and more precise than asking every region about every number:
     ``+`` or ``00`` means international; a leading ``0`` is a national trunk
-    prefix (Europe, India, Brazil, Australia...); otherwise only the North
-    American plan (ten digits, or eleven starting with 1). An extension
-    ("x123", "ext. 12") does not count towards the digits.
-    Dates, dotted quads and the SSN layout (3-2-4) are rejected first. A
-    short trailing group the candidate pattern took after a space
-    ("555-123-4567 42") is dropped, one at a time, until the rest is valid;
-    longer groups are part of the number, so "3052 776922 0595" (a card that
-    failed its Luhn check) is not re-read as a phone number without its end.
+    prefix (the configured regions, then Europe, Israel, Australia); otherwise
+    the configured regions where numbers are written without one: the North
+    American plan (ten digits, or eleven starting with 1), mobiles of China and
+    India, and Brazil (any number when written with separators, a mobile when
+    bare), so a ten-digit timestamp is not read as a Brazilian landline or a
+    German mobile without its 0.
     """
-    if len(value) > 48 or _NOT_A_PHONE.match(value):
-        return 0
-    candidate = value
-    while True:
-        digits = _digits(_EXTENSION.sub("", candidate))
-        if len(digits) < 7:
+
+    def __init__(self, regions: tuple[str, ...] = DEFAULT_PHONE_REGIONS) -> None:
+        known = phonenumbers.SUPPORTED_REGIONS
+        unknown = [r for r in regions if r not in known]
+        if unknown:
+            raise ValueError(f"unknown phone regions: {', '.join(unknown)}")
+        self.regions = tuple(dict.fromkeys(regions))
+        self._trunk = tuple(dict.fromkeys((*self.regions, *_TRUNK_REGIONS)))
+        # For the regions read without a trunk prefix, libphonenumber's own national
+        # number patterns (fixed lines, mobiles), matched on the digits directly:
+        # the test its validation makes, without a parse per region.
+        self._plans: dict[str, tuple[re.Pattern[str], re.Pattern[str]]] = {}
+        for region in self.regions:
+            metadata = phonenumbers.PhoneMetadata.metadata_for_region(region)
+            if region not in _WITHOUT_TRUNK or metadata is None:
+                continue
+            fixed, mobile = metadata.fixed_line, metadata.mobile
+            if fixed is None or mobile is None:
+                continue
+            if fixed.national_number_pattern and mobile.national_number_pattern:
+                self._plans[region] = (
+                    re.compile(fixed.national_number_pattern),
+                    re.compile(mobile.national_number_pattern),
+                )
+
+    def __call__(self, value: str) -> int:
+        """The longest leading part of ``value`` that libphonenumber calls a valid number.
+
+        An extension ("x123", "ext. 12") does not count towards the digits.
+        Dates, dotted quads and the SSN layout (3-2-4) are rejected first. A
+        short trailing group the candidate pattern took after a space
+        ("555-123-4567 42") is dropped, one at a time, until the rest is valid;
+        longer groups are part of the number, so "3052 776922 0595" (a card that
+        failed its Luhn check) is not re-read as a phone number without its end.
+        """
+        if len(value) > 48 or _NOT_A_PHONE.match(value):
             return 0
-        if len(digits) <= 15 and _valid_somewhere(candidate, digits):
-            return len(candidate)
-        shorter = _LAST_GROUP.sub("", candidate)
-        if shorter == candidate:
-            return 0
-        candidate = shorter
+        candidate = value
+        while True:
+            digits = _digits(_EXTENSION.sub("", candidate))
+            if len(digits) < 7:
+                return 0
+            if len(digits) <= 15 and self._valid_somewhere(candidate, digits):
+                return len(candidate)
+            shorter = _LAST_GROUP.sub("", candidate)
+            if shorter == candidate:
+                return 0
+            candidate = shorter
+
+    def _valid_somewhere(self, value: str, digits: str) -> bool:
+        if value.startswith("+"):
+            return _parsed(value, None) is not None
+        if digits.startswith("00"):
+            return _parsed("+" + digits[2:], None) is not None
+        if digits.startswith("0"):
+            return any(_parsed(value, region) is not None for region in self._trunk)
+        bare = value.isdigit()
+        for region in self.regions:
+            if region in _NANP:
+                north_american = len(digits) == 10 or (len(digits) == 11 and digits[0] == "1")
+                if north_american and _parsed(value, region) is not None:
+                    return True
+                continue
+            plan = self._plans.get(region)
+            if plan is None:
+                continue
+            fixed, mobile = plan
+            if mobile.fullmatch(digits) or (
+                region == "BR" and not bare and fixed.fullmatch(digits)
+            ):
+                return True
+        return False
 
 
-def _valid_somewhere(value: str, digits: str) -> bool:
-    if value.startswith("+"):
-        return _valid_phone(value, None)
-    if digits.startswith("00"):
-        return _valid_phone("+" + digits[2:], None)
-    if digits.startswith("0"):
-        return any(_valid_phone(value, region) for region in _TRUNK_REGIONS)
-    if len(digits) == 10 or (len(digits) == 11 and digits.startswith("1")):
-        return _valid_phone(value, "US")
-    return False
-
-
-def _valid_phone(value: str, region: str | None) -> bool:
+def _parsed(value: str, region: str | None) -> phonenumbers.PhoneNumber | None:
     try:
         number = phonenumbers.parse(value, region)
     except phonenumbers.NumberParseException:
-        return False
-    return bool(phonenumbers.is_valid_number(number))
+        return None
+    return number if phonenumbers.is_valid_number(number) else None
+
+
+phone = PhoneRegions()
 
 
 # --- crypto wallets ----------------------------------------------------------

@@ -3,11 +3,13 @@
 Evasion hides a value from a pattern without hiding it from a reader: a
 zero-width space inside an SSN, fullwidth or Arabic-Indic digits, bidi
 controls, invisible Unicode "tag" characters carrying ASCII, a card number
-typed one digit at a time ("4 1 1 1 - 1 1 1 1 ..."). We scan a normalised
-*view* instead: NFKC, every decimal digit as ASCII, zero-width and bidi
-controls removed, tag characters turned back into the ASCII they encode, lone
-surrogates replaced. A ``View`` keeps the segments that map each view offset
-back to the original text, so findings land on the characters the user sent.
+typed one digit at a time ("4 1 1 1 - 1 1 1 1 ..."), a Cyrillic letter in a
+key prefix. We scan a normalised *view* instead: NFKC, every decimal digit as
+ASCII, zero-width and bidi controls removed, tag characters turned back into
+the ASCII they encode, lone surrogates replaced, and letters of other scripts
+that imitate Latin ones mapped to them (:mod:`.confusables`). A ``View``
+keeps the segments that map each view offset back to the original text, so
+findings land on the characters the user sent.
 
 Cost: plain ASCII (the common case) is returned as is, with no map. Otherwise
 only runs of non-ASCII characters are examined, ASCII stretches being copied
@@ -27,6 +29,7 @@ from bisect import bisect_right
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from llm_gateway.dlp import confusables
 from llm_gateway.dlp.regex import Pattern
 
 # Zero-width and formatting characters (ZWSP, ZWNJ, ZWJ, word joiner, invisible
@@ -43,10 +46,14 @@ _SURROGATES = "\ud800-\udfff"
 # short chunks with Python's re, on whole texts with RE2 (over UTF-8, so no
 # surrogates), which scans a megabyte in about a millisecond where re, trying
 # the alternation at every character, takes fifty.
-_SPECIAL = re.compile(f"[{_INVISIBLE}{_TAGS}{_SURROGATES}]|(?![0-9])\\d")
+_LOOKALIKES = confusables.table()
+_TO_LATIN = str.maketrans(_LOOKALIKES)
+_SPECIAL = re.compile(
+    f"[{_INVISIBLE}{_TAGS}{_SURROGATES}{re.escape(''.join(_LOOKALIKES))}]|(?![0-9])\\d"
+)
 _SPECIAL_UTF8 = Pattern(
     r"[\x{00AD}\x{061C}\x{180E}\x{200B}-\x{200F}\x{202A}-\x{202E}\x{2060}-\x{2064}"
-    r"\x{2066}-\x{2069}\x{FEFF}\x{E0000}-\x{E007F}]|[^\P{Nd}0-9]"
+    r"\x{2066}-\x{2069}\x{FEFF}\x{E0000}-\x{E007F}]|[^\P{Nd}0-9]|" + confusables.character_class()
 )
 _NON_ASCII_RUN = re.compile(r"[^\x00-\x7f]+")
 _INVISIBLE_RUN = re.compile(f"[{_INVISIBLE}]+")
@@ -214,7 +221,7 @@ def _normalise_char(char: str) -> str:
     digit = unicodedata.decimal(char, None)
     if digit is not None:
         return chr(48 + digit)
-    return unicodedata.normalize("NFKC", char)
+    return unicodedata.normalize("NFKC", char).translate(_TO_LATIN)
 
 
 def join_digit_runs(

@@ -13,6 +13,13 @@ principles settle them, so that no rule can weaken another:
   ones kept cover every character any of them matched: a shorter winner is
   widened over what the losers would have left exposed.
 
+* **A confirmed detector is not cut down by a looser rule.** A custom rule
+  whose match lies inside a built-in's larger, validated match (the
+  specification's Luhn-only ``credit_card`` on the middle of an IBAN that
+  passed mod-97 and its country's length) gives way to it, unless the
+  custom rule's action is stricter: the redaction is the same, and the
+  finding keeps the name of what the text really is.
+
 Among overlapping findings of one kind, the one that speaks is the first by:
 
 1. the stricter action (block, then redact);
@@ -51,6 +58,7 @@ class Candidate:
     severity: Severity
     builtin: bool
     order: int  # the rule's position in the engine's list
+    validated: bool = False  # a built-in whose validator confirmed the value
 
     def rank(self) -> tuple[int, float, bool, int, int, int]:
         """Sort key, best first."""
@@ -98,6 +106,7 @@ def _resolve(candidates: list[Candidate], *, widen: bool) -> list[Candidate]:
 def _settle(cluster: list[Candidate], widen: bool) -> list[Candidate]:
     if len(cluster) == 1:
         return cluster
+    cluster = _without_contained_custom(cluster)
     base = cluster[0].start
     end = max(c.end for c in cluster)
     claimed = bytearray(end - base)
@@ -120,3 +129,28 @@ def _settle(cluster: list[Candidate], widen: bool) -> list[Candidate]:
         c if (c.start, c.end) == (s, e) else replace(c, start=s, end=e)
         for c, s, e in zip(chosen, starts, ends, strict=True)
     ]
+
+
+def _without_contained_custom(cluster: list[Candidate]) -> list[Candidate]:
+    """``cluster`` (sorted by start, then longest first) without the custom findings
+    that lie inside a larger validated built-in one at least as strict.
+
+    One pass: the furthest end reached so far by a validated built-in, per
+    strictness, tells whether one that started no later covers a candidate.
+    """
+    if all(c.builtin for c in cluster) or not any(c.validated for c in cluster):
+        return cluster
+    reach = {strictness: -1 for strictness in _STRICTNESS.values()}
+    widest: dict[int, tuple[int, int]] = {}
+    kept: list[Candidate] = []
+    for candidate in cluster:
+        strictness = _STRICTNESS[candidate.action]
+        if not candidate.builtin:
+            covering = [widest[s] for s in reach if s >= strictness and reach[s] >= candidate.end]
+            if any(span != (candidate.start, candidate.end) for span in covering):
+                continue
+        elif candidate.validated and candidate.end > reach[strictness]:
+            reach[strictness] = candidate.end
+            widest[strictness] = (candidate.start, candidate.end)
+        kept.append(candidate)
+    return kept

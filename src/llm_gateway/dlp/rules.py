@@ -24,8 +24,7 @@ Scoring. A match starts at the rule's ``score`` (default 1.0). If one of its
 context words or keywords appears within ``CONTEXT_BEFORE`` characters before
 the value or ``CONTEXT_AFTER`` after it, as a whole word or its plural
 (``dob`` counts in "DOB:" and ``order`` in "orders", but not in "adobe" or
-"ordered"; ``_`` separates words, so ``aws_secret`` counts in
-"aws_secret_access_key"), the score rises by
+"ordered"), the score rises by
 ``CONTEXT_BOOST``, capped at 1.0; if one of its ``negative_context`` words
 does ("invoice", "order"), it falls by as much. Findings scoring below
 ``MIN_SCORE`` are dropped: a rule with ``score: 0.3`` reports only in
@@ -33,6 +32,12 @@ context, which is how dates of birth are found without flagging every date,
 and one with ``score: 0.5`` reports unless something nearby says the value
 is something else, which is how a bare nine-digit SSN in a table is found
 while "Invoice 570820990" is not.
+
+Words are found inside identifiers too, as code and configuration spell
+them: ``_``, ``-`` and a lower-to-upper case change separate words, in the
+text and in the rule's words alike, so ``okta`` and ``api token`` count in
+"oktaApiToken", "OKTA_API_TOKEN" and "okta-api-token", and ``aws_secret`` in
+"awsSecretAccessKey".
 
 A file may carry ``defaults`` (category, action, severity, score) applied to
 rules that do not set them; the built-in files use it. A rule without an
@@ -118,6 +123,12 @@ class Rule:
     negative_context: re.Pattern[str] | None
     origin: str  # "file:line" of the rule, for messages
     builtin: bool
+    # A built-in whose validator confirms the value (a checksum, a registry length):
+    # on a larger span it wins over a looser custom rule (see ``resolve``).
+    validated: bool = False
+    # Matches that only stand for a secret (``ghp_xxxx``, ``EXAMPLE``) become low
+    # alerts (see ``placeholders``): secrets, and rules that block.
+    stand_ins: bool = False
 
     def score_at(self, text: str, start: int, end: int) -> float:
         """The score of a match at ``text[start:end]``, given the words around it.
@@ -129,17 +140,19 @@ class Rule:
         lower = self.negative_context
         if raise_ is None and lower is None:
             return score
-        before = text[max(0, start - CONTEXT_BEFORE) : start].lower()
-        after = text[end : end + CONTEXT_AFTER].lower()
-        if raise_ is not None and (raise_.search(before) or raise_.search(after)):
+        windows = (text[max(0, start - CONTEXT_BEFORE) : start], text[end : end + CONTEXT_AFTER])
+        if raise_ is not None and _near(raise_, windows):
             score = min(1.0, score + CONTEXT_BOOST)
-        if lower is not None and (lower.search(before) or lower.search(after)):
+        if lower is not None and _near(lower, windows):
             score -= CONTEXT_BOOST
         return score
 
 
-def load_rules(path: Path, *, builtin: bool = False) -> list[Rule]:
-    """Rules of one YAML file; ConfigError naming file, line, rule and problem for each fault."""
+def load_rules(path: Path, *, builtin: bool = False, phone: Check | None = None) -> list[Rule]:
+    """Rules of one YAML file; ConfigError naming file, line, rule and problem for each fault.
+
+    ``phone`` is the ``phone`` validator to use (default: the default regions').
+    """
     loaded = load_yaml(path)
     parsed = _validate(loaded)
     problems: list[str] = []
@@ -156,7 +169,7 @@ def load_rules(path: Path, *, builtin: bool = False) -> list[Rule]:
             continue
         first_line[spec.name] = line
         try:
-            rules.append(_compile(spec, parsed.defaults, where, builtin))
+            rules.append(_compile(spec, parsed.defaults, where, builtin, phone))
         except _RuleProblem as problem:
             field_where = loaded.where(("rules", index, problem.field))
             problems.append(f"{field_where}: rule {spec.name!r}: {problem.field}: {problem}")
@@ -171,7 +184,9 @@ class _RuleProblem(ValueError):
         self.field = field
 
 
-def _compile(spec: RuleSpec, defaults: RuleDefaults, where: str, builtin: bool) -> Rule:
+def _compile(
+    spec: RuleSpec, defaults: RuleDefaults, where: str, builtin: bool, phone: Check | None
+) -> Rule:
     try:
         pattern = Pattern(spec.pattern)
     except PatternError as exc:
@@ -180,18 +195,20 @@ def _compile(spec: RuleSpec, defaults: RuleDefaults, where: str, builtin: bool) 
     checks: list[Check] = []
     for name in names:
         try:
-            checks.append(validators.resolve(name))
+            checks.append(validators.resolve(name, phone))
         except ValueError as exc:
             raise _RuleProblem("validator", str(exc)) from None
     entity = spec.entity or re.sub(r"[^A-Z0-9_]", "_", spec.name.upper())
-    words = tuple(dict.fromkeys(w.lower() for w in (*spec.context, *spec.keywords)))
+    category = spec.category or defaults.category or "custom"
+    action = spec.action or defaults.action
+    words = tuple(dict.fromkeys(_words(w) for w in (*spec.context, *spec.keywords)))
     return Rule(
         name=spec.name,
         entity=entity,
         label=spec.label or entity,
-        category=spec.category or defaults.category or "custom",
+        category=category,
         pattern=pattern,
-        action=spec.action or defaults.action,
+        action=action,
         severity=spec.severity or defaults.severity or Severity.MEDIUM,
         score=_first(spec.score, defaults.score, 1.0),
         keywords=tuple(dict.fromkeys(k.lower() for k in spec.keywords)),
@@ -199,14 +216,38 @@ def _compile(spec: RuleSpec, defaults: RuleDefaults, where: str, builtin: bool) 
         validator_names=tuple(names),
         allowlist=frozenset(spec.allowlist),
         context=_context_pattern(words),
-        negative_context=_context_pattern(tuple(w.lower() for w in spec.negative_context)),
+        negative_context=_context_pattern(tuple(_words(w) for w in spec.negative_context)),
         origin=where,
         builtin=builtin,
+        validated=builtin and any(name in validators.CONFIRMING for name in names),
+        stand_ins=category == "secret" or action is Action.BLOCK,
     )
 
 
 def _first(*values: float | None) -> float:
     return next(v for v in values if v is not None)
+
+
+_CASE_CHANGE = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
+_JOINERS = str.maketrans("_-", "  ")
+
+
+def _words(text: str) -> str:
+    """``text`` lower-cased with identifier joints as spaces: "oktaApiToken" -> "okta api token"."""
+    return _CASE_CHANGE.sub(" ", text).lower().translate(_JOINERS)
+
+
+def _near(words: re.Pattern[str], windows: tuple[str, str]) -> bool:
+    """Whether one of ``words`` is in either window. The case changes of identifiers are
+    only split when the plain reading finds nothing and there is a capital to split at,
+    so the common case (prose, a word found as written) costs one lower() per window."""
+    for window in windows:
+        plain = window.lower()
+        if words.search(plain.translate(_JOINERS)):
+            return True
+        if plain != window and words.search(_words(window)):
+            return True
+    return False
 
 
 def _context_pattern(words: tuple[str, ...]) -> re.Pattern[str] | None:

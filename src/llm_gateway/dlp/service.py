@@ -39,6 +39,8 @@ SEPARATOR = "\n\x1f\n"
 # about a millisecond); larger texts go to a thread, so that a 2 MiB body does not
 # hold up every other request while it is scanned.
 OFF_LOOP_CHARS = 32_768
+# How far from each end of a text a value split over two texts is looked for.
+SEAM_CHARS = 256
 
 
 @dataclass(slots=True)
@@ -120,24 +122,22 @@ class DlpService:
         descriptions, stop sequences): one scan of them all costs little more
         than one of them alone. The separator is one no pattern reads across;
         a finding that did span two texts anyway is cut into a part for each.
+        Then the seams: a value split over two consecutive texts (half a token
+        in one message, half in the next) is looked for by :func:`seams`.
         """
         if len(texts) == 1:
             return [self.engine.scan(texts[0], mode)]
-        starts: list[int] = []
-        at = 0
-        for text in texts:
-            starts.append(at)
-            at += len(text) + len(SEPARATOR)
-        results: list[list[Finding]] = [[] for _ in texts]
-        for f in self.engine.scan(SEPARATOR.join(texts), mode):
-            i = max(0, bisect_right(starts, f.start) - 1)
-            while i < len(texts) and starts[i] < f.end:
-                start, end = max(f.start - starts[i], 0), min(f.end - starts[i], len(texts[i]))
-                if start < end:
-                    results[i].append(
-                        f if (start, end) == (f.start, f.end) else replace(f, start=start, end=end)
-                    )
-                i += 1
+        results = _split(self.engine.scan(SEPARATOR.join(texts), mode), texts, len(SEPARATOR))
+        extra: dict[int, list[Finding]] = {}
+        for i, left, right in seams(self.engine, texts, mode):
+            # A value already found whole on either side (an address at the end of one
+            # text, a word at the start of the next) is not a split value.
+            if _found_in(results[i], left) or _found_in(results[i + 1], right):
+                continue
+            extra.setdefault(i, []).append(left)
+            extra.setdefault(i + 1, []).append(right)
+        for i, parts in extra.items():
+            results[i] = _merge(results[i], parts)
         return results
 
     async def scan_all(
@@ -222,6 +222,7 @@ def load_rule_engine(settings: DlpSettings) -> RuleEngine:
         enable_pii=settings.enable_pii,
         default_action=settings.mode,
         backend=settings.backend,
+        phone_regions=settings.phone_regions,
     )
 
 
@@ -243,6 +244,72 @@ def rules_file(settings: DlpSettings) -> Path | None:
         return settings.rules_file
     default = settings.config_dir / "dlp_rules.yaml"
     return default if default.is_file() else None
+
+
+def _split(found: list[Finding], texts: Sequence[str], gap: int) -> list[list[Finding]]:
+    """Findings in ``texts`` joined with ``gap`` characters between them, per text; one
+    that runs over a boundary is cut into a part for each text it touches."""
+    starts: list[int] = []
+    at = 0
+    for text in texts:
+        starts.append(at)
+        at += len(text) + gap
+    results: list[list[Finding]] = [[] for _ in texts]
+    for f in found:
+        i = max(0, bisect_right(starts, f.start) - 1)
+        while i < len(texts) and starts[i] < f.end:
+            start, end = max(f.start - starts[i], 0), min(f.end - starts[i], len(texts[i]))
+            if start < end:
+                results[i].append(
+                    f if (start, end) == (f.start, f.end) else replace(f, start=start, end=end)
+                )
+            i += 1
+    return results
+
+
+def seams(
+    engine: RuleEngine, texts: Sequence[str], mode: Action | None
+) -> list[tuple[int, Finding, Finding]]:
+    """Findings that run across the boundary of two consecutive texts: ``(i, the part at
+    the end of text i, the part at the start of text i + 1)``.
+
+    Each message is otherwise scanned apart from its neighbours, so a token,
+    a card or an SSN split over two messages would pass. The last
+    ``SEAM_CHARS`` characters of each text are joined to the first of the
+    next, all seams in one scan (separated as usual); only findings that
+    cross a join are kept, each cut into its two parts, so both messages are
+    acted on. The work is bounded by ``2 * SEAM_CHARS`` per boundary.
+    """
+    windows: list[str] = []
+    joins: list[tuple[int, int, int]] = []  # (left text, window start, join offset in window)
+    at = 0
+    for i in range(len(texts) - 1):
+        left, right = texts[i][-SEAM_CHARS:], texts[i + 1][:SEAM_CHARS]
+        if not left or not right:
+            continue
+        windows.append(left + right)
+        joins.append((i, at, len(left)))
+        at += len(left) + len(right) + len(SEPARATOR)
+    if not windows:
+        return []
+    found: list[tuple[int, Finding, Finding]] = []
+    window_starts = [start for _, start, _ in joins]
+    for f in engine.scan(SEPARATOR.join(windows), mode):
+        i, start, join = joins[bisect_right(window_starts, f.start) - 1]
+        split = start + join
+        if not f.start < split < f.end:
+            continue
+        offset = len(texts[i]) - join  # where the window's left part starts in text i
+        left_part = replace(f, start=f.start - start + offset, end=len(texts[i]))
+        found.append((i, left_part, replace(f, start=0, end=f.end - split)))
+    return found
+
+
+def _found_in(findings: list[Finding], part: Finding) -> bool:
+    """Whether a finding of ``part``'s entity already overlaps it."""
+    return any(
+        f.entity == part.entity and f.start < part.end and f.end > part.start for f in findings
+    )
 
 
 def _merge(rules: list[Finding], ner: list[Finding]) -> list[Finding]:

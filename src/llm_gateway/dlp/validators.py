@@ -6,10 +6,10 @@ name into a function, once, at load time, so an unknown name is a
 configuration error rather than a surprise at scan time.
 
 A validator answers with the number of leading characters of the value it
-accepts: 0 rejects, the full length accepts. Only ``phone`` and
-``credit_card`` ever answer with less, trimming what a greedy candidate
-pattern swallowed after the number ("555-123-4567 42", "4111 ... 1111 123");
-the rest are yes/no checks.
+accepts: 0 rejects, the full length accepts. Only ``phone``, ``credit_card``
+and ``iban`` ever answer with less, trimming what a greedy candidate pattern
+swallowed after the number ("555-123-4567 42", "4111 ... 1111 123",
+"... 3201 EUR"); the rest are yes/no checks.
 
 Personal identifiers are checked in ``identifiers``; this module holds the
 checks for secrets and the registry. Every validator bounds its own work:
@@ -40,6 +40,7 @@ from llm_gateway.dlp.identifiers import (
     itin,
     luhn,
     mac,
+    obfuscated_email,
     phone,
     ssn,
 )
@@ -83,14 +84,20 @@ _PLACEHOLDER_START = tuple("$<{%[*")
 
 
 _REFERENCE = re.compile(r"[a-z_][a-z0-9_]*(?:\.[a-z_][a-z0-9_]*)+|[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+")
+# Code that computes the value rather than holding it: ``getpass()``,
+# ``os.environ["X"]``, ``Optional[str]``; a path or a URL (``PWD=/home/app``).
+_EXPRESSION = re.compile(
+    r"[A-Za-z_][A-Za-z0-9_.]*[(\[]|[~.]?/[A-Za-z0-9_./\-]*|[a-z][a-z0-9+.\-]*://"
+)
 
 
 def not_placeholder(value: str) -> bool:
     """Rejects what stands for a secret rather than being one.
 
     Template variables (``${DB_PASS}``, ``<password>``, ``{{token}}``), masks
-    (``****``, ``xxxx``), placeholder words (``changeme``, ``password``) and
-    references to where the secret lives (``self.password``, ``DB_PASSWORD``).
+    (``****``, ``xxxx``), placeholder words (``changeme``, ``password``),
+    references to where the secret lives (``self.password``, ``DB_PASSWORD``)
+    and code that computes it (``getpass()``, ``os.environ['PW']``, a path).
     """
     if not value or value.startswith(_PLACEHOLDER_START) or len(set(value)) == 1:
         return False
@@ -99,7 +106,57 @@ def not_placeholder(value: str) -> bool:
         return False
     if len(value) <= 128 and _REFERENCE.fullmatch(value) is not None:
         return False
+    if len(value) <= 256 and _EXPRESSION.match(value) is not None:
+        return False
     return not lowered.endswith("example")
+
+
+# Entropy floors for a value next to a credential name, in bits per character, by
+# the alphabet it is written in: a random string reaches about log2 of its
+# alphabet (4 for hex, 5.95 for alphanumerics, 6 for base64) once it is long
+# enough; identifiers, words and counters stay far below. A short string cannot
+# reach its alphabet's figure (n characters carry at most log2(n) bits each), so
+# the floor is also capped at SHORT_FACTOR * log2(length).
+ENTROPY_FLOORS = {"hex": 3.0, "alphanumeric": 3.5, "base64": 3.5}
+SHORT_FACTOR = 0.85
+_HEX = frozenset("0123456789abcdefABCDEF-")
+_ALNUM = frozenset("0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
+
+
+def charset(value: str) -> str:
+    """``hex``, ``alphanumeric`` or ``base64`` (anything else): the alphabet ``value`` uses."""
+    chars = set(value[:ENTROPY_SAMPLE])
+    if chars <= _HEX:
+        return "hex"
+    return "alphanumeric" if chars <= _ALNUM else "base64"
+
+
+def high_entropy(value: str) -> bool:
+    """Random enough to be a key: letters and digits both, and at least its alphabet's
+    entropy floor (``ENTROPY_FLOORS``, capped for short values)."""
+    if not mixed(value):
+        return False
+    floor = min(ENTROPY_FLOORS[charset(value)], SHORT_FACTOR * math.log2(max(len(value), 2)))
+    return shannon_entropy(value) >= floor
+
+
+PASSWORD_MIN_LENGTH = 8
+
+
+def password_like(value: str) -> bool:
+    """What a person picks as a password, said in prose: at least PASSWORD_MIN_LENGTH
+    characters from three of the four classes (lower, upper, digit, symbol), so
+    "Winter2024!" counts and "incorrect", "stored" or "hunter2" do not."""
+    sample = value[:256]
+    if len(sample) < PASSWORD_MIN_LENGTH or not not_placeholder(sample):
+        return False
+    classes = (
+        any(c.islower() for c in sample)
+        + any(c.isupper() for c in sample)
+        + any(c.isdigit() for c in sample)
+        + any(not c.isalnum() for c in sample)
+    )
+    return classes >= 3
 
 
 def mixed(value: str) -> bool:
@@ -127,24 +184,40 @@ VALIDATORS: Mapping[str, Validator] = {
     "credit_card": credit_card,
     "ssn": _whole(ssn),
     "itin": _whole(itin),
-    "iban": _whole(iban),
+    "iban": iban,
     "phone": phone,
     "ipv4": _whole(ipv4),
     "ipv6": _whole(ipv6),
     "mac": _whole(mac),
     "email": _whole(email),
+    "obfuscated_email": _whole(obfuscated_email),
     "bitcoin": _whole(bitcoin),
     "eip55": _whole(eip55),
     "date_of_birth": _whole(date_of_birth),
     "jwt": _whole(jwt),
     "not_placeholder": _whole(not_placeholder),
     "mixed": _whole(mixed),
+    "high_entropy": _whole(high_entropy),
+    "password_like": _whole(password_like),
 }
+# Validators that confirm a value by its structure (a check digit, a registry, a
+# parse), as opposed to those that only reject unlikely values (entropy, mixed).
+CONFIRMING = frozenset({
+    "luhn", "credit_card", "ssn", "itin", "iban", "phone", "ipv4", "ipv6", "mac", "email",
+    "obfuscated_email",
+    "bitcoin", "eip55", "date_of_birth", "jwt",
+})  # fmt: skip
 _ENTROPY = re.compile(r"entropy\s*>=\s*(\d+(?:\.\d+)?)")
 
 
-def resolve(name: str) -> Validator:
-    """The validator called ``name``; ``entropy>=X`` is parameterised. ValueError if unknown."""
+def resolve(name: str, phone: Validator | None = None) -> Validator:
+    """The validator called ``name``; ``entropy>=X`` is parameterised. ValueError if unknown.
+
+    ``phone`` replaces the default ``phone`` validator (one for the deployment's
+    ``DLP_PHONE_REGIONS``, built once by the engine's loader).
+    """
+    if name == "phone" and phone is not None:
+        return phone
     found = VALIDATORS.get(name)
     if found is not None:
         return found

@@ -19,6 +19,8 @@ so tests can assert exact numbers, and nothing here knows about HTTP.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import re
 from collections.abc import Mapping, Sequence
@@ -30,6 +32,11 @@ _DIRECTIVE_START = re.compile(r"\[\[emulate\s*")
 _DIRECTIVE_END = re.compile(r"\s*\]\]")
 _WORD = re.compile(r"\S+\s*")
 _JSON = json.JSONDecoder()  # stdlib: orjson has no raw_decode, needed to find where the JSON ends
+# A value a test wants the model to say but the gateway must not see in the request:
+# {{conceal:...}} holds it base64-encoded CONCEAL_LAYERS times, one layer more than the
+# gateway's DLP decodes (dlp.decoding.MAX_DEPTH), so only the emulator reads it.
+CONCEAL_LAYERS = 3
+_CONCEALED = re.compile(r"\{\{conceal:([A-Za-z0-9+/=]+)\}\}")
 
 #: Roles whose message can carry a directive: the caller's side of the conversation.
 PROMPTING_ROLES = frozenset({"user", "tool"})
@@ -190,8 +197,37 @@ def find_directive(text: str) -> tuple[dict[str, Any], str] | None:
         closer = _DIRECTIVE_END.match(text, end)
         if closer is None or not isinstance(value, dict):
             continue
-        return value, text[: start.start()] + text[closer.end() :]
+        return _revealed(value), text[: start.start()] + text[closer.end() :]
     return None
+
+
+def conceal(value: str) -> str:
+    """``value`` as a directive can carry it past the gateway's DLP (see ``CONCEAL_LAYERS``)."""
+    data = value.encode("utf-8")
+    for _ in range(CONCEAL_LAYERS):
+        data = base64.b64encode(data)
+    return "{{conceal:" + data.decode("ascii") + "}}"
+
+
+def _revealed(value: Any) -> Any:
+    """``value`` with every ``{{conceal:...}}`` in its strings decoded."""
+    if isinstance(value, str):
+        return _CONCEALED.sub(_reveal, value)
+    if isinstance(value, list):
+        return [_revealed(item) for item in value]
+    if isinstance(value, dict):
+        return {key: _revealed(item) for key, item in value.items()}
+    return value
+
+
+def _reveal(found: re.Match[str]) -> str:
+    data = found.group(1).encode("ascii")
+    try:
+        for _ in range(CONCEAL_LAYERS):
+            data = base64.b64decode(data, validate=True)
+        return data.decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError):
+        return found.group(0)
 
 
 def strip_directives(text: str) -> str:

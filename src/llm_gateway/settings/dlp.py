@@ -47,6 +47,14 @@ def overrides(raw: str) -> tuple[tuple[str, Operator], ...]:
     return tuple(pairs)
 
 
+def regions(raw: str) -> tuple[str, ...]:
+    """``US,GB,DE``: ISO 3166 alpha-2 region codes, at least one."""
+    codes = tuple(dict.fromkeys(part.strip().upper() for part in raw.split(",") if part.strip()))
+    if not codes or any(len(code) != 2 or not code.isalpha() for code in codes):
+        raise ValueError("expected comma-separated two-letter region codes, e.g. US,GB,DE")
+    return codes
+
+
 @dataclass(frozen=True, slots=True)
 class DlpSettings(Section):
     """Sensitive data in prompts and answers."""
@@ -95,6 +103,10 @@ class DlpSettings(Section):
     ner_caller_chars: int = var(
         "DLP_NER_CALLER_CHARS", integer(1, 100_000_000), 200_000,
         "NER work one caller may have waiting; more is a 429",
+    )  # fmt: skip
+    phone_regions: tuple[str, ...] = var(
+        "DLP_PHONE_REGIONS", regions, ("US", "GB", "DE", "FR", "IN", "CN", "BR"),
+        "regions whose national phone formats (no +country code) are recognised",
     )  # fmt: skip
     operator: Operator = var(
         "DLP_OPERATOR", choice(Operator), Operator.REPLACE,

@@ -23,6 +23,8 @@ def shown_default(value: object) -> str:
     """A default as one would write it in ``.env`` (empty when unset)."""
     if value is None or value == ():
         return ""
+    if isinstance(value, tuple) and all(isinstance(item, str) for item in value):
+        return ",".join(value)
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, Enum):

@@ -1,0 +1,104 @@
+"""Generic credential detectors: assignments, headers, URLs, prose, entropy by charset,
+and context words found inside identifiers."""
+
+from __future__ import annotations
+
+import pytest
+
+from llm_gateway.dlp.engine import RuleEngine
+from llm_gateway.dlp.findings import Action
+from llm_gateway.dlp.validators import ENTROPY_FLOORS, charset, high_entropy, password_like
+from tests.dlp.samples import ALNUM, HEX, URLSAFE, rand
+
+
+@pytest.fixture(scope="module")
+def engine() -> RuleEngine:
+    return RuleEngine.load(None, enable_pii=False)
+
+
+def secrets(engine: RuleEngine, text: str) -> list[str]:
+    return [text[f.start : f.end] for f in engine.scan(text) if f.action is Action.BLOCK]
+
+
+KEY = rand(ALNUM, 32)
+HEXKEY = rand(HEX, 40)
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [
+        (f"curl -H 'Authorization: Bearer {KEY}' https://api.example.com", KEY),
+        (f'curl -H "Authorization: SSWS {KEY}" https://x.okta.com', KEY),
+        (f"authorization: {KEY}", KEY),
+        (f"curl -H 'Api-Token: {KEY}' https://api.example.com", KEY),
+        (f"X-API-Key: {HEXKEY}", HEXKEY),
+        ("ldap://admin:S3cr3t!pw@ldap.internal/dc=x", "S3cr3t!pw"),
+        ("jdbc:mysql://db:3306/app?user=app&password=Zq8!rT2#mW", "Zq8!rT2#mW"),
+        ("Server=db;Database=app;User Id=sa;Password=Pq7$wE2!zX;", "Pq7$wE2!zX"),
+        ("my password is Winter2024!", "Winter2024!"),
+        ("The password for the VPN is: Blue-Horse-42", "Blue-Horse-42"),
+        ("pwd: p@$$w0rd(2024)", "p@$$w0rd(2024)"),
+        ('passphrase: "correct horse battery staple"', "correct horse battery staple"),
+        (f'userPassword = "{rand(ALNUM, 14)}"', None),
+        (f"OKTA_API_TOKEN='{KEY}'", KEY),
+        (f'const oktaApiToken = "{KEY}";', KEY),
+        (f"signing-key: {rand(URLSAFE, 43)}", None),
+        (f'"client_secret": "{HEXKEY}"', HEXKEY),
+        (f"export GITHUB_WEBHOOK_SECRET={KEY}", KEY),
+    ],
+)
+def test_generic_credentials_are_found(engine: RuleEngine, text: str, value: str | None) -> None:
+    found = secrets(engine, text)
+    assert len(found) == 1, found
+    if value is not None:
+        assert found == [value]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "max_tokens: 1024",
+        'tokenizer = "cl100k_base"',
+        "password = getpass.getpass()",
+        "password: str = Field(min_length=8)",
+        "PWD=/home/app/project",
+        "the password is hunter2",
+        "the password is incorrect, try again",
+        "password_reset_url: https://example.com/reset",
+        "token_count = 35",
+        "if password == stored_hash:",
+        "api_key = os.environ['OPENAI_API_KEY']",
+        "secret_name: my_application_database_credentials",
+        "Enter your password: ",
+        "passwordless login is enabled",
+        "key points: pass the ball, keep it simple",
+    ],
+)
+def test_generic_hard_negatives(engine: RuleEngine, text: str) -> None:
+    assert secrets(engine, text) == []
+
+
+def test_keyword_context_is_found_inside_identifiers(engine: RuleEngine) -> None:
+    token = "00" + rand(ALNUM, 40)
+    for name in ("oktaApiToken", "OKTA_API_TOKEN", "okta-api-token"):
+        text = f"{name} = {token}"
+        assert "secret.okta_api_token" in [f.rule for f in engine.scan(text)], name
+
+
+@pytest.mark.parametrize(
+    ("value", "kind"),
+    [(rand(HEX, 32), "hex"), (rand(ALNUM, 32), "alphanumeric"), (rand(URLSAFE, 32), "base64")],
+)
+def test_entropy_floor_per_charset(value: str, kind: str) -> None:
+    assert charset(value) == kind or (kind == "base64" and charset(value) == "alphanumeric")
+    assert high_entropy(value)
+    assert not high_entropy("a1" * 16)  # the alphabet's floor is not reached
+    assert ENTROPY_FLOORS["hex"] < ENTROPY_FLOORS["alphanumeric"]
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [("Winter2024!", True), ("hunter2", False), ("incorrect", False), ("P4ssw0rd", True)],
+)
+def test_what_counts_as_a_password_in_prose(value: str, expected: bool) -> None:
+    assert password_like(value) is expected
