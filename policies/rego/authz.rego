@@ -22,6 +22,11 @@ allow if {
 # Anyone signed in may check a text with the DLP scan API, and see their own limits.
 allow if input.action in {"dlp.scan", "limits.read"}
 
+# Anyone signed in may see and decide the confirmations that are theirs to decide: the
+# gateway shows each caller only their own, or those whose rule names their role as an
+# approver, and never another tenant's.
+allow if input.action in {"confirmations.read", "confirmation.approve", "confirmation.cancel"}
+
 # Everyone may read their own usage.
 allow if {
 	input.action == "usage.read"

@@ -201,3 +201,11 @@ test_deanonymize_roles_come_from_data if {
 	e := authz.decision with input as chat("admin", "gold", "gold-model", []) with data.access as gold_only
 	e.deanonymize == false
 }
+
+# --- confirmations ----------------------------------------------------------------
+
+test_anyone_signed_in_may_act_on_their_confirmations if {
+	authz.allow with input as action("confirmations.read", "user")
+	authz.allow with input as action("confirmation.approve", "user")
+	authz.allow with input as action("confirmation.cancel", "service")
+}

@@ -15,9 +15,11 @@ it is written for the caller and is safe to log.
     ├── AuthenticationFailed    401  missing, malformed, expired, revoked ... credentials
     ├── PermissionDenied        403
     │   ├── PolicyDenied        403  the policy said no, with its reasons
-    │   └── PolicyFailed        403  no decision could be had: denied (fail closed)
+    │   ├── PolicyFailed        403  no decision could be had: denied (fail closed)
+    │   └── ConfirmationRefused 403  not this caller's to confirm (or no MFA code given)
     ├── NotFound                404  no such path
-    │   └── ModelNotFound       404
+    │   ├── ModelNotFound       404
+    │   └── ConfirmationNotFound 404  no open confirmation of that id for this caller
     ├── MethodNotAllowed        405
     ├── RateLimited             429  the gateway's own rate limits (``details["scope"]``)
     │   ├── TokenBudgetExceeded 429  the month's token budget would be crossed
@@ -157,6 +159,19 @@ class NotFound(GatewayError):
 
 class ModelNotFound(NotFound):
     code = "model_not_found"
+
+
+class ConfirmationNotFound(NotFound):
+    """No open confirmation of this id that the caller may see (expired, decided, another's)."""
+
+    code = "confirmation_not_found"
+
+
+class ConfirmationRefused(PermissionDenied):
+    """The caller may see this confirmation but not give it (not the requester, not an
+    approver, the requester where approvers are named, no MFA code where one is needed)."""
+
+    code = "confirmation_refused"
 
 
 class MethodNotAllowed(GatewayError):

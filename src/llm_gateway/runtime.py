@@ -55,6 +55,7 @@ class AppState:
     transport: AiohttpTransport
     resolver: Resolver
     routing: Parts  # the router, and its breaker and health checks
+    confirmations: Confirmations  # what waits for a person (the confirmations API reads it)
     pipeline: Pipeline  # the chat calls'
     actions: Pipeline  # the management actions'
     demo: EmulatorServer | None
@@ -98,9 +99,9 @@ class AppState:
                 "version of the gateway"
             )
         checkpoints = Checkpoints(guardrails.hitl)
+        confirmations = Confirmations(store.namespaced("hitl"), time.time)
         confirm = None
         if checkpoints:
-            confirmations = Confirmations(store.namespaced("hitl"), time.time)
             confirm = Confirm(checkpoints, confirmations, settings.policy.environment)
         routing = config.routing.routing
         resolver = Resolver(deployments, routing)
@@ -136,7 +137,8 @@ class AppState:
             routed.health.start()
         return cls(
             settings, config, deployments, db, audit, keys, authenticator, policy, store, dlp,
-            limiter, transport, resolver, routed, pipeline, actions, demo, time.time(),
+            limiter, transport, resolver, routed, confirmations, pipeline, actions, demo,
+            time.time(),
         )  # fmt: skip
 
     async def stop(self) -> None:

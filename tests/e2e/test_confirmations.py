@@ -40,6 +40,8 @@ guardrails:
       - pattern: "iam|security-group|secret"
         always: true
         require_mfa: true
+      - pattern: "scale|resize"
+        approvers: [ops]
 """
 IDS = [f"i-{n:08x}" for n in range(7)]
 TERMINATE: Any = {
@@ -270,3 +272,79 @@ def test_a_rule_that_needs_mfa_is_not_confirmed_in_the_conversation(guarded: Gat
     assert "MFA" in _content(refused)
     event = guarded.audit_row(refused.headers["x-request-id"]).confirmation
     assert event == f"{confirmation['id']}:refused"
+
+
+# --- the confirmations API ---------------------------------------------------------------
+
+
+def _api(gateway: Gateway, token: str, method: str, path: str, **body: object) -> httpx.Response:
+    with gateway.http() as http:
+        return http.request(
+            method, f"/api/v1/confirmations{path}", json=body or None,
+            headers={"authorization": f"Bearer {token}"},
+        )  # fmt: skip
+
+
+def test_the_api_lists_and_approves_and_the_next_message_gets_the_answer(
+    guarded: Gateway,
+) -> None:
+    talk = Dialogue(guarded)
+    confirmation = talk.say(ASK).json()["confirmation"]
+    cid = confirmation["id"]
+    listed = _api(guarded, talk.token, "GET", "").json()["data"]
+    assert [c["id"] for c in listed] == [cid]
+    assert _api(guarded, talk.token, "GET", f"/{cid}").json()["phrase"] == PHRASE
+    neighbour = guarded.token("neighbour", tenant="acme")
+    assert _api(guarded, neighbour, "GET", "").json()["data"] == []  # not theirs
+    stranger = guarded.token("stranger", tenant="globex")
+    assert _api(guarded, stranger, "GET", f"/{cid}").status_code == 404
+
+    soon = _api(guarded, talk.token, "POST", f"/{cid}/confirm", phrase=PHRASE)
+    assert (soon.status_code, soon.json()["error"]["code"]) == (400, "confirmation_too_soon")
+    time.sleep(COOLDOWN_S)
+    wrong = _api(
+        guarded, talk.token, "POST", f"/{cid}/confirm", phrase="confirm delete 6 instances"
+    )
+    assert wrong.json()["error"]["code"] == "confirmation_phrase_mismatch"
+    approved = _api(guarded, talk.token, "POST", f"/{cid}/confirm", phrase=PHRASE)
+    assert (approved.status_code, approved.json()["status"]) == (200, "approved")
+    row = guarded.audit_row(approved.headers["x-request-id"])
+    assert (row.endpoint, row.confirmation) == ("confirmation.approve", f"{cid}:api-approved")
+
+    released = talk.say("thanks")  # any message now gets what was held
+    assert released.json()["choices"][0]["message"]["tool_calls"]
+    assert talk.event(released) == f"{cid}:confirmed"
+    gone = _api(guarded, talk.token, "POST", f"/{cid}/confirm", phrase=PHRASE)
+    assert gone.status_code == 404  # decided: no replay
+
+
+def test_a_rule_with_approvers_needs_someone_else_with_the_role(guarded: Gateway) -> None:
+    talk = Dialogue(guarded)
+    bare: Any = {"model": "gpt-emu", "messages": [{"role": "user", "content": "scale the db"}]}
+    with guarded.http() as http:
+        held = http.post("/v1/chat/completions", json=bare, headers=talk.headers)
+    cid = held.json()["confirmation"]["id"]
+    phrase = held.json()["confirmation"]["phrase"]
+    assert held.json()["confirmation"]["approvers"] == ["ops"]
+    own = _api(guarded, talk.token, "POST", f"/{cid}/confirm", phrase=phrase)
+    assert (own.status_code, own.json()["error"]["code"]) == (403, "confirmation_refused")
+    ops = guarded.token("operator", role="ops", tenant="acme")
+    assert [c["id"] for c in _api(guarded, ops, "GET", "").json()["data"]] == [cid]
+    approved = _api(guarded, ops, "POST", f"/{cid}/confirm", phrase=phrase)
+    assert approved.json()["status"] == "approved"
+    bare["messages"] += [
+        {"role": "assistant", "content": held.json()["choices"][0]["message"]["content"]},
+        {"role": "user", "content": "go on"},
+    ]
+    with guarded.http() as http:
+        released = http.post("/v1/chat/completions", json=bare, headers=talk.headers)
+    assert released.json()["choices"][0]["message"]["content"] == "Echo: scale the db"
+
+
+def test_cancel_by_api_discards_it(guarded: Gateway) -> None:
+    talk = Dialogue(guarded)
+    cid = talk.say(ASK).json()["confirmation"]["id"]
+    cancelled = _api(guarded, talk.token, "POST", f"/{cid}/cancel")
+    assert cancelled.json()["status"] == "cancelled"
+    after = talk.say(PHRASE)
+    assert not after.json()["choices"][0]["message"].get("tool_calls")

@@ -4,7 +4,8 @@ A confirmation is one JSON value under ``confirmation:<id>`` with the
 challenge's TTL, bound to the tenant and user who asked and to their
 conversation; a second key, ``conversation:<tenant>:<user>:<conversation>``,
 points the conversation at its pending confirmation, so that the caller's
-next message can answer it. With ``STATE_BACKEND=redis`` both survive a
+next message can answer it; and each tenant's open confirmations are listed
+in a hash (id -> expiry) for the confirmations API. With ``STATE_BACKEND=redis`` both survive a
 gateway restart and can be answered through any replica.
 
 Deciding is a compare-and-set from the value as it was read to the value
@@ -25,7 +26,10 @@ import orjson
 
 from llm_gateway.state import Store
 
-Status = Literal["pending", "confirmed", "cancelled"]
+#: pending: waiting for its answer; approved: confirmed through the API, released to the
+#: requester's next message; confirmed: released; cancelled: discarded.
+Status = Literal["pending", "approved", "confirmed", "cancelled"]
+OPEN: tuple[Status, ...] = ("pending", "approved")  # still to be released or cancelled
 
 
 def new_confirmation_id() -> str:
@@ -69,6 +73,10 @@ def _conversation_key(tenant: str | None, user_id: str, conversation: str) -> st
     return "conversation:" + hashlib.blake2b(parts, digest_size=16).hexdigest()
 
 
+def _tenant_key(tenant: str | None) -> str:
+    return "tenant:" + hashlib.blake2b((tenant or "").encode(), digest_size=16).hexdigest()
+
+
 class Confirmations:
     def __init__(self, store: Store, clock: Callable[[], float]) -> None:
         self.store = store
@@ -81,6 +89,10 @@ class Confirmations:
         """Keep a new pending confirmation, and point its conversation at it."""
         ttl = self._ttl(confirmation)
         await self.store.set(f"confirmation:{confirmation.id}", confirmation.encode(), ttl_s=ttl)
+        index = _tenant_key(confirmation.tenant)
+        await self.store.hash_set(
+            index, {confirmation.id: repr(confirmation.expires_at).encode()}, ttl_s=ttl
+        )
         if confirmation.conversation is not None:
             key = _conversation_key(
                 confirmation.tenant, confirmation.user_id, confirmation.conversation
@@ -102,15 +114,33 @@ class Confirmations:
         if pointer is None:
             return None
         found = await self.get(pointer.decode(), tenant=tenant)
-        return found if found is not None and found.status == "pending" else None
+        return found if found is not None and found.status in OPEN else None
+
+    async def open_for_tenant(self, tenant: str | None) -> list[Confirmation]:
+        """The tenant's open confirmations, oldest first."""
+        index = _tenant_key(tenant)
+        listed = await self.store.hash_get_all(index)
+        now = self.clock()
+        found = []
+        for confirmation_id, expires in listed.items():
+            confirmation = await self.get(confirmation_id, tenant=tenant)
+            if confirmation is None or float(expires) <= now or confirmation.status not in OPEN:
+                await self.store.hash_delete(index, confirmation_id)
+                continue
+            found.append(confirmation)
+        return sorted(found, key=lambda c: c.created_at)
 
     async def decide(
-        self, confirmation: Confirmation, status: Literal["confirmed", "cancelled"]
+        self,
+        confirmation: Confirmation,
+        status: Literal["approved", "confirmed", "cancelled"],
+        *,
+        unless: tuple[Status, ...] = ("confirmed", "cancelled"),
     ) -> Confirmation | None:
-        """Move a pending confirmation to ``status``; None if it was decided (or expired)
-        meanwhile: only one decision ever wins."""
+        """Move an open confirmation to ``status``; None if it was decided (or expired)
+        meanwhile, or is in a state of ``unless``: only one decision ever wins."""
         found = await self._read(confirmation.id)
-        if found is None or found[1].status != "pending":
+        if found is None or found[1].status in unless or found[1].status == status:
             return None
         raw, current = found
         decided = replace(current, status=status)
@@ -119,10 +149,12 @@ class Confirmations:
             key, raw, decided.encode(), ttl_s=self._ttl(current)
         ):
             return None
-        if current.conversation is not None:
-            await self.store.delete(
-                _conversation_key(current.tenant, current.user_id, current.conversation)
-            )
+        if status != "approved":  # an approved one waits for the requester's next message
+            await self.store.hash_delete(_tenant_key(current.tenant), current.id)
+            if current.conversation is not None:
+                await self.store.delete(
+                    _conversation_key(current.tenant, current.user_id, current.conversation)
+                )
         return decided
 
     async def _read(self, confirmation_id: str) -> tuple[bytes, Confirmation] | None:

@@ -24,7 +24,9 @@ The caller's next message in the conversation answers a pending
 confirmation, and never reaches the model: the exact phrase releases what
 was held (the request goes to the model then; a withheld answer is returned
 unchanged), ``cancel`` discards it, ``show details`` lists its whole scope,
-anything else leaves it pending. The conversation is ``X-Conversation-Id``,
+anything else leaves it pending; once approved through the confirmations API,
+the requester's next message (whatever it says) gets what was held. The
+conversation is ``X-Conversation-Id``,
 or, without it, the one whose history holds the challenge (its text names
 the confirmation's id). A confirmation that needs MFA or another person's
 approval cannot be given in the conversation yet, and is refused as such.
@@ -50,7 +52,12 @@ from llm_gateway.hitl.challenge import (
     details_text,
     reply_text,
 )
-from llm_gateway.hitl.confirmations import Confirmation, Confirmations, new_confirmation_id
+from llm_gateway.hitl.confirmations import (
+    OPEN,
+    Confirmation,
+    Confirmations,
+    new_confirmation_id,
+)
 from llm_gateway.hitl.held import answer_of, dump, request_of
 from llm_gateway.pipeline.context import Challenge, Next, Outcome, RequestContext
 from llm_gateway.streams import as_stream, collect
@@ -109,7 +116,7 @@ class Confirm:
                 confirmation = await self.confirmations.get(found.group(1), tenant=tenant)
                 if confirmation is None or confirmation.user_id != user:
                     return None
-                return confirmation if confirmation.status == "pending" else None
+                return confirmation if confirmation.status in OPEN else None
         return None
 
     async def _hold(
@@ -153,6 +160,8 @@ class Confirm:
         assert ctx.chat is not None
         last = next((m.text for m in reversed(ctx.chat.messages) if m.role == "user"), "")
         reply = normalised(last)
+        if pending.status == "approved":  # approved through the API: any message releases it
+            return await self._release(ctx, pending, call_next)
         if reply == CANCEL:
             decided = await self.confirmations.decide(pending, "cancelled")
             return self._said(ctx, decided or pending, "cancelled", "Cancelled: nothing was done.")
@@ -171,6 +180,12 @@ class Confirm:
             wait = pending.cooldown_until - self.clock()
             said = f"Too soon to confirm: read the challenge again and confirm in {wait:.0f} s."
             return self._said(ctx, pending, "refused", said)
+        return await self._release(ctx, pending, call_next)
+
+    async def _release(
+        self, ctx: RequestContext, pending: Confirmation, call_next: Next
+    ) -> Outcome:
+        assert ctx.chat is not None
         decided = await self.confirmations.decide(pending, "confirmed")
         if decided is None:
             return self._said(ctx, pending, "refused", "This confirmation was already decided.")

@@ -103,6 +103,7 @@ class ActionCall:
     targets: tuple[str, ...] | None = None
     target_field: Literal["model", "scope"] = "model"
     permitted: tuple[str, ...] = ()
+    confirmation: str | None = None  # "<id>:<event>" of a confirmation the action acted on
 
 
 @dataclass(slots=True)

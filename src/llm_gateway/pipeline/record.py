@@ -53,7 +53,7 @@ def request_record(ctx: RequestContext) -> RequestRecord:
         dlp_findings=tuple(report.summary()) if report is not None and found else (),
         queued_ms=ctx.limits.queued_ms if ctx.limits is not None else None,
         route=call.route if call is not None else None,
-        confirmation=call.confirmation if call is not None else None,
+        confirmation=ctx.payload.confirmation,
     )
 
 
