@@ -25,10 +25,15 @@ from llm_gateway.auth import Credentials
 from llm_gateway.auth.jwt import JWTVerifier
 from llm_gateway.chat import ChatResponse
 from llm_gateway.config import Deployment, Provider
+from llm_gateway.config.guardrails import GuardrailsFile
 from llm_gateway.config.limits import LimitsFile
+from llm_gateway.config.loader import load_yaml, validate
 from llm_gateway.dlp.service import DlpService
 from llm_gateway.errors import UpstreamUnreachable
+from llm_gateway.hitl import Checkpoints
+from llm_gateway.hitl.confirmations import Confirmations
 from llm_gateway.pipeline.authorize import Authorize
+from llm_gateway.pipeline.confirm import Confirm
 from llm_gateway.pipeline.context import (
     Attempt,
     ChatCall,
@@ -145,6 +150,7 @@ async def _measure(tmp: Path) -> dict[str, Timing]:
         **await _limit(ctx, done),
         **await _inspect(ctx, done, tmp),
         **await _route(ctx, response),
+        **await _confirm(ctx, response),
         "build request record and audit row": _time(lambda: audit_row(request_record(ctx))),
     }
     db = Database(f"sqlite+aiosqlite:///{tmp}/stages.db")
@@ -202,6 +208,23 @@ async def _route(ctx: RequestContext, response: ChatResponse) -> dict[str, Timin
     ctx.call.resolution = Resolution("bench", (DEPLOYMENT,))
     ctx.attempts[:] = [Attempt(DEPLOYMENT)]
     return results
+
+
+async def _confirm(ctx: RequestContext, response: ChatResponse) -> dict[str, Timing]:
+    """The confirmation checkpoint, the specification's rules, on a request that matches none."""
+    spec = targets.REPO / "tests" / "config" / "spec_guardrails.yaml"
+    hitl = validate(GuardrailsFile, load_yaml(spec)).guardrails.hitl
+    stage = Confirm(Checkpoints(hitl), Confirmations(MemoryStore(), time.time), "production")
+
+    async def answered(_ctx: RequestContext) -> Outcome:
+        return response
+
+    assert ctx.principal is not None
+    return {
+        "confirm (the specification's rules, a request that matches none)": await _time_async(
+            partial(stage, ctx, answered)
+        )
+    }
 
 
 async def _policy(
