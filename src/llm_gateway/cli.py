@@ -85,6 +85,14 @@ def _parser() -> argparse.ArgumentParser:
     usage.add_argument("--user", help="one user's rows only")
     usage.set_defaults(handler=_usage)
 
+    mfa = commands.add_parser("mfa", help="TOTP codes for confirmations").add_subparsers(
+        required=True
+    )
+    enroll = mfa.add_parser("enroll", help="make a person's secret; print it and its URI")
+    enroll.add_argument("--user", required=True, help="user id (the 'sub' claim)")
+    enroll.add_argument("--tenant")
+    enroll.set_defaults(handler=_mfa_enroll)
+
     db = commands.add_parser("db", help="database").add_subparsers(required=True)
     upgrade = db.add_parser("upgrade", help="apply pending migrations")
     upgrade.set_defaults(handler=_db_upgrade)
@@ -288,6 +296,30 @@ def _keys_revoke(args: argparse.Namespace, settings: Settings) -> int:
         return 1
 
     return _run(_with_keys(settings, revoke))
+
+
+def _mfa_enroll(args: argparse.Namespace, settings: Settings) -> int:
+    from llm_gateway.dlp.vault_crypto import resolve_vault_key
+    from llm_gateway.hitl.mfa import MfaCodes
+    from llm_gateway.state import MemoryStore
+    from llm_gateway.storage import Database
+
+    async def enroll() -> int:
+        db = Database(settings.storage.sqlalchemy_url)
+        try:
+            if db.is_sqlite:
+                await db.upgrade()
+            key = resolve_vault_key(settings.dlp.vault_key, settings.dlp.data_dir)
+            codes = MfaCodes(db.sessions, key, MemoryStore())  # enrolment uses no code
+            secret, uri = await codes.enroll(args.user, args.tenant)
+        finally:
+            await db.dispose()
+        print(secret)
+        print(uri)
+        print("add it to an authenticator app now: it cannot be shown again", file=sys.stderr)
+        return 0
+
+    return _run(enroll())
 
 
 def _policy_eval(args: argparse.Namespace, settings: Settings) -> int:

@@ -20,9 +20,11 @@ from llm_gateway.auth.api_keys import ApiKeyStore
 from llm_gateway.auth.jwt import JWTVerifier
 from llm_gateway.config import DEMO_MODEL, Deployment, GatewayConfig, Provider
 from llm_gateway.dlp.service import DlpService
+from llm_gateway.dlp.vault_crypto import resolve_vault_key
 from llm_gateway.emulators import EmulatorServer
 from llm_gateway.hitl import Checkpoints
 from llm_gateway.hitl.confirmations import Confirmations
+from llm_gateway.hitl.mfa import MfaCodes
 from llm_gateway.observability.access import AccessLog
 from llm_gateway.pipeline import Pipeline, build_action_pipeline, build_pipeline
 from llm_gateway.pipeline.confirm import Confirm
@@ -56,6 +58,7 @@ class AppState:
     resolver: Resolver
     routing: Parts  # the router, and its breaker and health checks
     confirmations: Confirmations  # what waits for a person (the confirmations API reads it)
+    mfa: MfaCodes  # the TOTP codes confirmations that need MFA ask for
     pipeline: Pipeline  # the chat calls'
     actions: Pipeline  # the management actions'
     demo: EmulatorServer | None
@@ -100,9 +103,13 @@ class AppState:
             )
         checkpoints = Checkpoints(guardrails.hitl)
         confirmations = Confirmations(store.namespaced("hitl"), time.time)
+        mfa = MfaCodes(
+            db.sessions, resolve_vault_key(settings.dlp.vault_key, settings.dlp.data_dir),
+            store.namespaced("mfa"),
+        )  # fmt: skip
         confirm = None
         if checkpoints:
-            confirm = Confirm(checkpoints, confirmations, settings.policy.environment)
+            confirm = Confirm(checkpoints, confirmations, settings.policy.environment, mfa)
         routing = config.routing.routing
         resolver = Resolver(deployments, routing)
         routed = build_router(
@@ -137,7 +144,7 @@ class AppState:
             routed.health.start()
         return cls(
             settings, config, deployments, db, audit, keys, authenticator, policy, store, dlp,
-            limiter, transport, resolver, routed, confirmations, pipeline, actions, demo,
+            limiter, transport, resolver, routed, confirmations, mfa, pipeline, actions, demo,
             time.time(),
         )  # fmt: skip
 

@@ -10,12 +10,15 @@ call on the right phrase. Every step has its audit row.
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
 
 import httpx
+import pyotp
 import pytest
 
 from llm_gateway.emulators import EmulatorServer
@@ -252,26 +255,52 @@ def test_a_risky_prompt_without_tools_waits_and_then_goes_to_the_model(guarded: 
     assert _content(released) == "Echo: delete the bucket"  # the held request, now answered
 
 
-def test_a_rule_that_needs_mfa_is_not_confirmed_in_the_conversation(guarded: Gateway) -> None:
-    talk = Dialogue(guarded)
-    held = talk.say("rotate the IAM keys")  # tools are offered: the model answers, no tool call
-    assert "confirmation" not in held.json()
+def _enroll(gateway: Gateway, user: str, tenant: str) -> pyotp.TOTP:
+    """``llm-gateway mfa enroll``, on the gateway's own database and keys."""
+    done = subprocess.run(
+        [sys.executable, "-m", "llm_gateway.cli", "mfa", "enroll", "--user", user,
+         "--tenant", tenant],
+        env=gateway.env, capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    secret, uri = done.stdout.split()
+    assert uri.startswith("otpauth://totp/")
+    return pyotp.TOTP(secret)
+
+
+def _held_iam(gateway: Gateway, talk: Dialogue) -> tuple[Any, dict[str, Any]]:
     bare: Any = {
         "model": "gpt-emu",
         "messages": [{"role": "user", "content": "rotate the IAM keys"}],
     }
-    with guarded.http() as http:
+    with gateway.http() as http:
         challenged = http.post("/v1/chat/completions", json=bare, headers=talk.headers)
-        confirmation = challenged.json()["confirmation"]
-        assert confirmation["requires_mfa"] is True
-        bare["messages"] += [
-            {"role": "assistant", "content": _content(challenged)},
-            {"role": "user", "content": confirmation["phrase"]},
-        ]
-        refused = http.post("/v1/chat/completions", json=bare, headers=talk.headers)
-    assert "MFA" in _content(refused)
-    event = guarded.audit_row(refused.headers["x-request-id"]).confirmation
-    assert event == f"{confirmation['id']}:refused"
+    bare["messages"].append({"role": "assistant", "content": _content(challenged)})
+    return bare, challenged.json()["confirmation"]
+
+
+def _reply(gateway: Gateway, talk: Dialogue, body: Any, text: str, **headers: str) -> str:
+    body["messages"] = [*body["messages"][:2], {"role": "user", "content": text}]
+    with gateway.http() as http:
+        answer = http.post("/v1/chat/completions", json=body, headers={**talk.headers, **headers})
+    return _content(answer)
+
+
+def test_an_mfa_rule_wants_a_valid_code_and_takes_each_code_once(guarded: Gateway) -> None:
+    talk = Dialogue(guarded)
+    held = talk.say("rotate the IAM keys")  # tools are offered: the model answers, no tool call
+    assert "confirmation" not in held.json()
+    user = guarded.audit_row(held.headers["x-request-id"]).user_id
+    assert user is not None
+    totp = _enroll(guarded, user, "acme")
+    body, confirmation = _held_iam(guarded, talk)
+    assert confirmation["requires_mfa"] is True
+    phrase = confirmation["phrase"]
+    assert "MFA code" in _reply(guarded, talk, body, phrase)  # no code
+    assert "MFA code" in _reply(guarded, talk, body, f"{phrase} 000000")  # a wrong one
+    code = totp.now()
+    assert _reply(guarded, talk, body, f"{phrase} {code}") == "Echo: rotate the IAM keys"
+    body, _ = _held_iam(guarded, talk)  # a second action, the same code
+    assert "MFA code" in _reply(guarded, talk, body, phrase, **{"x-gateway-mfa": code})
 
 
 # --- the confirmations API ---------------------------------------------------------------

@@ -115,8 +115,11 @@ async def _decide(
             raise ConfirmationRefused(
                 f"this confirmation needs the approval of someone else, as {'/'.join(c.approvers)}"
             )
-        if c.requires_mfa:
-            raise ConfirmationRefused("this confirmation needs an MFA code, not supported yet")
+        code = f.opt_str(data, "mfa_code")
+        if c.requires_mfa and not (
+            code and await state.mfa.verify(caller.user_id, caller.tenant, code)
+        ):
+            raise ConfirmationRefused("this confirmation needs a valid MFA code (mfa_code)")
         if time.time() < c.cooldown_until:
             raise InvalidRequest(
                 "too soon after the challenge: read it again, then confirm",

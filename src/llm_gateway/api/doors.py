@@ -46,6 +46,7 @@ from llm_gateway.routing import REGION_HEADER
 from llm_gateway.runtime import AppState
 
 CONFIRMATION_HEADER = "x-confirmation-id"
+MFA_HEADER = "x-gateway-mfa"  # a TOTP code for a confirmation that needs MFA
 ENVIRONMENT_HEADER = "x-environment"  # what a confirmation rule's environments are matched to
 CACHE_HEADER = "x-gateway-cache"  # "stale": every model failed; a cached answer was served
 
@@ -80,6 +81,7 @@ class FrontDoor:
         )
         ctx.call.strategy = request.headers.get(STRATEGY_HEADER)  # checked by Authorize
         ctx.environment = request.headers.get(ENVIRONMENT_HEADER)
+        ctx.mfa_code = request.headers.get(MFA_HEADER)
         regions = state.routing.router.regions
         if regions:
             header = request.headers.get(REGION_HEADER) if from_proxy(request, trusted) else None

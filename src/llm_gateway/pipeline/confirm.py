@@ -28,8 +28,10 @@ anything else leaves it pending; once approved through the confirmations API,
 the requester's next message (whatever it says) gets what was held. The
 conversation is ``X-Conversation-Id``,
 or, without it, the one whose history holds the challenge (its text names
-the confirmation's id). A confirmation that needs MFA or another person's
-approval cannot be given in the conversation yet, and is refused as such.
+the confirmation's id). A rule's ``require_mfa`` wants the confirming
+person's TOTP code after the phrase (``confirm delete 7 instances 123456``)
+or in ``x-gateway-mfa``; a rule's ``approvers`` are asked through the
+confirmations API, never in the requester's conversation.
 
 The stage sits inside ``Inspect``: a held request was already scanned, and a
 released answer passes outbound DLP and accounting like any other.
@@ -59,6 +61,7 @@ from llm_gateway.hitl.confirmations import (
     new_confirmation_id,
 )
 from llm_gateway.hitl.held import answer_of, dump, request_of
+from llm_gateway.hitl.mfa import MfaCodes
 from llm_gateway.pipeline.context import Challenge, Next, Outcome, RequestContext
 from llm_gateway.streams import as_stream, collect
 
@@ -69,11 +72,13 @@ class Confirm:
         checkpoints: Checkpoints,
         confirmations: Confirmations,
         environment: str,
+        mfa: MfaCodes | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.checkpoints = checkpoints
         self.confirmations = confirmations
         self.environment = environment
+        self.mfa = mfa
         self.clock = clock
 
     async def __call__(self, ctx: RequestContext, call_next: Next) -> Outcome:
@@ -159,7 +164,7 @@ class Confirm:
     async def _answer(self, ctx: RequestContext, pending: Confirmation, call_next: Next) -> Outcome:
         assert ctx.chat is not None
         last = next((m.text for m in reversed(ctx.chat.messages) if m.role == "user"), "")
-        reply = normalised(last)
+        reply, code = _with_code(normalised(last), ctx.mfa_code)
         if pending.status == "approved":  # approved through the API: any message releases it
             return await self._release(ctx, pending, call_next)
         if reply == CANCEL:
@@ -170,10 +175,16 @@ class Confirm:
         if reply != normalised(pending.phrase):
             said = f"Still waiting for confirmation: type '{pending.phrase}', or '{CANCEL}'."
             return self._said(ctx, pending, "pending", said)
-        if pending.requires_mfa or pending.approvers:
+        if pending.approvers:
             said = (
-                "This confirmation needs an MFA code or another person's approval, which "
-                "cannot be given in the conversation: nothing was done."
+                f"This confirmation needs the approval of {' or '.join(pending.approvers)} "
+                "(through the confirmations API): nothing was done."
+            )
+            return self._said(ctx, pending, "refused", said)
+        if pending.requires_mfa and not await self._valid_code(ctx, code):
+            said = (
+                "This confirmation needs your MFA code: type the phrase and then the code, "
+                "or send it in x-gateway-mfa. Nothing was done."
             )
             return self._said(ctx, pending, "refused", said)
         if self.clock() < pending.cooldown_until:
@@ -197,6 +208,20 @@ class Confirm:
         answer = answer_of(pending.held["answer"])
         return as_stream(answer) if ctx.chat.stream else answer
 
+    async def _valid_code(self, ctx: RequestContext, code: str | None) -> bool:
+        assert ctx.principal is not None
+        if code is None or self.mfa is None:
+            return False
+        return await self.mfa.verify(ctx.principal.user_id, ctx.principal.tenant, code)
+
     def _said(self, ctx: RequestContext, c: Confirmation, event: str, said: str) -> Challenge:
         ctx.call.confirmation = f"{c.id}:{event}"
         return Challenge(c.id, reply_text(c, said), {**confirmation_object(c), "event": event})
+
+
+def _with_code(reply: str, header: str | None) -> tuple[str, str | None]:
+    """The reply without a trailing six-digit MFA code, and the code (or the header's)."""
+    words = reply.rsplit(" ", 1)
+    if len(words) == 2 and len(words[1]) == 6 and words[1].isdigit():
+        return words[0], words[1]
+    return reply, header

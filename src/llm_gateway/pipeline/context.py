@@ -130,6 +130,7 @@ class RequestContext:
     conversation_id: str | None = None  # X-Conversation-Id: scopes reversible DLP tokens
     region: str | None = None  # the caller's region, for geographic routing
     environment: str | None = None  # x-environment: what a confirmation rule's environments name
+    mfa_code: str | None = None  # x-gateway-mfa: a TOTP code for a confirmation that needs one
 
     principal: Principal | None = None  # 1 authenticate
     decision: Decision | None = None  # 2 authorize

@@ -100,6 +100,18 @@ class AuditLog(Base):
     confirmation: Mapped[str | None] = mapped_column(String(64), index=True)
 
 
+class MfaSecret(Base):
+    """A person's TOTP secret for confirmations that need MFA, sealed (AES-GCM) under a key
+    derived from the vault key: a database dump alone does not yield it."""
+
+    __tablename__ = "mfa_secrets"
+
+    tenant: Mapped[str] = mapped_column(String(255), primary_key=True)  # "" for none
+    user_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    sealed: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column()
+
+
 class ApiKey(Base):
     """An API key: only its SHA-256 is stored; the key itself is shown once, at creation."""
 
