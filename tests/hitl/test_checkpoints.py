@@ -85,3 +85,14 @@ def test_any_known_environment_a_rule_lists_makes_it_apply() -> None:
     trigger = CHECKS.tool_call(call, environments=["development"])
     assert trigger is not None
     assert trigger.environment == "staging"  # named by the tool call itself
+
+
+def test_a_tool_calls_stated_cost_meets_a_cost_threshold() -> None:
+    costly = ToolCall("c1", "scale_cluster", '{"nodes": 40, "cost_impact_usd": 120.5}')
+    trigger = CHECKS.tool_call(costly, environments=[])
+    assert trigger is not None
+    assert (trigger.index, trigger.verb) == (1, "scale")
+    cheap = ToolCall("c2", "scale_cluster", '{"nodes": 3, "estimated_cost": 12}')
+    assert CHECKS.tool_call(cheap, environments=[]) is None
+    unknown = ToolCall("c3", "scale_cluster", '{"nodes": 3}')
+    assert CHECKS.tool_call(unknown, environments=[]) is None

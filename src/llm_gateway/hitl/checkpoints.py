@@ -11,8 +11,9 @@ checkpoint the tool's name, then its arguments.
 
 A rule applies when it is ``always``; otherwise only in its ``environments``
 (when it names any) and only at or above its ``min_cost_impact_usd`` (when it
-names one, and the cost impact is known). The first rule that applies and
-matches is the trigger.
+names one, and the cost impact is known: a tool call's ``cost_impact_usd``,
+``estimated_cost_usd``, ``cost_usd``, ``estimated_cost`` or ``cost``
+argument). The first rule that applies and matches is the trigger.
 
 Where a request runs is known from several places, most specific first: the
 tool call's own arguments (``environment``, ``env`` or ``stage``), the
@@ -123,7 +124,9 @@ class Checkpoints:
             *_readings(call.arguments, identifiers=True),
         ]
         known = [*_environment_in(call.arguments), *environments]
-        return self._first(texts, known, cost_usd, "tool_call", call)
+        stated = _cost_in(call.arguments)
+        cost = stated if stated is not None else cost_usd
+        return self._first(texts, known, cost, "tool_call", call)
 
     def _first(
         self,
@@ -144,6 +147,25 @@ class Checkpoints:
                     where = rule.where(environments)
                     return Trigger(rule.index, rule.rule, verb, source, where, call)
         return None
+
+
+#: Where a tool call states its cost impact in USD, at the top of its arguments.
+COST_FIELDS = ("cost_impact_usd", "estimated_cost_usd", "cost_usd", "estimated_cost", "cost")
+
+
+def _cost_in(arguments: str) -> float | None:
+    """The cost impact a tool call states in its arguments, if it does."""
+    try:
+        parsed = orjson.loads(arguments)
+    except orjson.JSONDecodeError:
+        return None
+    if not isinstance(parsed, dict):
+        return None
+    for key in COST_FIELDS:
+        value = parsed.get(key)
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return float(value)
+    return None
 
 
 def _environment_in(arguments: str) -> list[str]:
