@@ -22,6 +22,7 @@ import pyotp
 import pytest
 
 from llm_gateway.emulators import EmulatorServer
+from llm_gateway.storage.models import AuditLog
 from tests.e2e.conftest import (
     PRICING_YAML,
     Gateway,
@@ -299,6 +300,8 @@ def test_an_mfa_rule_wants_a_valid_code_and_takes_each_code_once(guarded: Gatewa
     assert "MFA code" in _reply(guarded, talk, body, f"{phrase} 000000")  # a wrong one
     code = totp.now()
     assert _reply(guarded, talk, body, f"{phrase} {code}") == "Echo: rotate the IAM keys"
+    confirmed = guarded.audit_rows(AuditLog.confirmation == f"{confirmation['id']}:confirmed+mfa")
+    assert len(confirmed) == 1
     body, _ = _held_iam(guarded, talk)  # a second action, the same code
     assert "MFA code" in _reply(guarded, talk, body, phrase, **{"x-gateway-mfa": code})
 

@@ -102,7 +102,7 @@ async def _decide(
     assert ctx.principal is not None
     assert isinstance(ctx.payload, ActionCall)
     c = await _found(state, ctx, confirmation_id)
-    ctx.payload.confirmation = f"{c.id}:{'api-' + status}"
+    ctx.payload.confirmation = f"{c.id}:api-{status}"
     caller = ctx.principal
     if status == "approved":
         data = f.decode_body(await ctx.read_body())
@@ -120,6 +120,8 @@ async def _decide(
             code and await state.mfa.verify(caller.user_id, caller.tenant, code)
         ):
             raise ConfirmationRefused("this confirmation needs a valid MFA code (mfa_code)")
+        if c.requires_mfa:
+            ctx.payload.confirmation += "+mfa"
         if time.time() < c.cooldown_until:
             raise InvalidRequest(
                 "too soon after the challenge: read it again, then confirm",

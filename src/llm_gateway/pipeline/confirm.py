@@ -191,16 +191,16 @@ class Confirm:
             wait = pending.cooldown_until - self.clock()
             said = f"Too soon to confirm: read the challenge again and confirm in {wait:.0f} s."
             return self._said(ctx, pending, "refused", said)
-        return await self._release(ctx, pending, call_next)
+        return await self._release(ctx, pending, call_next, mfa=pending.requires_mfa)
 
     async def _release(
-        self, ctx: RequestContext, pending: Confirmation, call_next: Next
+        self, ctx: RequestContext, pending: Confirmation, call_next: Next, *, mfa: bool = False
     ) -> Outcome:
         assert ctx.chat is not None
         decided = await self.confirmations.decide(pending, "confirmed")
         if decided is None:
             return self._said(ctx, pending, "refused", "This confirmation was already decided.")
-        ctx.call.confirmation = f"{pending.id}:confirmed"
+        ctx.call.confirmation = f"{pending.id}:confirmed{'+mfa' if mfa else ''}"
         if "request" in pending.held:  # a held prompt: it goes to the model now
             ctx.chat = request_of(pending.held["request"])
             return await call_next(ctx)
