@@ -40,6 +40,8 @@ PROFILES: dict[str, dict[str, str]] = {
     },
 }
 
+SPEC_GUARDRAILS = REPO / "tests" / "config" / "spec_guardrails.yaml"
+
 # The bench caller's tier: limits and a budget that every request is counted against.
 RATE_LIMITS = """
 tiers:
@@ -100,6 +102,8 @@ def start_gateway(
     (config / "routing_policies.yaml").write_text(routing_yaml(upstream, profile))
     (config / "pricing.yaml").write_text(PRICING)
     (config / "rate_limits.yaml").write_text(RATE_LIMITS)
+    if profile == "full":  # the specification's confirmation rules, on every request
+        (config / "guardrails.yaml").write_text(SPEC_GUARDRAILS.read_text())
     port = procs.free_port()
     env = {
         "API_HOST": "127.0.0.1",
