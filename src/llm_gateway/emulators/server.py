@@ -61,6 +61,9 @@ def bind_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
+KEEP_ALIVE_SECONDS = 75
+
+
 def _config(app: Starlette, log_level: str | None, *, embedded: bool) -> uvicorn.Config:
     """uvicorn settings; an embedded server leaves the host's logging configuration alone."""
     return uvicorn.Config(
@@ -70,6 +73,11 @@ def _config(app: Starlette, log_level: str | None, *, embedded: bool) -> uvicorn
         access_log=not embedded,
         log_config=None if embedded else uvicorn.config.LOGGING_CONFIG,
         timeout_graceful_shutdown=int(STOP_STAGE_SECONDS),
+        # As the providers' front ends (and nginx, 75 s) do: idle connections outlive the
+        # gateway's own keep-alive (30 s), so the gateway, not the server, closes them.
+        # With uvicorn's 5 s, a request could race the server's close on a reused
+        # connection and fail as unreachable.
+        timeout_keep_alive=KEEP_ALIVE_SECONDS,
     )
 
 
