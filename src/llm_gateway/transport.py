@@ -175,8 +175,10 @@ class AiohttpTransport:
             raise UpstreamTimeout("the provider did not answer in time") from exc
         except (aiohttp.ServerDisconnectedError, aiohttp.ClientPayloadError) as exc:
             raise UpstreamUnreachable("the provider closed the connection") from exc
-        except aiohttp.ClientConnectionError as exc:
+        except aiohttp.ClientConnectorError as exc:
             raise UpstreamUnreachable("cannot connect to the provider") from exc
+        except aiohttp.ClientConnectionError as exc:  # an open connection failed (a reset)
+            raise UpstreamUnreachable("the connection to the provider was reset") from exc
         except aiohttp.ClientError as exc:
             raise UpstreamMalformedResponse("the provider's answer is not valid HTTP") from exc
         return AiohttpResponse(response)
