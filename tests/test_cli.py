@@ -261,7 +261,7 @@ BROKEN_TIERS = {
         "tokens_per_month: 100000", "tokens_per_month: lots", "tiers.free.tokens_per_month",
     ),
     "unserved_model": (
-        'models: ["demo", "ollama-local"]', 'models: ["demo", "gpt-3.5-turbo"]',
+        'models: ["demo", "ollama-local", "auto"]', 'models: ["demo", "gpt-3.5-turbo"]',
         "tiers.free.models[1]: no route serves 'gpt-3.5-turbo'",
     ),
     "unknown_field": (
@@ -303,7 +303,8 @@ def test_check_config_accepts_the_specifications_tiers_format(cli: Cli) -> None:
 
 def test_check_config_fails_where_the_tiers_and_the_policy_disagree(cli: Cli) -> None:
     path = cli.config_dir / "rate_limits.yaml"
-    text = path.read_text().replace('models: ["demo", "ollama-local"]', 'models: ["demo", "gpt-4"]')
+    free = 'models: ["demo", "ollama-local", "auto"]'
+    text = path.read_text().replace(free, 'models: ["demo", "gpt-4", "auto"]')
     path.write_text(text.replace("  enterprise:", "  gold:\n    models: ['*']\n  enterprise:"))
     done = cli("check-config")
     assert done.returncode == 1

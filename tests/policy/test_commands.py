@@ -293,7 +293,8 @@ def test_the_shipped_policy_passes_its_own_tests(cli: PolicyCli) -> None:
 def test_the_shipped_tests_catch_a_policy_that_lets_free_users_call_gpt_4(cli: PolicyCli) -> None:
     """The shipped tests are not vacuous: widen the free tier and they fail."""
     access = cli.policy_dir / "data" / "access.yaml"
-    widened = access.read_text().replace("[demo, ollama-local]", "[demo, ollama-local, gpt-4]", 1)
+    free = "[demo, ollama-local, auto]"
+    widened = access.read_text().replace(free, "[demo, ollama-local, auto, gpt-4]", 1)
     assert widened != access.read_text()
     access.write_text(widened)
     done = cli("test")
