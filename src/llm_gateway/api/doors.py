@@ -27,10 +27,6 @@ from llm_gateway.auth import Credentials
 from llm_gateway.chat import (
     ChatResponse,
     EventStream,
-    StreamEnd,
-    StreamEvent,
-    StreamStart,
-    TextDelta,
 )
 from llm_gateway.errors import GatewayError
 from llm_gateway.pipeline.authorize import STRATEGY_HEADER
@@ -44,6 +40,7 @@ from llm_gateway.pipeline.context import (
 from llm_gateway.ratelimit import Admission
 from llm_gateway.routing import REGION_HEADER
 from llm_gateway.runtime import AppState
+from llm_gateway.streams import as_stream
 
 CONFIRMATION_HEADER = "x-confirmation-id"
 MFA_HEADER = "x-gateway-mfa"  # a TOTP code for a confirmation that needs MFA
@@ -114,7 +111,7 @@ class FrontDoor:
         headers = {**headers, CONFIRMATION_HEADER: challenge.confirmation_id}
         model = ctx.chat.model if ctx.chat is not None else ""
         if ctx.chat is not None and ctx.chat.stream:
-            stream = EventStream(StreamStart(model), _spoken(challenge.text))
+            stream = as_stream(ChatResponse(model, text=challenge.text))
             chunks = self.encode_stream(ctx, stream)
             return StreamResponse(chunks, stream, self.stream_media_type, headers)
         answer = ChatResponse(model, text=challenge.text, usage=ctx.usage)
@@ -122,11 +119,6 @@ class FrontDoor:
         place = body.setdefault("metadata", {}) if self.confirmation_in_metadata else body
         place["confirmation"] = challenge.confirmation
         return Response(orjson.dumps(body), media_type="application/json", headers=headers)
-
-
-async def _spoken(text: str) -> AsyncGenerator[StreamEvent, None]:
-    yield TextDelta(text)
-    yield StreamEnd("stop")
 
 
 DOORS = (
