@@ -123,10 +123,9 @@ class Checkpoints:
             *_readings(call.name, identifiers=True),
             *_readings(call.arguments, identifiers=True),
         ]
-        known = [*_environment_in(call.arguments), *environments]
-        stated = _cost_in(call.arguments)
+        where, stated = _stated(call.arguments)
         cost = stated if stated is not None else cost_usd
-        return self._first(texts, known, cost, "tool_call", call)
+        return self._first(texts, [*where, *environments], cost, "tool_call", call)
 
     def _first(
         self,
@@ -153,29 +152,19 @@ class Checkpoints:
 COST_FIELDS = ("cost_impact_usd", "estimated_cost_usd", "cost_usd", "estimated_cost", "cost")
 
 
-def _cost_in(arguments: str) -> float | None:
-    """The cost impact a tool call states in its arguments, if it does."""
+def _stated(arguments: str) -> tuple[list[str], float | None]:
+    """What a tool call's arguments say of where it runs (``environment``, ``env``,
+    ``stage``) and what it costs (the first of :data:`COST_FIELDS` that is a number)."""
     try:
         parsed = orjson.loads(arguments)
     except orjson.JSONDecodeError:
-        return None
+        return [], None
     if not isinstance(parsed, dict):
-        return None
-    for key in COST_FIELDS:
-        value = parsed.get(key)
-        if isinstance(value, int | float) and not isinstance(value, bool):
-            return float(value)
-    return None
-
-
-def _environment_in(arguments: str) -> list[str]:
-    """The environment a tool call names in its arguments (``environment``, ``env``, ``stage``)."""
-    try:
-        parsed = orjson.loads(arguments)
-    except orjson.JSONDecodeError:
-        return []
-    if not isinstance(parsed, dict):
-        return []
-    return [
-        v.lower() for k in ("environment", "env", "stage") if isinstance(v := parsed.get(k), str)
-    ]
+        return [], None
+    named = (parsed.get(key) for key in ("environment", "env", "stage"))
+    environments = [value.lower() for value in named if isinstance(value, str)]
+    costs = (parsed.get(key) for key in COST_FIELDS)
+    cost = next(
+        (float(v) for v in costs if isinstance(v, int | float) and not isinstance(v, bool)), None
+    )
+    return environments, cost

@@ -44,7 +44,14 @@ import time
 from collections.abc import Callable
 
 from llm_gateway.chat import ChatResponse, EventStream, Usage
-from llm_gateway.hitl import Checkpoints, Trigger, confirmation_phrase, normalised, scope_of
+from llm_gateway.hitl import (
+    Checkpoints,
+    Scope,
+    Trigger,
+    confirmation_phrase,
+    normalised,
+    scope_of,
+)
 from llm_gateway.hitl.challenge import (
     CANCEL,
     ID_IN_TEXT,
@@ -134,7 +141,7 @@ class Confirm:
     ) -> Challenge:
         assert ctx.principal is not None
         call = trigger.tool_call
-        scope = scope_of(call.arguments) if call is not None else scope_of("null")
+        scope = scope_of(call.arguments) if call is not None else Scope((), None)
         now = self.clock()
         rule = trigger.rule
         confirmation = Confirmation(
