@@ -21,6 +21,7 @@ from tests.e2e.conftest import (
     Gateway,
     start_gateway,
     stop_gateway,
+    wait_for,
 )
 
 ROUTING = """
@@ -100,27 +101,30 @@ def _ask(client: openai.OpenAI, model: str = "main") -> openai.types.chat.ChatCo
     return completion
 
 
-def _until_allowed(client: openai.OpenAI) -> None:
-    """Until the policy written for this test is the one in force (it reloads every 0.1 s)."""
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        try:
-            _ask(client)
-            return
-        except openai.PermissionDeniedError:
-            time.sleep(0.05)
-    raise AssertionError("the test's policy was not loaded")
+def _status(client: openai.OpenAI) -> int:
+    """The status the caller sees; a stale answer counts as the 200 it is."""
+    try:
+        _ask(client)
+    except openai.APIStatusError as error:
+        return error.status_code
+    return 200
+
+
+def _answered_then_down(client: openai.OpenAI, upstream: EmulatorServer) -> Any:
+    """Once the test's policy is in force (it reloads every 0.1 s): one live answer, kept
+    in the background; then the only model goes down."""
+    assert wait_for(lambda: _status(client) == 200, timeout_s=10), "the policy was not loaded"
+    live = _ask(client)
+    time.sleep(0.2)  # the answer is kept in the background
+    upstream.stop()
+    return live
 
 
 def test_when_every_model_fails_the_last_answer_is_served_marked_and_audited(
     cached: Gateway, upstream: EmulatorServer
 ) -> None:
-    client = _client(cached, "acme")
-    _until_allowed(client)
-    live = _ask(client)
-    assert live.headers.get("x-gateway-cache") is None  # type: ignore[attr-defined]
-    time.sleep(0.2)  # the answer is kept in the background
-    upstream.stop()
+    live = _answered_then_down(_client(cached, "acme"), upstream)
+    assert live.headers.get("x-gateway-cache") is None
     stale = _ask(_client(cached, "acme"))  # another user of the same tenant, same question
     assert stale.choices[0].message.content == live.choices[0].message.content
     assert stale.headers["x-gateway-cache"] == "stale"  # type: ignore[attr-defined]
@@ -132,11 +136,7 @@ def test_when_every_model_fails_the_last_answer_is_served_marked_and_audited(
 def test_another_tenant_never_gets_the_cached_answer(
     cached: Gateway, upstream: EmulatorServer
 ) -> None:
-    client = _client(cached, "acme")
-    _until_allowed(client)
-    _ask(client)
-    time.sleep(0.2)
-    upstream.stop()
+    _answered_then_down(_client(cached, "acme"), upstream)
     with pytest.raises(openai.APIStatusError) as failed:
         _ask(_client(cached, "globex"))
     assert failed.value.status_code == 502
@@ -147,28 +147,13 @@ def test_after_a_policy_change_nothing_cached_under_the_old_one_is_served(
     cached: Gateway, upstream: EmulatorServer
 ) -> None:
     client = _client(cached, "acme")
-    _until_allowed(client)
-    _ask(client)
-    time.sleep(0.2)
-    upstream.stop()
+    _answered_then_down(client, upstream)
     access = Path(cached.env["POLICY_DIR"]) / "data" / "access.yaml"
-    access.write_text(DENY)
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:  # the caller is now denied: a 403, not the old answer
-        try:
-            _ask(client)
-        except openai.PermissionDeniedError:
-            break
-        time.sleep(0.05)
-    else:
-        raise AssertionError("the denying policy was not loaded")
+    access.write_text(DENY)  # the caller is now denied: a 403, not the old answer
+    assert wait_for(lambda: _status(client) == 403, timeout_s=10), "DENY was not loaded"
     access.write_text(ALLOW_MORE)  # allowed again, under a policy that never saw the answer
-    deadline = time.monotonic() + 10
-    while True:
-        with pytest.raises(openai.APIStatusError) as failed:
-            _ask(client)  # never the old answer: that would not raise
-        if failed.value.status_code != 403 or time.monotonic() > deadline:
-            break
-        time.sleep(0.05)
+    assert wait_for(lambda: _status(client) != 403, timeout_s=10), "ALLOW_MORE was not loaded"
+    with pytest.raises(openai.APIStatusError) as failed:
+        _ask(client)  # never the old answer: that would not raise
     assert failed.value.status_code == 502
     assert failed.value.response.headers.get("x-gateway-cache") is None

@@ -5,9 +5,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import pytest
+
 from llm_gateway.config import Deployment
 from llm_gateway.config.routing import CapabilityRouting
-from llm_gateway.routing import Facts, Resolution, Router, Rules
+from llm_gateway.routing import Facts, Resolution, Router, Rules, rules
+from llm_gateway.tokens import quick_estimate
 from tests.pipeline.deployments import deployment
 from tests.routing.test_rules import RULES, _facts
 from tests.state.cases import StoreCase
@@ -85,6 +88,14 @@ async def test_a_sticky_model_the_caller_may_no_longer_use_is_not_forced(
     assert (_names(narrowed.order), narrowed.route) == (["coder", "other"], "chain")
 
 
-def test_facts_count_tokens_once() -> None:
+def test_facts_count_tokens_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    counted: list[int] = []
+
+    def estimate(texts: list[str]) -> int:
+        counted.append(1)
+        return quick_estimate(texts)
+
+    monkeypatch.setattr(rules, "quick_estimate", estimate)
     facts: Facts = _facts("word " * 40)
     assert facts.tokens() == facts.tokens() > 40
+    assert len(counted) == 1
