@@ -96,3 +96,24 @@ def test_a_tool_calls_stated_cost_meets_a_cost_threshold() -> None:
     assert CHECKS.tool_call(cheap, environments=[]) is None
     unknown = ToolCall("c3", "scale_cluster", '{"nodes": 3}')
     assert CHECKS.tool_call(unknown, environments=[]) is None
+
+
+def test_a_configured_estimate_stands_in_for_a_cost_the_call_does_not_state() -> None:
+    estimated = Checkpoints(
+        SPEC.model_copy(update={"tool_cost_estimates_usd": {"scale_cluster": 80.0}})
+    )
+    unstated = ToolCall("c1", "scale_cluster", '{"nodes": 3}')
+    trigger = estimated.tool_call(unstated, environments=[])
+    assert trigger is not None
+    assert (trigger.index, trigger.cost_usd) == (1, 80.0)
+    stated = ToolCall("c2", "scale_cluster", '{"nodes": 3, "cost_usd": 20}')
+    assert estimated.tool_call(stated, environments=[]) is None  # the call's own figure wins
+    assert estimated.tool_call(ToolCall("c3", "resize_disk", "{}"), environments=[]) is None
+
+
+def test_the_trigger_carries_the_cost_impact_it_was_judged_on() -> None:
+    costly = ToolCall("c1", "scale_cluster", '{"cost_impact_usd": 234}')
+    trigger = CHECKS.tool_call(costly, environments=[])
+    assert trigger is not None and trigger.cost_usd == 234.0
+    deleted = CHECKS.tool_call(ToolCall("c2", "delete_bucket", "{}"), environments=["staging"])
+    assert deleted is not None and deleted.cost_usd is None

@@ -10,7 +10,9 @@ act on them read these models.
 
 Additions of ours, optional per confirmation rule: ``approvers`` (roles who
 must approve instead of the requester) and ``expires_seconds`` (how long a
-challenge waits for its answer).
+challenge waits for its answer); and in ``hitl``, ``tool_cost_estimates_usd``
+(a tool's cost impact in USD when its call does not state one: what a
+rule's ``min_cost_impact_usd`` is compared with, and what the challenge shows).
 
 Patterns are RE2, as the DLP rules' are (matching in time linear in the
 text, so no prompt can stall the gateway), and match case-insensitively.
@@ -65,6 +67,9 @@ class ConfirmationRule(_Strict):
 class Hitl(_Strict):
     enabled: bool = False
     confirmation_required: list[ConfirmationRule] = []
+    tool_cost_estimates_usd: dict[
+        Annotated[str, Field(min_length=1)], Annotated[float, Field(ge=0)]
+    ] = {}
 
 
 class Grounding(_Strict):

@@ -41,6 +41,7 @@ def confirmation_object(c: Confirmation) -> dict[str, Any]:
         "expires_at": _iso(c.expires_at),
         "requires_mfa": c.requires_mfa,
         "approvers": list(c.approvers),
+        "cost_impact_usd": c.cost_impact_usd,
     }
 
 
@@ -53,6 +54,8 @@ def challenge_text(c: Confirmation, *, tool_name: str | None, shown: list[str]) 
         lines.append(f"Environment: {c.environment} ({risk_of(c.environment).upper()} RISK)")
     if shown:
         lines += ["", *(f"• {item}" for item in shown)]
+    if c.cost_impact_usd is not None:
+        lines += ["", f"Estimated cost impact: ${c.cost_impact_usd:,.2f}"]
     lines += ["", f"Type '{c.phrase}' to proceed", f"Type '{CANCEL}' to abort"]
     if c.scope:
         lines.append(f"Type '{SHOW_DETAILS}' for the full list")

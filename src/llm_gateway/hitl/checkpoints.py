@@ -13,7 +13,9 @@ A rule applies when it is ``always``; otherwise only in its ``environments``
 (when it names any) and only at or above its ``min_cost_impact_usd`` (when it
 names one, and the cost impact is known: a tool call's ``cost_impact_usd``,
 ``estimated_cost_usd``, ``cost_usd``, ``estimated_cost`` or ``cost``
-argument). The first rule that applies and matches is the trigger.
+argument, else the tool's entry in ``tool_cost_estimates_usd``). The first
+rule that applies and matches is the trigger; it carries the cost impact, for
+the challenge to show.
 
 Where a request runs is known from several places, most specific first: the
 tool call's own arguments (``environment``, ``env`` or ``stage``), the
@@ -66,6 +68,7 @@ class Trigger:
     source: Literal["prompt", "tool_call"]
     environment: str | None  # the first known environment, or the first the rule lists
     tool_call: ToolCall | None = None
+    cost_usd: float | None = None  # the cost impact, when known
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +100,7 @@ class _Rule:
 class Checkpoints:
     def __init__(self, hitl: Hitl) -> None:
         rules = hitl.confirmation_required if hitl.enabled else []
+        self._estimates = hitl.tool_cost_estimates_usd
         self._rules = [
             _Rule(i, rule, compile_pattern(rf"\b({rule.pattern})\b"))
             for i, rule in enumerate(rules)
@@ -124,7 +128,9 @@ class Checkpoints:
             *_readings(call.arguments, identifiers=True),
         ]
         where, stated = _stated(call.arguments)
-        cost = stated if stated is not None else cost_usd
+        cost = next(
+            (c for c in (stated, cost_usd, self._estimates.get(call.name)) if c is not None), None
+        )
         return self._first(texts, [*where, *environments], cost, "tool_call", call)
 
     def _first(
@@ -144,7 +150,7 @@ class Checkpoints:
                 verb = rule.verb(text)
                 if verb is not None:
                     where = rule.where(environments)
-                    return Trigger(rule.index, rule.rule, verb, source, where, call)
+                    return Trigger(rule.index, rule.rule, verb, source, where, call, cost_usd)
         return None
 
 

@@ -55,6 +55,7 @@ class Confirmation:
     cooldown_until: float
     held: dict[str, Any] = field(default_factory=dict)  # what is released on confirmation
     status: Status = "pending"
+    cost_impact_usd: float | None = None  # the estimated cost impact, when known
 
     def encode(self) -> bytes:
         fields = {name: getattr(self, name) for name in self.__dataclass_fields__}

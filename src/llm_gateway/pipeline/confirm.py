@@ -160,6 +160,7 @@ class Confirm:
             expires_at=now + rule.expires_seconds,
             cooldown_until=now + rule.cooldown_seconds,
             held=dict(held),
+            cost_impact_usd=trigger.cost_usd,
         )
         await self.confirmations.open(confirmation)
         ctx.call.confirmation = f"{confirmation.id}:challenged"
