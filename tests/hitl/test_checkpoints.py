@@ -114,6 +114,8 @@ def test_a_configured_estimate_stands_in_for_a_cost_the_call_does_not_state() ->
 def test_the_trigger_carries_the_cost_impact_it_was_judged_on() -> None:
     costly = ToolCall("c1", "scale_cluster", '{"cost_impact_usd": 234}')
     trigger = CHECKS.tool_call(costly, environments=[])
-    assert trigger is not None and trigger.cost_usd == 234.0
+    assert trigger is not None
+    assert trigger.cost_usd == 234.0
     deleted = CHECKS.tool_call(ToolCall("c2", "delete_bucket", "{}"), environments=["staging"])
-    assert deleted is not None and deleted.cost_usd is None
+    assert deleted is not None
+    assert deleted.cost_usd is None
