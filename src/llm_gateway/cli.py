@@ -105,6 +105,9 @@ def _identity_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tier", required=True)
     parser.add_argument("--team")
     parser.add_argument("--tenant")
+    parser.add_argument(
+        "--environment", help="where it acts (production, staging...), for confirmation rules"
+    )
 
 
 def checked_config(settings: Settings) -> GatewayConfig | None:
@@ -241,6 +244,7 @@ def _token_create(args: argparse.Namespace, settings: Settings) -> int:
             tier=args.tier,
             team=args.team,
             tenant=args.tenant,
+            environment=args.environment,
         )
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -260,6 +264,7 @@ def _keys_create(args: argparse.Namespace, settings: Settings) -> int:
         key, info = await store.create(
             user_id=args.user, role=args.role, tier=args.tier, team=args.team,
             tenant=args.tenant, expires_at=expires, description=args.description,
+            environment=args.environment,
         )  # fmt: skip
         print(key)
         print(f"key id {info.key_id}: store the key now, it cannot be shown again", file=sys.stderr)

@@ -24,6 +24,7 @@ from llm_gateway.dlp.vault_crypto import resolve_vault_key
 from llm_gateway.emulators import EmulatorServer
 from llm_gateway.hitl import Checkpoints
 from llm_gateway.hitl.confirmations import Confirmations
+from llm_gateway.hitl.expiry import ExpirySweeper
 from llm_gateway.hitl.mfa import MfaCodes
 from llm_gateway.observability.access import AccessLog
 from llm_gateway.pipeline import Pipeline, build_action_pipeline, build_pipeline
@@ -58,6 +59,7 @@ class AppState:
     resolver: Resolver
     routing: Parts  # the router, and its breaker and health checks
     confirmations: Confirmations  # what waits for a person (the confirmations API reads it)
+    expiries: ExpirySweeper  # audits the confirmations that expire unanswered
     mfa: MfaCodes  # the TOTP codes confirmations that need MFA ask for
     pipeline: Pipeline  # the chat calls'
     actions: Pipeline  # the management actions'
@@ -117,7 +119,8 @@ class AppState:
             settings=settings.routing, store=store.namespaced("routing"),
             probe=partial(providers.probe, transport),
         )  # fmt: skip
-        recorders: list[Recorder] = [AccessLog(), AuditRecorder(audit)]
+        trail: list[Recorder] = [AccessLog(), AuditRecorder(audit)]  # what every event writes
+        recorders = list(trail)
         limiter = None
         if settings.limits.enabled:
             limiter = Limiter(
@@ -140,15 +143,19 @@ class AppState:
             environment=settings.policy.environment,
         )  # fmt: skip
         policy.start(settings.policy.reload_seconds)
+        expiries = ExpirySweeper(confirmations, trail, settings.hitl.expiry_sweep_s)
+        if checkpoints:
+            expiries.start()
         if routed.health is not None:
             routed.health.start()
         return cls(
             settings, config, deployments, db, audit, keys, authenticator, policy, store, dlp,
-            limiter, transport, resolver, routed, confirmations, mfa, pipeline, actions, demo,
-            time.time(),
+            limiter, transport, resolver, routed, confirmations, expiries, mfa, pipeline, actions,
+            demo, time.time(),
         )  # fmt: skip
 
     async def stop(self) -> None:
+        await self.expiries.stop()
         if self.routing.health is not None:
             await self.routing.health.stop()
         await self.policy.aclose()

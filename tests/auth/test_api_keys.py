@@ -42,6 +42,14 @@ async def test_a_created_key_verifies_and_only_its_digest_is_stored(store: ApiKe
     assert key not in repr(vars(row))
 
 
+async def test_a_key_may_be_bound_to_an_environment(store: ApiKeyStore) -> None:
+    key, info = await store.create(user_id="ci", role="user", environment="staging")
+    assert info.environment == "staging"
+    assert (await store.verify(key)).environment == "staging"
+    plain, _ = await store.create(user_id="dev", role="user")
+    assert (await store.verify(plain)).environment is None
+
+
 async def test_unknown_malformed_revoked_and_expired_keys_are_refused(store: ApiKeyStore) -> None:
     key, info = await store.create(user_id="u", role="user")
     assert await _code(store, key[:-2] + "xx") == "unknown_api_key"

@@ -62,6 +62,13 @@ def test_minted_tokens_verify_and_expire_after_jwt_expiration(tmp_path: Path) ->
     assert JWTVerifier(settings).verify(token).tenant == "t1"
 
 
+def test_a_tokens_environment_claim_is_the_principals(tmp_path: Path) -> None:
+    settings = _settings(tmp_path)
+    staging = mint_token(settings, sub="ci", role="user", environment="staging")
+    assert JWTVerifier(settings).verify(staging).environment == "staging"
+    assert JWTVerifier(settings).verify(mint_token(settings, sub="dev")).environment is None
+
+
 @pytest.mark.parametrize(
     ("token_factory", "code"),
     [

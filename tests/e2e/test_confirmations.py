@@ -30,6 +30,7 @@ from tests.e2e.conftest import (
     routing_yaml,
     start_gateway,
     stop_gateway,
+    wait_for,
 )
 
 COOLDOWN_S = 0.5
@@ -46,6 +47,10 @@ guardrails:
         require_mfa: true
       - pattern: "scale|resize"
         approvers: [ops]
+      - pattern: "drop"
+        environments: ["staging"]
+      - pattern: "purge"
+        expires_seconds: 0.3
 """
 IDS = [f"i-{n:08x}" for n in range(7)]
 TERMINATE: Any = {
@@ -76,7 +81,10 @@ def guarded(
     (config / "routing_policies.yaml").write_text(routing_yaml(emulator.base_url))
     (config / "pricing.yaml").write_text(PRICING_YAML)
     (config / "guardrails.yaml").write_text(GUARDRAILS)
-    env = {"CONFIG_DIR": str(config), "ENVIRONMENT": "production"}
+    env = {
+        "CONFIG_DIR": str(config), "ENVIRONMENT": "production",
+        "CONFIRMATION_EXPIRY_SWEEP_SECONDS": "0.1",
+    }  # fmt: skip
     gateway = start_gateway(tmp, emulator.base_url, f"sqlite:///{tmp}/gw.db", env)
     try:
         yield gateway
@@ -380,3 +388,33 @@ def test_cancel_by_api_discards_it(guarded: Gateway) -> None:
     assert cancelled.json()["status"] == "cancelled"
     after = talk.say(PHRASE)
     assert not after.json()["choices"][0]["message"].get("tool_calls")
+
+
+def _bare(gateway: Gateway, token: str, text: str) -> httpx.Response:
+    body = {"model": "gpt-emu", "messages": [{"role": "user", "content": text}]}
+    with gateway.http() as http:
+        return http.post(
+            "/v1/chat/completions", json=body, headers={"authorization": f"Bearer {token}"}
+        )
+
+
+def test_the_credentials_own_environment_makes_a_rule_apply(guarded: Gateway) -> None:
+    """The gateway runs in production; a staging rule applies to a staging token only."""
+    staging = guarded.token(f"u-{uuid.uuid4().hex[:8]}", environment="staging")
+    held = _bare(guarded, staging, "drop the cache table")
+    assert held.json()["confirmation"]["environment"] == "staging"
+    assert "Environment: staging (MEDIUM RISK)" in _content(held)
+    plain = _bare(guarded, guarded.token(f"u-{uuid.uuid4().hex[:8]}"), "drop the cache table")
+    assert _content(plain) == "Echo: drop the cache table"
+
+
+def test_an_unanswered_confirmation_expires_into_its_own_audit_event(guarded: Gateway) -> None:
+    user = f"u-{uuid.uuid4().hex[:8]}"
+    held = _bare(guarded, guarded.token(user, tenant="acme"), "purge the logs")
+    cid = held.json()["confirmation"]["id"]
+    expired = AuditLog.confirmation == f"{cid}:expired"
+    assert wait_for(lambda: bool(guarded.audit_rows(expired)), timeout_s=30)
+    [row] = guarded.audit_rows(expired)
+    assert (row.endpoint, row.user_id, row.tenant, row.status) == (
+        "confirmation.expire", user, "acme", 200,
+    )  # fmt: skip

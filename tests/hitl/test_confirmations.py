@@ -86,3 +86,51 @@ def test_an_encoded_confirmation_decodes_to_itself() -> None:
     pending = _pending()
     assert Confirmation.decode(pending.encode()) == pending
     assert Confirmation.decode(replace(pending, status="cancelled").encode()).status == "cancelled"
+
+
+class _Clock:
+    """The confirmations' clock, moved by the test; the memory store's moves with it."""
+
+    def __init__(self, case: StoreCase) -> None:
+        self.case, self.now = case, NOW
+
+    def __call__(self) -> float:
+        return self.now
+
+    def to(self, moment: float) -> None:
+        if self.case.clock is not None:
+            self.case.clock.now = moment
+        self.now = moment
+
+
+async def test_an_unanswered_confirmation_is_reported_expired_once(store_case: StoreCase) -> None:
+    clock = _Clock(store_case)
+    confirmations = Confirmations(store_case.store, clock)
+    pending, decided = _pending(), _pending()
+    waiting = _pending(expires_at=NOW + 3600)
+    for c in (pending, decided, waiting):
+        await confirmations.open(c)
+    assert await confirmations.decide(decided, "cancelled") is not None
+    assert await confirmations.expired() == []  # nothing has expired yet
+    clock.to(pending.expires_at)
+    [expired] = await confirmations.expired()
+    assert (expired.id, expired.user_id, expired.tenant) == (pending.id, "alice", "acme")
+    assert (expired.verb, expired.items, expired.rule) == ("terminate", 2, 0)
+    assert await confirmations.expired() == []  # reported once
+    listed = await confirmations.open_for_tenant("acme")
+    assert [c.id for c in listed] == [waiting.id]
+
+
+async def test_a_short_challenge_does_not_shorten_a_longer_ones_listing(
+    store_case: StoreCase,
+) -> None:
+    clock = _Clock(store_case)
+    confirmations = Confirmations(store_case.store, clock)
+    long = _pending(expires_at=NOW + 3600)
+    short = _pending(expires_at=NOW + 0.05)
+    await confirmations.open(long)
+    await confirmations.open(short)
+    if store_case.clock is None:  # the index's TTL is Redis's own: let it pass
+        await asyncio.sleep(0.1)
+    clock.to(short.expires_at)
+    assert [c.id for c in await confirmations.open_for_tenant("acme")] == [long.id]

@@ -61,12 +61,13 @@ class KeyInfo:
     created_at: datetime
     expires_at: datetime | None
     revoked_at: datetime | None
+    environment: str | None = None
 
     @classmethod
     def of(cls, row: ApiKey) -> KeyInfo:
         return cls(
             row.key_id, row.user_id, row.role, row.tier, row.team, row.tenant,
-            row.description, row.created_at, row.expires_at, row.revoked_at,
+            row.description, row.created_at, row.expires_at, row.revoked_at, row.environment,
         )  # fmt: skip
 
 
@@ -78,7 +79,7 @@ class ApiKeyStore:
         self.cache_seconds = cache_seconds
         self._cache: dict[str, tuple[float, ApiKey]] = {}
 
-    async def create(
+    async def create(  # noqa: PLR0913 (keyword-only: one per column of the key)
         self,
         *,
         user_id: str,
@@ -88,13 +89,14 @@ class ApiKeyStore:
         tenant: str | None = None,
         expires_at: datetime | None = None,
         description: str | None = None,
+        environment: str | None = None,
     ) -> tuple[str, KeyInfo]:
         """Create a key; returns the key itself (to show once) and what is stored."""
         key_id = secrets.token_hex(_ID_LENGTH // 2)
         key = f"{PREFIX}{key_id}_{secrets.token_urlsafe(32)}"
         row = ApiKey(
             key_id=key_id, key_sha256=digest(key), user_id=user_id, role=role, tier=tier,
-            team=team, tenant=tenant, description=description,
+            team=team, tenant=tenant, description=description, environment=environment,
             created_at=datetime.now(UTC), expires_at=expires_at,
         )  # fmt: skip
         async with self.sessions.begin() as session:
@@ -132,7 +134,7 @@ class ApiKeyStore:
             raise AuthenticationFailed("the API key has expired", code="api_key_expired")
         return Principal(
             user_id=row.user_id, role=row.role, tier=row.tier, team=row.team, tenant=row.tenant,
-            auth_method="api_key", key_id=row.key_id,
+            auth_method="api_key", key_id=row.key_id, environment=row.environment,
         )  # fmt: skip
 
     async def _row(self, key_id: str) -> ApiKey | None:

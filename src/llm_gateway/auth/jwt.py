@@ -24,7 +24,7 @@ from llm_gateway.dev_secrets import DevSecret
 from llm_gateway.errors import AuthenticationFailed
 from llm_gateway.settings import AuthSettings
 
-_STRING_CLAIMS = ("role", "tier", "team", "tenant")
+_STRING_CLAIMS = ("role", "tier", "team", "tenant", "environment")
 _CACHE_LIMIT = 10_000
 # Which JWK can verify which algorithm: its key type, and for EC its curve.
 _KEY_TYPES = {"RS": ("RSA", None), "PS": ("RSA", None), "EdDSA": ("OKP", None)}
@@ -280,6 +280,7 @@ def _principal(claims: dict[str, Any]) -> Principal:
         tenant=values["tenant"],
         groups=tuple(groups),
         auth_method="jwt",
+        environment=values["environment"],
     )
 
 

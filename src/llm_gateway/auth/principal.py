@@ -16,3 +16,4 @@ class Principal:
     groups: tuple[str, ...] = field(default_factory=tuple)
     auth_method: Literal["jwt", "api_key"] = "jwt"
     key_id: str | None = None  # the API key's public id, never the key
+    environment: str | None = None  # where this credential acts: the key's or token's own

@@ -19,7 +19,9 @@ the challenge to show.
 
 Where a request runs is known from several places, most specific first: the
 tool call's own arguments (``environment``, ``env`` or ``stage``), the
-caller's ``x-environment`` header, and the gateway's ``ENVIRONMENT``. A rule
+caller's ``x-environment`` header, the credential's own environment (an API
+key's ``--environment``, a token's ``environment`` claim), and the gateway's
+``ENVIRONMENT``. A rule
 applies when **any** of them is one of its environments: a caller cannot talk
 their way out of a production rule by sending ``x-environment: development``.
 The challenge names the first of them the rule lists.

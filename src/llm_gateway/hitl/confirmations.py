@@ -5,8 +5,13 @@ challenge's TTL, bound to the tenant and user who asked and to their
 conversation; a second key, ``conversation:<tenant>:<user>:<conversation>``,
 points the conversation at its pending confirmation, so that the caller's
 next message can answer it; and each tenant's open confirmations are listed
-in a hash (id -> expiry) for the confirmations API. With ``STATE_BACKEND=redis`` both survive a
-gateway restart and can be answered through any replica.
+in a hash (id -> expiry) for the confirmations API. A last hash,
+``expiring``, lists every confirmation still to be decided with who asked,
+so that one that expires unanswered is noticed and audited
+(:mod:`llm_gateway.hitl.expiry`). The hashes live as long as the longest
+challenge may (:data:`INDEX_TTL_S`): their entries are removed one by one, as
+confirmations are decided or found expired. With ``STATE_BACKEND=redis`` all
+of it survives a gateway restart and can be answered through any replica.
 
 Deciding is a compare-and-set from the value as it was read to the value
 with its new status: of concurrent decisions (a confirmation and a
@@ -30,6 +35,11 @@ from llm_gateway.state import Store
 #: requester's next message; confirmed: released; cancelled: discarded.
 Status = Literal["pending", "approved", "confirmed", "cancelled"]
 OPEN: tuple[Status, ...] = ("pending", "approved")  # still to be released or cancelled
+
+
+#: How long the indexes live after their last change: past the longest expires_seconds.
+INDEX_TTL_S = 8 * 86_400.0
+EXPIRING = "expiring"
 
 
 def new_confirmation_id() -> str:
@@ -68,6 +78,32 @@ class Confirmation:
         return cls(**data)
 
 
+@dataclass(frozen=True, slots=True)
+class Expired:
+    """What is known of a confirmation that expired undecided: enough for its audit event."""
+
+    id: str
+    tenant: str | None
+    user_id: str
+    rule: int
+    verb: str
+    items: int  # how many items its scope had
+    expires_at: float
+
+    @classmethod
+    def decode(cls, confirmation_id: str, raw: bytes) -> Expired:
+        data = orjson.loads(raw)
+        return cls(confirmation_id, data["t"], data["u"], data["r"], data["v"], data["n"],
+                   data["e"])  # fmt: skip
+
+
+def _expiring(c: Confirmation) -> bytes:
+    return orjson.dumps(
+        {"t": c.tenant, "u": c.user_id, "r": c.rule, "v": c.verb, "n": len(c.scope),
+         "e": c.expires_at}
+    )  # fmt: skip
+
+
 def _conversation_key(tenant: str | None, user_id: str, conversation: str) -> str:
     """The conversation's pointer: digests, so that no name can reach another's keys."""
     parts = "\x00".join((tenant or "", user_id, conversation)).encode()
@@ -91,8 +127,10 @@ class Confirmations:
         ttl = self._ttl(confirmation)
         await self.store.set(f"confirmation:{confirmation.id}", confirmation.encode(), ttl_s=ttl)
         index = _tenant_key(confirmation.tenant)
+        expires = repr(confirmation.expires_at).encode()
+        await self.store.hash_set(index, {confirmation.id: expires}, ttl_s=INDEX_TTL_S)
         await self.store.hash_set(
-            index, {confirmation.id: repr(confirmation.expires_at).encode()}, ttl_s=ttl
+            EXPIRING, {confirmation.id: _expiring(confirmation)}, ttl_s=INDEX_TTL_S
         )
         if confirmation.conversation is not None:
             key = _conversation_key(
@@ -151,12 +189,26 @@ class Confirmations:
         ):
             return None
         if status != "approved":  # an approved one waits for the requester's next message
+            await self.store.hash_delete(EXPIRING, current.id)
             await self.store.hash_delete(_tenant_key(current.tenant), current.id)
             if current.conversation is not None:
                 await self.store.delete(
                     _conversation_key(current.tenant, current.user_id, current.conversation)
                 )
         return decided
+
+    async def expired(self) -> list[Expired]:
+        """The confirmations that expired undecided since the last call, each returned once
+        (of several replicas asking at once, one gets each)."""
+        now = self.clock()
+        listed = await self.store.hash_get_all(EXPIRING)
+        found = []
+        for confirmation_id, raw in listed.items():
+            entry = Expired.decode(confirmation_id, raw)
+            if entry.expires_at <= now and await self.store.hash_delete(EXPIRING, confirmation_id):
+                await self.store.hash_delete(_tenant_key(entry.tenant), confirmation_id)
+                found.append(entry)
+        return found
 
     async def _read(self, confirmation_id: str) -> tuple[bytes, Confirmation] | None:
         raw = await self.store.get(f"confirmation:{confirmation_id}")

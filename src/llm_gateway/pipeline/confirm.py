@@ -94,7 +94,9 @@ class Confirm:
         pending = await self._pending(ctx)
         if pending is not None:
             return await self._answer(ctx, pending, call_next)
-        environments = [e for e in (ctx.environment, self.environment) if e]
+        assert ctx.principal is not None
+        known = (ctx.environment, ctx.principal.environment, self.environment)
+        environments = [e for e in known if e]
         last = next((m.text for m in reversed(chat.messages) if m.role == "user"), "")
         asked = self.checkpoints.prompt(last, environments=environments)
         if asked is not None and not chat.tools:

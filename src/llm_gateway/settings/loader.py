@@ -29,6 +29,7 @@ from llm_gateway.settings.auth import AuthSettings
 from llm_gateway.settings.declare import Section, Var, var_of
 from llm_gateway.settings.dlp import DlpSettings
 from llm_gateway.settings.files import FilesSettings
+from llm_gateway.settings.hitl import HitlSettings
 from llm_gateway.settings.limits import LimitSettings
 from llm_gateway.settings.policy import PolicySettings
 from llm_gateway.settings.providers import ProviderSettings
@@ -54,6 +55,7 @@ class Settings:
     limits: LimitSettings = field(default_factory=LimitSettings)
     providers: ProviderSettings = field(default_factory=ProviderSettings)
     routing: RoutingSettings = field(default_factory=RoutingSettings)
+    hitl: HitlSettings = field(default_factory=HitlSettings)
     policy: PolicySettings = field(default_factory=PolicySettings)
     dlp: DlpSettings = field(default_factory=DlpSettings)
 

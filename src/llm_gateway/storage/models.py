@@ -128,3 +128,4 @@ class ApiKey(Base):
     created_at: Mapped[datetime] = mapped_column()
     expires_at: Mapped[datetime | None] = mapped_column()
     revoked_at: Mapped[datetime | None] = mapped_column()
+    environment: Mapped[str | None] = mapped_column(String(64))  # where the key acts
