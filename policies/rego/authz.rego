@@ -22,10 +22,23 @@ allow if {
 # Anyone signed in may check a text with the DLP scan API, and see their own limits.
 allow if input.action in {"dlp.scan", "limits.read"}
 
-# Anyone signed in may see and decide the confirmations that are theirs to decide: the
-# gateway shows each caller only their own, or those whose rule names their role as an
-# approver, and never another tenant's.
-allow if input.action in {"confirmations.read", "confirmation.approve", "confirmation.cancel"}
+# Anyone signed in may list the confirmations, and see and decide those that are theirs
+# to decide: their own, or those whose rule names their role as an approver. The gateway
+# puts the confirmation an action is about in input.confirmation, with the caller's
+# relation to it (requester, approver or other), and never shows another tenant's. To let
+# others decide (a security team, say, for production), allow them here by their role
+# and input.confirmation's environment, risk or action.
+confirmation_actions := {"confirmations.read", "confirmation.approve", "confirmation.cancel"}
+
+allow if {
+	input.action in confirmation_actions
+	not input.confirmation
+}
+
+allow if {
+	input.action in confirmation_actions
+	input.confirmation.relation in {"requester", "approver"}
+}
 
 # Everyone may read their own usage.
 allow if {

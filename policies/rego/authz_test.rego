@@ -209,3 +209,22 @@ test_anyone_signed_in_may_act_on_their_confirmations if {
 	authz.allow with input as action("confirmation.approve", "user")
 	authz.allow with input as action("confirmation.cancel", "service")
 }
+
+about(name, role, relation) := object.union(action(name, role), {"confirmation": {
+	"id": "cf_1", "action": "terminate", "environment": "production",
+	"relation": relation, "requested_by": "u-2",
+}})
+
+test_requesters_and_approvers_may_decide_a_confirmation if {
+	authz.allow with input as about("confirmation.approve", "user", "requester")
+	authz.allow with input as about("confirmation.approve", "ops", "approver")
+	authz.allow with input as about("confirmations.read", "user", "approver")
+	authz.allow with input as about("confirmation.cancel", "service", "requester")
+}
+
+test_others_may_not_decide_a_confirmation_unless_a_rule_says_so if {
+	not authz.allow with input as about("confirmation.approve", "user", "other")
+	not authz.allow with input as about("confirmations.read", "user", "other")
+	not authz.allow with input as about("confirmation.cancel", "user", "other")
+	authz.allow with input as about("confirmation.approve", "admin", "other")
+}

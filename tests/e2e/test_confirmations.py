@@ -418,3 +418,23 @@ def test_an_unanswered_confirmation_expires_into_its_own_audit_event(guarded: Ga
     assert (row.endpoint, row.user_id, row.tenant, row.status) == (
         "confirmation.expire", user, "acme", 200,
     )  # fmt: skip
+
+
+def test_the_policy_decides_who_else_may_approve(guarded: Gateway) -> None:
+    """The confirmation is in the policy's input; the shipped policy lets administrators
+    of the tenant approve another's, and nobody else."""
+    talk = Dialogue(guarded)
+    cid = talk.say(ASK).json()["confirmation"]["id"]
+    neighbour = guarded.token("neighbour", tenant="acme")
+    refused = _api(guarded, neighbour, "POST", f"/{cid}/confirm", phrase=PHRASE)
+    assert (refused.status_code, refused.json()["error"]["code"]) == (403, "policy_denied")
+    assert _api(guarded, neighbour, "GET", f"/{cid}").status_code == 403
+    admin = guarded.token("lead", role="admin", tenant="acme")
+    assert cid in [c["id"] for c in _api(guarded, admin, "GET", "").json()["data"]]
+    time.sleep(COOLDOWN_S)
+    approved = _api(guarded, admin, "POST", f"/{cid}/confirm", phrase=PHRASE)
+    assert (approved.status_code, approved.json()["status"]) == (200, "approved")
+    released = talk.say("go on")
+    assert released.json()["choices"][0]["message"]["tool_calls"]
+    elsewhere = guarded.token("lead", role="admin", tenant="globex")
+    assert _api(guarded, elsewhere, "GET", "").json()["data"] == []

@@ -24,7 +24,13 @@ from llm_gateway.api import native
 from llm_gateway.api.http import client_ip, error_response, read_body, request_id_of
 from llm_gateway.auth import Credentials
 from llm_gateway.errors import GatewayError
-from llm_gateway.pipeline.context import ActionCall, ActionHandler, ActionResult, RequestContext
+from llm_gateway.pipeline.context import (
+    ActionCall,
+    ActionHandler,
+    ActionResult,
+    RequestContext,
+    SubjectLoader,
+)
 from llm_gateway.runtime import AppState
 
 ErrorRender = Callable[[GatewayError, str], dict[str, Any]]
@@ -63,6 +69,7 @@ async def run_action(
     targets: tuple[str, ...] | None = None,
     target_field: Literal["model", "scope"] = "model",
     render: ErrorRender = native.error_body,
+    subject: SubjectLoader | None = None,
 ) -> Response:
     """Run ``handler`` as ``action`` through the action pipeline; its body answers as JSON."""
     state: AppState = request.app.state.gateway
@@ -70,7 +77,7 @@ async def run_action(
         endpoint=action,
         credentials=Credentials.from_headers(request.headers.raw),
         read_body=partial(read_body, request, state.settings.http.max_body_bytes),
-        payload=ActionCall(action, handler, targets, target_field),
+        payload=ActionCall(action, handler, targets, target_field, subject=subject),
         request_id=request_id_of(request),
         client_ip=client_ip(request, state.settings.http.trusted_proxies),
     )

@@ -8,9 +8,14 @@ pipeline (``confirmations.read``, ``confirmation.approve``,
 
 Who may act: the requester, or, when the rule names ``approvers``, a person
 with one of those roles who is not the requester (then only they may
-approve). Never across tenants: another tenant's id is not found. An
-approval by API does not release anything by itself: the requester's next
-message in the conversation gets what was held.
+approve), or anyone else a rule of the policy names: the confirmation is in
+the policy's input (``input.confirmation``, with the caller's ``relation`` to
+it: ``requester``, ``approver`` or ``other``), and the shipped policy lets
+only requesters and approvers act, and administrators. An approval never
+comes from the requester when the rule names approvers. Never across
+tenants: another tenant's id is not found. An approval by API does not
+release anything by itself: the requester's next message in the
+conversation gets what was held.
 """
 
 from __future__ import annotations
@@ -27,10 +32,13 @@ from llm_gateway.api.actions import ERRORS, run_action
 from llm_gateway.auth.principal import Principal
 from llm_gateway.errors import ConfirmationNotFound, ConfirmationRefused, InvalidRequest
 from llm_gateway.hitl import normalised
-from llm_gateway.hitl.challenge import confirmation_object
+from llm_gateway.hitl.challenge import confirmation_object, risk_of
 from llm_gateway.hitl.confirmations import OPEN, Confirmation
 from llm_gateway.pipeline.context import ActionCall, RequestContext
+from llm_gateway.policy.inputs import action_input
 from llm_gateway.runtime import AppState
+
+Relation = Literal["requester", "approver", "other"]
 
 router = APIRouter(tags=["confirmations"])
 
@@ -45,30 +53,73 @@ async def list_confirmations(request: Request) -> Response:
 @router.get("/api/v1/confirmations/{confirmation_id}", responses=ERRORS)
 async def get_confirmation(request: Request, confirmation_id: str) -> Response:
     """One open confirmation the caller may act on."""
-    state: AppState = request.app.state.gateway
-    return await run_action(request, "confirmations.read", partial(_one, state, confirmation_id))
+    subject = _Subject(request.app.state.gateway, confirmation_id)
+    return await run_action(request, "confirmations.read", subject.show, subject=subject)
 
 
 @router.post("/api/v1/confirmations/{confirmation_id}/confirm", responses=ERRORS)
 async def confirm(request: Request, confirmation_id: str) -> Response:
     """Approve it with its exact phrase (``{"phrase": "confirm delete 7 instances"}``)."""
-    state: AppState = request.app.state.gateway
-    handler = partial(_decide, state, confirmation_id, "approved")
-    return await run_action(request, "confirmation.approve", handler)
+    subject = _Subject(request.app.state.gateway, confirmation_id)
+    handler = partial(subject.decide, "approved")
+    return await run_action(request, "confirmation.approve", handler, subject=subject)
 
 
 @router.post("/api/v1/confirmations/{confirmation_id}/cancel", responses=ERRORS)
 async def cancel(request: Request, confirmation_id: str) -> Response:
     """Discard it: nothing held is released."""
-    state: AppState = request.app.state.gateway
-    handler = partial(_decide, state, confirmation_id, "cancelled")
-    return await run_action(request, "confirmation.cancel", handler)
+    subject = _Subject(request.app.state.gateway, confirmation_id)
+    handler = partial(subject.decide, "cancelled")
+    return await run_action(request, "confirmation.cancel", handler, subject=subject)
 
 
-def _may_act(caller: Principal, c: Confirmation) -> bool:
-    if c.approvers:
-        return caller.role in c.approvers or caller.user_id == c.user_id
-    return caller.user_id == c.user_id
+def relation_of(caller: Principal, c: Confirmation) -> Relation:
+    if caller.user_id == c.user_id:
+        return "requester"
+    return "approver" if caller.role in c.approvers else "other"
+
+
+def policy_view(caller: Principal, c: Confirmation) -> dict[str, Any]:
+    """``input.confirmation`` for this caller (its shape: :mod:`llm_gateway.policy.inputs`)."""
+    return {
+        "id": c.id, "rule": c.rule, "action": c.verb, "scope": list(c.scope),
+        "scope_count": len(c.scope), "environment": c.environment,
+        "risk": risk_of(c.environment), "requires_mfa": c.requires_mfa,
+        "approvers": list(c.approvers), "requested_by": c.user_id,
+        "relation": relation_of(caller, c),
+    }  # fmt: skip
+
+
+class _Subject:
+    """The confirmation an action is about, read once the caller is known: the policy
+    decides on it (``input.confirmation``), then the handler acts on the same one."""
+
+    def __init__(self, state: AppState, confirmation_id: str) -> None:
+        self.state = state
+        self.confirmation_id = confirmation_id
+        self.found: Confirmation | None = None
+
+    async def __call__(self, ctx: RequestContext) -> dict[str, Any]:
+        assert ctx.principal is not None
+        c = await self.state.confirmations.get(self.confirmation_id, tenant=ctx.principal.tenant)
+        if c is None or c.status not in OPEN:
+            return {}  # the handler says it is not found
+        self.found = c
+        return {"confirmation": policy_view(ctx.principal, c)}
+
+    def open(self) -> Confirmation:
+        """The confirmation, which the policy let this caller act on."""
+        if self.found is None:
+            raise ConfirmationNotFound(f"no open confirmation {self.confirmation_id!r}")
+        return self.found
+
+    async def show(self, ctx: RequestContext) -> dict[str, Any]:
+        return _shown(self.open())
+
+    async def decide(
+        self, status: Literal["approved", "cancelled"], ctx: RequestContext
+    ) -> dict[str, Any]:
+        return await _decide(self.state, self.open(), status, ctx)
 
 
 def _shown(c: Confirmation) -> dict[str, Any]:
@@ -76,32 +127,30 @@ def _shown(c: Confirmation) -> dict[str, Any]:
 
 
 async def _list(state: AppState, ctx: RequestContext) -> dict[str, Any]:
-    assert ctx.principal is not None
-    found = await state.confirmations.open_for_tenant(ctx.principal.tenant)
-    return {"data": [_shown(c) for c in found if _may_act(ctx.principal, c)]}
-
-
-async def _found(state: AppState, ctx: RequestContext, confirmation_id: str) -> Confirmation:
-    assert ctx.principal is not None
-    c = await state.confirmations.get(confirmation_id, tenant=ctx.principal.tenant)
-    if c is None or c.status not in OPEN or not _may_act(ctx.principal, c):
-        raise ConfirmationNotFound(f"no open confirmation {confirmation_id!r} for this caller")
-    return c
-
-
-async def _one(state: AppState, confirmation_id: str, ctx: RequestContext) -> dict[str, Any]:
-    return _shown(await _found(state, ctx, confirmation_id))
+    """The caller's own and those they approve by their role; others the policy decides."""
+    caller = ctx.principal
+    assert caller is not None
+    found = await state.confirmations.open_for_tenant(caller.tenant)
+    others = [c for c in found if relation_of(caller, c) == "other"]
+    documents = [
+        {**action_input(caller, "confirmations.read", client_ip=ctx.client_ip,
+                        environment=state.settings.policy.environment),
+         "confirmation": policy_view(caller, c)}
+        for c in others
+    ]  # fmt: skip
+    decisions = await state.policy.decide_many(documents) if documents else []
+    refused = {c.id for c, d in zip(others, decisions, strict=True) if not d.allow}
+    return {"data": [_shown(c) for c in found if c.id not in refused]}
 
 
 async def _decide(
     state: AppState,
-    confirmation_id: str,
+    c: Confirmation,
     status: Literal["approved", "cancelled"],
     ctx: RequestContext,
 ) -> dict[str, Any]:
     assert ctx.principal is not None
     assert isinstance(ctx.payload, ActionCall)
-    c = await _found(state, ctx, confirmation_id)
     ctx.payload.confirmation = f"{c.id}:api-{status}"
     caller = ctx.principal
     if status == "approved":
@@ -111,7 +160,7 @@ async def _decide(
                 f"the phrase does not match; it is {c.phrase!r}",
                 code="confirmation_phrase_mismatch", param="phrase",
             )  # fmt: skip
-        if c.approvers and (caller.role not in c.approvers or caller.user_id == c.user_id):
+        if c.approvers and caller.user_id == c.user_id:
             raise ConfirmationRefused(
                 f"this confirmation needs the approval of someone else, as {'/'.join(c.approvers)}"
             )
@@ -129,5 +178,5 @@ async def _decide(
             )
     decided = await state.confirmations.decide(c, status)
     if decided is None:
-        raise ConfirmationNotFound(f"no open confirmation {confirmation_id!r} for this caller")
+        raise ConfirmationNotFound(f"no open confirmation {c.id!r}")
     return _shown(decided)

@@ -29,11 +29,12 @@ class AuthorizeAction:
         call = _action(ctx)
         principal = ctx.principal
         if call.targets is None:
-            ctx.decision = await self.policy.decide(
-                action_input(
-                    principal, call.action, client_ip=ctx.client_ip, environment=self.environment
-                )
+            document = action_input(
+                principal, call.action, client_ip=ctx.client_ip, environment=self.environment
             )
+            if call.subject is not None:
+                document.update(await call.subject(ctx))
+            ctx.decision = await self.policy.decide(document)
             enforce(ctx.decision)
             return await call_next(ctx)
         documents = [

@@ -95,7 +95,8 @@ class ActionCall:
     ``input.request.model``; the scopes a usage read may cover, as
     ``input.request.scope``: ``target_field`` says which); ``permitted`` is
     the part of them the policy allows. Without targets (``None``) the action
-    itself is decided, and a denial refuses it.
+    itself is decided, and a denial refuses it; ``subject`` then adds what it
+    is about to the input (the confirmation an approval decides).
     """
 
     action: str  # "models.list", "dlp.scan", ...
@@ -104,6 +105,7 @@ class ActionCall:
     target_field: Literal["model", "scope"] = "model"
     permitted: tuple[str, ...] = ()
     confirmation: str | None = None  # "<id>:<event>" of a confirmation the action acted on
+    subject: SubjectLoader | None = None  # adds what the action is about to the policy's input
 
 
 @dataclass(slots=True)
@@ -172,6 +174,9 @@ class RequestContext:
 
 Next = Callable[[RequestContext], Awaitable[Outcome]]
 ActionHandler = Callable[[RequestContext], Awaitable[Any]]  # returns the action's answer body
+#: What an action is about, read once the caller is known, for the policy's input
+#: (``{"confirmation": {...}}``); empty when there is nothing to say.
+SubjectLoader = Callable[[RequestContext], Awaitable[dict[str, Any]]]
 
 
 class Stage(Protocol):

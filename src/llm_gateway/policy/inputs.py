@@ -6,8 +6,15 @@ policies are written against it, so fields are added, never renamed or removed.
       "user":    {"id", "role", "tier", "team", "tenant", "groups", "auth_method"},
       "request": {"endpoint", "model", "stream", "tools", "estimated_tokens",
                   "max_tokens", "features"},
-      "context": {"client_ip", "time", "environment"}
+      "context": {"client_ip", "time", "environment"},
+      "confirmation": {"id", "rule", "action", "scope", "scope_count", "environment",
+                       "risk", "requires_mfa", "approvers", "requested_by", "relation"}
     }
+
+``confirmation`` is there only when a ``confirmation.*`` action is about one;
+``relation`` is the caller's to it: ``requester`` (they asked for it),
+``approver`` (its rule names their role, and they did not ask), or ``other``:
+then only a rule of the policy's own lets them act on it.
 
 ``request.features`` names what the call asks for beyond a plain completion
 (``streaming``, ``tools``, ``json_output``), so that a policy can grant features
