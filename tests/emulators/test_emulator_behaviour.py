@@ -84,6 +84,20 @@ def test_directive_in_a_tool_result_is_honoured() -> None:
     assert script.text == "done"
 
 
+def test_then_answers_the_next_turn_only_when_it_has_no_directive_of_its_own() -> None:
+    result = 'rows: 5 [[emulate {"reply": "seven", "then": {"reply": "five"}}]]'
+    tool = Turn("tool", tool_results=(result,))
+    assert _script(tool).text == "seven"
+    follow_up = _script(tool, Turn("assistant", ("seven",)), Turn("user", ("check again",)))
+    assert follow_up.text == "five"
+    own = Turn("user", ('again [[emulate {"reply": "mine"}]]',))
+    assert _script(tool, Turn("assistant", ("seven",)), own).text == "mine"
+    later = _script(
+        tool, Turn("assistant"), Turn("user", ("a",)), Turn("assistant"), Turn("user", ("b",))
+    )
+    assert later.text == "Echo: b"  # only the next turn: a scripted answer never repeats
+
+
 def test_limits_cut_text_and_chunks_consistently() -> None:
     turn = Turn("user", ('x [[emulate {"chunks": ["ab", "cd ", "ef gh"]}]]',))
     script = _script(turn, stream=True, limits=Limits(stop=("e",)))

@@ -327,13 +327,6 @@ def parse_directive(raw: Mapping[str, Any]) -> Directive:
     )
 
 
-def _prompting_turn(turns: Sequence[Turn]) -> Turn | None:
-    for turn in reversed(turns):
-        if turn.role in PROMPTING_ROLES:
-            return turn
-    return None
-
-
 def read_directive(turns: Sequence[Turn], model: str | None = None) -> tuple[Directive, str, bool]:
     """Find the directive in the last user/tool turn, as it applies to ``model``.
 
@@ -341,24 +334,35 @@ def read_directive(turns: Sequence[Turn], model: str | None = None) -> tuple[Dir
     whether the turn is a tool result (which changes the default reply). Only
     the latest prompting turn counts: a directive from an earlier user turn
     (say one that asked for a tool call) must not fire again once the tool
-    result comes back. ``model`` is the upstream model the request names: its
-    entry in the directive's ``models`` key, if any, is merged over the rest
-    (:func:`scoped_keys`).
+    result comes back. The one exception is a directive's ``then`` key: the
+    directive keys for the answer to the next prompting turn, when that turn
+    carries no directive of its own (a gateway's follow-up message, such as a
+    corrective instruction, is answered as the test scripted). ``model`` is
+    the upstream model the request names: its entry in the directive's
+    ``models`` key, if any, is merged over the rest (:func:`scoped_keys`).
     """
-    turn = _prompting_turn(turns)
-    if turn is None:
+    prompting = [t for t in turns if t.role in PROMPTING_ROLES]
+    if not prompting:
         return Directive(), "", False
-    directive = Directive()
+    turn = prompting[-1]
+    keys = _directive_keys(turn)
+    if keys is None and len(prompting) > 1:
+        earlier = _directive_keys(prompting[-2])
+        then = earlier.get("then") if earlier is not None else None
+        keys = then if isinstance(then, dict) else None
+    directive = parse_directive(scoped_keys(keys, model)) if keys is not None else Directive()
     pieces = list(turn.tool_results or turn.texts)
-    searchable = list(turn.texts) + list(turn.tool_results)
-    for text in searchable:
-        found = find_directive(text)
-        if found is not None:
-            directive = parse_directive(scoped_keys(found[0], model))
-            break
     separator = "\n" if turn.tool_results else ""
     cleaned = separator.join(strip_directives(p) for p in pieces).strip()
     return directive, cleaned, bool(turn.tool_results)
+
+
+def _directive_keys(turn: Turn) -> dict[str, Any] | None:
+    for text in [*turn.texts, *turn.tool_results]:
+        found = find_directive(text)
+        if found is not None:
+            return found[0]
+    return None
 
 
 def _cut_chunks(chunks: Sequence[str], length: int) -> tuple[str, ...]:
