@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from pathlib import Path
 
 import pytest
@@ -21,7 +21,7 @@ from llm_gateway.chat import (
     TextPart,
 )
 from llm_gateway.dlp.service import DlpService
-from llm_gateway.errors import DlpBlocked
+from llm_gateway.errors import DlpBlocked, DlpUnavailable
 from llm_gateway.pipeline.context import ChatCall, Outcome, RequestContext
 from llm_gateway.pipeline.inspect import Inspect
 from llm_gateway.pipeline.record import request_record
@@ -124,3 +124,68 @@ async def test_the_policy_dlp_mode_is_obeyed(tmp_path: Path) -> None:
         await dlp.aclose()
     assert ctx.dlp is not None
     assert [f.entity for _, f in ctx.dlp.findings] == ["US_SSN"]
+
+
+class _UnreadNer:
+    """A detector NER cannot run with: what a gateway without the ner extra has."""
+
+    available = False
+    reason = "presidio-analyzer is not installed (install the ner extra)"
+
+    async def aclose(self) -> None:
+        return None
+
+
+async def _answered(stage: Inspect, ctx: RequestContext) -> None:
+    async def provider(_ctx: RequestContext) -> Outcome:
+        return _answer("fine")
+
+    await _streamed_outcome(stage, ctx, provider)
+
+
+async def _streamed_outcome(
+    stage: Inspect, ctx: RequestContext, provider: Callable[[RequestContext], Awaitable[Outcome]]
+) -> None:
+    outcome = await stage(ctx, provider)
+    assert isinstance(outcome, EventStream)
+    [e async for e in outcome]
+
+
+async def test_the_audit_row_says_how_much_ner_read(tmp_path: Path) -> None:
+    settings = load_settings({"DLP_NER": "off", "DATA_DIR": str(tmp_path)}, env_file=None)
+    dlp = await DlpService.start(settings.dlp, settings.state)
+    try:
+        off = _context("Hello, Maria Garcia.")
+        await _answered(Inspect(dlp), off)
+        dlp.ner = _UnreadNer()  # type: ignore[assignment]
+        skipped = _context("Hello, Maria Garcia.")
+        await _answered(Inspect(dlp), skipped)
+    finally:
+        await dlp.aclose()
+    assert audit_row(request_record(off))["dlp_ner"] == "off"
+    assert audit_row(request_record(skipped))["dlp_ner"] == "skipped (extra not installed)"
+
+
+async def test_the_policy_may_refuse_what_ner_could_not_read(tmp_path: Path) -> None:
+    """``ner_partial: block``: 503 dlp_unavailable, the audit row saying why; else it passes."""
+    settings = load_settings({"DLP_NER": "off", "DATA_DIR": str(tmp_path)}, env_file=None)
+    dlp = await DlpService.start(settings.dlp, settings.state)
+    dlp.ner = _UnreadNer()  # type: ignore[assignment]
+    sent: list[str] = []
+
+    async def provider(_ctx: RequestContext) -> Outcome:
+        sent.append("sent")
+        return _answer("fine")
+
+    try:
+        strict = _context("Hello, Maria Garcia.")
+        strict.decision = Decision(True, obligations=Obligations(ner_partial="block"))
+        with pytest.raises(DlpUnavailable, match="skipped"):
+            await Inspect(dlp)(strict, provider)
+        lenient = _context("Hello, Maria Garcia.")
+        lenient.decision = Decision(True, obligations=Obligations(ner_partial="pass"))
+        await _streamed_outcome(Inspect(dlp), lenient, provider)
+    finally:
+        await dlp.aclose()
+    assert sent == ["sent"]  # only the lenient caller's request went on
+    assert audit_row(request_record(strict))["dlp_ner"] == "skipped (extra not installed)"

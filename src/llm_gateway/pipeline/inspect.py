@@ -31,7 +31,7 @@ from llm_gateway.dlp.findings import Action, Finding
 from llm_gateway.dlp.outbound import HeldText, redact_with_markers
 from llm_gateway.dlp.report import DlpReport, blocked_details
 from llm_gateway.dlp.restore import StreamRestorer, restore, tokens_in
-from llm_gateway.dlp.service import DlpService
+from llm_gateway.dlp.service import DlpService, require_complete
 from llm_gateway.dlp.slots import Slot, request_slots, response_slots, where_text
 from llm_gateway.dlp.vault import VaultSession
 from llm_gateway.errors import DlpBlocked
@@ -51,13 +51,17 @@ class Inspect:
         report = ctx.dlp = DlpReport()
         mode = dlp_mode(ctx.decision)
         slots = request_slots(ctx.chat)
-        found = await self.dlp.scan_all(
+        scan = await self.dlp.scan(
             [s.text for s in slots],
             mode=mode,
             ner=ner_wanted(ctx.decision),
             prose=[s.prose for s in slots],
             caller=ner_caller(ctx),
         )
+        found = scan.findings
+        report.ner_read("request", scan.ner)
+        if ner_complete(ctx.decision):
+            require_complete(scan.ner)
         fixed = _unredactable(slots, found)
         every = [f for fs in found for f in fs]
         report.add("request", every)
@@ -197,6 +201,11 @@ def ner_wanted(decision: Decision | None) -> bool:
     """False when the policy's ``ner`` obligation leaves NER out for this caller."""
     obligation = decision.obligations.ner if decision else None
     return True if obligation is None else obligation
+
+
+def ner_complete(decision: Decision | None) -> bool:
+    """True when the policy's ``ner_partial: block`` refuses what NER could not read in full."""
+    return bool(decision and decision.obligations.ner_partial == "block")
 
 
 def ner_caller(ctx: RequestContext) -> tuple[str, str]:
