@@ -409,3 +409,23 @@ async def test_a_request_ner_reads_in_full_says_so(detector: NerDetector) -> Non
     assert result.status.complete
     assert result.status.scanned_chars == len(SENTENCE)
     assert ("PERSON", "Maria Garcia") in spans(SENTENCE, result.findings[0])
+
+
+CODE_SNIPPETS = (
+    "```js\nconst Chelsea = require('chelsea');\nlet Madison = new Chelsea.Router();\n"
+    "Madison.get('/', (req, res) => res.send('Hello Georgia'));\n```",
+    "def greet(Jordan):\n    return Jordan.upper()\n\nclass Victoria(Base):\n    pass\n",
+)
+
+
+@pytest.mark.parametrize("snippet", CODE_SNIPPETS)
+async def test_identifiers_in_code_are_not_taken_for_people_and_places(
+    detector: NerDetector, snippet: str
+) -> None:
+    text = f"Maria Garcia asked why this fails:\n{snippet}\nThanks."
+
+    findings = await scan(detector, text)
+
+    assert ("PERSON", "Maria Garcia") in spans(text, findings)  # the prose is read
+    assert [f for f in findings if f.start >= text.index("\n")] == []
+    assert all(text[f.start : f.end] == "Maria Garcia" for f in findings)

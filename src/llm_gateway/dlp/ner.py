@@ -32,6 +32,10 @@ Bounds, so that no caller can hold the detector, or another caller's request:
 * ``piece_timeout_s``: a worker that spends longer on one piece is killed and
   replaced.
 
+What the model is shown: code spans masked with spaces
+(:mod:`llm_gateway.dlp.ner_text`), so identifiers are not taken for people
+and places; offsets are unchanged.
+
 Availability: without the ``ner`` extra or the model, :meth:`NerDetector.start`
 still returns a detector, with ``available`` false and ``reason`` saying why,
 logged once as a warning; its ``scan`` raises ``DetectorUnavailable``, which
@@ -54,6 +58,7 @@ from llm_gateway.dlp.chunking import cut_at_break
 from llm_gateway.dlp.errors import DetectorTimeout, DetectorUnavailable
 from llm_gateway.dlp.findings import Action, Finding, Severity
 from llm_gateway.dlp.ner_pool import FairQueue, Job, Key, WorkerDied, WorkerLost, WorkerProcess
+from llm_gateway.dlp.ner_text import prepare
 from llm_gateway.dlp.ner_worker import WorkerInfo
 
 log = logging.getLogger(__name__)
@@ -64,6 +69,9 @@ ENTITIES = ner_worker.ENTITIES
 _EXTRA_HINT = "install the ner extra: pip install 'llm-gateway[ner]'"
 ANONYMOUS: Key = ("", "")
 RESTART_DELAY_S = 1.0  # between attempts to replace a worker that will not start
+# Up to this many characters a request's text is prepared for the model on the
+# event loop (masking code is a few regular expressions); more goes to a thread.
+OFF_LOOP_CHARS = 32_768
 
 
 @dataclass(frozen=True, slots=True)
@@ -280,7 +288,11 @@ class NerDetector:
         if self.reason is not None:
             raise DetectorUnavailable(DETECTOR, self.reason)
         heads = self._heads(texts)
-        job = Job.of(caller, heads, self.config.chunk_chars)
+        if sum(map(len, heads)) > OFF_LOOP_CHARS:
+            shown = await asyncio.to_thread(self._prepare, heads)
+        else:
+            shown = self._prepare(heads)
+        job = Job.of(caller, shown, self.config.chunk_chars)
         wanted = job.chars  # the characters of pieces with something to read
         total = wanted + sum(len(t) - len(h) for t, h in zip(texts, heads, strict=True))
         reasons: list[str] = [SIZE_CAP] if total > wanted else []
@@ -314,6 +326,9 @@ class NerDetector:
             heads.append(text[:end])
             left -= end
         return heads
+
+    def _prepare(self, texts: Sequence[str]) -> list[str]:
+        return [prepare(text) for text in texts]
 
     async def worker_rss_bytes(self) -> int:
         """The resident memory of one worker now, model loaded (for reports)."""
