@@ -429,3 +429,18 @@ async def test_identifiers_in_code_are_not_taken_for_people_and_places(
     assert ("PERSON", "Maria Garcia") in spans(text, findings)  # the prose is read
     assert [f for f in findings if f.start >= text.index("\n")] == []
     assert all(text[f.start : f.end] == "Maria Garcia" for f in findings)
+
+
+SHOUTED = "PLEASE FORWARD THIS TO MARIA GARCIA IN LISBON BEFORE FRIDAY."
+
+
+async def test_all_caps_names_are_found_when_the_setting_asks(detector: NerDetector) -> None:
+    require_ner_extra()
+    caps = await NerDetector.start(NerConfig(all_caps=True, timeout_s=60.0))
+    try:
+        found = await scan(caps, SHOUTED)
+    finally:
+        await caps.aclose()
+
+    assert ("PERSON", "MARIA GARCIA") in spans(SHOUTED, found)  # offsets into the original
+    assert ("PERSON", "MARIA GARCIA") not in spans(SHOUTED, await scan(detector, SHOUTED))

@@ -1,10 +1,10 @@
-"""What the NER model is shown: code masked, offsets unchanged."""
+"""What the NER model is shown: code masked and ALL-CAPS title-cased, offsets unchanged."""
 
 from __future__ import annotations
 
 import pytest
 
-from llm_gateway.dlp.ner_text import mask_code
+from llm_gateway.dlp.ner_text import mask_code, prepare, title_case_caps
 
 PROSE = "Ask Maria Garcia, J.R.R. Tolkien or Ronald McDonald, e.g. in St. Louis."
 
@@ -80,3 +80,22 @@ def test_identifier_like_tokens_are_masked(token: str) -> None:
 def test_names_that_look_a_little_like_code_are_kept(name: str) -> None:
     text = f"Ask {name} Smith."
     assert mask_code(text) == text
+
+
+def test_all_caps_words_are_title_cased_in_place() -> None:
+    text = "MARIA GARCIA met JOHN in PARIS. A I ok Élan ÉMILE"
+    shown = title_case_caps(text)
+    assert shown == "Maria Garcia met John in Paris. A I ok Élan Émile"
+    assert len(shown) == len(text)
+
+
+def test_a_word_whose_case_mapping_changes_its_length_is_left_alone() -> None:
+    text = "DİYARBAKIR and STRASSE"  # "İ".lower() is two characters
+    shown = title_case_caps(text)
+    assert shown == "DİYARBAKIR and Strasse"
+
+
+def test_prepare_title_cases_only_when_asked() -> None:
+    text = "MARIA GARCIA wrote `get_user()`"
+    assert prepare(text) == "MARIA GARCIA wrote " + " " * len("`get_user()`")
+    assert prepare(text, all_caps=True).startswith("Maria Garcia wrote ")

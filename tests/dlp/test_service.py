@@ -120,6 +120,7 @@ async def test_a_request_over_the_ner_budget_passes_with_what_was_read(tmp_path:
         "DLP_NER": "on",
         "DLP_NER_TIMEOUT_MS": "1",
         "DLP_NER_TIMEOUT_PER_KCHAR_MS": "0",
+        "DLP_NER_ALL_CAPS": "true",
         "DATA_DIR": str(tmp_path),
     }
     settings = load_settings(env, env_file=None)
@@ -131,6 +132,7 @@ async def test_a_request_over_the_ner_budget_passes_with_what_was_read(tmp_path:
         await dlp.aclose()
     assert dlp.ner is not None
     assert dlp.ner.config.budget_s(len(text)) == pytest.approx(0.001)
+    assert dlp.ner.config.all_caps  # DLP_NER_ALL_CAPS reaches the detector
     assert "EMAIL_ADDRESS" in {f.entity for f in scan.findings[0]}
     assert scan.ner.state in ("partial", "skipped")
     assert scan.ner.reason == "time budget"

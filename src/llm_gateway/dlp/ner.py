@@ -32,9 +32,10 @@ Bounds, so that no caller can hold the detector, or another caller's request:
 * ``piece_timeout_s``: a worker that spends longer on one piece is killed and
   replaced.
 
-What the model is shown: code spans masked with spaces
-(:mod:`llm_gateway.dlp.ner_text`), so identifiers are not taken for people
-and places; offsets are unchanged.
+What the model is shown: code spans masked with spaces, so identifiers are
+not taken for people and places, and with ``all_caps`` ALL-CAPS words
+title-cased, so shouted names are found (:mod:`llm_gateway.dlp.ner_text`);
+offsets are unchanged.
 
 Availability: without the ``ner`` extra or the model, :meth:`NerDetector.start`
 still returns a detector, with ``available`` false and ``reason`` saying why,
@@ -81,6 +82,7 @@ class NerConfig:
     ``model`` is the import name of an installed spaCy model package.
     ``workers`` is the number of worker processes, each holding its own copy
     of the model (about 160 MB resident for the small English model).
+    ``all_caps`` title-cases ALL-CAPS words for the model (``DLP_NER_ALL_CAPS``).
     ``start_timeout_s`` bounds loading the model at start. ``nice`` lowers the
     workers' CPU priority (Unix), so that on a saturated host the event loop,
     which serves every request, runs before a long scan does. The other
@@ -94,6 +96,7 @@ class NerConfig:
     timeout_s: float = 3.0
     timeout_per_kchar_s: float = 0.05
     max_timeout_s: float = 15.0
+    all_caps: bool = False
     start_timeout_s: float = 120.0
     nice: int = 5
     caller_chars: int = 200_000
@@ -328,7 +331,7 @@ class NerDetector:
         return heads
 
     def _prepare(self, texts: Sequence[str]) -> list[str]:
-        return [prepare(text) for text in texts]
+        return [prepare(text, all_caps=self.config.all_caps) for text in texts]
 
     async def worker_rss_bytes(self) -> int:
         """The resident memory of one worker now, model loaded (for reports)."""

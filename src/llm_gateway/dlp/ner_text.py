@@ -1,6 +1,6 @@
-"""What the NER model is shown of a text: code hidden.
+"""What the NER model is shown of a text: code hidden, shouted names spoken normally.
 
-The rewrite keeps the text's length, character for character, so that every
+Both rewrites keep the text's length, character for character, so that every
 offset the model reports in the rewritten text is an offset into the original.
 
 Code: a small model tags identifiers as people and places (``Path``,
@@ -22,6 +22,14 @@ scan every character, and a string in code is not masked unless it is inside
 backticks or a fenced block): the price of not redacting identifiers. A
 caller who wraps a name in backticks hides it from NER; where that matters,
 the policy should not rely on NER alone.
+
+ALL-CAPS (``DLP_NER_ALL_CAPS``, off by default): the small model barely tells
+``MARIA GARCIA`` from a shouted word, so with the setting on, every
+all-capital word of two or more letters is title-cased (``Maria Garcia``)
+before the model sees it; a word whose case mapping would change its length
+(``DİYARBAKIR``: ``"İ".lower()`` is two characters) is left as it is. Shouted
+common words (``PLEASE SEND``) are then read as capitalised words, which
+costs some false positives: hence off by default.
 """
 
 from __future__ import annotations
@@ -30,6 +38,7 @@ import re
 
 _FENCE = re.compile(r"^[ \t]*(`{3,}|~{3,})[^\n]*\n?", re.MULTILINE)
 _INLINE = re.compile(r"`[^`\n]+`")
+_CAPS_WORD = re.compile(r"\b[^\W\d_]{2,}\b")
 _IDENTIFIER = re.compile(
     r"\b\w+_\w+\b"  # snake_case, _private, CONSTANT_NAME
     r"|\b[a-z][a-z0-9]*[A-Z]\w*"  # camelCase
@@ -53,9 +62,23 @@ def mask_code(text: str) -> str:
     return "".join(chars)
 
 
-def prepare(text: str) -> str:
-    """What the model is shown of ``text``: its code masked."""
-    return mask_code(text)
+def title_case_caps(text: str) -> str:
+    """``text`` with every ALL-CAPS word of two or more letters title-cased, same length."""
+
+    def title(match: re.Match[str]) -> str:
+        word = match.group()
+        if not word.isupper():
+            return word
+        titled = word[0] + word[1:].lower()
+        return titled if len(titled) == len(word) else word
+
+    return _CAPS_WORD.sub(title, text)
+
+
+def prepare(text: str, *, all_caps: bool = False) -> str:
+    """What the model is shown of ``text``: code masked, and ALL-CAPS title-cased if asked."""
+    shown = mask_code(text)
+    return title_case_caps(shown) if all_caps else shown
 
 
 def _code_spans(text: str) -> list[tuple[int, int]]:

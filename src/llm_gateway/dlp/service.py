@@ -88,6 +88,7 @@ class DlpService:
                     timeout_s=settings.ner_timeout_ms / 1000,
                     timeout_per_kchar_s=settings.ner_timeout_per_kchar_ms / 1000,
                     max_timeout_s=settings.ner_timeout_max_ms / 1000,
+                    all_caps=settings.ner_all_caps,
                     caller_chars=settings.ner_caller_chars,
                 )
             )

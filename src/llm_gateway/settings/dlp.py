@@ -109,6 +109,10 @@ class DlpSettings(Section):
         "DLP_NER_TIMEOUT_MAX_MS", integer(1, 600_000), 15_000,
         "the ceiling of NER's time budget per request",
     )  # fmt: skip
+    ner_all_caps: bool = var(
+        "DLP_NER_ALL_CAPS", boolean, False,
+        "also find ALL-CAPS names (title-cased for the model; more false positives)",
+    )  # fmt: skip
     ner_workers: int = var("DLP_NER_WORKERS", integer(1, 64), 1, "NER worker processes")
     ner_caller_chars: int = var(
         "DLP_NER_CALLER_CHARS", integer(1, 100_000_000), 200_000,
