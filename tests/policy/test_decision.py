@@ -30,6 +30,7 @@ def test_an_object_with_every_obligation() -> None:
             "max_tokens": 512,
             "features": ["streaming"],
             "ner_partial": "block",
+            "ner_answers": True,
             "ignored": 1,
         },
         revision="r1",
@@ -40,6 +41,7 @@ def test_an_object_with_every_obligation() -> None:
     assert decision.obligations.dlp_mode == "alert"
     assert decision.obligations.max_tokens == 512
     assert decision.obligations.ner_partial == "block"
+    assert decision.obligations.ner_answers is True
     assert decision.permits("streaming")
     assert not decision.permits("tools")
     assert decision.revision == "r1"
@@ -65,6 +67,7 @@ def test_without_features_everything_is_permitted_when_allowed() -> None:
         ({"allow": True, "features": "tools"}, "'features'"),
         ({"allow": True, "ner_partial": "maybe"}, "'ner_partial'"),
         ({"allow": True, "ner_partial": True}, "'ner_partial'"),
+        ({"allow": True, "ner_answers": "yes"}, "'ner_answers'"),
     ],
 )
 def test_malformed_decisions_are_errors(result: Any, problem: str) -> None:
