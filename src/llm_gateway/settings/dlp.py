@@ -99,7 +99,7 @@ class DlpSettings(Section):
     )  # fmt: skip
     ner_timeout_ms: int = var(
         "DLP_NER_TIMEOUT_MS", integer(1, 600_000), 3000,
-        "NER's base time budget per request (it grows with the text, see below)",
+        "NER's base time budget per request, before it grows with the text",
     )  # fmt: skip
     ner_timeout_per_kchar_ms: int = var(
         "DLP_NER_TIMEOUT_PER_KCHAR_MS", integer(0, 60_000), 50,
