@@ -64,14 +64,20 @@ features := {f | some f in tier.features}
 # The object form of the decision (OPA_POLICY_PATH=/v1/data/llm/authz/decision):
 # the same answer, with reasons and the obligations later stages obey.
 decision := object.union(
-	{"allow": allow, "reasons": reasons, "deanonymize": deanonymize},
-	feature_obligation,
+	object.union({"allow": allow, "reasons": reasons, "deanonymize": deanonymize}, feature_obligation),
+	ner_obligation,
 )
 
 # Administrators get no features obligation, which means every feature.
 feature_obligation := {} if {
 	input.user.role == "admin"
 } else := {"features": [f | some f in features]}
+
+# A tier's optional ner_partial ("pass" or "block"): whether a request NER could not
+# read in full may go on.
+ner_obligation := {"ner_partial": tier.ner_partial} if {
+	tier.ner_partial
+} else := {}
 
 deanonymize if input.user.role in data.access.deanonymize_roles
 

@@ -107,6 +107,10 @@ class RequestRecord:
     # A confirmation this request opened, answered or released: "<id>:<event>" (challenged,
     # confirmed, cancelled, details, pending, refused).
     confirmation: str | None = None
+    # How much of the request NER read, and of the answer when policy asked for it:
+    # "full", "partial (time budget)", "skipped (extra not installed)", "off";
+    # "full; answer: partial (size cap)". None: DLP did not run.
+    dlp_ner: str | None = None
 
     @property
     def tokens_used(self) -> int:

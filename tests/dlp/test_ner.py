@@ -124,7 +124,8 @@ async def test_text_beyond_max_chars_is_reported_as_unscanned() -> None:
 
 async def test_overrunning_the_time_budget_raises_detector_unavailable() -> None:
     require_ner_extra()
-    slow = await NerDetector.start(NerConfig(max_chars=300_000, timeout_s=0.05))
+    config = NerConfig(max_chars=300_000, timeout_s=0.05, timeout_per_kchar_s=0)
+    slow = await NerDetector.start(config)
     try:
         with pytest.raises(DetectorUnavailable) as raised:
             await slow.scan(FILLER * 1000, action=Action.BLOCK, severity=Severity.HIGH)
@@ -336,3 +337,110 @@ def test_config_rejects_nonsense() -> None:
         NerConfig(timeout_s=0)
     with pytest.raises(ValueError, match="nice"):
         NerConfig(nice=-1)
+
+
+def test_the_budget_grows_with_the_text_and_the_workers_share_it() -> None:
+    config = NerConfig()  # 3 s, 0.05 s per 1000 characters, a 15 s ceiling
+
+    assert config.budget_s(0) == pytest.approx(3.0)
+    assert config.budget_s(2_000) == pytest.approx(3.1)
+    assert config.budget_s(50_000) == pytest.approx(5.5)
+    assert config.budget_s(10_000_000) == pytest.approx(15.0)
+    assert NerConfig(workers=2).budget_s(50_000) == pytest.approx(4.25)
+    assert NerConfig(timeout_s=60.0).budget_s(10_000_000) == pytest.approx(60.0)  # never below
+    with pytest.raises(ValueError, match="timeout_per_kchar_s"):
+        NerConfig(timeout_per_kchar_s=-1)
+
+
+async def test_past_the_budget_what_was_scanned_is_kept_and_the_rest_reported() -> None:
+    """A budget the scan cannot keep: no DetectorTimeout, the pieces read are used."""
+    require_ner_extra()
+    config = NerConfig(max_chars=300_000, timeout_s=0.5, timeout_per_kchar_s=0)
+    short = await NerDetector.start(config)
+    text = FILLER * 1000  # 160 KB: seconds of work for one worker
+    try:
+        result = await short.scan_budgeted([text], action=Action.REDACT, severity=Severity.HIGH)
+    finally:
+        await short.aclose()
+
+    status = result.status
+    assert status.state in ("partial", "skipped")
+    assert status.reason == "time budget"
+    assert str(status) == f"{status.state} (time budget)"
+    assert status.total_chars == len(text)
+    assert status.scanned_chars < len(text)
+    assert not status.complete
+    (found,) = result.findings
+    # One worker takes the pieces in order: every finding is in what was read.
+    assert all(f.end <= status.scanned_chars for f in found)
+    assert all(
+        text[f.start : f.end] in {"Maria Garcia", "Lisbon", "Chicago", "Brazilian"} for f in found
+    )
+    if status.scanned_chars >= 2 * len(FILLER):
+        assert ("PERSON", "Maria Garcia") in spans(text, found)
+
+
+async def test_the_size_cap_spans_the_request_and_says_what_went_unread() -> None:
+    require_ner_extra()
+    capped = await NerDetector.start(NerConfig(max_chars=len(FILLER) * 3, timeout_s=600))
+    texts = [FILLER * 2, FILLER * 2, SENTENCE]
+    try:
+        result = await capped.scan_budgeted(texts, action=Action.REDACT, severity=Severity.HIGH)
+    finally:
+        await capped.aclose()
+
+    status = result.status
+    assert (status.state, status.reason) == ("partial", "size cap")
+    assert status.total_chars == sum(map(len, texts))
+    assert status.scanned_chars == len(FILLER) * 3
+    first, second, third = result.findings
+    assert ("PERSON", "Maria Garcia") in spans(texts[0], first)
+    assert ("PERSON", "Maria Garcia") in spans(texts[1], second)  # its first filler was read
+    assert all(f.end <= len(FILLER) for f in second)
+    assert third == []  # past the cap: not read, and counted as such
+
+
+async def test_a_request_ner_reads_in_full_says_so(detector: NerDetector) -> None:
+    result = await detector.scan_budgeted(
+        [SENTENCE, "  ", ""], action=Action.REDACT, severity=Severity.HIGH
+    )
+
+    assert str(result.status) == "full"
+    assert result.status.complete
+    assert result.status.scanned_chars == len(SENTENCE)
+    assert ("PERSON", "Maria Garcia") in spans(SENTENCE, result.findings[0])
+
+
+CODE_SNIPPETS = (
+    "```js\nconst Chelsea = require('chelsea');\nlet Madison = new Chelsea.Router();\n"
+    "Madison.get('/', (req, res) => res.send('Hello Georgia'));\n```",
+    "def greet(Jordan):\n    return Jordan.upper()\n\nclass Victoria(Base):\n    pass\n",
+)
+
+
+@pytest.mark.parametrize("snippet", CODE_SNIPPETS)
+async def test_identifiers_in_code_are_not_taken_for_people_and_places(
+    detector: NerDetector, snippet: str
+) -> None:
+    text = f"Maria Garcia asked why this fails:\n{snippet}\nThanks."
+
+    findings = await scan(detector, text)
+
+    assert ("PERSON", "Maria Garcia") in spans(text, findings)  # the prose is read
+    assert [f for f in findings if f.start >= text.index("\n")] == []
+    assert all(text[f.start : f.end] == "Maria Garcia" for f in findings)
+
+
+SHOUTED = "PLEASE FORWARD THIS TO MARIA GARCIA IN LISBON BEFORE FRIDAY."
+
+
+async def test_all_caps_names_are_found_when_the_setting_asks(detector: NerDetector) -> None:
+    require_ner_extra()
+    caps = await NerDetector.start(NerConfig(all_caps=True, timeout_s=60.0))
+    try:
+        found = await scan(caps, SHOUTED)
+    finally:
+        await caps.aclose()
+
+    assert ("PERSON", "MARIA GARCIA") in spans(SHOUTED, found)  # offsets into the original
+    assert ("PERSON", "MARIA GARCIA") not in spans(SHOUTED, await scan(detector, SHOUTED))

@@ -110,13 +110,19 @@ def dlp_gateway(
     env: dict[str, str] | None = None,
     *,
     rules: Path | None = SPEC_RULES,
+    access: str | None = None,
 ) -> Iterator[Gateway]:
-    """A gateway of its own, with ``rules`` as CONFIG_DIR/dlp_rules.yaml (None: built-ins only)."""
+    """A gateway of its own, with ``rules`` as CONFIG_DIR/dlp_rules.yaml (None: built-ins only)
+    and ``access`` as the policy's tiers (None: the shipped test tiers)."""
     tmp: Path = tmp_path_factory.mktemp(name)
     if rules is not None:
         (tmp / "config").mkdir()
         shutil.copy(rules, tmp / "config" / "dlp_rules.yaml")
-    gateway = start_gateway(tmp, emulator.base_url, f"sqlite:///{tmp}/data/gateway.db", env)
+    database = f"sqlite:///{tmp}/data/gateway.db"
+    if access is None:
+        gateway = start_gateway(tmp, emulator.base_url, database, env)
+    else:
+        gateway = start_gateway(tmp, emulator.base_url, database, env, access=access)
     try:
         yield gateway
     finally:

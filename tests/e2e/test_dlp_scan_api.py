@@ -87,7 +87,7 @@ def test_scan_reports_each_finding_with_character_offsets_into_the_text(gw: Gate
     response = scan(gw, {"text": TEXT})
     assert response.status_code == 200, response.text
     body = response.json()
-    assert set(body) == {"findings"}  # no redacted_text unless asked for
+    assert set(body) == {"findings", "ner"}  # no redacted_text unless asked for
     found = {TEXT[f["start"] : f["end"]]: f for f in body["findings"]}
     assert set(found) == set(EXPECTED), body["findings"]
     for value, (entity, category, rule, action) in EXPECTED.items():
@@ -154,7 +154,9 @@ def test_scan_of_clean_text_finds_nothing(gw: Gateway) -> None:
     text = "Order 1234 shipped on 2024-03-05, version 1.2.3.4.5, id 550e8400-e29b-41d4-a716."
     response = scan(gw, {"text": text, "redact": True})
     assert response.status_code == 200
-    assert response.json() == {"findings": [], "redacted_text": text}
+    body = response.json()
+    assert {k: v for k, v in body.items() if k != "ner"} == {"findings": [], "redacted_text": text}
+    assert body["ner"] == "off"  # the test gateways run without NER
 
 
 def forged_token(**claims: Any) -> str:
@@ -298,7 +300,7 @@ def test_cli_scan_of_clean_text_exits_0(tmp_path: Path, source: str) -> None:
     else:
         done = run_cli(tmp_path, "-", stdin=text)
     assert done.returncode == 0, done.stderr
-    assert json.loads(done.stdout) == {"findings": []}
+    assert json.loads(done.stdout) == {"findings": [], "ner": "off"}  # DLP_NER=off here
 
 
 @pytest.mark.parametrize("case", ["missing", "directory", "invalid_utf8", "stdin_invalid_utf8"])

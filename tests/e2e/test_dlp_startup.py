@@ -3,8 +3,10 @@
 * A bad custom rule stops ``llm-gateway serve`` (and should fail ``check-config``
   and ``dlp scan``) with a message naming the file, the rule and the problem.
 * With the NER detector required (``DLP_NER=on``) and a budget it cannot keep
-  (``DLP_NER_TIMEOUT_MS=1``), a request fails closed with 503 ``dlp_unavailable``;
-  with ``DLP_ON_ERROR=alert`` it passes, the rule engine's findings still applied.
+  (``DLP_NER_TIMEOUT_MS=1``), a request passes with what NER read, the rule
+  engine's findings applied and the audit row saying ``ner: partial|skipped
+  (time budget)``; where the policy says ``ner_partial: block`` it fails closed
+  with 503 ``dlp_unavailable``.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import pytest
 from llm_gateway.emulators import EmulatorServer
 from llm_gateway.settings import settings_variables
 from tests.e2e.conftest import (
+    ACCESS_YAML,
     JWT_SECRET,
     PRICING_YAML,
     Gateway,
@@ -36,7 +39,6 @@ from tests.e2e.dlp_support import (
     SSN,
     ask,
     dlp_gateway,
-    log_records,
     tag,
     upstream_requests,
 )
@@ -217,7 +219,18 @@ def test_check_config_accepts_the_specification_rules(tmp_path: Path) -> None:
 
 # --- 9. fail closed --------------------------------------------------------------
 
-NER_OVER_BUDGET = {"DLP_NER": "on", "DLP_NER_TIMEOUT_MS": "1"}
+NER_OVER_BUDGET = {
+    "DLP_NER": "on",
+    "DLP_NER_TIMEOUT_MS": "1",
+    "DLP_NER_TIMEOUT_PER_KCHAR_MS": "0",
+    "OPA_POLICY_PATH": "/v1/data/llm/authz/decision",
+}
+#: The test tiers, the premium tier (the test tokens') refusing what NER could not read.
+STRICT_NER_ACCESS = ACCESS_YAML.replace(
+    "features: [streaming, tools, json_output]\n",
+    "features: [streaming, tools, json_output]\n      ner_partial: block\n",
+    1,
+)
 #: Enough text that the model needs far more than 1 ms: names and places, and an SSN
 #: for the rule engine, which does not depend on NER.
 NAMES = " ".join(
@@ -241,7 +254,10 @@ UNAVAILABLE_TYPE = {
 def closed_gw(
     emulator: EmulatorServer, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Gateway]:
-    with dlp_gateway(tmp_path_factory, emulator, "dlp-ner-closed", NER_OVER_BUDGET) as gateway:
+    assert "ner_partial: block" in STRICT_NER_ACCESS
+    with dlp_gateway(
+        tmp_path_factory, emulator, "dlp-ner-closed", NER_OVER_BUDGET, access=STRICT_NER_ACCESS
+    ) as gateway:
         yield gateway
 
 
@@ -249,8 +265,7 @@ def closed_gw(
 def open_gw(
     emulator: EmulatorServer, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Gateway]:
-    env = {**NER_OVER_BUDGET, "DLP_ON_ERROR": "alert"}
-    with dlp_gateway(tmp_path_factory, emulator, "dlp-ner-open", env) as gateway:
+    with dlp_gateway(tmp_path_factory, emulator, "dlp-ner-open", NER_OVER_BUDGET) as gateway:
         yield gateway
 
 
@@ -262,7 +277,7 @@ def test_ner_gateway_is_ready_within_the_harness_wait(closed_gw: Gateway) -> Non
 
 
 @pytest.mark.parametrize("door", DOORS)
-def test_detector_over_its_budget_fails_closed_with_dlp_unavailable(
+def test_detector_over_its_budget_fails_closed_where_the_policy_says_so(
     closed_gw: Gateway, emulator: EmulatorServer, door: str
 ) -> None:
     marker = tag()
@@ -277,9 +292,12 @@ def test_detector_over_its_budget_fails_closed_with_dlp_unavailable(
     row = closed_gw.audit_row(reply.request_id)
     assert (row.status, row.error_code, row.endpoint) == (503, "dlp_unavailable", door)
     assert (row.model, row.tokens_used) == (None, 0)
+    assert row.dlp_ner in ("partial (time budget)", "skipped (time budget)")
 
 
-def test_scan_api_fails_closed_when_the_detector_overruns(closed_gw: Gateway) -> None:
+def test_scan_api_fails_closed_when_the_detector_overruns_and_the_policy_says_block(
+    closed_gw: Gateway,
+) -> None:
     with closed_gw.http() as http:
         response = http.post(
             "/api/v1/dlp/scan",
@@ -292,7 +310,7 @@ def test_scan_api_fails_closed_when_the_detector_overruns(closed_gw: Gateway) ->
 
 
 @pytest.mark.parametrize("door", DOORS)
-def test_detector_over_its_budget_passes_with_on_error_alert(
+def test_detector_over_its_budget_passes_with_what_it_read(
     open_gw: Gateway, emulator: EmulatorServer, door: str
 ) -> None:
     marker = tag()
@@ -300,15 +318,24 @@ def test_detector_over_its_budget_passes_with_on_error_alert(
     assert reply.status == 200, reply.body
     [sent] = upstream_requests(emulator, marker)
     body = json.dumps(sent["body"])
-    assert "John Smith" in body  # the names went unscanned: that is what alert-only means
-    assert SSN not in body  # but the rule engine's redactions still apply
+    assert SSN not in body  # the rule engine's redactions still apply
     assert "<SSN_REDACTED>" in body
-    warnings = [
-        r
-        for r in log_records(open_gw)
-        if r.get("level") == "warning" and "DLP detector ner unavailable" in r.get("msg", "")
-    ]
-    assert warnings, "the overrun detector was not logged"
+    row = open_gw.audit_row(reply.request_id)
+    assert row.status == 200
+    assert row.dlp_ner in ("partial (time budget)", "skipped (time budget)")  # never silent
+
+
+def test_scan_api_says_how_much_ner_read(open_gw: Gateway) -> None:
+    with open_gw.http() as http:
+        response = http.post(
+            "/api/v1/dlp/scan",
+            json={"text": f"{NAMES} SSN {SSN}"},
+            headers={"authorization": f"Bearer {open_gw.token()}"},
+        )
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["ner"] in ("partial (time budget)", "skipped (time budget)")
+    assert "US_SSN" in {f["entity"] for f in body["findings"]}
 
 
 # --- 10. DLP switched off ----------------------------------------------------------

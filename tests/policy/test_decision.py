@@ -29,6 +29,8 @@ def test_an_object_with_every_obligation() -> None:
             "dlp_mode": "alert",
             "max_tokens": 512,
             "features": ["streaming"],
+            "ner_partial": "block",
+            "ner_answers": True,
             "ignored": 1,
         },
         revision="r1",
@@ -38,6 +40,8 @@ def test_an_object_with_every_obligation() -> None:
     assert decision.obligations.deanonymize is True
     assert decision.obligations.dlp_mode == "alert"
     assert decision.obligations.max_tokens == 512
+    assert decision.obligations.ner_partial == "block"
+    assert decision.obligations.ner_answers is True
     assert decision.permits("streaming")
     assert not decision.permits("tools")
     assert decision.revision == "r1"
@@ -61,6 +65,9 @@ def test_without_features_everything_is_permitted_when_allowed() -> None:
         ({"allow": True, "max_tokens": 0}, "'max_tokens'"),
         ({"allow": True, "max_tokens": True}, "'max_tokens'"),
         ({"allow": True, "features": "tools"}, "'features'"),
+        ({"allow": True, "ner_partial": "maybe"}, "'ner_partial'"),
+        ({"allow": True, "ner_partial": True}, "'ner_partial'"),
+        ({"allow": True, "ner_answers": "yes"}, "'ner_answers'"),
     ],
 )
 def test_malformed_decisions_are_errors(result: Any, problem: str) -> None:

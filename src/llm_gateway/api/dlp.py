@@ -4,7 +4,10 @@ Offsets are character offsets into the text the caller sent; the matched
 values are never echoed back. An action (``dlp.scan``) through the pipeline:
 authenticated, decided by the policy, audited; the caller's obligations hold
 as for a chat call (``dlp_mode`` replaces every rule's action, ``ner: false``
-leaves NER out). Errors use the native API's format.
+leaves NER out, ``ner_partial: block`` refuses a text NER could not read in
+full). The answer's ``ner`` says how much of the text NER read: ``full``,
+``partial (time budget)``, ``partial (size cap)``, ``skipped (extra not
+installed)``..., or ``off``. Errors use the native API's format.
 """
 
 from __future__ import annotations
@@ -18,10 +21,11 @@ from starlette.responses import Response
 
 from llm_gateway.api import fields as f
 from llm_gateway.api.actions import ERRORS, run_action
-from llm_gateway.dlp.report import finding_json, redact_all
+from llm_gateway.dlp.report import DlpReport, finding_json, redact_all
+from llm_gateway.dlp.service import require_complete
 from llm_gateway.errors import DlpUnavailable
 from llm_gateway.pipeline.context import RequestContext
-from llm_gateway.pipeline.inspect import dlp_mode, ner_caller, ner_wanted
+from llm_gateway.pipeline.inspect import dlp_mode, ner_caller, ner_complete, ner_wanted
 from llm_gateway.runtime import AppState
 
 router = APIRouter(tags=["dlp"])
@@ -44,6 +48,10 @@ class ScanFinding(BaseModel):
 
 class ScanResult(BaseModel):
     findings: list[ScanFinding]
+    ner: str = Field(
+        description="How much of the text NER read: full, partial (time budget), "
+        "partial (size cap), skipped (extra not installed)..., or off"
+    )
     redacted_text: str | None = None
 
 
@@ -70,8 +78,17 @@ async def _scan(state: AppState, ctx: RequestContext) -> dict[str, Any]:
     text = "" if data.get("text") == "" else f.req_str(data, "text")
     redact = bool(f.opt_bool(data, "redact"))
     mode, ner = dlp_mode(ctx.decision), ner_wanted(ctx.decision)
-    (findings,) = await state.dlp.scan_all([text], mode=mode, ner=ner, caller=ner_caller(ctx))
-    body: dict[str, Any] = {"findings": [finding_json(x) for x in findings]}
+    scanned = await state.dlp.scan([text], mode=mode, ner=ner, caller=ner_caller(ctx))
+    (findings,) = scanned.findings
+    if ctx.dlp is None:  # the audit row says how much NER read (its findings stay out of it)
+        ctx.dlp = DlpReport()
+    ctx.dlp.ner_read("request", scanned.ner)
+    if ner_complete(ctx.decision):
+        require_complete(scanned.ner)
+    body: dict[str, Any] = {
+        "findings": [finding_json(x) for x in findings],
+        "ner": str(scanned.ner),
+    }
     if redact:
         body["redacted_text"] = redact_all(text, findings)
     return body

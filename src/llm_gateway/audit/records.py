@@ -68,6 +68,7 @@ def audit_row(record: RequestRecord) -> Row:
         "queued_ms": record.queued_ms,
         "route": record.route,
         "confirmation": record.confirmation,
+        "dlp_ner": record.dlp_ner,
     }
     for column, width in _WIDTHS.items():
         value = row[column]

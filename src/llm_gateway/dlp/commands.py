@@ -32,10 +32,14 @@ def scan_command(source: str, settings: Settings, *, redact: bool) -> int:
             print(f"error: invalid DLP rules:\n{exc}", file=sys.stderr)
             return EXIT_CONFIG
         try:
-            findings = (await dlp.scan_all([text]))[0]
+            scanned = await dlp.scan([text])
         finally:
             await dlp.aclose()
-        body: dict[str, object] = {"findings": [finding_json(f) for f in findings]}
+        (findings,) = scanned.findings
+        body: dict[str, object] = {
+            "findings": [finding_json(f) for f in findings],
+            "ner": str(scanned.ner),
+        }
         if redact:
             body["redacted_text"] = redact_all(text, findings)
         print(orjson.dumps(body, option=orjson.OPT_INDENT_2).decode())

@@ -9,17 +9,33 @@ event loop goes on serving other requests meanwhile.
 
 Bounds, so that no caller can hold the detector, or another caller's request:
 
-* ``max_chars``: only the first ``max_chars`` characters of a text are scanned
-  (cut at a natural break); :meth:`NerDetector.scan_report` says when a text
-  was cut, and the policy decides whether a longer text may pass that way.
-* ``timeout_s``: one request's whole scan, its wait in the queue included,
-  enforced here. Past it, :class:`~llm_gateway.dlp.errors.DetectorTimeout` (a
-  ``DetectorUnavailable``) is raised and the request's queued pieces are dropped.
+* ``max_chars``: the most characters of one request that are scanned, its
+  texts taken in order (each cut at a natural break); the rest is reported as
+  not scanned (``partial (size cap)``).
+* the time budget: one request's whole scan, its wait in the queue included,
+  enforced here. It grows with the text and shrinks with the workers that
+  share the work, up to a ceiling::
+
+      budget_s = min(max(max_timeout_s, timeout_s),
+                     timeout_s + timeout_per_kchar_s * chars / 1000 / workers)
+
+  (defaults: 3 s, 0.05 s per 1000 characters, 15 s; so a 2 KB prompt has
+  3.1 s, 50 KB on one worker 5.5 s, and nothing more than 15 s). When it runs
+  out, :meth:`NerDetector.scan_budgeted` keeps what was scanned, drops the
+  request's queued pieces and reports the rest as not scanned
+  (``partial (time budget)``, or ``skipped`` if nothing was);
+  :meth:`NerDetector.scan_many` raises
+  :class:`~llm_gateway.dlp.errors.DetectorTimeout` instead.
 * ``chunk_chars``: the piece a worker analyses at a time, the unit of fairness.
 * ``caller_chars``: what one caller may have waiting; more is refused at once
   (:class:`~llm_gateway.dlp.ner_pool.NerBusy`).
 * ``piece_timeout_s``: a worker that spends longer on one piece is killed and
   replaced.
+
+What the model is shown: code spans masked with spaces, so identifiers are
+not taken for people and places, and with ``all_caps`` ALL-CAPS words
+title-cased, so shouted names are found (:mod:`llm_gateway.dlp.ner_text`);
+offsets are unchanged.
 
 Availability: without the ``ner`` extra or the model, :meth:`NerDetector.start`
 still returns a detector, with ``available`` false and ``reason`` saying why,
@@ -36,12 +52,14 @@ import importlib.util
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 from llm_gateway.dlp import ner_worker
 from llm_gateway.dlp.chunking import cut_at_break
 from llm_gateway.dlp.errors import DetectorTimeout, DetectorUnavailable
 from llm_gateway.dlp.findings import Action, Finding, Severity
 from llm_gateway.dlp.ner_pool import FairQueue, Job, Key, WorkerDied, WorkerLost, WorkerProcess
+from llm_gateway.dlp.ner_text import prepare
 from llm_gateway.dlp.ner_worker import WorkerInfo
 
 log = logging.getLogger(__name__)
@@ -52,6 +70,9 @@ ENTITIES = ner_worker.ENTITIES
 _EXTRA_HINT = "install the ner extra: pip install 'llm-gateway[ner]'"
 ANONYMOUS: Key = ("", "")
 RESTART_DELAY_S = 1.0  # between attempts to replace a worker that will not start
+# Up to this many characters a request's text is prepared for the model on the
+# event loop (masking code is a few regular expressions); more goes to a thread.
+OFF_LOOP_CHARS = 32_768
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +82,7 @@ class NerConfig:
     ``model`` is the import name of an installed spaCy model package.
     ``workers`` is the number of worker processes, each holding its own copy
     of the model (about 160 MB resident for the small English model).
+    ``all_caps`` title-cases ALL-CAPS words for the model (``DLP_NER_ALL_CAPS``).
     ``start_timeout_s`` bounds loading the model at start. ``nice`` lowers the
     workers' CPU priority (Unix), so that on a saturated host the event loop,
     which serves every request, runs before a long scan does. The other
@@ -72,6 +94,9 @@ class NerConfig:
     max_chars: int = 50_000
     chunk_chars: int = 2_000
     timeout_s: float = 3.0
+    timeout_per_kchar_s: float = 0.05
+    max_timeout_s: float = 15.0
+    all_caps: bool = False
     start_timeout_s: float = 120.0
     nice: int = 5
     caller_chars: int = 200_000
@@ -86,6 +111,57 @@ class NerConfig:
             raise ValueError("timeouts must be positive")
         if not 0 <= self.nice <= 19:
             raise ValueError("nice must be from 0 to 19")
+        if self.timeout_per_kchar_s < 0 or self.max_timeout_s <= 0:
+            raise ValueError("timeout_per_kchar_s must be at least 0, max_timeout_s positive")
+
+    def budget_s(self, chars: int) -> float:
+        """The time budget of a scan of ``chars`` characters (the module docstring's formula)."""
+        scaled = self.timeout_s + self.timeout_per_kchar_s * chars / 1000 / self.workers
+        return min(max(self.max_timeout_s, self.timeout_s), scaled)
+
+
+NerState = Literal["full", "partial", "skipped", "off"]
+TIME_BUDGET = "time budget"
+SIZE_CAP = "size cap"
+
+
+@dataclass(frozen=True, slots=True)
+class NerStatus:
+    """How much of a request NER read, and why not all of it: ``partial (time budget)``.
+
+    ``full``: every character was scanned; ``partial``: some were; ``skipped``:
+    none, though NER was wanted; ``off``: NER was not wanted (the policy's
+    ``ner: false``, ``DLP_NER=off``). ``reason`` says why a scan was partial
+    or skipped.
+    """
+
+    state: NerState
+    reason: str | None = None
+    scanned_chars: int = 0
+    total_chars: int = 0
+
+    def __str__(self) -> str:
+        return self.state if self.reason is None else f"{self.state} ({self.reason})"
+
+    @property
+    def complete(self) -> bool:
+        """Whether no text NER was asked to read went unread."""
+        return self.state in ("full", "off")
+
+    @classmethod
+    def of(cls, scanned: int, total: int, reasons: Sequence[str]) -> NerStatus:
+        if scanned >= total:
+            return cls("full", None, scanned, total)
+        state: NerState = "partial" if scanned else "skipped"
+        return cls(state, " and ".join(reasons) or None, scanned, total)
+
+
+@dataclass(frozen=True, slots=True)
+class NerResult:
+    """The findings per text of one budgeted scan, and how much of the texts it read."""
+
+    findings: list[list[Finding]]
+    status: NerStatus
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,23 +258,80 @@ class NerDetector:
         Raises :class:`~llm_gateway.dlp.ner_pool.NerBusy` when the caller has
         too much waiting already, ``DetectorTimeout`` past the budget.
         """
+        result = await self._scan(texts, action, severity, caller, partial=False)
+        return result.findings
+
+    async def scan_budgeted(
+        self,
+        texts: Sequence[str],
+        *,
+        action: Action,
+        severity: Severity,
+        caller: Key = ANONYMOUS,
+    ) -> NerResult:
+        """Like :meth:`scan_many`, but past the budget what was scanned is kept.
+
+        The result's status says how much was read and why not all of it
+        (``partial (time budget)``, ``partial (size cap)``); a text NER never
+        reached has no findings and is counted as not scanned. Raises
+        ``NerBusy`` and ``DetectorUnavailable`` (a worker failed) as
+        :meth:`scan_many` does, never ``DetectorTimeout``.
+        """
+        return await self._scan(texts, action, severity, caller, partial=True)
+
+    async def _scan(
+        self,
+        texts: Sequence[str],
+        action: Action,
+        severity: Severity,
+        caller: Key,
+        *,
+        partial: bool,
+    ) -> NerResult:
         if self.reason is not None:
             raise DetectorUnavailable(DETECTOR, self.reason)
-        heads = [text[: cut_at_break(text, 0, self.config.max_chars)] for text in texts]
-        job = Job.of(caller, heads, self.config.chunk_chars)
+        heads = self._heads(texts)
+        if sum(map(len, heads)) > OFF_LOOP_CHARS:
+            shown = await asyncio.to_thread(self._prepare, heads)
+        else:
+            shown = self._prepare(heads)
+        job = Job.of(caller, shown, self.config.chunk_chars)
+        wanted = job.chars  # the characters of pieces with something to read
+        total = wanted + sum(len(t) - len(h) for t, h in zip(texts, heads, strict=True))
+        reasons: list[str] = [SIZE_CAP] if total > wanted else []
         self._queue.put(job)
-        budget = self.config.timeout_s
+        budget = self.config.budget_s(wanted)
         try:
             async with asyncio.timeout(budget):
                 await job.done
         except TimeoutError:
-            chars = sum(map(len, heads))
-            raise DetectorTimeout(
-                DETECTOR, f"scan of {chars} characters exceeded {budget:g} s"
-            ) from None
+            if not partial:
+                raise DetectorTimeout(
+                    DETECTOR, f"scan of {wanted} characters exceeded {budget:g} s"
+                ) from None
+            reasons.append(TIME_BUDGET)
+            log.info(
+                "ner: time budget ran out; the rest is reported as not scanned",
+                extra={"budget_s": budget, "scanned": job.scanned, "chars": wanted},
+            )
         finally:
             self._queue.drop(job)  # whatever is still queued: no one waits for it
-        return [[_finding(raw, action, severity) for raw in found] for found in job.results]
+            job.close()  # answers still in flight are not waited for, nor taken
+        findings = [[_finding(raw, action, severity) for raw in found] for found in job.results]
+        return NerResult(findings, NerStatus.of(job.scanned, total, reasons))
+
+    def _heads(self, texts: Sequence[str]) -> list[str]:
+        """Each text's part within the request's ``max_chars``, in order, cut at breaks."""
+        left = self.config.max_chars
+        heads: list[str] = []
+        for text in texts:
+            end = cut_at_break(text, 0, left) if left > 0 else 0
+            heads.append(text[:end])
+            left -= end
+        return heads
+
+    def _prepare(self, texts: Sequence[str]) -> list[str]:
+        return [prepare(text, all_caps=self.config.all_caps) for text in texts]
 
     async def worker_rss_bytes(self) -> int:
         """The resident memory of one worker now, model loaded (for reports)."""

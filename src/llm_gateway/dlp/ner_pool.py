@@ -168,6 +168,7 @@ class Job:
     done: asyncio.Future[None]
     outstanding: int = 0  # pieces handed out and not answered yet
     chars: int = 0  # characters still queued (for the caller's bound)
+    scanned: int = 0  # characters of pieces answered, while the job was waited for
 
     @classmethod
     def of(cls, key: Key, texts: Sequence[str], piece_chars: int) -> Job:
@@ -192,7 +193,13 @@ class Job:
             (entity, piece.offset + start, piece.offset + end, score)
             for entity, start, end, score in found
         ]
+        self.scanned += len(piece.content)
         if not self.pieces and not self.outstanding:
+            self.done.set_result(None)
+
+    def close(self) -> None:
+        """Stop taking answers: what came back so far is what the caller gets."""
+        if not self.done.done():
             self.done.set_result(None)
 
     def failed(self, error: DetectorUnavailable) -> None:

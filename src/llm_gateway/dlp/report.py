@@ -10,6 +10,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from llm_gateway.dlp.findings import Action, Finding
+from llm_gateway.dlp.ner import NerStatus
 from llm_gateway.dlp.outbound import redact_with_markers
 
 Direction = Literal["request", "response"]
@@ -19,9 +20,28 @@ _STRENGTH = {Action.ALERT: 1, Action.REDACT: 2, Action.BLOCK: 3}
 @dataclass(slots=True)
 class DlpReport:
     findings: list[tuple[Direction, Finding]] = field(default_factory=list)
+    ner: dict[Direction, NerStatus] = field(default_factory=dict)  # how much NER read
 
     def add(self, direction: Direction, findings: list[Finding]) -> None:
         self.findings.extend((direction, f) for f in findings)
+
+    def ner_read(self, direction: Direction, status: NerStatus) -> None:
+        """Say how much of the request (or answer) NER read; an answer's scans add up."""
+        before = self.ner.get(direction)
+        if before is not None and status.state != "off" and before.state != "off":
+            scanned = before.scanned_chars + status.scanned_chars
+            total = before.total_chars + status.total_chars
+            reasons = [r for r in (before.reason, status.reason) if r]
+            status = NerStatus.of(scanned, total, list(dict.fromkeys(reasons)))
+        self.ner[direction] = status
+
+    @property
+    def ner_summary(self) -> str | None:
+        """For the audit row: ``partial (time budget)``, and the answer's as ``; answer: ...``."""
+        request, response = self.ner.get("request"), self.ner.get("response")
+        if response is None:
+            return str(request) if request is not None else None
+        return f"{request or 'off'}; answer: {response}"
 
     @property
     def labels(self) -> list[str]:

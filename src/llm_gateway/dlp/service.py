@@ -19,7 +19,7 @@ from pathlib import Path
 from llm_gateway.dlp.engine import RuleEngine
 from llm_gateway.dlp.errors import DetectorUnavailable
 from llm_gateway.dlp.findings import Action, Finding, Severity
-from llm_gateway.dlp.ner import NerConfig, NerDetector
+from llm_gateway.dlp.ner import NerConfig, NerDetector, NerStatus
 from llm_gateway.dlp.ner_pool import NerBusy
 from llm_gateway.dlp.operators import Anonymizer
 from llm_gateway.dlp.prefixes import SecretStarts
@@ -41,6 +41,17 @@ SEPARATOR = "\n\x1f\n"
 OFF_LOOP_CHARS = 32_768
 # How far from each end of a text a value split over two texts is looked for.
 SEAM_CHARS = 256
+
+
+NER_OFF = NerStatus("off")
+
+
+@dataclass(frozen=True, slots=True)
+class DlpScan:
+    """Findings per text, and how much of the texts NER read (``ner``)."""
+
+    findings: list[list[Finding]]
+    ner: NerStatus
 
 
 @dataclass(slots=True)
@@ -75,6 +86,9 @@ class DlpService:
                     workers=settings.ner_workers,
                     max_chars=settings.ner_max_chars,
                     timeout_s=settings.ner_timeout_ms / 1000,
+                    timeout_per_kchar_s=settings.ner_timeout_per_kchar_ms / 1000,
+                    max_timeout_s=settings.ner_timeout_max_ms / 1000,
+                    all_caps=settings.ner_all_caps,
                     caller_chars=settings.ner_caller_chars,
                 )
             )
@@ -149,11 +163,27 @@ class DlpService:
         prose: Sequence[bool] | None = None,
         caller: tuple[str, str] = ("", ""),
     ) -> list[list[Finding]]:
+        """The findings of :meth:`scan`, without its account of NER."""
+        scan = await self.scan(texts, mode=mode, ner=ner, prose=prose, caller=caller)
+        return scan.findings
+
+    async def scan(
+        self,
+        texts: Sequence[str],
+        *,
+        mode: Action | None = None,
+        ner: bool = True,
+        prose: Sequence[bool] | None = None,
+        caller: tuple[str, str] = ("", ""),
+    ) -> DlpScan:
         """Findings per text: rules on every text, NER on the texts it can take.
 
         ``prose`` says which texts are natural language (default: all): NER,
         which finds names, runs only on those, not on tool names or schemas.
         ``caller`` (tenant, caller) is whose turn in NER's fair queue this is.
+        NER reads what its size cap and time budget allow and the result's
+        ``ner`` says how much that was (``partial (time budget)``...); whether
+        that may pass is the caller's to decide (:func:`require_complete`).
         Raises :class:`DlpUnavailable` when a detector fails (fail closed), or
         logs it and goes on with the rules' findings when alert-only, and
         :class:`RateLimited` when the caller has too much NER work waiting.
@@ -164,14 +194,16 @@ class DlpService:
         else:  # a large body: let the event loop serve others meanwhile
             results = await asyncio.to_thread(self.scan_rules_many, texts, mode)
         detector = self.ner
-        if not ner or detector is None or not detector.available:
-            return results
-        if total > detector.config.max_chars:
-            return results  # the size cap decides whether NER runs: larger texts get rules only
-        action = mode or self.engine.default_action
+        if not ner or detector is None:
+            return DlpScan(results, NER_OFF)
         wanted = [i for i in range(len(texts)) if prose is None or prose[i]]
+        chars = sum(len(texts[i]) for i in wanted)
+        if not detector.available:
+            status = NerStatus.of(0, chars, [unavailable_reason(detector.reason)])
+            return DlpScan(results, status)
+        action = mode or self.engine.default_action
         try:  # one budget for the whole request, not one per text
-            found = await detector.scan_many(
+            scanned = await detector.scan_budgeted(
                 [texts[i] for i in wanted], action=action, severity=Severity.MEDIUM, caller=caller
             )
         except NerBusy:
@@ -181,11 +213,12 @@ class DlpService:
                 retry_after=1,
             ) from None
         except DetectorUnavailable as exc:
-            return self._unavailable("ner", str(exc), results)
-        for i, names in zip(wanted, found, strict=True):
+            passed = self._unavailable("ner", str(exc), results)
+            return DlpScan(passed, NerStatus.of(0, chars, ["detector error"]))
+        for i, names in zip(wanted, scanned.findings, strict=True):
             if names:
                 results[i] = _merge(results[i], names)
-        return results
+        return DlpScan(results, scanned.status)
 
     def _unavailable(
         self, detector: str, reason: str, results: list[list[Finding]]
@@ -203,6 +236,26 @@ class DlpService:
         if self.ner is not None:
             await self.ner.aclose()
         await self.vault.aclose()
+
+
+def unavailable_reason(reason: str | None) -> str:
+    """A detector's reason for being unavailable, in the few words a status shows."""
+    text = reason or ""
+    if "spaCy model package" in text:
+        return "model not installed"
+    if "is not installed" in text:
+        return "extra not installed"
+    return "unavailable"
+
+
+def require_complete(status: NerStatus) -> None:
+    """Refuse (:class:`DlpUnavailable`) what NER could not read in full: the policy's
+    ``ner_partial: block``."""
+    if not status.complete:
+        raise DlpUnavailable(
+            f"the request was blocked because names were not looked for in all of it "
+            f"(ner: {status}) and the policy requires a full scan"
+        )
 
 
 def _open_vault(

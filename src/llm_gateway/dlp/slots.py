@@ -146,10 +146,11 @@ def _json_slots(slots: list[Slot], node: Any, where: Path) -> None:
 def response_slots(response: ChatResponse) -> list[Slot]:
     slots: list[Slot] = []
     if response.text:
-        slots.append(Slot(response.text, _setter(response, "text"), "answer"))
+        slots.append(Slot(response.text, _setter(response, "text"), "answer", prose=True))
     for call in response.tool_calls:
         if call.arguments:
-            slots.append(Slot(call.arguments, _setter(call, "arguments"), "tool_arguments"))
+            write = _setter(call, "arguments")
+            slots.append(Slot(call.arguments, write, "tool_arguments", prose=True))
     return slots
 
 

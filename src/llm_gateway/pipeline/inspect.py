@@ -12,9 +12,15 @@ policy's ``dlp_mode`` obligation replaces the default action for this caller.
 On the way back, the answer is scanned the same way: a BLOCK ends it as a
 content-filtered answer (``finish_reason: content_filter``), REDACT spans are
 replaced; streamed answers are released only once scanned (see
-:mod:`llm_gateway.dlp.outbound`). Last, for a caller whose policy grants
-``deanonymize``, reversible tokens are restored from the conversation's vault,
-in JSON answers and in streams alike.
+:mod:`llm_gateway.dlp.outbound`). Names and places are looked for in answers
+only when the policy's ``ner_answers`` obligation asks (and answers are
+scanned at all, ``DLP_SCAN_RESPONSES``): a JSON answer is read by NER with the
+rules, before it is returned, its findings acted on as a request's are; a
+streamed answer, whose text is released as it is scanned by the rules, is read
+by NER once it ends, before its final event: its names are recorded and
+alerted (as ``alert`` findings: they have been sent), never redacted. Last,
+for a caller whose policy grants ``deanonymize``, reversible tokens are
+restored from the conversation's vault, in JSON answers and in streams alike.
 """
 
 from __future__ import annotations
@@ -26,15 +32,16 @@ from dataclasses import replace
 
 import orjson
 
-from llm_gateway.chat import ChatResponse, EventStream, StreamEvent
+from llm_gateway.chat import ChatResponse, EventStream, StreamEnd, StreamEvent
 from llm_gateway.dlp.findings import Action, Finding
+from llm_gateway.dlp.ner import NerStatus
 from llm_gateway.dlp.outbound import HeldText, redact_with_markers
 from llm_gateway.dlp.report import DlpReport, blocked_details
 from llm_gateway.dlp.restore import StreamRestorer, restore, tokens_in
-from llm_gateway.dlp.service import DlpService
+from llm_gateway.dlp.service import DlpService, require_complete
 from llm_gateway.dlp.slots import Slot, request_slots, response_slots, where_text
 from llm_gateway.dlp.vault import VaultSession
-from llm_gateway.errors import DlpBlocked
+from llm_gateway.errors import DlpBlocked, DlpUnavailable, RateLimited
 from llm_gateway.pipeline.context import Next, Outcome, RequestContext
 from llm_gateway.policy.decision import Decision
 from llm_gateway.streams import TEXT, filter_stream
@@ -51,13 +58,17 @@ class Inspect:
         report = ctx.dlp = DlpReport()
         mode = dlp_mode(ctx.decision)
         slots = request_slots(ctx.chat)
-        found = await self.dlp.scan_all(
+        scan = await self.dlp.scan(
             [s.text for s in slots],
             mode=mode,
             ner=ner_wanted(ctx.decision),
             prose=[s.prose for s in slots],
             caller=ner_caller(ctx),
         )
+        found = scan.findings
+        report.ner_read("request", scan.ner)
+        if ner_complete(ctx.decision):
+            require_complete(scan.ner)
         fixed = _unredactable(slots, found)
         every = [f for fs in found for f in fs]
         report.add("request", every)
@@ -95,6 +106,22 @@ class Inspect:
         events = self._inspect_stream(ctx, outcome, mode, mapping)
         return EventStream(outcome.start, events)
 
+    async def _scan_answer(
+        self, ctx: RequestContext, slots: list[Slot], mode: Action | None
+    ) -> list[list[Finding]]:
+        """An answer's findings, slot by slot: the rules', and NER's when the policy asks."""
+        if not ner_answers(ctx.decision):
+            return [self.dlp.scan_rules(slot.text, mode) for slot in slots]
+        scan = await self.dlp.scan(
+            [slot.text for slot in slots],
+            mode=mode,
+            prose=[slot.prose for slot in slots],
+            caller=ner_caller(ctx),
+        )
+        if ctx.dlp is not None:
+            ctx.dlp.ner_read("response", scan.ner)
+        return scan.findings
+
     async def _inspect_answer(
         self,
         ctx: RequestContext,
@@ -103,8 +130,10 @@ class Inspect:
         session: VaultSession | None,
     ) -> ChatResponse:
         if self.dlp.scan_responses:
-            for slot in response_slots(response):
-                findings = self.dlp.scan_rules(slot.text, mode)
+            scanned = response_slots(response)
+            for slot, findings in zip(
+                scanned, await self._scan_answer(ctx, scanned, mode), strict=True
+            ):
                 if not findings:
                     continue
                 self._record(ctx, list(findings))
@@ -133,6 +162,7 @@ class Inspect:
         channels: list[_Channel] = []
         if mapping is not None:
             ctx.call.response_before_restore = []
+        names_at_end = scanning and ner_answers(ctx.decision)
 
         def open_channel(index: int) -> _Channel:
             held = (
@@ -145,7 +175,11 @@ class Inspect:
                 else None
             )
             opened = _Channel(
-                held, mapping, json=index != TEXT, before_restore=ctx.call.response_before_restore
+                held,
+                mapping,
+                json=index != TEXT,
+                before_restore=ctx.call.response_before_restore,
+                keep=names_at_end,
             )
             channels.append(opened)
             return opened
@@ -154,7 +188,47 @@ class Inspect:
             for open_one in channels:
                 self._record(ctx, open_one.findings)
 
-        return filter_stream(stream, open_channel, settled)
+        events = filter_stream(stream, open_channel, settled)
+        return self._names_at_end(ctx, events, channels, mode) if names_at_end else events
+
+    async def _names_at_end(
+        self,
+        ctx: RequestContext,
+        events: AsyncGenerator[StreamEvent, None],
+        channels: list[_Channel],
+        mode: Action | None,
+    ) -> AsyncGenerator[StreamEvent, None]:
+        """The stream's events, NER run on its whole text before the final one is sent."""
+        try:
+            async for event in events:
+                if isinstance(event, StreamEnd):
+                    await self._stream_names(ctx, channels, mode)
+                yield event
+        finally:
+            await events.aclose()
+
+    async def _stream_names(
+        self, ctx: RequestContext, channels: list[_Channel], mode: Action | None
+    ) -> None:
+        texts = ["".join(channel.kept) for channel in channels]
+        try:
+            scan = await self.dlp.scan(texts, mode=mode, caller=ner_caller(ctx))
+        except (DlpUnavailable, RateLimited) as exc:  # the text is out: nothing to refuse
+            status = NerStatus.of(0, sum(map(len, texts)), [_why_not(exc)])
+            if ctx.dlp is not None:
+                ctx.dlp.ner_read("response", status)
+            return
+        if ctx.dlp is not None:
+            ctx.dlp.ner_read("response", scan.ner)
+        # The text has been released: what NER finds now is recorded and alerted, not
+        # acted on, and the rules' findings were recorded as the text went.
+        names = [
+            replace(f, action=Action.ALERT)
+            for found in scan.findings
+            for f in found
+            if f.rule.startswith("ner_")
+        ]
+        self._record(ctx, names)
 
     def _record(self, ctx: RequestContext, findings: list[Finding]) -> None:
         if findings and ctx.dlp is not None:
@@ -199,6 +273,20 @@ def ner_wanted(decision: Decision | None) -> bool:
     return True if obligation is None else obligation
 
 
+def ner_complete(decision: Decision | None) -> bool:
+    """True when the policy's ``ner_partial: block`` refuses what NER could not read in full."""
+    return bool(decision and decision.obligations.ner_partial == "block")
+
+
+def ner_answers(decision: Decision | None) -> bool:
+    """True when the policy's ``ner_answers`` obligation asks for NER on answers too."""
+    return bool(decision and decision.allow and decision.obligations.ner_answers)
+
+
+def _why_not(exc: Exception) -> str:
+    return "busy" if isinstance(exc, RateLimited) else "detector error"
+
+
 def ner_caller(ctx: RequestContext) -> tuple[str, str]:
     """Whose turn it is in NER's fair queue: the tenant, and the user within it."""
     p = ctx.principal
@@ -228,8 +316,11 @@ class _Channel:
         *,
         json: bool,
         before_restore: list[str] | None,
+        keep: bool = False,
     ) -> None:
         self.held = held
+        self.keep = keep
+        self.kept: list[str] = []  # the released text, before restoring, for NER at the end
         self.restorer = StreamRestorer(mapping, json_escape=json) if mapping else None
         self.before_restore = before_restore
 
@@ -243,11 +334,16 @@ class _Channel:
 
     def feed(self, text: str) -> str:
         released = self.held.feed(text) if self.held is not None else text
-        return self._restore(released)
+        return self._restore(self._kept(released))
 
     def finish(self) -> str:
-        rest = self._restore(self.held.finish() if self.held is not None else "")
+        rest = self._restore(self._kept(self.held.finish() if self.held is not None else ""))
         return rest + self.restorer.flush() if self.restorer else rest
+
+    def _kept(self, text: str) -> str:
+        if self.keep and text:
+            self.kept.append(text)
+        return text
 
     def _restore(self, text: str) -> str:
         if self.restorer is None:

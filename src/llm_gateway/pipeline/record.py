@@ -54,6 +54,7 @@ def request_record(ctx: RequestContext) -> RequestRecord:
         queued_ms=ctx.limits.queued_ms if ctx.limits is not None else None,
         route=call.route if call is not None else None,
         confirmation=ctx.payload.confirmation,
+        dlp_ner=report.ner_summary if report is not None else None,
     )
 
 

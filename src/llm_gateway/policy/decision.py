@@ -4,7 +4,8 @@ The decision rule may be a boolean (``allow``) or an object::
 
     {"allow": true, "reasons": ["..."],
      "deanonymize": false, "dlp_mode": "redact", "max_tokens": 1024,
-     "features": ["streaming", "tools"], "ner": true}
+     "features": ["streaming", "tools"], "ner": true,
+     "ner_partial": "pass", "ner_answers": false}
 
 Everything but ``allow`` is optional. The obligations are what the later
 stages obey; anything else in the object is ignored. A result of any other
@@ -20,6 +21,7 @@ from typing import Any
 from llm_gateway.dlp.findings import Action
 
 DLP_MODES = tuple(action.value for action in Action)
+NER_PARTIAL = ("pass", "block")
 _COLLECTIONS = (list, set, frozenset)  # regorus gives Rego sets as Python sets; OPA as lists
 
 
@@ -36,6 +38,11 @@ class Obligations:
     max_tokens: int | None = None
     features: frozenset[str] | None = None  # None: every feature; else only these
     ner: bool | None = None  # whether names and places are looked for; None: the default
+    # Whether a request NER could read only part of (its time budget or size cap ran
+    # out, or the detector is not installed) may pass: "pass" (None: the default) or
+    # "block" (503 dlp_unavailable).
+    ner_partial: str | None = None
+    ner_answers: bool = False  # whether names and places are looked for in answers too
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,8 +113,16 @@ def _obligations(result: dict[str, Any]) -> Obligations:
     ner = result.get("ner")
     if ner is not None and not isinstance(ner, bool):
         raise PolicyError("the decision's 'ner' must be a boolean")
+    ner_partial = result.get("ner_partial")
+    if ner_partial is not None and ner_partial not in NER_PARTIAL:
+        raise PolicyError(f"the decision's 'ner_partial' must be one of {', '.join(NER_PARTIAL)}")
+    ner_answers = result.get("ner_answers", False)
+    if not isinstance(ner_answers, bool):
+        raise PolicyError("the decision's 'ner_answers' must be a boolean")
     return Obligations(
         ner=ner,
+        ner_partial=ner_partial,
+        ner_answers=ner_answers,
         deanonymize=deanonymize,
         dlp_mode=dlp_mode,
         max_tokens=max_tokens,

@@ -79,7 +79,7 @@ class DlpSettings(Section):
     scan_responses: bool = var("DLP_SCAN_RESPONSES", boolean, True, "scan answers too")
     on_error: Action = var(
         "DLP_ON_ERROR", choice(Action, Action.BLOCK, Action.ALERT), Action.BLOCK,
-        "a detector that fails or overruns: block (fail closed) or alert",
+        "a detector that fails: block (fail closed) or alert (NER past its budget: ner_partial)",
     )  # fmt: skip
     stream_holdback: int = var(
         "DLP_STREAM_HOLDBACK", integer(0, 65536), 64,
@@ -94,11 +94,25 @@ class DlpSettings(Section):
         "names and places: auto (when installed), on (required) or off",
     )  # fmt: skip
     ner_max_chars: int = var(
-        "DLP_NER_MAX_CHARS", integer(1, 10_000_000), 50_000, "longest text NER reads"
-    )
+        "DLP_NER_MAX_CHARS", integer(1, 10_000_000), 50_000,
+        "most characters of one request NER reads; the rest is reported (ner: partial)",
+    )  # fmt: skip
     ner_timeout_ms: int = var(
-        "DLP_NER_TIMEOUT_MS", integer(1, 600_000), 3000, "NER's time budget per scan"
-    )
+        "DLP_NER_TIMEOUT_MS", integer(1, 600_000), 3000,
+        "NER's base time budget per request, before it grows with the text",
+    )  # fmt: skip
+    ner_timeout_per_kchar_ms: int = var(
+        "DLP_NER_TIMEOUT_PER_KCHAR_MS", integer(0, 60_000), 50,
+        "budget added per 1000 characters, divided by DLP_NER_WORKERS",
+    )  # fmt: skip
+    ner_timeout_max_ms: int = var(
+        "DLP_NER_TIMEOUT_MAX_MS", integer(1, 600_000), 15_000,
+        "the ceiling of NER's time budget per request",
+    )  # fmt: skip
+    ner_all_caps: bool = var(
+        "DLP_NER_ALL_CAPS", boolean, False,
+        "also find ALL-CAPS names (title-cased for the model; more false positives)",
+    )  # fmt: skip
     ner_workers: int = var("DLP_NER_WORKERS", integer(1, 64), 1, "NER worker processes")
     ner_caller_chars: int = var(
         "DLP_NER_CALLER_CHARS", integer(1, 100_000_000), 200_000,

@@ -92,6 +92,8 @@ class AuditLog(Base):
     dlp_action: Mapped[str | None] = mapped_column(String(16))  # the strongest action taken
     # A JSON list of {entity, direction, count, action}.
     dlp_findings: Mapped[str | None] = mapped_column(Text)
+    # How much NER read: "full", "partial (time budget)", "full; answer: skipped (...)"...
+    dlp_ner: Mapped[str | None] = mapped_column(String(120))
     # A JSON list of {model, provider, status, error_code, latency_ms}, one per try.
     attempts: Mapped[str | None] = mapped_column(Text)
     # How long a rate limit's queue held the request before it went on (None: not queued).
