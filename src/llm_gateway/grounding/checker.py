@@ -1,0 +1,209 @@
+"""``check``: is an agent's answer grounded in the results of the tools it called?
+
+Pure and self-contained (no I/O, no configuration): the pipeline and the API
+build a :class:`Conversation` from the request, :class:`Options` from the
+config file, and act on the :class:`Verdict`.
+
+The verdict fails (``grounded`` false) on any of:
+
+- ``unsupported_claims``: more unsupported claims than ``max_unsupported_claims``
+  (when ``check_tool_output_match``);
+- ``contradiction``: any claim the tool outputs contradict (when
+  ``detect_contradictions``; otherwise contradicted claims count as unsupported);
+- ``speculative_language``: a built-in hedge ("probably", "seems to", ...);
+- ``blocked_phrase``: a configured phrase;
+- ``citation``: a citation of an unknown tool, or (with ``require_tool_citation``)
+  a claim not covered by a citation of a tool whose output supports it;
+- ``confidence``: the score below ``confidence_threshold``; the score is
+  exp(mean token logprob) when logprobs are given, else the share of claims
+  supported or derived (1.0 with no claims).
+
+Hedges are only findings when a tool result exists to be certain from, and a
+conversation without tool results is grounded with no claims: there is
+nothing to check it against.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from llm_gateway.grounding import support
+from llm_gateway.grounding.citations import Citation, find_citations, sentence_of, sentences
+from llm_gateway.grounding.claims import Candidate, extract
+from llm_gateway.grounding.evidence import Evidence, build
+from llm_gateway.grounding.model import (
+    BLOCKED,
+    CITATION,
+    CONFIDENCE,
+    CONTRADICTION,
+    SPECULATIVE,
+    UNSUPPORTED,
+    Claim,
+    Conversation,
+    Options,
+    Uncited,
+    Verdict,
+)
+from llm_gateway.grounding.speculation import find_phrases
+from llm_gateway.grounding.support import Judgement
+
+CHECKER_ERROR = "checker_error"
+_ENTITY_KINDS = ("identifier", "ip", "arn", "email", "host")
+
+
+def check(
+    conversation: Conversation,
+    answer: str,
+    options: Options = Options(),  # noqa: B008 - frozen, so one shared default is safe
+    logprobs: Sequence[float] | None = None,
+) -> Verdict:
+    """The verdict on ``answer`` given the conversation's tool results; never raises."""
+    try:
+        return _check(conversation, answer, options, logprobs)
+    except Exception:  # noqa: BLE001 - a checker bug must not take the request down
+        return Verdict(False, 0.0, (), 0, 0, (), (), (CHECKER_ERROR,), False)
+
+
+def _check(
+    conversation: Conversation,
+    answer: str,
+    options: Options,
+    logprobs: Sequence[float] | None,
+) -> Verdict:
+    if not conversation.tools:
+        return Verdict(True, 1.0, (), 0, 0, (), (), (), False)
+    truncated = len(answer) > options.max_answer_chars
+    answer = answer[: options.max_answer_chars]
+    evidence = build(conversation, options.max_evidence_chars)
+    truncated = truncated or evidence.truncated
+    text, citations = find_citations(answer)
+    spans = sentences(answer, citations)
+    candidates = extract(text)
+    claims = _judge_all(candidates, evidence, spans, answer)
+
+    unsupported = sum(1 for c, _ in claims if c.status == "unsupported")
+    contradicted = sum(1 for c, _ in claims if c.status == "contradicted")
+    phrases = tuple(
+        find_phrases(text, options.flag_speculative_language, options.blocked_phrases)
+    )
+    uncited = _citations(claims, citations, spans, evidence, options.require_tool_citation)
+
+    failed: list[str] = []
+    counted = unsupported + (0 if options.detect_contradictions else contradicted)
+    if options.check_tool_output_match and counted > options.max_unsupported_claims:
+        failed.append(UNSUPPORTED)
+    if options.detect_contradictions and contradicted:
+        failed.append(CONTRADICTION)
+    if any(p.source == "speculative" for p in phrases):
+        failed.append(SPECULATIVE)
+    if any(p.source == "blocked" for p in phrases):
+        failed.append(BLOCKED)
+    if uncited:
+        failed.append(CITATION)
+    score = support.exp_mean(logprobs) if logprobs else None
+    if score is None:
+        good = sum(1 for c, _ in claims if c.status in ("supported", "derived"))
+        score = good / len(claims) if claims else 1.0
+    if score < options.confidence_threshold:
+        failed.append(CONFIDENCE)
+    return Verdict(
+        grounded=not failed,
+        score=score,
+        claims=tuple(c for c, _ in claims),
+        unsupported=unsupported,
+        contradictions=contradicted,
+        speculative=phrases,
+        uncited=uncited,
+        failed=tuple(failed),
+        truncated=truncated,
+    )
+
+
+def _judge_all(
+    candidates: list[Candidate], evidence: Evidence, spans: list[tuple[int, int]], answer: str
+) -> list[tuple[Claim, Judgement]]:
+    for candidate in candidates:
+        candidate.sentence = sentence_of(spans, candidate.start)
+    judged: list[tuple[Claim, Judgement]] = []
+    for index, candidate in enumerate(candidates):
+        judgement = _judge(candidate, candidates[:index], evidence)
+        if judgement is None:
+            continue
+        claim = Claim(
+            start=candidate.start,
+            end=candidate.end,
+            text=answer[candidate.start : candidate.end],
+            kind=candidate.kind,
+            status=judgement.status,
+            tool_call_id=evidence.tool_id(judgement.source)
+            if judgement.source is not None
+            else None,
+            found=judgement.found,
+            explanation=judgement.explanation,
+        )
+        judged.append((claim, judgement))
+    return judged
+
+
+def _judge(
+    candidate: Candidate, earlier: list[Candidate], evidence: Evidence
+) -> Judgement | None:
+    kind = candidate.kind
+    if kind in ("number", "count", "money", "percent"):
+        return support.judge_number(candidate, evidence)
+    if kind == "date":
+        return support.judge_date(candidate, evidence)
+    if kind == "time":
+        return support.judge_time(candidate, evidence)
+    if kind == "state":
+        entities = [
+            c.value
+            for c in reversed(earlier)
+            if c.sentence == candidate.sentence and c.kind in _ENTITY_KINDS
+        ]
+        return support.judge_state(candidate, evidence, entities)
+    if kind == "name":
+        return support.judge_name(candidate, evidence)
+    return support.judge_identifier(candidate, evidence)
+
+
+def _citations(
+    claims: list[tuple[Claim, Judgement]],
+    citations: list[Citation],
+    spans: list[tuple[int, int]],
+    evidence: Evidence,
+    required: bool,
+) -> tuple[Uncited, ...]:
+    """Citations of unknown tools; with ``required``, supported claims no citation covers."""
+    refs: dict[str, int] = {}
+    for index, (call_id, name) in enumerate(evidence.names):
+        for ref in (call_id, name):
+            if ref:
+                refs.setdefault(ref, index)
+                refs.setdefault(ref.lower(), index)
+    found: list[Uncited] = []
+    cited: dict[int, set[int]] = {}
+    for citation in citations:
+        tool = refs.get(citation.ref, refs.get(citation.ref.lower()))
+        if tool is None:
+            found.append(
+                Uncited(citation.start, citation.end, citation.ref, "unknown_tool", citation.ref)
+            )
+            continue
+        # Every tool of that name: a name cited for two calls of one tool covers both.
+        tools = {i for i, (c, n) in enumerate(evidence.names) if citation.ref in (c, n)} | {tool}
+        cited.setdefault(sentence_of(spans, citation.start), set()).update(tools)
+    if required:
+        for claim, judgement in claims:
+            if claim.status not in ("supported", "derived"):
+                continue
+            if judgement.source is not None and judgement.source < 0 and not judgement.sources:
+                continue  # the question's or the context's own words need no citation
+            here = cited.get(sentence_of(spans, claim.start), set())
+            if not here:
+                found.append(Uncited(claim.start, claim.end, claim.text, "missing", None))
+            elif judgement.sources and not judgement.sources & here:
+                tool = evidence.tool_id(min(here))
+                found.append(Uncited(claim.start, claim.end, claim.text, "wrong_tool", tool))
+    found.sort(key=lambda u: u.start)
+    return tuple(found)

@@ -1,0 +1,434 @@
+"""Whether the evidence supports a claim, contradicts it, or says nothing of it.
+
+The order of the tests is the order of confidence: a value the tools state
+(after rounding to the precision the answer wrote) is ``supported``; one they
+let the answer compute (a unit conversion, a count of a list's items, a sum,
+a difference the answer says it took, an approximation the answer says it
+made) is ``derived``; one that differs from a value the tools give for the
+same subject (the same key words, the same object's state, an id one or two
+characters away) is ``contradicted``; the rest are ``unsupported``.
+
+Some claims are dropped instead of judged, because judging them would only
+add false alarms: a "no problems" with nothing to count, a state word when no
+tool reported any state.
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from llm_gateway.grounding.claims import Candidate
+from llm_gateway.grounding.evidence import CONTEXT, QUESTION, Evidence, Num, dates_near, line_counts
+from llm_gateway.grounding.identifiers import within_distance
+from llm_gateway.grounding.model import Status
+from llm_gateway.grounding.normalize import NumberToken, conversions, unit_of
+
+_SYNONYMS: dict[str, str] = {
+    "price": "cost", "amount": "cost", "charge": "cost", "spend": "cost", "spent": "cost",
+    "bill": "cost", "fee": "cost", "costs": "cost", "pay": "cost",
+    "ram": "memory", "mem": "memory",
+    "temp": "temperature", "degree": "temperature",
+    "rtt": "latency", "response": "latency",
+    "utilization": "cpu", "usage": "cpu",
+    "pr": "pull", "request": "pull",
+}  # fmt: skip
+_GENERIC = frozenset("count value number id name item data result code type key".split())
+_DIGITS = re.compile(r"-?[\d,]*\.?\d+")
+MAX_PAIR_VALUES = 400
+MAX_TIMES = 200
+
+
+@dataclass(frozen=True, slots=True)
+class Judgement:
+    status: Status
+    source: int | None  # the fact's source (a tool's index, QUESTION, CONTEXT), if any
+    found: str | None
+    explanation: str
+    sources: frozenset[int] = frozenset()  # every tool whose output supports the claim
+
+
+def _canon(words: Iterable[str]) -> frozenset[str]:
+    return frozenset(_SYNONYMS.get(w, w) for w in words) - _GENERIC
+
+
+def _show(value: float) -> str:
+    return f"{value:.10g}"
+
+
+def _pick(sources: Iterable[int]) -> int:
+    """The most telling source: a tool (the first) over the question over the context."""
+    ordered = sorted(set(sources), key=lambda s: (s < 0, -s if s < 0 else s))
+    return ordered[0]
+
+
+def _where(evidence: Evidence, source: int) -> str:
+    if source == QUESTION:
+        return "in the question"
+    if source == CONTEXT:
+        return "in the conversation's context"
+    return f"in the output of {evidence.tool_id(source) or 'a tool'}"
+
+
+def _supported(
+    evidence: Evidence, status: Status, facts: Sequence[Num], why: str, found: str | None = None
+) -> Judgement:
+    source = _pick(f.source for f in facts)
+    best = next(f for f in facts if f.source == source)
+    shown = found if found is not None else _show(best.value)
+    where = f" ({best.where})" if best.where not in ("text", "") and source >= 0 else ""
+    return Judgement(
+        status, source, shown, f"{why} {_where(evidence, source)}{where}",
+        frozenset(f.source for f in facts if f.source >= 0),
+    )  # fmt: skip
+
+
+# ---------------------------------------------------------------- numbers
+
+
+def _tolerance(token: NumberToken, approx: bool) -> float:
+    """How far from the written value a fact may be and still be the same number."""
+    value = abs(token.value)
+    written = _DIGITS.match(token.text)
+    scale = 1.0
+    if token.scaled and written is not None:
+        try:
+            plain = abs(float(written.group().replace(",", "")))
+            scale = value / plain if plain else 1.0
+        except ValueError:
+            scale = 1.0
+    half = 0.5 * 10.0 ** (-token.decimals) * scale if not token.word else 0.0
+    if not (approx or token.scaled):
+        return max(half, 1e-9 * max(1.0, value))
+    zeros = 0
+    digits = str(int(value)) if value >= 1 and token.decimals == 0 else ""
+    while digits.endswith("0") and zeros < len(digits) - 1:
+        digits, zeros = digits[:-1], zeros + 1
+    return max(half, 0.05 * value, 0.5 * 10.0**zeros if zeros else 0.0)
+
+
+def _unit_fits(token: NumberToken, fact: Num) -> bool:
+    """Whether a fact in its unit can be the claim in its own: no unit, or the same amount."""
+    if token.unit is None or fact.unit is None:
+        return True
+    mine, theirs = unit_of(token.unit), unit_of(fact.unit)
+    if mine is None or theirs is None:
+        return True
+    return mine == theirs
+
+
+def _matches(
+    evidence: Evidence, value: float, tolerance: float, token: NumberToken, derived: bool
+) -> list[Num]:
+    return [
+        f
+        for f in evidence.near(value, value - tolerance, value + tolerance, derived)
+        if _unit_fits(token, f)
+    ]
+
+
+def _converted(evidence: Evidence, token: NumberToken, approx: bool) -> list[Num]:
+    """Facts that state the claim's quantity in another unit ("2 GiB" and ``SizeInMiB: 2048``)."""
+    if token.unit is None:
+        return []
+    found: list[Num] = []
+    base = _tolerance(token, approx) / max(abs(token.value), 1e-9)
+    for value, unit in conversions(token.value, token.unit):
+        tolerance = max(abs(value) * max(base, 0.01), 1e-9)
+        target = unit_of(unit)
+        for derived in (False, True):
+            for fact in evidence.near(value, value - tolerance, value + tolerance, derived):
+                if fact.unit is not None and unit_of(fact.unit) == target:
+                    found.append(fact)
+    return found
+
+
+def _pairs(evidence: Evidence, value: float, tolerance: float, sums: bool) -> list[Num]:
+    """Two stated numbers whose difference (or sum) is ``value``."""
+    pool = [n for n in evidence.numbers if n.source >= 0][: MAX_PAIR_VALUES * 4]
+    seen: dict[float, Num] = {}
+    for n in pool:
+        seen.setdefault(n.value, n)
+        if len(seen) >= MAX_PAIR_VALUES:
+            break
+    values = sorted(seen)
+    for a in values:
+        for target in (a - value, a + value) if not sums else (value - a,):
+            i = bisect.bisect_left(values, target - tolerance)
+            if i < len(values) and values[i] <= target + tolerance and values[i] != a:
+                return [seen[a], seen[values[i]]]
+    return []
+
+
+def _clock_gap(evidence: Evidence, token: NumberToken) -> bool:
+    """Whether the claimed duration is the gap between two times the tools give."""
+    if token.unit is None or (unit := unit_of(token.unit)) is None or unit[0] != "time":
+        return False
+    minutes = token.value * unit[1] / 60
+    times = [h * 60 + m for (h, m), s in evidence.times.items() if any(x >= 0 for x in s)]
+    times = sorted(times)[:MAX_TIMES]
+    wanted = {round(minutes)} if abs(minutes - round(minutes)) < 1e-6 else set()
+    return any(b - a in wanted for a in times for b in times if b > a)
+
+
+def _subject_facts(evidence: Evidence, claim: Candidate, pool: Iterable[Num]) -> list[Num]:
+    subject = _canon(claim.subject)
+    if not subject:
+        return []
+    return [f for f in pool if f.source >= 0 and subject & _canon(f.words)]
+
+
+def judge_number(claim: Candidate, evidence: Evidence) -> Judgement | None:
+    token: NumberToken = claim.value
+    value, approx = token.value, "approx" in claim.cues
+    tolerance = _tolerance(token, approx=False)
+    stated = _matches(evidence, value, tolerance, token, derived=False)
+    if token.percent and not stated:
+        ratio = value / 100
+        stated = [f for f in _matches(evidence, ratio, tolerance / 100, token, False)
+                  if abs(f.value) <= 1]  # fmt: skip
+    if stated:
+        return _supported(evidence, "supported", stated, "stated")
+    converted = _converted(evidence, token, approx)
+    if converted:
+        return _supported(evidence, "derived", converted, "the same quantity in another unit")
+    counted = _judge_count(claim, evidence, value)
+    if counted is not None:
+        return counted
+    derived = [
+        f
+        for f in _matches(evidence, value, tolerance, token, derived=True)
+        if f.how != "sum" or "total" in claim.cues or "[]" in f.where or f.where == "text"
+    ]
+    if derived:
+        return _supported(evidence, "derived", derived, f"the {derived[0].how} of values")
+    if "compare" in claim.cues or "total" in claim.cues:
+        pair = _pairs(evidence, value, tolerance, sums="compare" not in claim.cues)
+        if pair:
+            how = "difference" if "compare" in claim.cues else "sum"
+            return _supported(evidence, "derived", pair, f"the {how} of two values")
+    if _clock_gap(evidence, token):
+        return Judgement("derived", None, None, "the time between two of the tools' times")
+    if approx or token.scaled:
+        wide = _tolerance(token, approx=True)
+        near = _matches(evidence, value, wide, token, False) + _matches(
+            evidence, value, wide, token, True
+        )
+        if near:
+            return _supported(evidence, "derived", near, "approximately")
+    return _unmatched_number(claim, evidence, value)
+
+
+def _judge_count(claim: Candidate, evidence: Evidence, value: float) -> Judgement | None:
+    """A count of a list the claim's noun names: derived when it agrees, else contradicted."""
+    counts = _subject_facts(evidence, claim, evidence.counts)
+    for source, n, word in line_counts(evidence, _canon(claim.subject)):
+        counts.append(Num(float(n), source, frozenset({word}), None, "text", f"lines with {word}"))
+    agreeing = [f for f in counts if abs(f.value - value) < 1e-9]
+    if agreeing:
+        return _supported(evidence, "derived", agreeing, f"the {agreeing[0].how}")
+    if counts and (claim.kind == "count" or "zero" in claim.cues):
+        total = next((f for f in counts if f.how == "count"), counts[0])
+        return Judgement(
+            "contradicted", total.source, _show(total.value),
+            f"{_where(evidence, total.source)} the {total.how} is {_show(total.value)}",
+        )  # fmt: skip
+    return None
+
+
+def _unmatched_number(claim: Candidate, evidence: Evidence, value: float) -> Judgement | None:
+    if "zero" in claim.cues:
+        return None  # "no problems": nothing said that a tool could contradict
+    token: NumberToken = claim.value
+    related = [
+        f
+        for f in _subject_facts(evidence, claim, evidence.numbers)
+        if _unit_fits(token, f) and f.value != 0
+    ]
+    if related:
+        closest = min(related, key=lambda f: abs(f.value - value) / max(abs(f.value), 1e-9))
+        return Judgement(
+            "contradicted", closest.source, _show(closest.value),
+            f"{_where(evidence, closest.source)} {closest.where} is {_show(closest.value)}",
+        )  # fmt: skip
+    return Judgement("unsupported", None, None, "no tool output states or implies this value")
+
+
+# ---------------------------------------------------------------- identifiers, names
+
+
+def _occurs(text: str, value: str) -> bool:
+    """Whether ``value`` occurs in ``text`` as a whole token (not inside a longer id)."""
+    start = text.find(value)
+    tries = 0
+    while start >= 0 and tries < 1000:
+        before = text[start - 1] if start else " "
+        end = start + len(value)
+        after = text[end] if end < len(text) else " "
+        if not (before.isalnum() or before in "-_") and not (after.isalnum() or after in "-_"):
+            return True
+        start = text.find(value, start + 1)
+        tries += 1
+    return False
+
+
+def _sources_with(evidence: Evidence, value: str) -> list[int]:
+    return [source for source, text in evidence.texts if _occurs(text, value)]
+
+
+def judge_identifier(claim: Candidate, evidence: Evidence) -> Judgement:
+    value: str = claim.value
+    if value.startswith("#"):
+        return _judge_reference(claim, evidence, value)
+    sources = _sources_with(evidence, value)
+    known = evidence.identifiers.get(value)
+    if known is not None:
+        sources.append(known[1])
+    if sources:
+        source = _pick(sources)
+        return Judgement(
+            "supported", source, value, f"found {_where(evidence, source)}",
+            frozenset(s for s in sources if s >= 0),
+        )  # fmt: skip
+    limit = 1 if len(value) < 8 else 2
+    for other, (kind, source) in evidence.identifiers.items():
+        if kind == claim.kind and other != value and within_distance(value, other, limit):
+            return Judgement(
+                "contradicted", source, other,
+                f"{_where(evidence, source)} the nearest identifier is {other}",
+            )  # fmt: skip
+    return Judgement("unsupported", None, None, "no tool output mentions this identifier")
+
+
+def _judge_reference(claim: Candidate, evidence: Evidence, value: str) -> Judgement:
+    """ "#412": a pull request's or issue's number, a stated number or "#412" in the text."""
+    number = float(value[1:])
+    facts = list(evidence.near(number, number, number))
+    if facts:
+        return _supported(evidence, "supported", facts, "stated", value)
+    sources = _sources_with(evidence, value)
+    if sources:
+        source = _pick(sources)
+        return Judgement("supported", source, value, f"found {_where(evidence, source)}",
+                         frozenset(s for s in sources if s >= 0))  # fmt: skip
+    del claim
+    return Judgement("unsupported", None, None, "no tool output mentions this number")
+
+
+def judge_name(claim: Candidate, evidence: Evidence) -> Judgement:
+    value: str = claim.value
+    sources = _sources_with(evidence, value)
+    if sources:
+        source = _pick(sources)
+        return Judgement("supported", source, claim.text, f"found {_where(evidence, source)}",
+                         frozenset(s for s in sources if s >= 0))  # fmt: skip
+    for word in value.split():
+        if len(word) >= 3 and (sources := _sources_with(evidence, word)):
+            source = _pick(sources)
+            return Judgement("supported", source, word, f"partly found {_where(evidence, source)}",
+                             frozenset(s for s in sources if s >= 0))  # fmt: skip
+    return Judgement("unsupported", None, None, "no tool output mentions this name")
+
+
+# ---------------------------------------------------------------- dates, times
+
+
+def judge_date(claim: Candidate, evidence: Evidence) -> Judgement:
+    readings = claim.value
+    for date in readings:
+        sources = evidence.dates.get((date.year, date.month, date.day))
+        if sources:
+            source = _pick(sources)
+            return Judgement("supported", source, date.iso(), f"found {_where(evidence, source)}",
+                             frozenset(s for s in sources if s >= 0))  # fmt: skip
+    for date in readings:
+        for near in dates_near(evidence, date)[:1]:
+            if abs((near[1] * 31 + near[2]) - (date.month * 31 + date.day)) <= 31:
+                sources = evidence.dates[near]
+                if any(s >= 0 for s in sources):
+                    source = _pick(sources)
+                    shown = f"{near[0]:04d}-{near[1]:02d}-{near[2]:02d}"
+                    return Judgement(
+                        "contradicted", source, shown,
+                        f"{_where(evidence, source)} the nearest date is {shown}",
+                    )  # fmt: skip
+    return Judgement("unsupported", None, None, "no tool output has this date")
+
+
+def judge_time(claim: Candidate, evidence: Evidence) -> Judgement:
+    hour, minute = claim.value
+    readings = [(hour, minute)]
+    if hour < 12 and not re.search(r"[AaPp]\.?[Mm]", claim.text):
+        readings.append((hour + 12, minute))
+    for reading in readings:
+        sources = evidence.times.get(reading)
+        if sources:
+            source = _pick(sources)
+            return Judgement("supported", source, f"{reading[0]:02d}:{reading[1]:02d}",
+                             f"found {_where(evidence, source)}",
+                             frozenset(s for s in sources if s >= 0))  # fmt: skip
+    known = [(t, s) for t, s in evidence.times.items() if any(x >= 0 for x in s)]
+    if known:
+        target = hour * 60 + minute
+        (h, m), sources = min(known, key=lambda k: abs(k[0][0] * 60 + k[0][1] - target))
+        if abs(h * 60 + m - target) <= 180:
+            source = _pick(sources)
+            return Judgement("contradicted", source, f"{h:02d}:{m:02d}",
+                             f"{_where(evidence, source)} the nearest time is {h:02d}:{m:02d}")
+    return Judgement("unsupported", None, None, "no tool output has this time")
+
+
+# ---------------------------------------------------------------- states
+
+
+def judge_state(claim: Candidate, evidence: Evidence, entities: Sequence[str]) -> Judgement | None:
+    """A state said of the nearest thing the sentence names before it, or of the tools' things."""
+    if not evidence.all_states:
+        return None
+    state: str = claim.value
+    negated = "not" in claim.cues
+    for entity in entities:
+        scopes = evidence.entities.get(entity, [])
+        states: set[str] = set()
+        tools: set[int] = set()
+        for source, scope in scopes:
+            if (source, scope) in evidence.scope_states:
+                states |= evidence.scope_states[(source, scope)]
+                tools.add(source)
+        if states:
+            agrees = (state in states) != negated
+            shown = ",".join(sorted(states))
+            if agrees:
+                return Judgement("supported", min(tools), shown,
+                                 f"{entity} is {shown} {_where(evidence, min(tools))}",
+                                 frozenset(tools))  # fmt: skip
+            return Judgement("contradicted", min(tools), shown,
+                             f"{entity} is {shown} {_where(evidence, min(tools))}")  # fmt: skip
+    if "all" in claim.cues and not negated:
+        for (source, _group), counter in evidence.group_states.items():
+            if state in counter and len(counter) > 1:
+                others = ",".join(sorted(s for s in counter if s != state))
+                return Judgement("contradicted", source, others,
+                                 f"not all are {state} {_where(evidence, source)}: {others}")
+    if state in evidence.all_states or negated:
+        source = evidence.all_states.get(state)
+        sources = frozenset(
+            s for (s, _), states in evidence.scope_states.items() if state in states
+        )
+        return Judgement("supported", source, state if source is not None else None,
+                         f"reported {_where(evidence, source)}" if source is not None
+                         else "the tools report other states", sources)  # fmt: skip
+    shown = ",".join(sorted(evidence.all_states)[:5])
+    source = next(iter(evidence.all_states.values()))
+    return Judgement("contradicted", source, shown, f"the tools report {shown}, not {state}")
+
+
+def exp_mean(logprobs: Sequence[float]) -> float | None:
+    """exp of the mean token log-probability, clipped to [0, 1]; None when there are none."""
+    finite = [p for p in logprobs if math.isfinite(p)]
+    if not finite:
+        return None
+    return min(1.0, max(0.0, math.exp(sum(finite) / len(finite))))
