@@ -79,13 +79,11 @@ def _check(
     text, citations = find_citations(answer)
     spans = sentences(answer, citations)
     candidates = extract(text)
-    claims = _judge_all(candidates, evidence, spans, answer)
+    claims = _judge_all(candidates, evidence, spans, answer, text)
 
     unsupported = sum(1 for c, _ in claims if c.status == "unsupported")
     contradicted = sum(1 for c, _ in claims if c.status == "contradicted")
-    phrases = tuple(
-        find_phrases(text, options.flag_speculative_language, options.blocked_phrases)
-    )
+    phrases = tuple(find_phrases(text, options.flag_speculative_language, options.blocked_phrases))
     uncited = _citations(claims, citations, spans, evidence, options.require_tool_citation)
 
     failed: list[str] = []
@@ -120,13 +118,17 @@ def _check(
 
 
 def _judge_all(
-    candidates: list[Candidate], evidence: Evidence, spans: list[tuple[int, int]], answer: str
+    candidates: list[Candidate],
+    evidence: Evidence,
+    spans: list[tuple[int, int]],
+    answer: str,
+    text: str,
 ) -> list[tuple[Claim, Judgement]]:
     for candidate in candidates:
         candidate.sentence = sentence_of(spans, candidate.start)
     judged: list[tuple[Claim, Judgement]] = []
     for index, candidate in enumerate(candidates):
-        judgement = _judge(candidate, candidates[:index], evidence)
+        judgement = _judge(candidate, candidates[:index], evidence, text)
         if judgement is None:
             continue
         claim = Claim(
@@ -145,8 +147,25 @@ def _judge_all(
     return judged
 
 
+def _entities(candidate: Candidate, earlier: list[Candidate], text: str) -> list[str]:
+    """What a state word is said of: the ids before it in its clause, nearest first.
+
+    A count between them ("ORD-2003 is processing; two have been delivered")
+    means the state is said of the counted things, not of the id.
+    """
+    found: list[str] = []
+    for other in reversed(earlier):
+        if other.sentence != candidate.sentence or ";" in text[other.end : candidate.start]:
+            break
+        if other.kind in ("number", "count"):
+            break
+        if other.kind in _ENTITY_KINDS:
+            found.append(other.value)
+    return found
+
+
 def _judge(
-    candidate: Candidate, earlier: list[Candidate], evidence: Evidence
+    candidate: Candidate, earlier: list[Candidate], evidence: Evidence, text: str
 ) -> Judgement | None:
     kind = candidate.kind
     if kind in ("number", "count", "money", "percent"):
@@ -156,12 +175,7 @@ def _judge(
     if kind == "time":
         return support.judge_time(candidate, evidence)
     if kind == "state":
-        entities = [
-            c.value
-            for c in reversed(earlier)
-            if c.sentence == candidate.sentence and c.kind in _ENTITY_KINDS
-        ]
-        return support.judge_state(candidate, evidence, entities)
+        return support.judge_state(candidate, evidence, _entities(candidate, earlier, text))
     if kind == "name":
         return support.judge_name(candidate, evidence)
     return support.judge_identifier(candidate, evidence)
@@ -203,7 +217,7 @@ def _citations(
             if not here:
                 found.append(Uncited(claim.start, claim.end, claim.text, "missing", None))
             elif judgement.sources and not judgement.sources & here:
-                tool = evidence.tool_id(min(here))
-                found.append(Uncited(claim.start, claim.end, claim.text, "wrong_tool", tool))
+                ref = evidence.tool_id(min(here))
+                found.append(Uncited(claim.start, claim.end, claim.text, "wrong_tool", ref))
     found.sort(key=lambda u: u.start)
     return tuple(found)

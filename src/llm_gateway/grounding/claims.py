@@ -26,38 +26,40 @@ from llm_gateway.grounding.normalize import (
     find_numbers,
     find_times,
     stem,
+    word_set,
 )
 from llm_gateway.grounding.states import ANSWER_STATES, state_class
 
 MAX_CLAIMS = 2_000
 
-STOPWORDS = frozenset(
-    "a an the of in on at to for by with from and or but is are was were be been being has "
-    "have had it its it's this that these those there their they them you your we our i "
-    "as so than then which who what when where all each every both any some no not only "
-    "just about around roughly approximately nearly almost over under up down out into per "
-    "currently now still also right last first next other another more most less few".split()
+STOPWORDS = word_set(
+    "a an the of in on at to for by with from and or but is are was were be been being "
+    "has have had it its it's this that these those there their they them you your we our "
+    "i as so than then which who what when where all each every both any some no not only "
+    "just about around roughly approximately nearly almost over under up down out into "
+    "per currently now still also right last first next other another more most less few"
 )
-APPROX = frozenset(
+APPROX = word_set(
     "about around roughly approximately approx nearly almost circa some ~ over under "
-    "approx. close around".split()
+    "approx. close around"
 )
-COMPARATIVE = frozenset(
-    "more higher lower less fewer increase increased decrease decreased rise rose drop dropped "
-    "up down difference slower faster longer shorter grew fell jumped gap than increase".split()
+COMPARATIVE = word_set(
+    "more higher lower less fewer increase increased decrease decreased rise rose drop "
+    "dropped up down difference slower faster longer shorter grew fell jumped gap than "
+    "increase"
 )
-TOTALS = frozenset("total totals sum altogether combined overall together all".split())
-AVERAGES = frozenset("average averaged mean avg averages".split())
-QUANTIFIERS = frozenset("all every each both".split())
-NEGATIONS = frozenset(
-    "not no never without isn't aren't wasn't weren't hasn't haven't doesn't don't didn't "
-    "nor".split()
+TOTALS = word_set("total totals sum altogether combined overall together all")
+AVERAGES = word_set("average averaged mean avg averages")
+QUANTIFIERS = word_set("all every each both")
+NEGATIONS = word_set(
+    "not no never without isn't aren't wasn't weren't hasn't haven't doesn't don't didn't nor"
 )
-_NAME_SKIP = frozenset(
+_NAME_SKIP = word_set(
     "The This That These Those Your You Yes No It Its There Here We Our They Their I A An "
-    "All Both Each Every Of In On At For And But Or So If When While After Before Since Also "
-    "Note However Then Last Next First Monday Tuesday Wednesday Thursday Friday Saturday "
-    "Sunday Today Tomorrow Yesterday UTC GMT PR Order Invoice Ticket Pod Instance Status".split()
+    "All Both Each Every Of In On At For And But Or So If When While After Before Since "
+    "Also Note However Then Last Next First Monday Tuesday Wednesday Thursday Friday "
+    "Saturday Sunday Today Tomorrow Yesterday UTC GMT PR Order Invoice Ticket Pod "
+    "Instance Status"
 )
 
 _WORDS = re.compile(r"[A-Za-z~][A-Za-z0-9'~-]{0,40}")
@@ -200,6 +202,7 @@ def _zeros(text: str, spans: list[tuple[int, int]], add: Any) -> None:
         candidate = Candidate(match.start(), match.end(), match.group(), "count", token)
         candidate.cues.add("zero")
         add(candidate)
+        candidate.subject = candidate.subject | {stem(match[1])}
 
 
 def _states(text: str, spans: list[tuple[int, int]], add: Any) -> None:

@@ -198,8 +198,12 @@ def _add_text_facts(
     for n in (len(lines), len(lines) - 1):
         if n >= 0:
             evidence.counts.append(Num(float(n), source, tool_words, None, "text", "lines"))
-    if not states:
-        return
+    if states:
+        _add_line_states(evidence, source, lines)
+
+
+def _add_line_states(evidence: Evidence, source: int, lines: list[str]) -> None:
+    """Each line of a plain output as an object: its state words and its id-like tokens."""
     for number, line in enumerate(lines):
         scope = f"line {number}"
         for word in _STATE_TOKEN.findall(line):
@@ -270,9 +274,9 @@ class _Walker:
             child_general = f"{general}.{name}" if general else name
             if isinstance(value, list) and isinstance(kind, str) and kind.endswith("List"):
                 words = frozenset(stem(w) for w in key_words(kind[:-4])) | self.tool_words
-                self.list_words[child_general] = self.list_words.get(
-                    child_general, frozenset()
-                ) | words
+                self.list_words[child_general] = (
+                    self.list_words.get(child_general, frozenset()) | words
+                )
             stack.append((value, child, child_general, name, key, scope, within))
 
     def _leaf(
@@ -310,8 +314,9 @@ class _Walker:
                 continue
             words = self.column_words[general]
             unit = unit_of_key(general.rsplit(".", 1)[-1])
-            for how, value in (("sum", sum(values)), ("min", min(values)),
-                               ("max", max(values)), ("mean", sum(values) / len(values))):  # fmt: skip
+            mean = sum(values) / len(values)
+            aggregates = (("sum", sum(values)), ("min", min(values)), ("max", max(values)))
+            for how, value in (*aggregates, ("mean", mean)):
                 evidence.derived.append(Num(value, source, words | {how}, unit, general, how))
         for general, size in self.list_sizes.items():
             words = self.list_words.get(general, frozenset())
@@ -319,8 +324,14 @@ class _Walker:
             for shared, count in self.histograms.get(f"{general}", Counter()).items():
                 value_words = frozenset(stem(w) for w in key_words(shared.split("=", 1)[-1]))
                 evidence.counts.append(
-                    Num(float(count), source, words | value_words, None, general,
-                        f"count of {shared}")  # fmt: skip
+                    Num(
+                        float(count),
+                        source,
+                        words | value_words,
+                        None,
+                        general,
+                        f"count of {shared}",
+                    )
                 )
 
 

@@ -15,15 +15,16 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from llm_gateway.grounding.model import Kind
+from llm_gateway.grounding.normalize import word_set
 
 _AWS_PREFIXES = (
     "i|vol|sg|subnet|vpc|ami|snap|eni|igw|rtb|acl|nat|eipalloc|lt|r|pcx|tgw|vpce|fs|db|cluster"
 )
 # Hosts need a familiar top-level domain or three labels, so "Node.js" is no host.
-TLDS = frozenset(
-    "com org net io dev app ai co uk de fr eu nl se no ch es it us ca au jp cn in be at pl "
-    "internal local localhost cloud aws gov edu info me xyz sh tech site svc cluster example "
-    "test invalid corp lan".split()
+TLDS = word_set(
+    "com org net io dev app ai co uk de fr eu nl se no ch es it us ca au jp cn in be at "
+    "pl internal local localhost cloud aws gov edu info me xyz sh tech site svc cluster "
+    "example test invalid corp lan"
 )
 
 PATTERNS: tuple[tuple[Kind, re.Pattern[str]], ...] = (

@@ -195,7 +195,9 @@ def find_dates(text: str) -> Iterator[tuple[int, int, list[Date]]]:
             yield match.start(), match.end(), [date]
     for match in SLASH_DATE.finditer(text):
         first, second, year = int(match[1]), int(match[2]), int(match[3])
-        readings = [d for d in (make_date(year, first, second), make_date(year, second, first)) if d]
+        readings = [
+            d for d in (make_date(year, first, second), make_date(year, second, first)) if d
+        ]
         if readings:
             yield match.start(), match.end(), readings
     for match in MONTH_DAY.finditer(text):
@@ -306,12 +308,18 @@ def _number_token(text: str, match: re.Match[str]) -> NumberToken | None:
     if letters is not None:
         run = letters.group()
         low = run.lower()
-        if low in SCALES and low not in ("m", "b") or run in ("M", "B", "bn", "mn"):
+        if (low in SCALES and low not in ("m", "b")) or run in ("M", "B", "bn", "mn"):
             scale = SCALES[low]
             return _with_suffixes(
                 text,
-                NumberToken(start, letters.end(), value * scale, text[start : letters.end()],
-                            scaled=True, decimals=token.decimals),  # fmt: skip
+                NumberToken(
+                    start,
+                    letters.end(),
+                    value * scale,
+                    text[start : letters.end()],
+                    scaled=True,
+                    decimals=token.decimals,
+                ),
             )
         if low not in UNITS and low not in ("st", "nd", "rd", "th", "x", "usd", "eur", "gbp"):
             return None  # "3abc": part of an id
@@ -331,9 +339,9 @@ def _with_suffixes(text: str, token: NumberToken) -> NumberToken:
         percent, end = True, m.end()
     elif (m := _CURRENCY_AFTER.match(text, end)) is not None:
         currency, end = True, m.end()
-    elif (m := UNIT_AFTER.match(text, end)) is not None:
-        unit, end = m[1].lower(), m.end()
-    elif (m := _HYPHEN_UNIT.match(text, end)) is not None and m[1].lower() in UNITS:
+    elif (m := UNIT_AFTER.match(text, end)) is not None or (
+        (m := _HYPHEN_UNIT.match(text, end)) is not None and m[1].lower() in UNITS
+    ):
         unit, end = m[1].lower(), m.end()
     before = text[max(0, token.start - 2) : token.start]
     if before.endswith(("$", "€", "£", "¥")) or before.rstrip().endswith(("$", "€", "£")):
@@ -342,3 +350,8 @@ def _with_suffixes(text: str, token: NumberToken) -> NumberToken:
         token.start, end, value, text[token.start : end], unit, scaled, percent, currency,
         token.word, token.decimals,
     )  # fmt: skip
+
+
+def word_set(text: str) -> frozenset[str]:
+    """The words of a space-separated list (for the module's word lists)."""
+    return frozenset(text.split())

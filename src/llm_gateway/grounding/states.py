@@ -50,7 +50,7 @@ _WORD_CLASS: dict[str, str] = {w: name for name, words in _CLASSES.items() for w
 ANSWER_STATES: frozenset[str] = frozenset(_WORD_CLASS) - {
     "up", "down", "done", "error", "ok", "green", "red", "live", "success", "failure",
     "complete", "waiting", "scheduled", "creating", "attached", "resolved", "restarting",
-    "passed", "started", "exited", "deleted", "failing", "opened", "success",
+    "passed", "started", "exited", "deleted", "failing", "opened",
 }  # fmt: skip
 
 

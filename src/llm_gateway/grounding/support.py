@@ -25,7 +25,7 @@ from llm_gateway.grounding.claims import Candidate
 from llm_gateway.grounding.evidence import CONTEXT, QUESTION, Evidence, Num, dates_near, line_counts
 from llm_gateway.grounding.identifiers import within_distance
 from llm_gateway.grounding.model import Status
-from llm_gateway.grounding.normalize import NumberToken, conversions, unit_of
+from llm_gateway.grounding.normalize import NumberToken, conversions, unit_of, word_set
 
 _SYNONYMS: dict[str, str] = {
     "price": "cost", "amount": "cost", "charge": "cost", "spend": "cost", "spent": "cost",
@@ -36,7 +36,7 @@ _SYNONYMS: dict[str, str] = {
     "utilization": "cpu", "usage": "cpu",
     "pr": "pull", "request": "pull",
 }  # fmt: skip
-_GENERIC = frozenset("count value number id name item data result code type key".split())
+_GENERIC = word_set("count value number id name item data result code type key")
 _DIGITS = re.compile(r"-?[\d,]*\.?\d+")
 MAX_PAIR_VALUES = 400
 MAX_TIMES = 200
@@ -195,9 +195,10 @@ def judge_number(claim: Candidate, evidence: Evidence) -> Judgement | None:
     converted = _converted(evidence, token, approx)
     if converted:
         return _supported(evidence, "derived", converted, "the same quantity in another unit")
-    counted = _judge_count(claim, evidence, value)
-    if counted is not None:
-        return counted
+    counts = _subject_counts(claim, evidence)
+    agreeing = [f for f in counts if abs(f.value - value) < 1e-9]
+    if agreeing:
+        return _supported(evidence, "derived", agreeing, f"the {agreeing[0].how}")
     derived = [
         f
         for f in _matches(evidence, value, tolerance, token, derived=True)
@@ -219,24 +220,22 @@ def judge_number(claim: Candidate, evidence: Evidence) -> Judgement | None:
         )
         if near:
             return _supported(evidence, "derived", near, "approximately")
-    return _unmatched_number(claim, evidence, value)
-
-
-def _judge_count(claim: Candidate, evidence: Evidence, value: float) -> Judgement | None:
-    """A count of a list the claim's noun names: derived when it agrees, else contradicted."""
-    counts = _subject_facts(evidence, claim, evidence.counts)
-    for source, n, word in line_counts(evidence, _canon(claim.subject)):
-        counts.append(Num(float(n), source, frozenset({word}), None, "text", f"lines with {word}"))
-    agreeing = [f for f in counts if abs(f.value - value) < 1e-9]
-    if agreeing:
-        return _supported(evidence, "derived", agreeing, f"the {agreeing[0].how}")
     if counts and (claim.kind == "count" or "zero" in claim.cues):
+        # A count of a list the claim's noun names, and none of its counts agree.
         total = next((f for f in counts if f.how == "count"), counts[0])
         return Judgement(
             "contradicted", total.source, _show(total.value),
             f"{_where(evidence, total.source)} the {total.how} is {_show(total.value)}",
         )  # fmt: skip
-    return None
+    return _unmatched_number(claim, evidence, value)
+
+
+def _subject_counts(claim: Candidate, evidence: Evidence) -> list[Num]:
+    """The counts of lists (and of plain outputs' lines) that the claim's noun names."""
+    counts = _subject_facts(evidence, claim, evidence.counts)
+    for source, n, word in line_counts(evidence, _canon(claim.subject)):
+        counts.append(Num(float(n), source, frozenset({word}), None, "text", f"lines with {word}"))
+    return counts
 
 
 def _unmatched_number(claim: Candidate, evidence: Evidence, value: float) -> Judgement | None:
@@ -275,8 +274,16 @@ def _occurs(text: str, value: str) -> bool:
     return False
 
 
+_REGION = re.compile(r"[a-z]{2}(?:-gov)?-[a-z]{4,9}-\d")
+
+
 def _sources_with(evidence: Evidence, value: str) -> list[int]:
-    return [source for source, text in evidence.texts if _occurs(text, value)]
+    found = [source for source, text in evidence.texts if _occurs(text, value)]
+    if not found and _REGION.fullmatch(value):
+        # A region is named by its availability zones too (us-east-1a).
+        found = [source for source, text in evidence.texts if re.search(
+            re.escape(value) + "[a-z]", text)]  # fmt: skip
+    return found
 
 
 def judge_identifier(claim: Candidate, evidence: Evidence) -> Judgement:
@@ -376,8 +383,12 @@ def judge_time(claim: Candidate, evidence: Evidence) -> Judgement:
         (h, m), sources = min(known, key=lambda k: abs(k[0][0] * 60 + k[0][1] - target))
         if abs(h * 60 + m - target) <= 180:
             source = _pick(sources)
-            return Judgement("contradicted", source, f"{h:02d}:{m:02d}",
-                             f"{_where(evidence, source)} the nearest time is {h:02d}:{m:02d}")
+            return Judgement(
+                "contradicted",
+                source,
+                f"{h:02d}:{m:02d}",
+                f"{_where(evidence, source)} the nearest time is {h:02d}:{m:02d}",
+            )
     return Judgement("unsupported", None, None, "no tool output has this time")
 
 
@@ -411,19 +422,23 @@ def judge_state(claim: Candidate, evidence: Evidence, entities: Sequence[str]) -
         for (source, _group), counter in evidence.group_states.items():
             if state in counter and len(counter) > 1:
                 others = ",".join(sorted(s for s in counter if s != state))
-                return Judgement("contradicted", source, others,
-                                 f"not all are {state} {_where(evidence, source)}: {others}")
+                return Judgement(
+                    "contradicted",
+                    source,
+                    others,
+                    f"not all are {state} {_where(evidence, source)}: {others}",
+                )
     if state in evidence.all_states or negated:
-        source = evidence.all_states.get(state)
+        said = evidence.all_states.get(state)
         sources = frozenset(
             s for (s, _), states in evidence.scope_states.items() if state in states
         )
-        return Judgement("supported", source, state if source is not None else None,
-                         f"reported {_where(evidence, source)}" if source is not None
-                         else "the tools report other states", sources)  # fmt: skip
+        if said is None:
+            return Judgement("supported", None, None, "the tools report other states", sources)
+        return Judgement("supported", said, state, f"reported {_where(evidence, said)}", sources)
     shown = ",".join(sorted(evidence.all_states)[:5])
-    source = next(iter(evidence.all_states.values()))
-    return Judgement("contradicted", source, shown, f"the tools report {shown}, not {state}")
+    first = next(iter(evidence.all_states.values()))
+    return Judgement("contradicted", first, shown, f"the tools report {shown}, not {state}")
 
 
 def exp_mean(logprobs: Sequence[float]) -> float | None:
