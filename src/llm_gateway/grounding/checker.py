@@ -25,11 +25,13 @@ nothing to check it against.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from llm_gateway.grounding import support
 from llm_gateway.grounding.citations import Citation, find_citations, sentence_of, sentences
-from llm_gateway.grounding.claims import Candidate, extract
+from llm_gateway.grounding.claims import STOPWORDS, Candidate, extract
 from llm_gateway.grounding.evidence import Evidence, build
 from llm_gateway.grounding.model import (
     BLOCKED,
@@ -45,10 +47,10 @@ from llm_gateway.grounding.model import (
     Verdict,
 )
 from llm_gateway.grounding.speculation import find_phrases
+from llm_gateway.grounding.states import state_class
 from llm_gateway.grounding.support import Judgement
 
 CHECKER_ERROR = "checker_error"
-_ENTITY_KINDS = ("identifier", "ip", "arn", "email", "host")
 
 
 def check(
@@ -127,8 +129,9 @@ def _judge_all(
     for candidate in candidates:
         candidate.sentence = sentence_of(spans, candidate.start)
     judged: list[tuple[Claim, Judgement]] = []
+    named = mentions(text, evidence)
     for index, candidate in enumerate(candidates):
-        judgement = _judge(candidate, candidates[:index], evidence, text)
+        judgement = _judge(candidate, candidates[:index], evidence, text, named)
         if judgement is None:
             continue
         claim = Claim(
@@ -147,35 +150,95 @@ def _judge_all(
     return judged
 
 
-def _entities(candidate: Candidate, earlier: list[Candidate], text: str) -> list[str]:
-    """What a state word is said of: the ids before it in its clause, nearest first.
+_MENTION = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:/@-]{1,119}")
+_MAX_SCOPES = 3  # a word naming more objects than this names none in particular
+
+
+@dataclass(frozen=True, slots=True)
+class Mention:
+    """A word of the answer that names one of the tools' objects (an id, a row's name)."""
+
+    start: int
+    end: int
+    scopes: list[tuple[int, str]]
+
+
+def mentions(text: str, evidence: Evidence) -> list[Mention]:
+    """The answer's words that are values in the tool outputs, with the objects they name."""
+    found: list[Mention] = []
+    for match in _MENTION.finditer(text):
+        token = match.group().rstrip(".,:;").lower()
+        if len(token) < 3 or token in STOPWORDS or state_class(token) is not None:
+            continue
+        scopes = evidence.entities.get(token)
+        if scopes and len(scopes) <= _MAX_SCOPES:
+            found.append(Mention(match.start(), match.start() + len(token), scopes))
+    return found
+
+
+def _clause_mentions(
+    candidate: Candidate, earlier: list[Candidate], named: list[Mention], text: str
+) -> list[list[tuple[int, str]]]:
+    """What a state word is said of: the objects named before it in its clause, nearest first.
 
     A count between them ("ORD-2003 is processing; two have been delivered")
     means the state is said of the counted things, not of the id.
     """
-    found: list[str] = []
+    barrier = 0
     for other in reversed(earlier):
-        if other.sentence != candidate.sentence or ";" in text[other.end : candidate.start]:
+        if other.kind in ("number", "count") and other.sentence == candidate.sentence:
+            barrier = other.end
             break
-        if other.kind in ("number", "count"):
-            break
-        if other.kind in _ENTITY_KINDS:
-            found.append(other.value)
-    return found
+    limit = max(barrier, text.rfind(";", 0, candidate.start) + 1)
+    before = [m for m in named if limit <= m.start and m.end <= candidate.start]
+    before = [m for m in before if _same_sentence(text, m.end, candidate.start)]
+    return [m.scopes for m in reversed(before)]
+
+
+def _nearest_mention(
+    candidate: Candidate, named: list[Mention], text: str
+) -> list[tuple[int, str]]:
+    """The object a number's clause names, nearest on either side (within the clause)."""
+    best: tuple[int, list[tuple[int, str]]] | None = None
+    for m in named:
+        if m.end <= candidate.start:
+            gap, between = candidate.start - m.end, text[m.end : candidate.start]
+        elif m.start >= candidate.end:
+            gap, between = m.start - candidate.end, text[candidate.end : m.start]
+        else:
+            continue
+        if gap > 40 or any(c in between for c in ",;:.()\u2014\u2013") or " and " in between:
+            continue
+        if best is None or gap < best[0]:
+            best = (gap, m.scopes)
+    if best is None:
+        return []
+    return [scope for scope in best[1] if scope[1] not in ("", "arguments")]
+
+
+def _same_sentence(text: str, start: int, end: int) -> bool:
+    between = text[start:end]
+    return not any(mark in between for mark in (". ", "! ", "? ", "\n"))
 
 
 def _judge(
-    candidate: Candidate, earlier: list[Candidate], evidence: Evidence, text: str
+    candidate: Candidate,
+    earlier: list[Candidate],
+    evidence: Evidence,
+    text: str,
+    named: list[Mention],
 ) -> Judgement | None:
     kind = candidate.kind
     if kind in ("number", "count", "money", "percent"):
-        return support.judge_number(candidate, evidence)
+        entity = _nearest_mention(candidate, named, text)
+        return support.judge_number(candidate, evidence, entity)
     if kind == "date":
         return support.judge_date(candidate, evidence)
     if kind == "time":
         return support.judge_time(candidate, evidence)
     if kind == "state":
-        return support.judge_state(candidate, evidence, _entities(candidate, earlier, text))
+        scopes = _clause_mentions(candidate, earlier, named, text)
+        return support.judge_state(candidate, evidence, scopes)
     if kind == "name":
         return support.judge_name(candidate, evidence)
     return support.judge_identifier(candidate, evidence)

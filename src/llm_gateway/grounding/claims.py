@@ -205,14 +205,41 @@ def _zeros(text: str, spans: list[tuple[int, int]], add: Any) -> None:
         candidate.subject = candidate.subject | {stem(match[1])}
 
 
+_VERB_STATES = word_set("running processing starting stopping")
+_STATE_FOLLOWERS = word_set(
+    "and or but in on at for since now fine normally again too as with without until so "
+    "yet already still right only"
+)
+_COPULAS = word_set("is are was were be been being remains remain stays stay")
+
+
+def _is_state_use(text: str, match: re.Match[str], word: str) -> bool:
+    """Whether the state word is said of something, not a verb with an object."""
+    rest = text[match.end() : match.end() + 30]
+    following = _WORDS.match(rest.lstrip(" \t")) if rest[:1] in (" ", "\t") else None
+    next_word = following.group().lower() if following else ""
+    if word in _VERB_STATES and next_word and next_word not in _STATE_FOLLOWERS:
+        return False  # "running Postgres 15.4", "processing the batch"
+    if word == "open" and next_word in ("the", "a", "an", "your", "it", "this", "that"):
+        return False  # "open the console"
+    if word in ("up", "down"):
+        before = _WORDS.findall(text[max(0, match.start() - 30) : match.start()])[-1:]
+        if not before or before[0].lower() not in _COPULAS:
+            return False  # "went down to 3", "scaled up"
+        if next_word and next_word not in _STATE_FOLLOWERS:
+            return False
+    return True
+
+
 def _states(text: str, spans: list[tuple[int, int]], add: Any) -> None:
     for match in _STATE_WORD.finditer(text):
         word = match[1].lower()
-        if word not in ANSWER_STATES or _taken(spans, *match.span()):
+        if (word not in ANSWER_STATES and word not in ("up", "down")) or _taken(
+            spans, *match.span()
+        ):
             continue
-        following = text[match.end() : match.end() + 6].lower()
-        if word == "open" and following.startswith((" the ", " a ", " an ", " your", " it")):
-            continue  # "open the console": a verb
+        if not _is_state_use(text, match, word):
+            continue
         add(Candidate(match.start(), match.end(), match[1], "state", state_class(word)))
 
 

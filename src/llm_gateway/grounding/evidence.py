@@ -61,6 +61,7 @@ class Num:
     unit: str | None
     where: str  # the key path, or "text"
     how: str | None = None  # None when stated; "count", "sum", ... when derived
+    scope: str = ""  # the object it belongs to: a list item's path, or "line N" of a text
 
 
 @dataclass(slots=True)
@@ -185,17 +186,23 @@ def _add_text_facts(
     _scan_dates_times(evidence, source, text)
     if source >= 0:
         _scan_identifiers(evidence, source, text)
+    line, position = 0, 0
     for token in find_numbers(text):
+        line += text.count("\n", position, token.start)
+        position = token.start
         line_start = text.rfind("\n", 0, token.start) + 1
         before = _WORD.findall(text[max(line_start, token.start - 40) : token.start])[-3:]
         after = _WORD.findall(text[token.end : token.end + 20])[:1]
         words = frozenset(stem(w) for w in (*before, *after))
-        evidence.numbers.append(Num(token.value, source, words, token.unit, "text"))
+        evidence.numbers.append(
+            Num(token.value, source, words, token.unit, "text", scope=f"line {line}")
+        )
     if source < 0:
         return
-    lines = [line for line in text.splitlines()[:MAX_LINES] if line.strip()]
-    evidence.lines.append((source, [line.lower() for line in lines]))
-    for n in (len(lines), len(lines) - 1):
+    lines = text.splitlines()[:MAX_LINES]
+    filled = [line.lower() for line in lines if line.strip()]
+    evidence.lines.append((source, filled))
+    for n in (len(filled), len(filled) - 1):
         if n >= 0:
             evidence.counts.append(Num(float(n), source, tool_words, None, "text", "lines"))
     if states:
@@ -286,7 +293,9 @@ class _Walker:
         words = frozenset(stem(w) for w in (*key_words(parent), *key_words(key)))
         if _is_number(value):
             number = float(value)
-            evidence.numbers.append(Num(number, self.source, words, unit_of_key(key), path))
+            evidence.numbers.append(
+                Num(number, self.source, words, unit_of_key(key), path, scope=scope)
+            )
             if "[]" in general:
                 self.columns[general].append(number)
                 self.column_words[general] = words
@@ -305,7 +314,7 @@ class _Walker:
             unit = token.unit or unit_of_key(key)
             if token.percent:
                 unit = None
-            evidence.numbers.append(Num(token.value, self.source, words, unit, path))
+            evidence.numbers.append(Num(token.value, self.source, words, unit, path, scope=scope))
 
     def _finish(self) -> None:
         evidence, source = self.evidence, self.source

@@ -47,10 +47,19 @@ PATTERNS: tuple[tuple[Kind, re.Pattern[str]], ...] = (
     # api-7d9f8c6b5-x2kqp, us-east-1, cus_77, build-8812 (only with a digit: see below)
     ("identifier", re.compile(r"(?<![A-Za-z0-9_./@-])[A-Za-z][A-Za-z0-9]{0,40}"
                               r"(?:[-_][A-Za-z0-9]{1,40}){1,8}(?![A-Za-z0-9_@-])")),
+    # LH400, Z25, R3: capitals and digits (see _NOT_IDS for the product names left out)
+    ("identifier", re.compile(r"(?<![A-Za-z0-9_-])[A-Z]{1,3}\d{1,6}[A-Z]?(?![A-Za-z0-9_-])")),
     # t3.micro, m5.large
     ("identifier", re.compile(r"(?<![A-Za-z0-9_.-])[a-z]{1,4}\d{1,2}[a-z]{0,3}\.[a-z0-9]{2,12}"
                               r"(?![A-Za-z0-9_-])")),
 )  # fmt: skip
+_NOT_IDS = word_set(
+    "S3 EC2 K8S P50 P90 P95 P99 P999 H1 H2 Q1 Q2 Q3 Q4 IPV4 IPV6 HTTP2 HTTP3 MP3 MP4 A4 "
+    "UTF8 UTF16 SHA1 SHA256 MD5 TLS1 OAUTH2 X86 X64 ARM64 G5 5G 4G 3G 2FA B2B B2C"
+)
+_PROSE = word_set("to of in on the a an by per and or vs at up from")
+# AWS and GCP regions: us-east-1, europe-west1 (named by their zones too: us-east-1a).
+REGION = re.compile(r"[a-z]{2,12}(?:-gov)?-[a-z]{4,12}-?\d{1,2}")
 PR_NUMBER = re.compile(r"(?<![A-Za-z0-9&#])#(\d{1,9})(?![0-9A-Za-z])")
 BACKTICKED = re.compile(r"`([A-Za-z0-9][^`\s]{0,99})`")
 
@@ -86,8 +95,12 @@ def _accept(kind: Kind, text: str) -> str | None:
         if all(label.isdigit() for label in labels[:-1]):
             return None
         return text.lower()
-    if kind == "identifier" and not any(c.isdigit() for c in text):
-        return None
+    if kind == "identifier":
+        if not any(c.isdigit() for c in text) or text.upper() in _NOT_IDS:
+            return None
+        segments = re.split(r"[-_]", text.lower())
+        if len(segments) > 1 and any(s in _PROSE for s in segments):
+            return None  # "noon-to-6pm", "end-to-end": prose, not an id
     return text.lower()
 
 

@@ -54,6 +54,30 @@ ANSWER_STATES: frozenset[str] = frozenset(_WORD_CLASS) - {
 }  # fmt: skip
 
 
+# States that exclude each other: two classes in one axis said of one thing contradict.
+# Classes in no common axis ("open" and "processing") are different vocabularies, not
+# a contradiction.
+_AXES: tuple[frozenset[str], ...] = tuple(
+    frozenset(axis.split())
+    for axis in (
+        "running stopped stopping starting pending terminated failed succeeded suspended",
+        "healthy unhealthy",
+        "open closed merged",
+        "active inactive suspended expired cancelled",
+        "enabled disabled",
+        "available unavailable in-use pending",
+        "pending processing shipped delivered cancelled refunded",
+        "paid unpaid refunded",
+        "pending processing running succeeded failed cancelled",
+    )
+)
+
+
+def conflicts(state: str, other: str) -> bool:
+    """Whether two state classes cannot both hold of one thing."""
+    return state != other and any(state in axis and other in axis for axis in _AXES)
+
+
 def state_class(word: str) -> str | None:
     """The state class of a word or a tool's state value ("Running", "in_progress"), or None."""
     low = word.strip().lower().replace("_", "-").replace(" ", "-")

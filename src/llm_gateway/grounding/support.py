@@ -23,9 +23,10 @@ from dataclasses import dataclass
 
 from llm_gateway.grounding.claims import Candidate
 from llm_gateway.grounding.evidence import CONTEXT, QUESTION, Evidence, Num, dates_near, line_counts
-from llm_gateway.grounding.identifiers import within_distance
+from llm_gateway.grounding.identifiers import REGION, within_distance
 from llm_gateway.grounding.model import Status
 from llm_gateway.grounding.normalize import NumberToken, conversions, unit_of, word_set
+from llm_gateway.grounding.states import conflicts
 
 _SYNONYMS: dict[str, str] = {
     "price": "cost", "amount": "cost", "charge": "cost", "spend": "cost", "spent": "cost",
@@ -110,10 +111,18 @@ def _tolerance(token: NumberToken, approx: bool) -> float:
     return max(half, 0.05 * value, 0.5 * 10.0**zeros if zeros else 0.0)
 
 
+def _countable(token: NumberToken) -> bool:
+    """Whether the number can be a count of things (no unit, no currency, no percent sign)."""
+    return token.unit is None and not token.currency and not token.percent and not token.scaled
+
+
 def _unit_fits(token: NumberToken, fact: Num) -> bool:
     """Whether a fact in its unit can be the claim in its own: no unit, or the same amount."""
-    if token.unit is None or fact.unit is None:
+    if token.unit is None:
         return True
+    if fact.unit is None:
+        # A bare number in plain text is no duration: text writes the unit it means.
+        return not (fact.where == "text" and (unit_of(token.unit) or ("", 0.0))[0] == "time")
     mine, theirs = unit_of(token.unit), unit_of(fact.unit)
     if mine is None or theirs is None:
         return True
@@ -181,7 +190,10 @@ def _subject_facts(evidence: Evidence, claim: Candidate, pool: Iterable[Num]) ->
     return [f for f in pool if f.source >= 0 and subject & _canon(f.words)]
 
 
-def judge_number(claim: Candidate, evidence: Evidence) -> Judgement | None:
+def judge_number(
+    claim: Candidate, evidence: Evidence, entity: Sequence[tuple[int, str]] = ()
+) -> Judgement | None:
+    """A number, given the object its clause names (``entity``: that object's scopes)."""
     token: NumberToken = claim.value
     value, approx = token.value, "approx" in claim.cues
     tolerance = _tolerance(token, approx=False)
@@ -190,19 +202,42 @@ def judge_number(claim: Candidate, evidence: Evidence) -> Judgement | None:
         ratio = value / 100
         stated = [f for f in _matches(evidence, ratio, tolerance / 100, token, False)
                   if abs(f.value) <= 1]  # fmt: skip
+    if stated and entity:
+        wrong_row = _other_object(claim, evidence, stated, entity)
+        if wrong_row is not None:
+            return wrong_row
     if stated:
         return _supported(evidence, "supported", stated, "stated")
     converted = _converted(evidence, token, approx)
     if converted:
         return _supported(evidence, "derived", converted, "the same quantity in another unit")
-    counts = _subject_counts(claim, evidence)
+    counts = _subject_counts(claim, evidence) if _countable(token) else []
     agreeing = [f for f in counts if abs(f.value - value) < 1e-9]
     if agreeing:
         return _supported(evidence, "derived", agreeing, f"the {agreeing[0].how}")
+    computed = _computed(claim, evidence, token, tolerance)
+    if computed is not None:
+        return computed
+    if counts and (claim.kind == "count" or "zero" in claim.cues):
+        # A count of a list the claim's noun names, and none of its counts agree.
+        total = next((f for f in counts if f.how == "count"), counts[0])
+        return Judgement(
+            "contradicted", total.source, _show(total.value),
+            f"{_where(evidence, total.source)} the {total.how} is {_show(total.value)}",
+        )  # fmt: skip
+    return _unmatched_number(claim, evidence, value)
+
+
+def _computed(
+    claim: Candidate, evidence: Evidence, token: NumberToken, tolerance: float
+) -> Judgement | None:
+    """A value the tools' values give by a sum, min, max, mean, difference or approximation."""
+    value, approx = token.value, "approx" in claim.cues
     derived = [
         f
         for f in _matches(evidence, value, tolerance, token, derived=True)
-        if f.how != "sum" or "total" in claim.cues or "[]" in f.where or f.where == "text"
+        if (f.how != "sum" or "total" in claim.cues or "[]" in f.where or f.where == "text")
+        and (_countable(token) or not (f.how or "").startswith(("count", "lines")))
     ]
     if derived:
         return _supported(evidence, "derived", derived, f"the {derived[0].how} of values")
@@ -220,14 +255,28 @@ def judge_number(claim: Candidate, evidence: Evidence) -> Judgement | None:
         )
         if near:
             return _supported(evidence, "derived", near, "approximately")
-    if counts and (claim.kind == "count" or "zero" in claim.cues):
-        # A count of a list the claim's noun names, and none of its counts agree.
-        total = next((f for f in counts if f.how == "count"), counts[0])
-        return Judgement(
-            "contradicted", total.source, _show(total.value),
-            f"{_where(evidence, total.source)} the {total.how} is {_show(total.value)}",
-        )  # fmt: skip
-    return _unmatched_number(claim, evidence, value)
+    return None
+
+
+def _other_object(
+    claim: Candidate, evidence: Evidence, stated: list[Num], entity: Sequence[tuple[int, str]]
+) -> Judgement | None:
+    """The value is stated, but of another object than the one the claim names (a wrong row)."""
+    scopes = set(entity)
+    if any((f.source, f.scope) in scopes for f in stated):
+        return None
+    own = [f for f in evidence.numbers if (f.source, f.scope) in scopes]
+    if not own:
+        return None
+    subject = _canon(claim.subject)
+    related = [f for f in own if subject & _canon(f.words)] or own
+    if len(related) > 1 and not subject & _canon(related[0].words):
+        return None  # the object has several numbers and nothing says which one is meant
+    fact = related[0]
+    return Judgement(
+        "contradicted", fact.source, _show(fact.value),
+        f"{_where(evidence, fact.source)} its {fact.where} is {_show(fact.value)}",
+    )  # fmt: skip
 
 
 def _subject_counts(claim: Candidate, evidence: Evidence) -> list[Num]:
@@ -274,15 +323,12 @@ def _occurs(text: str, value: str) -> bool:
     return False
 
 
-_REGION = re.compile(r"[a-z]{2}(?:-gov)?-[a-z]{4,9}-\d")
-
-
 def _sources_with(evidence: Evidence, value: str) -> list[int]:
     found = [source for source, text in evidence.texts if _occurs(text, value)]
-    if not found and _REGION.fullmatch(value):
-        # A region is named by its availability zones too (us-east-1a).
-        found = [source for source, text in evidence.texts if re.search(
-            re.escape(value) + "[a-z]", text)]  # fmt: skip
+    if not found and REGION.fullmatch(value):
+        # A region is named by its zones too (us-east-1a, europe-west1-b).
+        zone = re.compile(re.escape(value) + "-?[a-z](?![a-z0-9])")
+        found = [source for source, text in evidence.texts if zone.search(text)]
     return found
 
 
@@ -395,32 +441,49 @@ def judge_time(claim: Candidate, evidence: Evidence) -> Judgement:
 # ---------------------------------------------------------------- states
 
 
-def judge_state(claim: Candidate, evidence: Evidence, entities: Sequence[str]) -> Judgement | None:
-    """A state said of the nearest thing the sentence names before it, or of the tools' things."""
+def _state_of(
+    evidence: Evidence, state: str, negated: bool, scopes: list[tuple[int, str]]
+) -> Judgement | None:
+    """The state said of one object: supported, contradicted, or None if it has no say."""
+    states: set[str] = set()
+    tools: set[int] = set()
+    for source, scope in scopes:
+        if (source, scope) in evidence.scope_states:
+            states |= evidence.scope_states[(source, scope)]
+            tools.add(source)
+    if not states:
+        return None
+    shown = ",".join(sorted(states))
+    source = min(tools)
+    holds = state in states
+    clash = any(conflicts(state, other) for other in states)
+    where = f"it is {shown} {_where(evidence, source)}"
+    if holds != negated and (holds or clash):
+        return Judgement("supported", source, shown, where, frozenset(tools))
+    if (holds and negated) or (clash and not negated):
+        return Judgement("contradicted", source, shown, where)
+    return None
+
+
+def judge_state(
+    claim: Candidate, evidence: Evidence, entities: Sequence[list[tuple[int, str]]]
+) -> Judgement | None:
+    """A state said of the nearest thing the clause names before it, or of the tools' things.
+
+    Only a state of the same axis contradicts ("running" and "stopped", not
+    "running" and "healthy"); a state in none of the tools' axes is dropped.
+    """
     if not evidence.all_states:
         return None
     state: str = claim.value
     negated = "not" in claim.cues
-    for entity in entities:
-        scopes = evidence.entities.get(entity, [])
-        states: set[str] = set()
-        tools: set[int] = set()
-        for source, scope in scopes:
-            if (source, scope) in evidence.scope_states:
-                states |= evidence.scope_states[(source, scope)]
-                tools.add(source)
-        if states:
-            agrees = (state in states) != negated
-            shown = ",".join(sorted(states))
-            if agrees:
-                return Judgement("supported", min(tools), shown,
-                                 f"{entity} is {shown} {_where(evidence, min(tools))}",
-                                 frozenset(tools))  # fmt: skip
-            return Judgement("contradicted", min(tools), shown,
-                             f"{entity} is {shown} {_where(evidence, min(tools))}")  # fmt: skip
+    for scopes in entities:
+        said_of = _state_of(evidence, state, negated, scopes)
+        if said_of is not None:
+            return said_of
     if "all" in claim.cues and not negated:
         for (source, _group), counter in evidence.group_states.items():
-            if state in counter and len(counter) > 1:
+            if state in counter and any(conflicts(state, other) for other in counter):
                 others = ",".join(sorted(s for s in counter if s != state))
                 return Judgement(
                     "contradicted",
@@ -428,16 +491,15 @@ def judge_state(claim: Candidate, evidence: Evidence, entities: Sequence[str]) -
                     others,
                     f"not all are {state} {_where(evidence, source)}: {others}",
                 )
-    if state in evidence.all_states or negated:
-        said = evidence.all_states.get(state)
-        sources = frozenset(
-            s for (s, _), states in evidence.scope_states.items() if state in states
-        )
-        if said is None:
-            return Judgement("supported", None, None, "the tools report other states", sources)
+    sources = frozenset(s for (s, _), states in evidence.scope_states.items() if state in states)
+    said = evidence.all_states.get(state)
+    if said is not None:
         return Judgement("supported", said, state, f"reported {_where(evidence, said)}", sources)
-    shown = ",".join(sorted(evidence.all_states)[:5])
-    first = next(iter(evidence.all_states.values()))
+    clashing = sorted(s for s in evidence.all_states if conflicts(state, s))
+    if negated or not clashing:
+        return None  # nothing the tools said of this axis
+    shown = ",".join(clashing[:5])
+    first = evidence.all_states[clashing[0]]
     return Judgement("contradicted", first, shown, f"the tools report {shown}, not {state}")
 
 
