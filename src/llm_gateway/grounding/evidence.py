@@ -308,7 +308,8 @@ class _Walker:
         if state is not None:
             group = f"{within}|{general[len(within) :]}"
             _add_state(evidence, self.source, scope, group, state)
-        if within and len(value) <= 60:
+        if within and len(value) <= 60 and not any(c.isdigit() for c in value):
+            # How many items share a value ("3 running"); ids and times are unique, so left out.
             self.histograms[within][f"{general[len(within) :]}={value.lower()}"] += 1
         for token in find_numbers(value):
             unit = token.unit or unit_of_key(key)
