@@ -16,12 +16,16 @@ def conversation(output: str = INSTANCE, **kw: object) -> Conversation:
 
 def test_no_tools_is_grounded_with_no_claims() -> None:
     verdict = check(Conversation(()), "It is probably 7 instances, i-0123456789abcdef0.")
-    assert verdict.grounded and verdict.claims == () and verdict.score == 1.0
+    assert verdict.grounded
+    assert verdict.claims == ()
+    assert verdict.score == 1.0
 
 
 def test_an_empty_answer_is_grounded() -> None:
     verdict = check(conversation(), "")
-    assert verdict.grounded and verdict.score == 1.0 and verdict.failed == ()
+    assert verdict.grounded
+    assert verdict.score == 1.0
+    assert verdict.failed == ()
 
 
 def test_a_supported_answer() -> None:
@@ -36,7 +40,8 @@ def test_a_contradiction_always_fails() -> None:
     verdict = check(conversation(), "i-0a1b2c3d4e5f60718 is running.", options)
     assert not verdict.grounded
     assert verdict.failed == ("contradiction",)
-    assert verdict.contradictions == 1 and verdict.claims[-1].found == "stopped"
+    assert verdict.contradictions == 1
+    assert verdict.claims[-1].found == "stopped"
 
 
 def test_contradictions_not_detected_count_as_unsupported() -> None:
@@ -60,9 +65,11 @@ def test_check_tool_output_match_off_ignores_unsupported_claims() -> None:
 def test_the_score_from_logprobs() -> None:
     answer = "i-0a1b2c3d4e5f60718 is stopped."
     sure = check(conversation(), answer, logprobs=[-0.01, -0.02])
-    assert sure.grounded and sure.score > 0.95
+    assert sure.grounded
+    assert sure.score > 0.95
     unsure = check(conversation(), answer, logprobs=[-1.0, -2.0])
-    assert unsure.failed == ("confidence",) and unsure.score < 0.85
+    assert unsure.failed == ("confidence",)
+    assert unsure.score < 0.85
 
 
 def test_speculation_needs_a_tool_result_and_can_be_turned_off() -> None:
@@ -92,7 +99,8 @@ def test_citations_required() -> None:
 def test_an_unknown_citation_is_a_finding_even_when_not_required() -> None:
     verdict = check(conversation(), "It is stopped [tool:call_9].")
     assert verdict.failed == ("citation",)
-    assert verdict.uncited[0].reason == "unknown_tool" and verdict.uncited[0].tool == "call_9"
+    assert verdict.uncited[0].reason == "unknown_tool"
+    assert verdict.uncited[0].tool == "call_9"
 
 
 def test_a_citation_id_is_not_a_claim() -> None:
@@ -133,14 +141,16 @@ def test_a_megabyte_of_plain_text_and_truncation() -> None:
     verdict = check(
         Conversation((tool,)), "The logs look fine.", Options(max_evidence_chars=100_000)
     )
-    assert verdict.grounded and verdict.truncated
+    assert verdict.grounded
+    assert verdict.truncated
     assert "truncated=true" in verdict.audit_summary()
 
 
 def test_huge_answer_is_bounded() -> None:
     answer = "The instance is stopped. " * 20_000
     verdict = check(conversation(), answer, Options(max_answer_chars=10_000))
-    assert verdict.truncated and verdict.grounded
+    assert verdict.truncated
+    assert verdict.grounded
     assert all(c.end <= 10_000 for c in verdict.claims)
 
 

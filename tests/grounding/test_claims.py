@@ -33,7 +33,9 @@ def test_subjects_and_cues() -> None:
 
 def test_zero_counts() -> None:
     (claim,) = extract("There are no open alerts.")
-    assert claim.kind == "count" and claim.value.value == 0 and "alert" in claim.subject
+    assert claim.kind == "count"
+    assert claim.value.value == 0
+    assert "alert" in claim.subject
 
 
 def test_states_and_their_negation() -> None:

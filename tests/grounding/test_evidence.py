@@ -32,7 +32,8 @@ def test_numbers_keep_their_key_words_and_units() -> None:
         Conversation((ToolResult("c", "x", "", '{"MemoryInfo": {"SizeInMiB": 2048}}'),)), 10**6
     )
     (number,) = evidence.numbers
-    assert number.value == 2048 and number.unit == "mib"
+    assert number.value == 2048
+    assert number.unit == "mib"
     assert {"memory", "size"} <= number.words
 
 

@@ -33,7 +33,8 @@ def test_numbers_inside_ids_versions_and_addresses_are_not_numbers() -> None:
 def test_numbers_keep_their_units_scale_currency_and_percent() -> None:
     tokens = {n.text: n for n in find_numbers("$1,234.50, 1.2k, 2 GiB, 87.5%, 5000ms, 12 EUR")}
     assert tokens["1,234.50"].currency
-    assert tokens["1.2k"].scaled and tokens["1.2k"].value == 1200
+    assert tokens["1.2k"].scaled
+    assert tokens["1.2k"].value == 1200
     assert tokens["2 GiB"].unit == "gib"
     assert tokens["87.5%"].percent
     assert tokens["5000ms"].unit == "ms"
@@ -42,7 +43,8 @@ def test_numbers_keep_their_units_scale_currency_and_percent() -> None:
 
 def test_a_hyphenated_unit_is_a_unit() -> None:
     (token,) = find_numbers("a 5-minute TTL")
-    assert token.unit == "minute" and token.value == 5
+    assert token.unit == "minute"
+    assert token.value == 5
 
 
 def test_number_words_only_when_asked() -> None:

@@ -17,7 +17,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from llm_gateway.grounding.identifiers import PR_NUMBER, find_identifiers
+from llm_gateway.grounding.identifiers import PR_NUMBER, Spans, find_identifiers
 from llm_gateway.grounding.model import Kind
 from llm_gateway.grounding.normalize import (
     MONTHS,
@@ -88,8 +88,8 @@ class Candidate:
     sentence: int = 0
 
 
-def _taken(spans: list[tuple[int, int]], start: int, end: int) -> bool:
-    return any(s < end and start < e for s, e in spans)
+def _taken(spans: Spans, start: int, end: int) -> bool:
+    return spans.overlaps(start, end)
 
 
 def _clause_words(text: str, start: int, end: int) -> tuple[tuple[str, ...], tuple[str, ...]]:
@@ -135,11 +135,11 @@ def _annotate(candidate: Candidate, text: str) -> Candidate:
 
 def extract(text: str) -> list[Candidate]:
     """The checkable claims of ``text`` (an answer with its citation markers blanked)."""
-    spans: list[tuple[int, int]] = []
+    spans = Spans()
     found: list[Candidate] = []
 
     def add(candidate: Candidate) -> None:
-        spans.append((candidate.start, candidate.end))
+        spans.add(candidate.start, candidate.end)
         found.append(_annotate(candidate, text))
 
     for ident in find_identifiers(text):
@@ -163,7 +163,7 @@ def extract(text: str) -> list[Candidate]:
     return found[:MAX_CLAIMS]
 
 
-def _numbers(text: str, spans: list[tuple[int, int]], add: Any) -> None:
+def _numbers(text: str, spans: Spans, add: Any) -> None:
     tokens = sorted(find_numbers(text, words=True), key=lambda t: (t.start, -t.end))
     for token in tokens:
         if _taken(spans, token.start, token.end):
@@ -193,7 +193,7 @@ def _noun_follows(text: str, end: int) -> bool:
     return any(w.lower().endswith("s") and w.lower() not in STOPWORDS for w in words)
 
 
-def _zeros(text: str, spans: list[tuple[int, int]], add: Any) -> None:
+def _zeros(text: str, spans: Spans, add: Any) -> None:
     """ "no instances", "zero returns": a count of nought of the noun that follows."""
     for match in _NO_NOUN.finditer(text):
         if _taken(spans, *match.span()):
@@ -231,7 +231,7 @@ def _is_state_use(text: str, match: re.Match[str], word: str) -> bool:
     return True
 
 
-def _states(text: str, spans: list[tuple[int, int]], add: Any) -> None:
+def _states(text: str, spans: Spans, add: Any) -> None:
     for match in _STATE_WORD.finditer(text):
         word = match[1].lower()
         if (word not in ANSWER_STATES and word not in ("up", "down")) or _taken(
@@ -243,7 +243,7 @@ def _states(text: str, spans: list[tuple[int, int]], add: Any) -> None:
         add(Candidate(match.start(), match.end(), match[1], "state", state_class(word)))
 
 
-def _names(text: str, spans: list[tuple[int, int]], add: Any) -> None:
+def _names(text: str, spans: Spans, add: Any) -> None:
     for match in _NAME.finditer(text):
         words = match.group().split()
         offset = match.start()

@@ -25,6 +25,7 @@ import re
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 from llm_gateway.grounding.identifiers import find_identifiers
@@ -124,7 +125,7 @@ def build(conversation: Conversation, max_chars: int) -> Evidence:
         budget -= len(output)
         if len(output) < len(tool.output) or len(arguments) < len(tool.arguments):
             evidence.truncated = True
-        tool_words = frozenset(stem(w) for w in key_words(tool.name or ""))
+        tool_words = key_stems(tool.name or "")
         _add_source(evidence, index, arguments, tool_words, is_arguments=True)
         _add_source(evidence, index, output, tool_words, is_arguments=False)
         if tool.is_error:
@@ -248,7 +249,7 @@ class _Walker:
                 node = _tabular(node)
                 self._dict(node, path, general, key, scope, within, stack)
             elif isinstance(node, list):
-                words = frozenset(stem(w) for w in key_words(key)) if key else self.tool_words
+                words = key_stems(key) if key else self.tool_words
                 self.list_sizes[general] += len(node)
                 self.list_words[general] = self.list_words.get(general, frozenset()) | words
                 for i in range(len(node) - 1, -1, -1):
@@ -272,7 +273,7 @@ class _Walker:
         kind = node.get("kind")
         numeric = [v for v in node.values() if _is_number(v)]
         if len(numeric) >= 2:
-            words = frozenset(stem(w) for w in key_words(key)) | {"total", "sum"}
+            words = key_stems(key) | {"total", "sum"}
             self.evidence.derived.append(
                 Num(float(sum(numeric)), self.source, words, unit_of_key(key), path, "sum")
             )
@@ -280,7 +281,7 @@ class _Walker:
             child = f"{path}.{name}" if path else name
             child_general = f"{general}.{name}" if general else name
             if isinstance(value, list) and isinstance(kind, str) and kind.endswith("List"):
-                words = frozenset(stem(w) for w in key_words(kind[:-4])) | self.tool_words
+                words = key_stems(kind[:-4]) | self.tool_words
                 self.list_words[child_general] = (
                     self.list_words.get(child_general, frozenset()) | words
                 )
@@ -290,7 +291,7 @@ class _Walker:
         self, value: Any, path: str, general: str, key: str, parent: str, scope: str, within: str
     ) -> None:
         evidence = self.evidence
-        words = frozenset(stem(w) for w in (*key_words(parent), *key_words(key)))
+        words = key_stems(parent) | key_stems(key)
         if _is_number(value):
             number = float(value)
             evidence.numbers.append(
@@ -311,6 +312,8 @@ class _Walker:
         if within and len(value) <= 60 and not any(c.isdigit() for c in value):
             # How many items share a value ("3 running"); ids and times are unique, so left out.
             self.histograms[within][f"{general[len(within) :]}={value.lower()}"] += 1
+        if not any(c.isdigit() for c in value):
+            return
         for token in find_numbers(value):
             unit = token.unit or unit_of_key(key)
             if token.percent:
@@ -332,7 +335,7 @@ class _Walker:
             words = self.list_words.get(general, frozenset())
             evidence.counts.append(Num(float(size), source, words, None, general, "count"))
             for shared, count in self.histograms.get(f"{general}", Counter()).items():
-                value_words = frozenset(stem(w) for w in key_words(shared.split("=", 1)[-1]))
+                value_words = key_stems(shared.split("=", 1)[-1])
                 evidence.counts.append(
                     Num(
                         float(count),
@@ -343,6 +346,12 @@ class _Walker:
                         f"count of {shared}",
                     )
                 )
+
+
+@lru_cache(maxsize=8192)
+def key_stems(key: str) -> frozenset[str]:
+    """The stems of a key's words (keys repeat in every item of a list: cached)."""
+    return frozenset(stem(w) for w in key_words(key))
 
 
 def _is_number(value: Any) -> bool:

@@ -9,6 +9,7 @@ excludes, so no pattern backtracks more than a bounded amount per position.
 
 from __future__ import annotations
 
+import bisect
 import ipaddress
 import re
 from collections.abc import Iterator
@@ -64,6 +65,25 @@ PR_NUMBER = re.compile(r"(?<![A-Za-z0-9&#])#(\d{1,9})(?![0-9A-Za-z])")
 BACKTICKED = re.compile(r"`([A-Za-z0-9][^`\s]{0,99})`")
 
 
+class Spans:
+    """Disjoint spans of a text, kept sorted, so an overlap test costs a bisection."""
+
+    def __init__(self) -> None:
+        self._starts: list[int] = []
+        self._ends: list[int] = []
+
+    def overlaps(self, start: int, end: int) -> bool:
+        i = bisect.bisect_right(self._starts, start)
+        if i and self._ends[i - 1] > start:
+            return True
+        return i < len(self._starts) and self._starts[i] < end
+
+    def add(self, start: int, end: int) -> None:
+        i = bisect.bisect_right(self._starts, start)
+        self._starts.insert(i, start)
+        self._ends.insert(i, end)
+
+
 @dataclass(frozen=True, slots=True)
 class Found:
     """An identifier's span, kind and its comparable form."""
@@ -106,7 +126,7 @@ def _accept(kind: Kind, text: str) -> str | None:
 
 def find_identifiers(text: str) -> Iterator[Found]:
     """Every identifier in ``text``, longest first where they overlap."""
-    taken: list[tuple[int, int]] = []
+    taken = Spans()
     found: list[Found] = []
     for kind, pattern in PATTERNS:
         for match in pattern.finditer(text):
@@ -116,18 +136,18 @@ def find_identifiers(text: str) -> Iterator[Found]:
                 stripped = raw.rstrip(".,:;")
                 end = start + len(stripped)
                 raw = stripped
-            if any(s < end and start < e for s, e in taken):
+            if taken.overlaps(start, end):
                 continue
             value = _accept(kind, raw)
             if value is None:
                 continue
-            taken.append((start, end))
+            taken.add(start, end)
             found.append(Found(start, end, kind, value))
     for match in BACKTICKED.finditer(text):
         start, end = match.span(1)
-        if any(s < end and start < e for s, e in taken):
+        if taken.overlaps(start, end):
             continue
-        taken.append((start, end))
+        taken.add(start, end)
         found.append(Found(start, end, "identifier", match[1].lower()))
     found.sort(key=lambda f: f.start)
     yield from found
