@@ -191,10 +191,9 @@ def _add_text_facts(
     for token in find_numbers(text):
         line += text.count("\n", position, token.start)
         position = token.start
-        line_start = text.rfind("\n", 0, token.start) + 1
-        before = _WORD.findall(text[max(line_start, token.start - 40) : token.start])[-3:]
-        after = _WORD.findall(text[token.end : token.end + 20])[:1]
-        words = frozenset(stem(w) for w in (*before, *after))
+        window = text[max(0, token.start - 40) : token.start]
+        window = window[window.rfind("\n") + 1 :]
+        words = _near_words(window, text[token.end : token.end + 20])
         evidence.numbers.append(
             Num(token.value, source, words, token.unit, "text", scope=f"line {line}")
         )
@@ -346,6 +345,13 @@ class _Walker:
                         f"count of {shared}",
                     )
                 )
+
+
+@lru_cache(maxsize=65_536)
+def _near_words(before: str, after: str) -> frozenset[str]:
+    """The stems of the three words before a number in its line and the one after it."""
+    near = (*_WORD.findall(before)[-3:], *_WORD.findall(after)[:1])
+    return frozenset(stem(w) for w in near)
 
 
 @lru_cache(maxsize=8192)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import lru_cache
 
 NUMBER_WORDS: dict[str, int] = {
     "zero": 0, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7,
@@ -135,6 +136,7 @@ def key_words(key: str) -> list[str]:
     return [w.lower() for w in _WORD_SPLIT.findall(key)]
 
 
+@lru_cache(maxsize=65_536)
 def stem(word: str) -> str:
     """A crude stem, enough to meet "instances" with "Instance" and "statuses" with "status"."""
     w = word.lower()

@@ -20,6 +20,7 @@ import math
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 from llm_gateway.grounding.claims import Candidate
 from llm_gateway.grounding.evidence import CONTEXT, QUESTION, Evidence, Num, dates_near, line_counts
@@ -52,7 +53,8 @@ class Judgement:
     sources: frozenset[int] = frozenset()  # every tool whose output supports the claim
 
 
-def _canon(words: Iterable[str]) -> frozenset[str]:
+@lru_cache(maxsize=16_384)
+def _canon(words: frozenset[str]) -> frozenset[str]:
     return frozenset(_SYNONYMS.get(w, w) for w in words) - _GENERIC
 
 
