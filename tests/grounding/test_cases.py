@@ -1,9 +1,11 @@
 """The checker on hand-written cases: flagging ungrounded answers, passing grounded ones.
 
 ``cases.yaml`` was written before the checker and then used to tune it;
-``cases_second.yaml`` was written after the first round of tuning and scored
-once, untouched, before it too was used (see the module's report for the
-figures of that first run). The floors below are for both sets together.
+``cases_second.yaml`` and ``cases_third.yaml`` were each written after a round
+of tuning and scored once, untouched, before they too were used to tune (their
+first scores, the honest estimate of how the checker generalises, were recall
+0.71 and 0.72 with false-positive rates 0.24 and 0.09). The floors below hold
+for every set, now that all of them have been tuned on.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import yaml
 from llm_gateway.grounding import Conversation, Options, ToolResult, Verdict, check
 
 HERE = Path(__file__).parent
-FILES = ("cases.yaml", "cases_second.yaml")
+FILES = ("cases.yaml", "cases_second.yaml", "cases_third.yaml")
 MIN_RECALL = 0.90  # share of ungrounded answers flagged
 MAX_FP_RATE = 0.05  # share of grounded answers flagged
 

@@ -203,7 +203,8 @@ def _nearest_mention(
     for m in named:
         if m.end <= candidate.start:
             gap, between = candidate.start - m.end, text[m.end : candidate.start]
-        elif m.start >= candidate.end:
+        elif m.start >= candidate.end and candidate.kind != "count":
+            # "three customers are Globex": a count is of its noun, not of what follows
             gap, between = m.start - candidate.end, text[candidate.end : m.start]
         else:
             continue

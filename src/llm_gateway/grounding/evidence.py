@@ -218,8 +218,11 @@ def _add_line_states(evidence: Evidence, source: int, lines: list[str]) -> None:
             if state is not None:
                 _add_state(evidence, source, scope, "lines", state)
         for token in _TOKEN.findall(line):
-            if any(c.isdigit() for c in token) or "-" in token:
-                evidence.entities.setdefault(token.lower(), []).append((source, scope))
+            # A table's names ("api", "db-2") name its rows; words common to many rows
+            # name none (the lookup leaves out words of more than a few rows).
+            low = token.lower()
+            if len(low) >= 3 or any(c.isdigit() for c in low):
+                evidence.entities.setdefault(low, []).append((source, scope))
 
 
 class _Walker:

@@ -38,9 +38,14 @@ PATTERNS: tuple[tuple[Kind, re.Pattern[str]], ...] = (
                               r"[0-9a-fA-F]{4}-[0-9a-fA-F]{12}(?![A-Za-z0-9-])")),
     ("identifier", re.compile(rf"(?<![A-Za-z0-9-])(?:{_AWS_PREFIXES})-[0-9a-f]{{8,17}}"
                               r"(?![A-Za-z0-9-])")),
-    ("ip", re.compile(r"(?<![0-9.])(?:\d{1,3}\.){3}\d{1,3}(?:/\d{1,2})?(?![0-9]|\.[0-9])")),
+    # 10.0.1.23, 10.0.0.0/16, 127.0.0.1:8080 (the port is part of the address claimed)
+    ("ip", re.compile(r"(?<![0-9.])(?:\d{1,3}\.){3}\d{1,3}(?:/\d{1,2}|:\d{1,5})?"
+                      r"(?![0-9]|\.[0-9])")),
     ("ip", re.compile(r"(?<![0-9A-Za-z:])[0-9A-Fa-f]{0,4}(?::[0-9A-Fa-f]{0,4}){2,7}"
                       r"(?![0-9A-Za-z:])")),
+    # versions: 1.14.2, v2.3.0-rc1 (a two-part version is a number)
+    ("identifier", re.compile(r"(?<![A-Za-z0-9_.])v?\d{1,4}\.\d{1,4}\.\d{1,4}"
+                              r"(?:-[A-Za-z0-9.]{1,20})?(?![A-Za-z0-9_]|\.[0-9])")),
     ("host", re.compile(r"(?<![A-Za-z0-9_@.-])(?:[A-Za-z0-9][A-Za-z0-9-]{0,62}\.){1,10}"
                         r"[A-Za-z]{2,24}(?![A-Za-z0-9_-])")),
     # ORD-1234, OPS-4521, INV-20240301, SKU-88
@@ -95,10 +100,15 @@ class Found:
 
 
 def normal_ip(text: str) -> str | None:
-    """The address in one canonical form, or None when it is no IP address."""
-    address = text.split("/", 1)[0]
+    """The address in one canonical form (with its port or prefix), or None if it is none."""
+    address, suffix = text, ""
+    for mark in ("/", ":"):
+        if mark in text and text.count(":") <= 1:
+            address, _, rest = text.partition(mark)
+            suffix = mark + rest
+            break
     try:
-        return ipaddress.ip_address(address).compressed
+        return ipaddress.ip_address(address).compressed + suffix
     except ValueError:
         return None
 

@@ -64,7 +64,7 @@ _AXES: tuple[frozenset[str], ...] = tuple(
         "healthy unhealthy",
         "open closed merged",
         "active inactive suspended expired cancelled",
-        "enabled disabled",
+        "enabled disabled suspended",
         "available unavailable in-use pending",
         "pending processing shipped delivered cancelled refunded",
         "paid unpaid refunded",

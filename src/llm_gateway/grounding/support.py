@@ -174,6 +174,22 @@ def _pairs(evidence: Evidence, value: float, tolerance: float, sums: bool) -> li
     return []
 
 
+def _ratio(evidence: Evidence, percent: float, tolerance: float) -> Judgement | None:
+    """A percentage that is one count of a tool's over another ("75% of the fleet is up")."""
+    counts = sorted({(n.source, n.value) for n in evidence.counts if n.value > 0})[:MAX_TIMES]
+    for source, part in counts:
+        for other, whole in counts:
+            if other == source and part < whole:
+                share = 100 * part / whole
+                if abs(share - percent) <= max(tolerance, 0.5):
+                    return Judgement(
+                        "derived", source, f"{_show(part)}/{_show(whole)}",
+                        f"{_show(part)} of {_show(whole)} {_where(evidence, source)}",
+                        frozenset({source}),
+                    )  # fmt: skip
+    return None
+
+
 def _clock_gap(evidence: Evidence, token: NumberToken) -> bool:
     """Whether the claimed duration is the gap between two times the tools give."""
     if token.unit is None or (unit := unit_of(token.unit)) is None or unit[0] != "time":
@@ -248,6 +264,8 @@ def _computed(
         if pair:
             how = "difference" if "compare" in claim.cues else "sum"
             return _supported(evidence, "derived", pair, f"the {how} of two values")
+    if token.percent and (ratio := _ratio(evidence, value, tolerance)) is not None:
+        return ratio
     if _clock_gap(evidence, token):
         return Judgement("derived", None, None, "the time between two of the tools' times")
     if approx or token.scaled:
@@ -265,8 +283,9 @@ def _other_object(
 ) -> Judgement | None:
     """The value is stated, but of another object than the one the claim names (a wrong row)."""
     scopes = set(entity)
-    if any((f.source, f.scope) in scopes for f in stated):
-        return None
+    if any((f.source, f.scope) in scopes or f.source < 0 or f.where.startswith("arguments")
+           for f in stated):  # fmt: skip
+        return None  # said of that object, or a number the user or the call gave
     own = [f for f in evidence.numbers if (f.source, f.scope) in scopes]
     if not own:
         return None
