@@ -50,6 +50,7 @@ COMPARATIVE = word_set(
 )
 TOTALS = word_set("total totals sum altogether combined overall together all")
 AVERAGES = word_set("average averaged mean avg averages")
+DOWNWARD = word_set("down fell dropped lost decreased declined lower minus below negative")
 QUANTIFIERS = word_set("all every each both")
 NEGATIONS = word_set(
     "not no never without isn't aren't wasn't weren't hasn't haven't doesn't don't didn't nor"
@@ -82,6 +83,7 @@ class Candidate:
     kind: Kind
     value: Any  # str for ids, list[Date] for dates, (h, m) for times, NumberToken, state
     subject: frozenset[str] = frozenset()
+    near: frozenset[str] = frozenset()  # the subject's words right next to the claim
     before: tuple[str, ...] = ()  # the clause's words before the claim, lower-cased
     after: tuple[str, ...] = ()
     cues: set[str] = field(default_factory=set)  # approx, compare, total, average, all, not
@@ -124,12 +126,16 @@ def _annotate(candidate: Candidate, text: str) -> Candidate:
         candidate.cues.add("total")
     if (set(before) | set(after)) & AVERAGES:
         candidate.cues.add("average")
+    if near & DOWNWARD:
+        candidate.cues.add("down")
     if set(before[-5:]) & QUANTIFIERS:
         candidate.cues.add("all")
     if set(before[-3:]) & NEGATIONS or any(w.endswith("n't") for w in before[-3:]):
         candidate.cues.add("not")
     subject = [w for w in (*before[-4:], *after[:2]) if w not in STOPWORDS and w.isalpha()]
     candidate.subject = frozenset(stem(w) for w in subject)
+    near_words = [w for w in (*before[-2:], *after[:2]) if w not in STOPWORDS and w.isalpha()]
+    candidate.near = frozenset(stem(w) for w in near_words)
     return candidate
 
 

@@ -63,6 +63,7 @@ class Num:
     where: str  # the key path, or "text"
     how: str | None = None  # None when stated; "count", "sum", ... when derived
     scope: str = ""  # the object it belongs to: a list item's path, or "line N" of a text
+    key: frozenset[str] = frozenset()  # the stems of its own key's words (not its parent's)
 
 
 @dataclass(slots=True)
@@ -213,7 +214,8 @@ def _add_line_states(evidence: Evidence, source: int, lines: list[str]) -> None:
     """Each line of a plain output as an object: its state words and its id-like tokens."""
     for number, line in enumerate(lines):
         scope = f"line {number}"
-        for word in _STATE_TOKEN.findall(line):
+        header = number == 0 and line.strip() == line.strip().upper()
+        for word in () if header else _STATE_TOKEN.findall(line):
             state = state_class(word)
             if state is not None:
                 _add_state(evidence, source, scope, "lines", state)
@@ -297,7 +299,15 @@ class _Walker:
         if _is_number(value):
             number = float(value)
             evidence.numbers.append(
-                Num(number, self.source, words, unit_of_key(key), path, scope=scope)
+                Num(
+                    number,
+                    self.source,
+                    words,
+                    unit_of_key(key),
+                    path,
+                    scope=scope,
+                    key=key_stems(key),
+                )
             )
             if "[]" in general:
                 self.columns[general].append(number)
@@ -320,7 +330,9 @@ class _Walker:
             unit = token.unit or unit_of_key(key)
             if token.percent:
                 unit = None
-            evidence.numbers.append(Num(token.value, self.source, words, unit, path, scope=scope))
+            evidence.numbers.append(
+                Num(token.value, self.source, words, unit, path, scope=scope, key=key_stems(key))
+            )
 
     def _finish(self) -> None:
         evidence, source = self.evidence, self.source

@@ -42,6 +42,8 @@ _CLASSES: dict[str, tuple[str, ...]] = {
     "unpaid": ("unpaid", "overdue", "past-due"),
     "expired": ("expired",),
     "suspended": ("suspended",),
+    "confirmed": ("confirmed", "booked"),
+    "alerting": ("alerting", "alert", "triggered", "firing", "alarm"),
 }  # fmt: skip
 
 _WORD_CLASS: dict[str, str] = {w: name for name, words in _CLASSES.items() for w in words}
@@ -50,7 +52,7 @@ _WORD_CLASS: dict[str, str] = {w: name for name, words in _CLASSES.items() for w
 ANSWER_STATES: frozenset[str] = frozenset(_WORD_CLASS) - {
     "up", "down", "done", "error", "ok", "green", "red", "live", "success", "failure",
     "complete", "waiting", "scheduled", "creating", "attached", "resolved", "restarting",
-    "passed", "started", "exited", "deleted", "failing", "opened",
+    "passed", "started", "exited", "deleted", "failing", "opened", "alert", "alarm", "booked",
 }  # fmt: skip
 
 
@@ -61,7 +63,8 @@ _AXES: tuple[frozenset[str], ...] = tuple(
     frozenset(axis.split())
     for axis in (
         "running stopped stopping starting pending terminated failed succeeded suspended",
-        "healthy unhealthy",
+        "healthy unhealthy alerting",
+        "pending confirmed cancelled",
         "open closed merged",
         "active inactive suspended expired cancelled",
         "enabled disabled suspended",

@@ -16,6 +16,7 @@ tool reported any state.
 from __future__ import annotations
 
 import bisect
+import datetime
 import math
 import re
 from collections.abc import Iterable, Sequence
@@ -39,6 +40,9 @@ _SYNONYMS: dict[str, str] = {
     "pr": "pull", "request": "pull",
 }  # fmt: skip
 _GENERIC = word_set("count value number id name item data result code type key")
+# Keys whose bare numbers are durations in seconds, as AWS and most APIs give them.
+_SECONDS_KEYS = word_set("age duration elapsed uptime timeout delay interval period wait")
+_CHANGE_KEYS = word_set("change delta diff difference growth variance")
 _DIGITS = re.compile(r"-?[\d,]*\.?\d+")
 MAX_PAIR_VALUES = 400
 MAX_TIMES = 200
@@ -152,7 +156,8 @@ def _converted(evidence: Evidence, token: NumberToken, approx: bool) -> list[Num
         target = unit_of(unit)
         for derived in (False, True):
             for fact in evidence.near(value, value - tolerance, value + tolerance, derived):
-                if fact.unit is not None and unit_of(fact.unit) == target:
+                unit_said = fact.unit or ("s" if fact.words & _SECONDS_KEYS else None)
+                if unit_said is not None and unit_of(unit_said) == target:
                     found.append(fact)
     return found
 
@@ -190,6 +195,31 @@ def _ratio(evidence: Evidence, percent: float, tolerance: float) -> Judgement | 
     return None
 
 
+def _date_gap(evidence: Evidence, claim: Candidate, token: NumberToken) -> bool:
+    """Whether the claimed number of days (or nights) lies between two of the tools' dates."""
+    unit = unit_of(token.unit) if token.unit else None
+    if unit is not None and unit[0] == "time":
+        days = token.value * unit[1] / 86400
+    elif claim.subject & {"night", "day"}:
+        days = token.value
+    else:
+        return False
+    ordinals = sorted({date.toordinal() for date in _tool_dates(evidence)})[:MAX_TIMES]
+    wanted = round(days)
+    return abs(days - wanted) < 1e-6 and any(
+        b - a == wanted for a in ordinals for b in ordinals if b > a
+    )
+
+
+def _tool_dates(evidence: Evidence) -> Iterable[datetime.date]:
+    for (year, month, day), sources in evidence.dates.items():
+        if year is not None and any(s >= 0 for s in sources):
+            try:
+                yield datetime.date(year, month, day)
+            except ValueError:
+                continue
+
+
 def _clock_gap(evidence: Evidence, token: NumberToken) -> bool:
     """Whether the claimed duration is the gap between two times the tools give."""
     if token.unit is None or (unit := unit_of(token.unit)) is None or unit[0] != "time":
@@ -216,6 +246,13 @@ def judge_number(
     value, approx = token.value, "approx" in claim.cues
     tolerance = _tolerance(token, approx=False)
     stated = _matches(evidence, value, tolerance, token, derived=False)
+    if not stated and value > 0:
+        # "down $2.41 (1.29%)" for a change of -2.41 and -1.29
+        stated = [
+            f
+            for f in _matches(evidence, -value, tolerance, token, derived=False)
+            if "down" in claim.cues or f.key & _CHANGE_KEYS
+        ]
     if token.percent and not stated:
         ratio = value / 100
         stated = [f for f in _matches(evidence, ratio, tolerance / 100, token, False)
@@ -224,6 +261,8 @@ def judge_number(
         wrong_row = _other_object(claim, evidence, stated, entity)
         if wrong_row is not None:
             return wrong_row
+    if stated and (other_key := _other_key(claim, evidence, stated)) is not None:
+        return other_key
     if stated:
         return _supported(evidence, "supported", stated, "stated")
     converted = _converted(evidence, token, approx)
@@ -266,6 +305,8 @@ def _computed(
             return _supported(evidence, "derived", pair, f"the {how} of two values")
     if token.percent and (ratio := _ratio(evidence, value, tolerance)) is not None:
         return ratio
+    if _date_gap(evidence, claim, token):
+        return Judgement("derived", None, None, "the days between two of the tools' dates")
     if _clock_gap(evidence, token):
         return Judgement("derived", None, None, "the time between two of the tools' times")
     if approx or token.scaled:
@@ -276,6 +317,30 @@ def _computed(
         if near:
             return _supported(evidence, "derived", near, "approximately")
     return None
+
+
+def _other_key(claim: Candidate, evidence: Evidence, stated: list[Num]) -> Judgement | None:
+    """The value is stated, but under another key than the one the claim names.
+
+    "2 critical ones" when ``low: 2`` and ``critical: 0``: the claim's noun is
+    a key of the tools' whose value differs, and no fact with the value has a
+    key the claim names.
+    """
+    subject = _canon(claim.near)
+    if not subject or any(f.source < 0 or _canon(claim.subject) & _canon(f.words) for f in stated):
+        return None
+    keyed = [
+        f
+        for f in evidence.numbers
+        if f.source >= 0 and f.key and subject & _canon(f.key) and f.value != claim.value.value
+    ]
+    if len(keyed) != 1:
+        return None  # none, or several: nothing says which one is meant
+    fact = keyed[0]
+    return Judgement(
+        "contradicted", fact.source, _show(fact.value),
+        f"{_where(evidence, fact.source)} {fact.where} is {_show(fact.value)}",
+    )  # fmt: skip
 
 
 def _other_object(
@@ -315,7 +380,7 @@ def _unmatched_number(claim: Candidate, evidence: Evidence, value: float) -> Jud
     related = [
         f
         for f in _subject_facts(evidence, claim, evidence.numbers)
-        if _unit_fits(token, f) and f.value != 0
+        if _unit_fits(token, f) and f.value != 0 and (token.unit is None or f.unit is not None)
     ]
     if related:
         closest = min(related, key=lambda f: abs(f.value - value) / max(abs(f.value), 1e-9))
