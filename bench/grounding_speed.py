@@ -56,10 +56,12 @@ def ec2_output(count: int) -> str:
 
 
 def log_output(size: int) -> str:
-    lines = []
-    n = 0
-    while sum(len(line) for line in lines) < size:
-        lines.append(f"2024-03-04T08:{n % 60:02d}:00Z INFO web-{n % 50} GET /api 200 {n % 97} ms\n")
+    lines: list[str] = []
+    n, total = 0, 0
+    while total < size:
+        line = f"2024-03-04T08:{n % 60:02d}:00Z INFO web-{n % 50} GET /api 200 {n % 97} ms\n"
+        lines.append(line)
+        total += len(line)
         n += 1
     return "".join(lines)
 

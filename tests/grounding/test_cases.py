@@ -49,7 +49,7 @@ def _case(raw: dict[str, Any]) -> Case:
         )
         for t in raw["tools"]
     )
-    overrides = {
+    overrides: dict[str, Any] = {
         k: tuple(v) if isinstance(v, list) else v for k, v in raw.get("options", {}).items()
     }
     return Case(

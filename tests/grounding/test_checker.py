@@ -159,3 +159,11 @@ def test_adversarial_text_completes() -> None:
     tool = ToolResult("c", "x", nasty, nasty)
     verdict = check(Conversation((tool,), question=nasty, context=nasty), nasty[:50_000])
     assert verdict.failed != ("checker_error",)
+
+
+def test_unsupported_numbers_in_advice_are_not_counted() -> None:
+    answer = "i-0a1b2c3d4e5f60718 is stopped. If you want, I'd run it with 8 GB of memory."
+    verdict = check(conversation(), answer)
+    assert verdict.grounded, verdict.claims
+    contradicted = check(conversation(), "You could start i-0a1b2c3d4e5f60718, it is running.")
+    assert not contradicted.grounded  # contradictions still count in advice

@@ -134,6 +134,8 @@ def _judge_all(
         judgement = _judge(candidate, candidates[:index], evidence, text, named)
         if judgement is None:
             continue
+        if judgement.status == "unsupported" and _is_advice(text, spans[candidate.sentence]):
+            continue  # "I'd raise it to 8 replicas": a suggestion, not a report of the tools
         claim = Claim(
             start=candidate.start,
             end=candidate.end,
@@ -215,6 +217,19 @@ def _nearest_mention(
     if best is None:
         return []
     return [scope for scope in best[1] if scope[1] not in ("", "arguments")]
+
+
+_ADVICE = re.compile(
+    r"(?<![A-Za-z])(?:you (?:could|can|may want|might want|should|may wish)|i'd|i would|"
+    r"i (?:recommend|suggest)|consider|if you (?:want|like|need|'d like)|let me know|"
+    r"we could|it may be worth|recommend)(?![A-Za-z])",
+    re.IGNORECASE,
+)
+
+
+def _is_advice(text: str, span: tuple[int, int]) -> bool:
+    """Whether the sentence suggests what to do rather than reports what the tools said."""
+    return _ADVICE.search(text, span[0], span[1]) is not None
 
 
 def _same_sentence(text: str, start: int, end: int) -> bool:
