@@ -1,12 +1,12 @@
 """The checker on hand-written cases: flagging ungrounded answers, passing grounded ones.
 
 ``cases.yaml`` was written before the checker and then used to tune it;
-``cases_second.yaml``, ``cases_third.yaml`` and ``cases_fourth.yaml`` were each
-written after a round of tuning and scored once, untouched, before they too
-were used to tune. Their first scores are the honest estimate of how the
-checker generalises: recall 0.71, 0.72, 0.67 with false-positive rates 0.24,
-0.09, 0.42. The floors below are for all the sets together, now that every
-one of them has been tuned on; the fourth set alone stays below them.
+the second to fifth sets were each written after a round of tuning and scored
+once, untouched, before they too were used to tune. Their first scores are
+the honest estimate of how the checker generalises: recall 0.71, 0.72, 0.67,
+0.91 with false-positive rates 0.24, 0.09, 0.42, 0.13 (sets of 19 to 38). The
+floors below are for all the sets together, now that every one of them has
+been tuned on; the fourth set alone stays below them.
 """
 
 from __future__ import annotations
@@ -22,7 +22,13 @@ import yaml
 from llm_gateway.grounding import Conversation, Options, ToolResult, Verdict, check
 
 HERE = Path(__file__).parent
-FILES = ("cases.yaml", "cases_second.yaml", "cases_third.yaml", "cases_fourth.yaml")
+FILES = (
+    "cases.yaml",
+    "cases_second.yaml",
+    "cases_third.yaml",
+    "cases_fourth.yaml",
+    "cases_fifth.yaml",
+)
 MIN_RECALL = 0.90  # share of ungrounded answers flagged
 MAX_FP_RATE = 0.05  # share of grounded answers flagged
 

@@ -44,6 +44,7 @@ APPROX = word_set(
     "approx. close around"
 )
 COMPARATIVE = word_set(
+    "left remaining leaving leaves free spare unused "
     "more higher lower less fewer increase increased decrease decreased rise rose drop "
     "dropped up down difference slower faster longer shorter grew fell jumped gap than "
     "increase"

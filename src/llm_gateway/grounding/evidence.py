@@ -316,7 +316,7 @@ class _Walker:
         if not isinstance(value, str) or not value:
             return
         if len(value) <= 120:
-            evidence.entities.setdefault(value.lower(), []).append((self.source, scope))
+            _add_names(evidence, self.source, scope, value.lower())
         state = state_class(value) if len(value) <= 30 else None
         if state is not None:
             group = f"{within}|{general[len(within) :]}"
@@ -360,6 +360,15 @@ class _Walker:
                         f"count of {shared}",
                     )
                 )
+
+
+def _add_names(evidence: Evidence, source: int, scope: str, value: str) -> None:
+    """A short string value names its object, and so do its words ("SELECT * FROM orders")."""
+    evidence.entities.setdefault(value, []).append((source, scope))
+    if " " in value:
+        for word in set(_WORD.findall(value)[:12]):
+            if len(word) >= 4:
+                evidence.entities.setdefault(word, []).append((source, scope))
 
 
 @lru_cache(maxsize=65_536)

@@ -37,6 +37,7 @@ _SYNONYMS: dict[str, str] = {
     "temp": "temperature", "degree": "temperature",
     "rtt": "latency", "response": "latency",
     "utilization": "cpu", "usage": "cpu",
+    "average": "mean", "averaged": "mean", "avg": "mean",
     "pr": "pull", "request": "pull",
 }  # fmt: skip
 _GENERIC = word_set("count value number id name item data result code type key")
@@ -528,25 +529,39 @@ def judge_time(claim: Candidate, evidence: Evidence) -> Judgement:
 
 
 def _state_of(
-    evidence: Evidence, state: str, negated: bool, scopes: list[tuple[int, str]]
+    evidence: Evidence, state: str, claim: Candidate, scopes: list[tuple[int, str]]
 ) -> Judgement | None:
-    """The state said of one object: supported, contradicted, or None if it has no say."""
-    states: set[str] = set()
-    tools: set[int] = set()
-    for source, scope in scopes:
-        if (source, scope) in evidence.scope_states:
-            states |= evidence.scope_states[(source, scope)]
-            tools.add(source)
-    if not states:
+    """The state said of one object (or of each object a word names): None if no say.
+
+    A word naming several objects ("payments" in two monitors' names) supports
+    a state only if every one of them is in it; one in a clashing state
+    contradicts "all"/"both", and otherwise leaves the word ambiguous.
+    """
+    negated = "not" in claim.cues
+    each: list[tuple[int, set[str]]] = [
+        (source, evidence.scope_states[(source, scope)])
+        for source, scope in scopes
+        if (source, scope) in evidence.scope_states
+    ]
+    if not each:
         return None
-    shown = ",".join(sorted(states))
+    verdicts = []
+    for _source, states in each:
+        holds = state in states
+        clash = any(conflicts(state, other) for other in states)
+        if holds != negated and (holds or clash):
+            verdicts.append(True)
+        elif (holds and negated) or (clash and not negated):
+            verdicts.append(False)
+    if not verdicts:
+        return None
+    tools = {source for source, _ in each}
+    shown = ",".join(sorted(set().union(*(states for _, states in each))))
     source = min(tools)
-    holds = state in states
-    clash = any(conflicts(state, other) for other in states)
     where = f"it is {shown} {_where(evidence, source)}"
-    if holds != negated and (holds or clash):
+    if all(verdicts):
         return Judgement("supported", source, shown, where, frozenset(tools))
-    if (holds and negated) or (clash and not negated):
+    if len(each) == 1 or not any(verdicts) or "all" in claim.cues:
         return Judgement("contradicted", source, shown, where)
     return None
 
@@ -564,7 +579,7 @@ def judge_state(
     state: str = claim.value
     negated = "not" in claim.cues
     for scopes in entities:
-        said_of = _state_of(evidence, state, negated, scopes)
+        said_of = _state_of(evidence, state, claim, scopes)
         if said_of is not None:
             return said_of
     if "all" in claim.cues and not negated:
