@@ -1,10 +1,11 @@
 """The checker on hand-written cases: flagging ungrounded answers, passing grounded ones.
 
 ``cases.yaml`` was written before the checker and then used to tune it;
-the second to fifth sets were each written after a round of tuning and scored
+the second to sixth sets were each written after a round of tuning and scored
 once, untouched, before they too were used to tune. Their first scores are
 the honest estimate of how the checker generalises: recall 0.71, 0.72, 0.67,
-0.91 with false-positive rates 0.24, 0.09, 0.42, 0.13 (sets of 19 to 38). The
+0.91, 0.90 with false-positive rates 0.24, 0.09, 0.42, 0.13, 0.25 (sets of
+18 to 38 cases). The
 floors below are for all the sets together, now that every one of them has
 been tuned on; the fourth set alone stays below them.
 """
@@ -28,6 +29,7 @@ FILES = (
     "cases_third.yaml",
     "cases_fourth.yaml",
     "cases_fifth.yaml",
+    "cases_sixth.yaml",
 )
 MIN_RECALL = 0.90  # share of ungrounded answers flagged
 MAX_FP_RATE = 0.05  # share of grounded answers flagged

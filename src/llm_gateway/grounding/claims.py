@@ -52,6 +52,7 @@ COMPARATIVE = word_set(
 TOTALS = word_set("total totals sum altogether combined overall together all")
 AVERAGES = word_set("average averaged mean avg averages")
 DOWNWARD = word_set("down fell dropped lost decreased declined lower minus below negative")
+_PHRASE_ENDS = word_set("at of in on for with from to by and or but per than since")
 QUANTIFIERS = word_set("all every each both")
 NEGATIONS = word_set(
     "not no never without isn't aren't wasn't weren't hasn't haven't doesn't don't didn't nor"
@@ -111,7 +112,7 @@ def _clause_words(text: str, start: int, end: int) -> tuple[tuple[str, ...], tup
     for mark in (".", "!", "?"):
         right = right.split(mark + " ", 1)[0]
     before = tuple(w.lower() for w in _WORDS.findall(left))[-6:]
-    after = tuple(w.lower() for w in _WORDS.findall(right))[:3]
+    after = tuple(w.lower() for w in _WORDS.findall(right))[:4]
     return before, after
 
 
@@ -135,8 +136,14 @@ def _annotate(candidate: Candidate, text: str) -> Candidate:
         candidate.cues.add("not")
     subject = [w for w in (*before[-4:], *after[:2]) if w not in STOPWORDS and w.isalpha()]
     candidate.subject = frozenset(stem(w) for w in subject)
-    near_words = [w for w in (*before[-2:], *after[:2]) if w not in STOPWORDS and w.isalpha()]
-    candidate.near = frozenset(stem(w) for w in near_words)
+    following: list[str] = []
+    for word in after[:4]:
+        if word in _PHRASE_ENDS:
+            break  # "$271 at today's rate": the rate is another noun's
+        if word not in STOPWORDS and word.isalpha():
+            following.append(word)
+    leading = [w for w in before[-2:] if w not in STOPWORDS and w.isalpha()]
+    candidate.near = frozenset(stem(w) for w in (*leading, *following[:3]))
     return candidate
 
 

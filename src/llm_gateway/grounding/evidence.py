@@ -189,7 +189,7 @@ def _add_text_facts(
     if source >= 0:
         _scan_identifiers(evidence, source, text)
     line, position = 0, 0
-    for token in find_numbers(text):
+    for token in sorted(find_numbers(text, keyed=source >= 0), key=lambda t: t.start):
         line += text.count("\n", position, token.start)
         position = token.start
         window = text[max(0, token.start - 40) : token.start]
@@ -326,7 +326,7 @@ class _Walker:
             self.histograms[within][f"{general[len(within) :]}={value.lower()}"] += 1
         if not any(c.isdigit() for c in value):
             return
-        for token in find_numbers(value):
+        for token in find_numbers(value, keyed=True):
             unit = token.unit or unit_of_key(key)
             if token.percent:
                 unit = None

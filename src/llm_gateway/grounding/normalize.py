@@ -49,6 +49,7 @@ UNITS: dict[str, tuple[str, float]] = {
     "mb": ("size", 1e6), "mib": ("size", 1024.0**2),
     "gb": ("size", 1e9), "gib": ("size", 1024.0**3),
     "tb": ("size", 1e12), "tib": ("size", 1024.0**4),
+    "g": ("size", 1024.0**3),  # redis and ps write "1.00G"
 }  # fmt: skip
 _BINARY = {"kb": "kib", "mb": "mib", "gb": "gib", "tb": "tib"}
 
@@ -280,12 +281,21 @@ class NumberToken:
     decimals: int = 0
 
 
-def find_numbers(text: str, words: bool = False) -> Iterator[NumberToken]:
-    """The numbers in ``text`` (with number words too when ``words``), in order."""
+# In tool output only: a value after "key:" ("used_memory:1073741824", "checkout:57").
+KEYED_NUMBER = re.compile(r"(?<=[A-Za-z_]:)(-?)(\d+)(\.\d+)?(?![0-9:]|\.[0-9])")
+
+
+def find_numbers(text: str, words: bool = False, keyed: bool = False) -> Iterator[NumberToken]:
+    """The numbers in ``text`` (number words too when ``words``; "key:value" when ``keyed``)."""
     for match in NUMBER.finditer(text):
         token = _number_token(text, match)
         if token is not None:
             yield token
+    if keyed:
+        for match in KEYED_NUMBER.finditer(text):
+            token = _number_token(text, match)
+            if token is not None:
+                yield token
     if words:
         for match in NUMBER_WORD.finditer(text):
             value = parse_number(match.group())

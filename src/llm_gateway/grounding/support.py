@@ -43,6 +43,18 @@ _SYNONYMS: dict[str, str] = {
 _GENERIC = word_set("count value number id name item data result code type key")
 # Keys whose bare numbers are durations in seconds, as AWS and most APIs give them.
 _SECONDS_KEYS = word_set("age duration elapsed uptime timeout delay interval period wait")
+_BYTES_KEYS = word_set("memory mem size bytes storage disk")
+
+
+def _unit_by_key(words: frozenset[str]) -> str | None:
+    """The unit a bare number's key implies: seconds for an age, bytes for a memory size."""
+    if words & _SECONDS_KEYS:
+        return "s"
+    if words & _BYTES_KEYS:
+        return "bytes"
+    return None
+
+
 _CHANGE_KEYS = word_set("change delta diff difference growth variance")
 _DIGITS = re.compile(r"-?[\d,]*\.?\d+")
 MAX_PAIR_VALUES = 400
@@ -157,7 +169,7 @@ def _converted(evidence: Evidence, token: NumberToken, approx: bool) -> list[Num
         target = unit_of(unit)
         for derived in (False, True):
             for fact in evidence.near(value, value - tolerance, value + tolerance, derived):
-                unit_said = fact.unit or ("s" if fact.words & _SECONDS_KEYS else None)
+                unit_said = fact.unit or _unit_by_key(fact.words)
                 if unit_said is not None and unit_of(unit_said) == target:
                     found.append(fact)
     return found
