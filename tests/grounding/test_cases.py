@@ -30,6 +30,7 @@ FILES = (
     "cases_fourth.yaml",
     "cases_fifth.yaml",
     "cases_sixth.yaml",
+    "cases_holdout.yaml",
 )
 MIN_RECALL = 0.90  # share of ungrounded answers flagged
 MAX_FP_RATE = 0.05  # share of grounded answers flagged
