@@ -1,0 +1,419 @@
+"""The tool outputs flattened into facts an answer's claims can be looked up in.
+
+JSON is walked into leaves with their key paths (``Reservations[0].Instances[1]
+.State.Name = "stopped"``); plain text is scanned line by line. From both come
+numbers (with the words of their keys, for telling "the total" from "the
+count"), the counts an answer may compute (items of each list, how many of
+them share a value), sums, minima, maxima and means of each list's numeric
+fields, dates, clock times, states (running, stopped, ...) with the object
+they belong to, and the identifiers that name those objects.
+
+The question and the context are known text too (a number the user gave is
+not an invented one), but they are kept apart from the tool evidence: they
+hold no states and are never cited.
+
+Everything is bounded: the text indexed is capped at ``max_evidence_chars``
+in all, the leaves walked and the numbers kept are capped, so a megabyte of
+output costs a bounded amount of time and memory.
+"""
+
+from __future__ import annotations
+
+import bisect
+import json
+import re
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any
+
+from llm_gateway.grounding.identifiers import find_identifiers
+from llm_gateway.grounding.model import Conversation
+from llm_gateway.grounding.normalize import (
+    Date,
+    find_dates,
+    find_numbers,
+    find_times,
+    key_words,
+    stem,
+    unit_of_key,
+)
+from llm_gateway.grounding.states import state_class
+
+QUESTION = -1  # a fact's source: the user's question
+CONTEXT = -2  # the system prompt and earlier assistant text
+
+MAX_LEAVES = 200_000
+MAX_NEAR_MISS_CHARS = 300_000  # identifiers kept for near-miss comparison come from this much
+MAX_LINES = 50_000
+_TOKEN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:/@-]{0,119}")
+_WORD = re.compile(r"[A-Za-z][A-Za-z0-9]{0,40}")
+_STATE_TOKEN = re.compile(r"[A-Za-z][A-Za-z-]{1,30}")
+
+
+@dataclass(frozen=True, slots=True)
+class Num:
+    """A number the evidence states or lets one compute."""
+
+    value: float
+    source: int  # the tool's index, or QUESTION / CONTEXT
+    words: frozenset[str]  # stems of its key's names, or of the words around it
+    unit: str | None
+    where: str  # the key path, or "text"
+    how: str | None = None  # None when stated; "count", "sum", ... when derived
+    scope: str = ""  # the object it belongs to: a list item's path, or "line N" of a text
+    key: frozenset[str] = frozenset()  # the stems of its own key's words (not its parent's)
+
+
+@dataclass(slots=True)
+class Evidence:
+    """Everything the answer may rely on, indexed for lookup."""
+
+    names: list[tuple[str | None, str | None]]  # each tool's (call id, name)
+    numbers: list[Num] = field(default_factory=list)
+    derived: list[Num] = field(default_factory=list)
+    counts: list[Num] = field(default_factory=list)  # items of lists, and how many share a value
+    texts: list[tuple[int, str]] = field(default_factory=list)  # lower-cased text per source
+    lines: list[tuple[int, list[str]]] = field(default_factory=list)  # plain outputs' lines
+    dates: dict[tuple[int | None, int, int], set[int]] = field(default_factory=dict)
+    times: dict[tuple[int, int], set[int]] = field(default_factory=dict)
+    identifiers: dict[str, tuple[str, int]] = field(default_factory=dict)  # value -> kind, source
+    scope_states: dict[tuple[int, str], set[str]] = field(default_factory=dict)
+    group_states: dict[tuple[int, str], Counter[str]] = field(default_factory=dict)
+    entities: dict[str, list[tuple[int, str]]] = field(default_factory=dict)
+    all_states: dict[str, int] = field(default_factory=dict)  # state -> first source
+    truncated: bool = False
+    _sorted: list[tuple[float, int]] = field(default_factory=list)
+    _sorted_derived: list[tuple[float, int]] = field(default_factory=list)
+
+    @property
+    def has_tools(self) -> bool:
+        return bool(self.names)
+
+    def tool_id(self, source: int) -> str | None:
+        """The id a claim's ``tool_call_id`` carries: the call id, else the tool's name."""
+        if source < 0 or source >= len(self.names):
+            return None
+        call_id, name = self.names[source]
+        return call_id or name
+
+    def near(self, value: float, low: float, high: float, derived: bool = False) -> Iterator[Num]:
+        """The facts whose value lies in [low, high] (``value`` is for the caller's ordering)."""
+        del value
+        index = self._sorted_derived if derived else self._sorted
+        pool = self.derived if derived else self.numbers
+        i = bisect.bisect_left(index, (low, -1))
+        while i < len(index) and index[i][0] <= high:
+            yield pool[index[i][1]]
+            i += 1
+
+    def finish(self) -> None:
+        """Sort the numbers for range lookups; called once all sources are in."""
+        self.derived.extend(self.counts)
+        self._sorted = sorted((n.value, i) for i, n in enumerate(self.numbers))
+        self._sorted_derived = sorted((n.value, i) for i, n in enumerate(self.derived))
+
+
+def build(conversation: Conversation, max_chars: int) -> Evidence:
+    """The evidence of a conversation, its tool text capped at ``max_chars`` in all."""
+    evidence = Evidence(names=[(t.call_id, t.name) for t in conversation.tools])
+    budget = max(0, max_chars)
+    for index, tool in enumerate(conversation.tools):
+        arguments = tool.arguments[:budget]
+        budget -= len(arguments)
+        output = tool.output[:budget]
+        budget -= len(output)
+        if len(output) < len(tool.output) or len(arguments) < len(tool.arguments):
+            evidence.truncated = True
+        tool_words = key_stems(tool.name or "")
+        _add_source(evidence, index, arguments, tool_words, is_arguments=True)
+        _add_source(evidence, index, output, tool_words, is_arguments=False)
+        if tool.is_error:
+            _add_state(evidence, index, "", "error", "failed")
+    for source, text in ((QUESTION, conversation.question), (CONTEXT, conversation.context)):
+        if len(text) > max_chars:
+            evidence.truncated = True
+        _add_text_facts(evidence, source, text[:max_chars], frozenset(), states=False)
+    evidence.finish()
+    return evidence
+
+
+def _add_source(
+    evidence: Evidence, source: int, text: str, tool_words: frozenset[str], is_arguments: bool
+) -> None:
+    stripped = text.strip()
+    document: Any = None
+    if stripped[:1] in ("{", "["):
+        try:
+            document = json.loads(stripped)
+        except ValueError:
+            document = None
+    if isinstance(document, dict | list):
+        evidence.texts.append((source, text.lower()))
+        _scan_dates_times(evidence, source, text)
+        _scan_identifiers(evidence, source, text)
+        _Walker(evidence, source, tool_words, "arguments" if is_arguments else "").walk(document)
+    elif stripped:
+        _add_text_facts(evidence, source, text, tool_words, states=not is_arguments)
+
+
+def _scan_dates_times(evidence: Evidence, source: int, text: str) -> None:
+    for _, _, readings in find_dates(text):
+        for date in readings:
+            evidence.dates.setdefault((date.year, date.month, date.day), set()).add(source)
+            evidence.dates.setdefault((None, date.month, date.day), set()).add(source)
+    for _, _, clock in find_times(text):
+        evidence.times.setdefault(clock, set()).add(source)
+
+
+def _scan_identifiers(evidence: Evidence, source: int, text: str) -> None:
+    for found in find_identifiers(text[:MAX_NEAR_MISS_CHARS]):
+        evidence.identifiers.setdefault(found.value, (found.kind, source))
+
+
+def _add_state(evidence: Evidence, source: int, scope: str, group: str, state: str) -> None:
+    evidence.scope_states.setdefault((source, scope), set()).add(state)
+    evidence.group_states.setdefault((source, group), Counter())[state] += 1
+    evidence.all_states.setdefault(state, source)
+
+
+def _add_text_facts(
+    evidence: Evidence, source: int, text: str, tool_words: frozenset[str], states: bool
+) -> None:
+    """Numbers (with the words before them), dates, times, ids, and per line states and ids."""
+    if not text:
+        return
+    evidence.texts.append((source, text.lower()))
+    _scan_dates_times(evidence, source, text)
+    if source >= 0:
+        _scan_identifiers(evidence, source, text)
+    line, position = 0, 0
+    for token in sorted(find_numbers(text, keyed=source >= 0), key=lambda t: t.start):
+        line += text.count("\n", position, token.start)
+        position = token.start
+        window = text[max(0, token.start - 40) : token.start]
+        window = window[window.rfind("\n") + 1 :]
+        words = _near_words(window, text[token.end : token.end + 20])
+        evidence.numbers.append(
+            Num(token.value, source, words, token.unit, "text", scope=f"line {line}")
+        )
+    if source < 0:
+        return
+    lines = text.splitlines()[:MAX_LINES]
+    filled = [line.lower() for line in lines if line.strip()]
+    evidence.lines.append((source, filled))
+    for n in (len(filled), len(filled) - 1):
+        if n >= 0:
+            evidence.counts.append(Num(float(n), source, tool_words, None, "text", "lines"))
+    if states:
+        _add_line_states(evidence, source, lines)
+
+
+def _add_line_states(evidence: Evidence, source: int, lines: list[str]) -> None:
+    """Each line of a plain output as an object: its state words and its id-like tokens."""
+    for number, line in enumerate(lines):
+        scope = f"line {number}"
+        header = number == 0 and line.strip() == line.strip().upper()
+        for word in () if header else _STATE_TOKEN.findall(line):
+            state = state_class(word)
+            if state is not None:
+                _add_state(evidence, source, scope, "lines", state)
+        for token in _TOKEN.findall(line):
+            # A table's names ("api", "db-2") name its rows; words common to many rows
+            # name none (the lookup leaves out words of more than a few rows).
+            low = token.lower()
+            if len(low) >= 3 or any(c.isdigit() for c in low):
+                evidence.entities.setdefault(low, []).append((source, scope))
+
+
+class _Walker:
+    """One JSON document's walk: leaves into facts, lists into counts and aggregates."""
+
+    def __init__(self, evidence: Evidence, source: int, tool_words: frozenset[str], root: str):
+        self.evidence = evidence
+        self.source = source
+        self.tool_words = tool_words
+        self.root = root
+        self.leaves = 0
+        self.columns: dict[str, list[float]] = defaultdict(list)
+        self.column_words: dict[str, frozenset[str]] = {}
+        self.histograms: dict[str, Counter[str]] = defaultdict(Counter)
+        self.list_sizes: Counter[str] = Counter()
+        self.list_words: dict[str, frozenset[str]] = {}
+
+    def walk(self, document: Any) -> None:
+        # (node, path, general path, key, parent key, scope, enclosing list's general path)
+        stack: list[tuple[Any, str, str, str, str, str, str]] = [
+            (document, self.root, self.root, "", "", self.root, "")
+        ]
+        while stack and self.leaves < MAX_LEAVES:
+            node, path, general, key, parent, scope, within = stack.pop()
+            if isinstance(node, dict):
+                node = _tabular(node)
+                self._dict(node, path, general, key, scope, within, stack)
+            elif isinstance(node, list):
+                words = key_stems(key) if key else self.tool_words
+                self.list_sizes[general] += len(node)
+                self.list_words[general] = self.list_words.get(general, frozenset()) | words
+                for i in range(len(node) - 1, -1, -1):
+                    stack.append((node[i], f"{path}[{i}]", f"{general}[]", key, parent,
+                                  f"{path}[{i}]", general))  # fmt: skip
+            else:
+                self.leaves += 1
+                self._leaf(node, path, general, key, parent, scope, within)
+        self._finish()
+
+    def _dict(
+        self,
+        node: dict[str, Any],
+        path: str,
+        general: str,
+        key: str,
+        scope: str,
+        within: str,
+        stack: list[tuple[Any, str, str, str, str, str, str]],
+    ) -> None:
+        kind = node.get("kind")
+        numeric = [v for v in node.values() if _is_number(v)]
+        if len(numeric) >= 2:
+            words = key_stems(key) | {"total", "sum"}
+            self.evidence.derived.append(
+                Num(float(sum(numeric)), self.source, words, unit_of_key(key), path, "sum")
+            )
+        for name, value in node.items():
+            child = f"{path}.{name}" if path else name
+            child_general = f"{general}.{name}" if general else name
+            if isinstance(value, list) and isinstance(kind, str) and kind.endswith("List"):
+                words = key_stems(kind[:-4]) | self.tool_words
+                self.list_words[child_general] = (
+                    self.list_words.get(child_general, frozenset()) | words
+                )
+            stack.append((value, child, child_general, name, key, scope, within))
+
+    def _leaf(
+        self, value: Any, path: str, general: str, key: str, parent: str, scope: str, within: str
+    ) -> None:
+        evidence = self.evidence
+        words = key_stems(parent) | key_stems(key)
+        if _is_number(value):
+            number = float(value)
+            evidence.numbers.append(
+                Num(
+                    number,
+                    self.source,
+                    words,
+                    unit_of_key(key),
+                    path,
+                    scope=scope,
+                    key=key_stems(key),
+                )
+            )
+            if "[]" in general:
+                self.columns[general].append(number)
+                self.column_words[general] = words
+            return
+        if not isinstance(value, str) or not value:
+            return
+        if len(value) <= 120:
+            _add_names(evidence, self.source, scope, value.lower())
+        state = state_class(value) if len(value) <= 30 else None
+        if state is not None:
+            group = f"{within}|{general[len(within) :]}"
+            _add_state(evidence, self.source, scope, group, state)
+        if within and len(value) <= 60 and not any(c.isdigit() for c in value):
+            # How many items share a value ("3 running"); ids and times are unique, so left out.
+            self.histograms[within][f"{general[len(within) :]}={value.lower()}"] += 1
+        if not any(c.isdigit() for c in value):
+            return
+        for token in find_numbers(value, keyed=True):
+            unit = token.unit or unit_of_key(key)
+            if token.percent:
+                unit = None
+            evidence.numbers.append(
+                Num(token.value, self.source, words, unit, path, scope=scope, key=key_stems(key))
+            )
+
+    def _finish(self) -> None:
+        evidence, source = self.evidence, self.source
+        for general, values in self.columns.items():
+            if len(values) < 2:
+                continue
+            words = self.column_words[general]
+            unit = unit_of_key(general.rsplit(".", 1)[-1])
+            mean = sum(values) / len(values)
+            aggregates = (("sum", sum(values)), ("min", min(values)), ("max", max(values)))
+            for how, value in (*aggregates, ("mean", mean)):
+                evidence.derived.append(Num(value, source, words | {how}, unit, general, how))
+        for general, size in self.list_sizes.items():
+            words = self.list_words.get(general, frozenset())
+            evidence.counts.append(Num(float(size), source, words, None, general, "count"))
+            for shared, count in self.histograms.get(f"{general}", Counter()).items():
+                value_words = key_stems(shared.split("=", 1)[-1])
+                evidence.counts.append(
+                    Num(
+                        float(count),
+                        source,
+                        words | value_words,
+                        None,
+                        general,
+                        f"count of {shared}",
+                    )
+                )
+
+
+def _add_names(evidence: Evidence, source: int, scope: str, value: str) -> None:
+    """A short string value names its object, and so do its words ("SELECT * FROM orders")."""
+    evidence.entities.setdefault(value, []).append((source, scope))
+    if " " in value:
+        for word in set(_WORD.findall(value)[:12]):
+            if len(word) >= 4:
+                evidence.entities.setdefault(word, []).append((source, scope))
+
+
+@lru_cache(maxsize=65_536)
+def _near_words(before: str, after: str) -> frozenset[str]:
+    """The stems of the three words before a number in its line and the one after it."""
+    near = (*_WORD.findall(before)[-3:], *_WORD.findall(after)[:1])
+    return frozenset(stem(w) for w in near)
+
+
+@lru_cache(maxsize=8192)
+def key_stems(key: str) -> frozenset[str]:
+    """The stems of a key's words (keys repeat in every item of a list: cached)."""
+    return frozenset(stem(w) for w in key_words(key))
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _tabular(node: dict[str, Any]) -> dict[str, Any]:
+    """``{"columns": [...], "rows": [[...]]}`` with its rows as objects keyed by the columns."""
+    columns, rows = node.get("columns"), node.get("rows")
+    if not (isinstance(columns, list) and isinstance(rows, list)):
+        return node
+    if not all(isinstance(c, str) for c in columns) or not all(
+        isinstance(r, list) and len(r) == len(columns) for r in rows
+    ):
+        return node
+    return {**node, "rows": [dict(zip(columns, row, strict=True)) for row in rows]}
+
+
+def line_counts(evidence: Evidence, words: Iterable[str]) -> Iterator[tuple[int, int, str]]:
+    """For each plain output, how many of its lines mention one of ``words``: (source, n, word)."""
+    wanted = [w for w in words if len(w) >= 3]
+    for source, lines in evidence.lines:
+        for word in wanted:
+            n = sum(1 for line in lines if word in line)
+            if n:
+                yield source, n, word
+
+
+def dates_near(evidence: Evidence, date: Date) -> list[tuple[int | None, int, int]]:
+    """The evidence's dates that share a year (when given) with ``date``, nearest first."""
+    known = [d for d in evidence.dates if d[0] is not None]
+    if date.year is not None:
+        known = [d for d in known if d[0] == date.year]
+    target = date.month * 31 + date.day
+    return sorted(known, key=lambda d: abs(d[1] * 31 + d[2] - target))

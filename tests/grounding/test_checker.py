@@ -1,0 +1,169 @@
+"""``check``: the options, the score, citations, and inputs that must not break it."""
+
+from __future__ import annotations
+
+import json
+
+from llm_gateway.grounding import Conversation, Options, ToolResult, check
+
+INSTANCE = '{"InstanceId": "i-0a1b2c3d4e5f60718", "State": {"Name": "stopped"}, "Count": 5}'
+
+
+def conversation(output: str = INSTANCE, **kw: object) -> Conversation:
+    tool = ToolResult("call_1", "describe_instance", '{"region": "us-east-1"}', output)
+    return Conversation((tool,), **kw)  # type: ignore[arg-type]
+
+
+def test_no_tools_is_grounded_with_no_claims() -> None:
+    verdict = check(Conversation(()), "It is probably 7 instances, i-0123456789abcdef0.")
+    assert verdict.grounded
+    assert verdict.claims == ()
+    assert verdict.score == 1.0
+
+
+def test_an_empty_answer_is_grounded() -> None:
+    verdict = check(conversation(), "")
+    assert verdict.grounded
+    assert verdict.score == 1.0
+    assert verdict.failed == ()
+
+
+def test_a_supported_answer() -> None:
+    verdict = check(conversation(), "i-0a1b2c3d4e5f60718 is stopped; there are 5 of them.")
+    assert verdict.grounded, verdict.claims
+    assert {c.status for c in verdict.claims} == {"supported"}
+    assert verdict.claims[0].tool_call_id == "call_1"
+
+
+def test_a_contradiction_always_fails() -> None:
+    options = Options(max_unsupported_claims=10, confidence_threshold=0.0)
+    verdict = check(conversation(), "i-0a1b2c3d4e5f60718 is running.", options)
+    assert not verdict.grounded
+    assert verdict.failed == ("contradiction",)
+    assert verdict.contradictions == 1
+    assert verdict.claims[-1].found == "stopped"
+
+
+def test_contradictions_not_detected_count_as_unsupported() -> None:
+    options = Options(detect_contradictions=False, confidence_threshold=0)
+    verdict = check(conversation(), "i-0a1b2c3d4e5f60718 is running.", options)
+    assert verdict.failed == ("unsupported_claims",)
+
+
+def test_max_unsupported_claims_lets_some_through() -> None:
+    answer = "It is stopped; the bill was $12.37."
+    assert "unsupported_claims" in check(conversation(), answer).failed
+    relaxed = Options(max_unsupported_claims=1, confidence_threshold=0.0)
+    assert check(conversation(), answer, relaxed).grounded
+
+
+def test_check_tool_output_match_off_ignores_unsupported_claims() -> None:
+    options = Options(check_tool_output_match=False, confidence_threshold=0.0)
+    assert check(conversation(), "It took 45 minutes.", options).grounded
+
+
+def test_the_score_from_logprobs() -> None:
+    answer = "i-0a1b2c3d4e5f60718 is stopped."
+    sure = check(conversation(), answer, logprobs=[-0.01, -0.02])
+    assert sure.grounded
+    assert sure.score > 0.95
+    unsure = check(conversation(), answer, logprobs=[-1.0, -2.0])
+    assert unsure.failed == ("confidence",)
+    assert unsure.score < 0.85
+
+
+def test_speculation_needs_a_tool_result_and_can_be_turned_off() -> None:
+    answer = "It is probably stopped and likely fine."
+    assert set(check(conversation(), answer).failed) == {"speculative_language", "blocked_phrase"}
+    off = Options(flag_speculative_language=False, blocked_phrases=())
+    assert check(conversation(), answer, off).grounded
+
+
+def test_custom_blocked_phrases() -> None:
+    options = Options(blocked_phrases=("as far as I know",))
+    verdict = check(conversation(), "As far as I know it is stopped.", options)
+    assert verdict.failed == ("blocked_phrase",)
+
+
+def test_citations_required() -> None:
+    options = Options(require_tool_citation=True)
+    cited = check(conversation(), "i-0a1b2c3d4e5f60718 is stopped [tool:call_1].", options)
+    assert cited.grounded, cited.uncited
+    by_name = check(conversation(), "It is stopped. [tool:describe_instance]", options)
+    assert by_name.grounded
+    bare = check(conversation(), "i-0a1b2c3d4e5f60718 is stopped.", options)
+    assert bare.failed == ("citation",)
+    assert {u.reason for u in bare.uncited} == {"missing"}
+
+
+def test_an_unknown_citation_is_a_finding_even_when_not_required() -> None:
+    verdict = check(conversation(), "It is stopped [tool:call_9].")
+    assert verdict.failed == ("citation",)
+    assert verdict.uncited[0].reason == "unknown_tool"
+    assert verdict.uncited[0].tool == "call_9"
+
+
+def test_a_citation_id_is_not_a_claim() -> None:
+    verdict = check(conversation(), "It is stopped [tool:call_1-2024].")
+    assert all("call" not in c.text for c in verdict.claims)
+
+
+def test_non_json_output() -> None:
+    tool = ToolResult(None, None, "", "uptime: 14 days, load 0.52")
+    verdict = check(Conversation((tool,)), "Up for two weeks with a load of 0.52.")
+    assert verdict.grounded, verdict.claims
+
+
+def test_an_error_result_and_a_claim_it_does_not_support() -> None:
+    tool = ToolResult("c", "s3_list", "", "AccessDenied: not authorized", is_error=True)
+    assert check(Conversation((tool,)), "Listing failed with AccessDenied.").grounded
+    assert not check(Conversation((tool,)), "The bucket holds 1,204 objects.").grounded
+
+
+def test_a_megabyte_of_output_completes_with_a_sane_verdict() -> None:
+    items = [
+        {"InstanceId": f"i-{n:017x}", "State": {"Name": "running" if n % 4 else "stopped"}}
+        for n in range(16_000)
+    ]
+    output = json.dumps({"Reservations": [{"Instances": items}]})
+    assert len(output) > 1_000_000
+    tool = ToolResult("call_big", "describe_instances", "{}", output)
+    good = check(Conversation((tool,)), "You have 16,000 instances; 4000 are stopped.")
+    assert good.grounded, good.claims
+    bad = check(Conversation((tool,)), "You have 16,500 instances.")
+    assert not bad.grounded
+
+
+def test_a_megabyte_of_plain_text_and_truncation() -> None:
+    output = "".join(f"line {n} status ok latency {n % 97} ms\n" for n in range(40_000))
+    assert len(output) > 1_000_000
+    tool = ToolResult("c", "logs", "", output)
+    verdict = check(
+        Conversation((tool,)), "The logs look fine.", Options(max_evidence_chars=100_000)
+    )
+    assert verdict.grounded
+    assert verdict.truncated
+    assert "truncated=true" in verdict.audit_summary()
+
+
+def test_huge_answer_is_bounded() -> None:
+    answer = "The instance is stopped. " * 20_000
+    verdict = check(conversation(), answer, Options(max_answer_chars=10_000))
+    assert verdict.truncated
+    assert verdict.grounded
+    assert all(c.end <= 10_000 for c in verdict.claims)
+
+
+def test_adversarial_text_completes() -> None:
+    nasty = ("a-" * 50_000) + ("1." * 50_000) + ("x@" * 20_000) + ("::" * 20_000)
+    tool = ToolResult("c", "x", nasty, nasty)
+    verdict = check(Conversation((tool,), question=nasty, context=nasty), nasty[:50_000])
+    assert verdict.failed != ("checker_error",)
+
+
+def test_unsupported_numbers_in_advice_are_not_counted() -> None:
+    answer = "i-0a1b2c3d4e5f60718 is stopped. If you want, I'd run it with 8 GB of memory."
+    verdict = check(conversation(), answer)
+    assert verdict.grounded, verdict.claims
+    contradicted = check(conversation(), "You could start i-0a1b2c3d4e5f60718, it is running.")
+    assert not contradicted.grounded  # contradictions still count in advice
