@@ -23,7 +23,7 @@ FIELDS = {"id": str, "category": str, "messages": list, "answer": str, "grounded
 ROLES = {"system", "user", "assistant", "tool"}
 
 
-def check_messages(messages: list, where: str) -> list[str]:
+def check_messages(messages: list, where: str) -> list[str]:  # noqa: C901, PLR0915
     errors: list[str] = []
     if not messages:
         return [f"{where}: no messages"]
@@ -42,8 +42,11 @@ def check_messages(messages: list, where: str) -> list[str]:
         if role != "tool" and pending:
             errors.append(f"{at}: tool calls {pending} not answered before a {role} message")
             pending = []
-        allowed = {"role", "content", "name"} | ({"tool_calls"} if role == "assistant" else set()) \
+        allowed = (
+            {"role", "content", "name"}
+            | ({"tool_calls"} if role == "assistant" else set())
             | ({"tool_call_id"} if role == "tool" else set())
+        )
         extra = set(m) - allowed
         if extra:
             errors.append(f"{at}: unexpected keys {sorted(extra)}")
@@ -107,13 +110,15 @@ def check_messages(messages: list, where: str) -> list[str]:
     if messages[0].get("role") not in ("system", "user"):
         errors.append(f"{where}: the conversation must start with a system or user message")
     if messages[-1].get("role") != "tool":
-        errors.append(f"{where}: the last message must be a tool result (the answer under test follows it)")
+        errors.append(
+            f"{where}: the last message must be a tool result (the answer under test follows it)"
+        )
     if not tool_results:
         errors.append(f"{where}: no tool results to ground the answer in")
     return errors
 
 
-def check(cases: object) -> list[str]:
+def check(cases: object) -> list[str]:  # noqa: C901
     if not isinstance(cases, list):
         return ["top level must be a list of cases"]
     errors: list[str] = []
@@ -136,9 +141,11 @@ def check(cases: object) -> list[str]:
             errors.append(f"{where}: unexpected fields {sorted(extra)}")
         if isinstance(c.get("id"), str):
             ids[c["id"]] += 1
-        if isinstance(c.get("category"), str) and isinstance(c.get("grounded"), bool):
-            if c["category"].startswith("grounded_") != c["grounded"]:
-                errors.append(f"{where}: category {c['category']!r} disagrees with grounded={c['grounded']}")
+        labelled = isinstance(c.get("category"), str) and isinstance(c.get("grounded"), bool)
+        if labelled and c["category"].startswith("grounded_") != c["grounded"]:
+            errors.append(
+                f"{where}: category {c['category']!r} disagrees with grounded={c['grounded']}"
+            )
         if isinstance(c.get("answer"), str) and "[tool:" in c["answer"]:
             errors.append(f"{where}: citation markers are out of scope")
         if isinstance(c.get("messages"), list):
@@ -150,8 +157,10 @@ def check(cases: object) -> list[str]:
 def report(cases: list) -> None:
     labels = Counter("grounded" if c["grounded"] else "ungrounded" for c in cases)
     total = len(cases)
-    print(f"{total} cases: {labels['grounded']} grounded ({labels['grounded'] / total:.0%}), "
-          f"{labels['ungrounded']} ungrounded ({labels['ungrounded'] / total:.0%})")
+    print(
+        f"{total} cases: {labels['grounded']} grounded ({labels['grounded'] / total:.0%}), "
+        f"{labels['ungrounded']} ungrounded ({labels['ungrounded'] / total:.0%})"
+    )
     per = Counter((c["grounded"], c["category"]) for c in cases)
     for grounded in (True, False):
         print(f"\n{'grounded' if grounded else 'ungrounded'} categories:")
@@ -162,7 +171,9 @@ def report(cases: list) -> None:
     for c in cases:
         ms = c["messages"]
         tools = [m for m in ms if m["role"] == "tool"]
-        shapes["multi-turn (earlier assistant text)"] += any(m["role"] == "assistant" and "tool_calls" not in m for m in ms)
+        shapes["multi-turn (earlier assistant text)"] += any(
+            m["role"] == "assistant" and "tool_calls" not in m for m in ms
+        )
         shapes["several tool results"] += len(tools) > 1
         shapes["plain-text tool output"] += any(not _is_json(m["content"]) for m in tools)
     print("\nconversation shapes:")

@@ -7,6 +7,7 @@ below it, never the ones above::
     api/       the front doors and management routes: wire format <-> canonical model
     pipeline/  the stages one request goes through
     services   providers/ policy/ dlp/ auth/ audit/ storage/ config/ routing/ ratelimit/ hitl/
+               grounding/
     wire/      the formats' tables and encoders, shared by api/ and providers/
     base       chat, errors, settings, tokens, transport, records, streams,
                state/, observability/
@@ -47,6 +48,7 @@ SERVICES = (
     "llm_gateway.routing",
     "llm_gateway.ratelimit",
     "llm_gateway.hitl",
+    "llm_gateway.grounding",
 )
 ABOVE_WIRE = (*SERVICES, *ABOVE_SERVICES, "llm_gateway.emulators")
 ABOVE_BASE = ("llm_gateway.wire", *ABOVE_WIRE)

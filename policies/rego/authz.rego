@@ -19,8 +19,9 @@ allow if {
 	}
 }
 
-# Anyone signed in may check a text with the DLP scan API, and see their own limits.
-allow if input.action in {"dlp.scan", "limits.read"}
+# Anyone signed in may check a text with the DLP scan API or an answer with the grounding
+# API, and see their own limits.
+allow if input.action in {"dlp.scan", "guardrails.check", "limits.read"}
 
 # Anyone signed in may list the confirmations, and see and decide those that are theirs
 # to decide: their own, or those whose rule names their role as an approver. The gateway

@@ -124,6 +124,7 @@ test_an_unknown_feature_is_denied if {
 test_anyone_signed_in_may_scan_with_dlp if {
 	authz.allow with input as action("dlp.scan", "user")
 	authz.allow with input as action("dlp.scan", "guest")
+	authz.allow with input as action("guardrails.check", "user")
 }
 
 test_auditors_read_audit_and_usage_data if {

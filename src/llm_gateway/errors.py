@@ -234,6 +234,18 @@ class DlpUnavailable(GatewayError):
     code = "dlp_unavailable"
 
 
+class GroundingFailed(GatewayError):
+    """The model's answer is not grounded in its tool results, and the action is ``block``.
+
+    422, not 5xx: the SDKs retry a 5xx at once, and the same conversation would give
+    the same answer; ``details["failed"]`` names the checks, never the content.
+    """
+
+    status = 422
+    kind = ErrorKind.UPSTREAM
+    code = "grounding_failed"
+
+
 class InternalError(GatewayError):
     status = 500
     kind = ErrorKind.INTERNAL

@@ -111,6 +111,9 @@ class RequestRecord:
     # "full", "partial (time budget)", "skipped (extra not installed)", "off";
     # "full; answer: partial (size cap)". None: DLP did not run.
     dlp_ner: str | None = None
+    # The answer's check against its tool results: counts and failed checks, no values
+    # ("grounded=false score=0.50 ... failed=contradiction"; " retried" when asked twice).
+    grounding: str | None = None
 
     @property
     def tokens_used(self) -> int:

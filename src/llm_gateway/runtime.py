@@ -22,6 +22,8 @@ from llm_gateway.config import DEMO_MODEL, Deployment, GatewayConfig, Provider
 from llm_gateway.dlp.service import DlpService
 from llm_gateway.dlp.vault_crypto import resolve_vault_key
 from llm_gateway.emulators import EmulatorServer
+from llm_gateway.grounding import Options
+from llm_gateway.grounding.options import options_of
 from llm_gateway.hitl import Checkpoints
 from llm_gateway.hitl.confirmations import Confirmations
 from llm_gateway.hitl.expiry import ExpirySweeper
@@ -29,6 +31,7 @@ from llm_gateway.hitl.mfa import MfaCodes
 from llm_gateway.observability.access import AccessLog
 from llm_gateway.pipeline import Pipeline, build_action_pipeline, build_pipeline
 from llm_gateway.pipeline.confirm import Confirm
+from llm_gateway.pipeline.ground import Ground
 from llm_gateway.policy import PolicyService
 from llm_gateway.ratelimit import BudgetRecorder, Limiter
 from llm_gateway.records import Recorder
@@ -60,6 +63,7 @@ class AppState:
     routing: Parts  # the router, and its breaker and health checks
     confirmations: Confirmations  # what waits for a person (the confirmations API reads it)
     expiries: ExpirySweeper  # audits the confirmations that expire unanswered
+    grounding: Options  # how the grounding API checks an answer (guardrails.yaml's, or defaults)
     mfa: MfaCodes  # the TOTP codes confirmations that need MFA ask for
     pipeline: Pipeline  # the chat calls'
     actions: Pipeline  # the management actions'
@@ -98,11 +102,8 @@ class AppState:
             deployments[DEMO_MODEL] = _demo_deployment(demo.base_url)
         _log_models(deployments)
         guardrails = config.guardrails.guardrails
-        if guardrails.grounding.enabled:
-            log.warning(
-                "guardrails.yaml: valid, but its grounding checks are not enforced by this "
-                "version of the gateway"
-            )
+        grounding = options_of(guardrails)
+        ground = Ground(guardrails.grounding, grounding) if guardrails.grounding.enabled else None
         checkpoints = Checkpoints(guardrails.hitl)
         confirmations = Confirmations(store.namespaced("hitl"), time.time)
         mfa = MfaCodes(
@@ -136,6 +137,7 @@ class AppState:
             if routing.stale_if_error.enabled
             else None,
             confirm=confirm,
+            ground=ground,
             transport=transport,
         )  # fmt: skip
         actions = build_action_pipeline(
@@ -150,8 +152,8 @@ class AppState:
             routed.health.start()
         return cls(
             settings, config, deployments, db, audit, keys, authenticator, policy, store, dlp,
-            limiter, transport, resolver, routed, confirmations, expiries, mfa, pipeline, actions,
-            demo, time.time(),
+            limiter, transport, resolver, routed, confirmations, expiries, grounding, mfa,
+            pipeline, actions, demo, time.time(),
         )  # fmt: skip
 
     async def stop(self) -> None:

@@ -56,6 +56,22 @@ def test_no_file_means_nothing_is_held(tmp_path: Path) -> None:
             "guardrails:\n  grounding:\n    confidence_threshold: 1.5\n",
             "guardrails.yaml:3: guardrails.grounding.confidence_threshold:",
         ),
+        (
+            "guardrails:\n  grounding:\n    action: warn\n",
+            "guardrails.yaml:3: guardrails.grounding.action:",
+        ),
+        (
+            "guardrails:\n  grounding:\n    retry: 3\n",
+            "guardrails.yaml:3: guardrails.grounding.retry:",
+        ),
+        (
+            "guardrails:\n  validation:\n    blocked_phrases: ['I think', '...']\n",
+            "guardrails.yaml:3: guardrails.validation.blocked_phrases:",
+        ),
+        (
+            "guardrails:\n  validation:\n    flag_speculation: true\n",
+            "guardrails.validation.flag_speculation:",
+        ),
     ],
 )
 def test_a_mistake_names_file_line_and_field(tmp_path: Path, text: str, expected: str) -> None:

@@ -207,21 +207,37 @@ def _tool_choice(choice: JSON | None) -> ToolChoice | None:
 
 def encode_response(ctx: RequestContext, response: ChatResponse) -> bytes:
     usage = response.usage
-    return orjson.dumps(
-        {
-            "id": f"msg_{ctx.request_id}",
-            "type": "message",
-            "role": "assistant",
-            "model": response.model,
-            "content": content_blocks(response.text, response.tool_calls, answered=True),
-            "stop_reason": FINISH_TO_ANTHROPIC[response.finish_reason],
-            "stop_sequence": None,
-            "usage": {
-                "input_tokens": usage.input_tokens if usage else 0,
-                "output_tokens": usage.output_tokens if usage else 0,
-            },
-        }
-    )
+    body: JSON = {
+        "id": f"msg_{ctx.request_id}",
+        "type": "message",
+        "role": "assistant",
+        "model": response.model,
+        "content": content_blocks(response.text, response.tool_calls, answered=True),
+        "stop_reason": FINISH_TO_ANTHROPIC[response.finish_reason],
+        "stop_sequence": None,
+        "usage": {
+            "input_tokens": usage.input_tokens if usage else 0,
+            "output_tokens": usage.output_tokens if usage else 0,
+        },
+    }
+    if ctx.call.grounding is not None:
+        body["grounding"] = ctx.call.grounding.to_json()
+    return orjson.dumps(body)
+
+
+def _message_delta(ctx: RequestContext, end: StreamEnd) -> JSON:
+    """The stream's last delta: why it stopped, the usage and, if checked, the grounding."""
+    usage = end.usage
+    delta: JSON = {
+        "delta": {"stop_reason": FINISH_TO_ANTHROPIC[end.finish_reason], "stop_sequence": None},
+        "usage": {
+            "input_tokens": usage.input_tokens if usage else 0,
+            "output_tokens": usage.output_tokens if usage else 0,
+        },
+    }
+    if ctx.call.grounding is not None:  # the verdict on the whole text
+        delta["grounding"] = ctx.call.grounding.to_json()
+    return delta
 
 
 def _event(kind: str, payload: JSON) -> bytes:
@@ -282,20 +298,7 @@ async def encode_stream(ctx: RequestContext, stream: EventStream) -> AsyncGenera
             elif isinstance(event, StreamEnd):
                 if open_block is not None:
                     yield _event("content_block_stop", {"index": open_block})
-                usage = event.usage
-                yield _event(
-                    "message_delta",
-                    {
-                        "delta": {
-                            "stop_reason": FINISH_TO_ANTHROPIC[event.finish_reason],
-                            "stop_sequence": None,
-                        },
-                        "usage": {
-                            "input_tokens": usage.input_tokens if usage else 0,
-                            "output_tokens": usage.output_tokens if usage else 0,
-                        },
-                    },
-                )
+                yield _event("message_delta", _message_delta(ctx, event))
                 yield _event("message_stop", {})
     except GatewayError as exc:
         yield sse(orjson.dumps(error_body(exc, ctx.request_id)), "error")

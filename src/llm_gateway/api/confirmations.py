@@ -35,7 +35,7 @@ from llm_gateway.hitl import normalised
 from llm_gateway.hitl.challenge import confirmation_object, risk_of
 from llm_gateway.hitl.confirmations import OPEN, Confirmation
 from llm_gateway.pipeline.context import ActionCall, RequestContext
-from llm_gateway.policy.inputs import action_input
+from llm_gateway.policy import action_input
 from llm_gateway.runtime import AppState
 
 Relation = Literal["requester", "approver", "other"]

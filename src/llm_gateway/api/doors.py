@@ -45,6 +45,7 @@ from llm_gateway.streams import as_stream
 CONFIRMATION_HEADER = "x-confirmation-id"
 MFA_HEADER = "x-gateway-mfa"  # a TOTP code for a confirmation that needs MFA
 ENVIRONMENT_HEADER = "x-environment"  # what a confirmation rule's environments are matched to
+GROUNDED_HEADER = "x-gateway-grounded"  # the answer's grounding verdict, when it was checked
 CACHE_HEADER = "x-gateway-cache"  # "stale": every model failed; a cached answer was served
 
 
@@ -90,6 +91,8 @@ class FrontDoor:
         headers = self.limit_headers(ctx.limits)
         if ctx.call.stale:
             headers[CACHE_HEADER] = "stale"
+        if ctx.call.grounding is not None:  # known before the answer starts (not a stream's)
+            headers[GROUNDED_HEADER] = "true" if ctx.call.grounding.grounded else "false"
         if isinstance(outcome, ChatResponse):
             body = self.encode_response(ctx, outcome)
             return Response(body, media_type="application/json", headers=headers)

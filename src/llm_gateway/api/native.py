@@ -62,13 +62,16 @@ def parse_request(body: bytes) -> ChatRequest:
 
 
 def _metadata(ctx: RequestContext) -> JSON:
-    return {
+    metadata: JSON = {
         "tokens_used": ctx.usage.total_tokens if ctx.usage else 0,
         "cost": round(ctx.cost_usd, 8),
         "pii_detected": bool(ctx.dlp and ctx.dlp.findings),
         "pii_entities": ctx.dlp.labels if ctx.dlp else [],
         "request_id": ctx.request_id,
     }
+    if ctx.call.grounding is not None:
+        metadata["grounding"] = ctx.call.grounding.to_json()
+    return metadata
 
 
 def encode_response(ctx: RequestContext, response: ChatResponse) -> bytes:

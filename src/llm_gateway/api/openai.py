@@ -221,23 +221,24 @@ def encode_response(ctx: RequestContext, response: ChatResponse) -> bytes:
     message: JSON = {"role": "assistant", "content": response.text or None, "refusal": None}
     if response.tool_calls:
         message["tool_calls"] = tool_calls_to_openai(response.tool_calls)
-    return orjson.dumps(
-        {
-            "id": f"chatcmpl-{ctx.request_id}",
-            "object": "chat.completion",
-            "created": int(time.time()),
-            "model": response.model,
-            "choices": [
-                {
-                    "index": 0,
-                    "message": message,
-                    "logprobs": None,
-                    "finish_reason": FINISH_TO_OPENAI[response.finish_reason],
-                }
-            ],
-            "usage": _usage(response.usage),
-        }
-    )
+    body: JSON = {
+        "id": f"chatcmpl-{ctx.request_id}",
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": response.model,
+        "choices": [
+            {
+                "index": 0,
+                "message": message,
+                "logprobs": None,
+                "finish_reason": FINISH_TO_OPENAI[response.finish_reason],
+            }
+        ],
+        "usage": _usage(response.usage),
+    }
+    if ctx.call.grounding is not None:
+        body["grounding"] = ctx.call.grounding.to_json()
+    return orjson.dumps(body)
 
 
 async def encode_stream(ctx: RequestContext, stream: EventStream) -> AsyncGenerator[bytes, None]:
@@ -276,6 +277,10 @@ async def encode_stream(ctx: RequestContext, stream: EventStream) -> AsyncGenera
                     envelope = head[: head.index(b',"choices"')]
                     usage = orjson.dumps(_usage(event.usage))
                     yield sse(envelope + b',"choices":[],"usage":' + usage + b"}")
+                if ctx.call.grounding is not None:  # the verdict on the whole text, last
+                    envelope = head[: head.index(b',"choices"')]
+                    verdict = orjson.dumps(ctx.call.grounding.to_json())
+                    yield sse(envelope + b',"choices":[],"grounding":' + verdict + b"}")
                 yield b"data: [DONE]\n\n"
     except GatewayError as exc:
         yield sse(orjson.dumps(error_body(exc, ctx.request_id)))

@@ -22,6 +22,7 @@ _WIDTHS = {
     "tenant": 255,
     "key_id": 64,
     "model_requested": 255,
+    "grounding": 255,
 }
 
 
@@ -69,6 +70,7 @@ def audit_row(record: RequestRecord) -> Row:
         "route": record.route,
         "confirmation": record.confirmation,
         "dlp_ner": record.dlp_ner,
+        "grounding": record.grounding,
     }
     for column, width in _WIDTHS.items():
         value = row[column]

@@ -14,13 +14,17 @@ challenge waits for its answer); and in ``hitl``, ``tool_cost_estimates_usd``
 (a tool's cost impact in USD when its call does not state one: what a
 rule's ``min_cost_impact_usd`` is compared with, and what the challenge shows).
 
+And in ``grounding``, ``action`` (``annotate``: the verdict goes with the
+answer; ``block``: an ungrounded answer is refused) and ``retry`` (0 or 1:
+ask the model once more, with a corrective instruction, before acting).
+
 Patterns are RE2, as the DLP rules' are (matching in time linear in the
 text, so no prompt can stall the gateway), and match case-insensitively.
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import re2
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -77,13 +81,28 @@ class Grounding(_Strict):
     require_tool_citation: bool = False
     max_unsupported_claims: Annotated[int, Field(ge=0)] = 0
     confidence_threshold: Annotated[float, Field(ge=0, le=1)] = 0.85
+    # Additions of ours: what an ungrounded answer gets (the policy's ``grounding``
+    # obligation may say otherwise per tenant or model), and how many times the model is
+    # asked again, with a corrective instruction, before that.
+    action: Literal["annotate", "block"] = "annotate"
+    retry: Annotated[int, Field(ge=0, le=1)] = 0
 
 
 class Validation(_Strict):
-    check_tool_output_match: bool = False
-    detect_contradictions: bool = False
-    flag_speculative_language: bool = False
-    blocked_phrases: list[Annotated[str, Field(min_length=1)]] = []
+    """How an answer is checked once ``grounding`` is enabled: every check, unless turned off."""
+
+    check_tool_output_match: bool = True
+    detect_contradictions: bool = True
+    flag_speculative_language: bool = True
+    blocked_phrases: list[Annotated[str, Field(min_length=1, max_length=200)]] = []
+
+    @field_validator("blocked_phrases")
+    @classmethod
+    def _words(cls, phrases: list[str]) -> list[str]:
+        for phrase in phrases:
+            if not any(c.isalnum() for c in phrase):
+                raise ValueError(f"{phrase!r} has no word to match")
+        return phrases
 
 
 class Guardrails(_Strict):

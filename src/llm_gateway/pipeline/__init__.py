@@ -11,6 +11,8 @@
                      7  and on the answer: scanned before release, tokens restored
     Confirm         4b  a risky prompt, or an answer's risky tool call, held for a
                         person's confirmation -> a challenge; a reply releases it
+    Ground          4c  an answer checked against the conversation's tool results:
+                        annotated with its verdict, or refused (and maybe retried)
     Route            5  the candidates ordered for this request (strategy, rules,
                         experiments, sticky sessions) and tried in turn, each an
                         attempt on the context; passed over when down, open or full
@@ -39,6 +41,7 @@ from llm_gateway.pipeline.authorize import Authorize
 from llm_gateway.pipeline.call import CallProvider
 from llm_gateway.pipeline.confirm import Confirm
 from llm_gateway.pipeline.context import Next, Outcome, RequestContext, Stage
+from llm_gateway.pipeline.ground import Ground
 from llm_gateway.pipeline.inspect import Inspect
 from llm_gateway.pipeline.limit import Limit
 from llm_gateway.pipeline.parse import ParseRequest
@@ -82,6 +85,7 @@ def build_pipeline(  # noqa: PLR0913 (keyword-only: the services the stages use)
     routing: RoutingSettings,
     cache: StaleCache | None = None,
     confirm: Confirm | None = None,
+    ground: Ground | None = None,
     transport: Transport,
 ) -> Pipeline:
     stages: list[Stage] = [
@@ -96,6 +100,8 @@ def build_pipeline(  # noqa: PLR0913 (keyword-only: the services the stages use)
         stages.append(Inspect(dlp))
     if confirm is not None:  # guardrails.yaml's hitl section holds risky prompts and tool calls
         stages.append(confirm)
+    if ground is not None:  # guardrails.yaml's grounding section checks agents' answers
+        stages.append(ground)
     stages += [Route(router, routing, cache), CallProvider(transport)]
     return Pipeline(stages)
 

@@ -25,6 +25,7 @@ from llm_gateway.chat import ChatRequest, ChatResponse, EventStream, Usage
 from llm_gateway.config import Deployment
 from llm_gateway.dlp.report import DlpReport
 from llm_gateway.errors import GatewayError
+from llm_gateway.grounding.model import Verdict
 from llm_gateway.policy.decision import Decision
 from llm_gateway.ratelimit import Admission
 from llm_gateway.routing import Resolution
@@ -81,6 +82,8 @@ class ChatCall:
     strategy: str | None = None  # the strategy the caller asks auto to use (x-gateway-strategy)
     confirmation: str | None = None  # confirm: "<id>:<event>" (challenged, confirmed, ...)
     released: bool = False  # confirm: a withheld answer, released (accounted when withheld)
+    grounding: Verdict | None = None  # ground: the answer's check against its tool results
+    grounding_retried: bool = False  # ground: the verdict is on the answer asked for again
     # The answer as it was before DLP restored tokens for an authorised caller:
     # what the audit row digests, so that it never covers restored values.
     response_before_restore: list[str] | None = None
@@ -106,6 +109,7 @@ class ActionCall:
     permitted: tuple[str, ...] = ()
     confirmation: str | None = None  # "<id>:<event>" of a confirmation the action acted on
     subject: SubjectLoader | None = None  # adds what the action is about to the policy's input
+    grounding: str | None = None  # a grounding check's summary, for the audit row
 
 
 @dataclass(slots=True)

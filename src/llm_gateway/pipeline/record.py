@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from llm_gateway.pipeline.context import Attempt, ChatCall, RequestContext
+from llm_gateway.pipeline.context import ActionCall, Attempt, ChatCall, RequestContext
 from llm_gateway.records import AttemptRecord, Digest, RequestRecord
 
 
@@ -55,7 +55,18 @@ def request_record(ctx: RequestContext) -> RequestRecord:
         route=call.route if call is not None else None,
         confirmation=ctx.payload.confirmation,
         dlp_ner=report.ner_summary if report is not None else None,
+        grounding=_grounding(call) if call is not None else _action_grounding(ctx),
     )
+
+
+def _grounding(call: ChatCall) -> str | None:
+    if call.grounding is None:
+        return None
+    return call.grounding.audit_summary() + (" retried" if call.grounding_retried else "")
+
+
+def _action_grounding(ctx: RequestContext) -> str | None:
+    return ctx.payload.grounding if isinstance(ctx.payload, ActionCall) else None
 
 
 def _attempt(attempt: Attempt) -> AttemptRecord:

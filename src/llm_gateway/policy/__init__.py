@@ -19,6 +19,7 @@ from typing import Any
 from llm_gateway.policy.bundle import PolicyBundle, PolicyLoadError, load_bundle
 from llm_gateway.policy.decision import Decision, Obligations, PolicyError, rule_of
 from llm_gateway.policy.embedded import EmbeddedPolicy
+from llm_gateway.policy.inputs import action_input
 from llm_gateway.policy.opa import OpaPolicy
 from llm_gateway.settings import PolicySettings
 from llm_gateway.transport import Transport
@@ -30,6 +31,7 @@ __all__ = [
     "PolicyError",
     "PolicyLoadError",
     "PolicyService",
+    "action_input",
     "rule_of",
 ]
 

@@ -22,6 +22,7 @@ from llm_gateway.dlp.findings import Action
 
 DLP_MODES = tuple(action.value for action in Action)
 NER_PARTIAL = ("pass", "block")
+GROUNDING_MODES = ("off", "annotate", "block")
 _COLLECTIONS = (list, set, frozenset)  # regorus gives Rego sets as Python sets; OPA as lists
 
 
@@ -43,6 +44,7 @@ class Obligations:
     # "block" (503 dlp_unavailable).
     ner_partial: str | None = None
     ner_answers: bool = False  # whether names and places are looked for in answers too
+    grounding: str | None = None  # off, annotate or block; None: guardrails.yaml's
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,10 +121,15 @@ def _obligations(result: dict[str, Any]) -> Obligations:
     ner_answers = result.get("ner_answers", False)
     if not isinstance(ner_answers, bool):
         raise PolicyError("the decision's 'ner_answers' must be a boolean")
+    grounding = result.get("grounding")
+    if grounding is not None and grounding not in GROUNDING_MODES:
+        modes = ", ".join(GROUNDING_MODES)
+        raise PolicyError(f"the decision's 'grounding' must be one of {modes}")
     return Obligations(
         ner=ner,
         ner_partial=ner_partial,
         ner_answers=ner_answers,
+        grounding=grounding,
         deanonymize=deanonymize,
         dlp_mode=dlp_mode,
         max_tokens=max_tokens,

@@ -100,6 +100,8 @@ class AuditLog(Base):
     queued_ms: Mapped[float | None] = mapped_column(Float)
     route: Mapped[str | None] = mapped_column(String(200))
     confirmation: Mapped[str | None] = mapped_column(String(64), index=True)
+    # The answer's grounding check: counts and failed checks, never a value.
+    grounding: Mapped[str | None] = mapped_column(String(255))
 
 
 class MfaSecret(Base):

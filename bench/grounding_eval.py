@@ -1,0 +1,76 @@
+"""The grounding checker on a labelled set it was not written against.
+
+``bench/grounding_cases.json`` was written by someone who had not seen the
+checker (OpenAI messages with tool calls and results, an answer, and whether
+it is grounded). Each case goes through the same path as the grounding API
+(the OpenAI front door's parser, then :func:`conversation_of` and
+:func:`check` with the default options), and the table says how the verdict's
+``grounded`` agrees with the label: recall on ungrounded answers, the share
+of grounded answers flagged, and the misses per category.
+
+Run: ``python bench/grounding_eval.py [--cases FILE] [--misses]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections import Counter
+from pathlib import Path
+
+import orjson
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+
+from llm_gateway.api import openai
+from llm_gateway.grounding import Conversation, check
+from llm_gateway.grounding.from_chat import conversation_of
+
+CASES = Path(__file__).with_name("grounding_cases.json")
+
+
+def judge(case: dict) -> bool:
+    """Whether the checker calls the case's answer grounded."""
+    chat = openai.parse_request(orjson.dumps({"model": "eval", "messages": case["messages"]}))
+    conversation = conversation_of(chat) or Conversation(())
+    return check(conversation, case["answer"]).grounded
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cases", type=Path, default=CASES)
+    parser.add_argument("--misses", action="store_true", help="list every wrong verdict")
+    args = parser.parse_args()
+    cases = json.loads(args.cases.read_text())
+    bad = [c for c in cases if not c["grounded"]]
+    good = [c for c in cases if c["grounded"]]
+    caught = [c for c in bad if not judge(c)]
+    flagged = [c for c in good if not judge(c)]
+    recall = len(caught) / len(bad) if bad else 1.0
+    fp_rate = len(flagged) / len(good) if good else 0.0
+    precision = len(caught) / (len(caught) + len(flagged)) if caught or flagged else 1.0
+    print(f"Grounding checker on {args.cases.name} ({len(cases)} cases, written blind)")
+    print()
+    print("| ungrounded caught (recall) | grounded flagged (FP rate) | precision |")
+    print("|---:|---:|---:|")
+    print(
+        f"| {len(caught)}/{len(bad)} = {recall:.3f} | {len(flagged)}/{len(good)} = "
+        f"{fp_rate:.3f} | {precision:.3f} |"
+    )
+    missed = Counter(c["category"] for c in bad if c not in caught)
+    wrongly = Counter(c["category"] for c in flagged)
+    if missed or wrongly:
+        print()
+        print("| category | wrong verdicts |")
+        print("|---|---:|")
+        for category, n in sorted((missed + wrongly).items(), key=lambda kv: -kv[1]):
+            print(f"| {category} | {n} |")
+    if args.misses:
+        for c in [x for x in bad if x not in caught] + flagged:
+            print(f"- {c['id']} ({'grounded' if c['grounded'] else 'ungrounded'}): {c['why']}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
