@@ -9,6 +9,7 @@ when grounded is true. Prints counts per label and per category.
 Usage: python3 bench/grounding_cases_2_check.py [path]
 Exit status is 1 if any problem is found.
 """
+
 import json
 import re
 import sys
@@ -16,12 +17,11 @@ from collections import Counter
 from pathlib import Path
 
 DEFAULT = Path(__file__).with_name("grounding_cases_2.json")
-FIELDS = {"id": str, "category": str, "messages": list, "answer": str,
-          "grounded": bool, "why": str}
+FIELDS = {"id": str, "category": str, "messages": list, "answer": str, "grounded": bool, "why": str}
 CATEGORY_RE = re.compile(r"^[a-z][a-z0-9_]*$")
 
 
-def check_messages(msgs, err):
+def check_messages(msgs, err):  # noqa: C901, PLR0915
     if not msgs:
         err("messages is empty")
         return
@@ -32,24 +32,24 @@ def check_messages(msgs, err):
         i = 1
     if i >= len(msgs) or msgs[i].get("role") != "user":
         err("first non-system message must be a user message")
-    pending = []          # tool_call ids awaiting a tool message
+    pending = []  # tool_call ids awaiting a tool message
     seen_ids = set()
     for k, m in enumerate(msgs):
-        where = "messages[%d]" % k
+        where = f"messages[{k}]"
         if not isinstance(m, dict):
             err(where + " is not an object")
             continue
         role = m.get("role")
         if role not in ("system", "user", "assistant", "tool"):
-            err(where + " has bad role %r" % role)
+            err(where + f" has bad role {role!r}")
             continue
         if role == "system" and k != 0:
             err(where + ": system message only allowed first")
-        if role == "user":
-            if not isinstance(m.get("content"), str) or not m["content"].strip():
-                err(where + ": user content must be a non-empty string")
+        content = m.get("content")
+        if role == "user" and (not isinstance(content, str) or not content.strip()):
+            err(where + ": user content must be a non-empty string")
         if role in ("user", "assistant") and pending:
-            err(where + ": %s before all tool calls were answered: %s" % (role, pending))
+            err(where + f": {role} before all tool calls were answered: {pending}")
             pending = []
         if role == "assistant":
             tcs = m.get("tool_calls")
@@ -64,7 +64,7 @@ def check_messages(msgs, err):
                 err(where + ": tool_calls must be a list")
                 continue
             for j, tc in enumerate(tcs):
-                w = "%s.tool_calls[%d]" % (where, j)
+                w = f"{where}.tool_calls[{j}]"
                 if not isinstance(tc, dict):
                     err(w + " is not an object")
                     continue
@@ -72,7 +72,7 @@ def check_messages(msgs, err):
                 if not isinstance(tid, str) or not tid:
                     err(w + ": missing id")
                 elif tid in seen_ids:
-                    err(w + ": duplicate tool_call id %s" % tid)
+                    err(w + f": duplicate tool_call id {tid}")
                 else:
                     seen_ids.add(tid)
                     pending.append(tid)
@@ -82,8 +82,10 @@ def check_messages(msgs, err):
                 if not isinstance(fn, dict):
                     err(w + ": missing function object")
                     continue
-                if not isinstance(fn.get("name"), str) or not re.match(r"^[A-Za-z0-9_-]{1,64}$", fn["name"]):
-                    err(w + ": bad function name %r" % fn.get("name"))
+                if not isinstance(fn.get("name"), str) or not re.match(
+                    r"^[A-Za-z0-9_-]{1,64}$", fn["name"]
+                ):
+                    err(w + ": bad function name {!r}".format(fn.get("name")))
                 args = fn.get("arguments")
                 if not isinstance(args, str):
                     err(w + ": arguments must be a JSON string")
@@ -93,22 +95,22 @@ def check_messages(msgs, err):
                         if not isinstance(parsed, dict):
                             err(w + ": arguments must encode a JSON object")
                     except ValueError as e:
-                        err(w + ": arguments not valid JSON: %s" % e)
+                        err(w + f": arguments not valid JSON: {e}")
         if role == "tool":
             tid = m.get("tool_call_id")
             if not isinstance(m.get("content"), str):
                 err(where + ": tool content must be a string")
             if tid not in pending:
-                err(where + ": tool_call_id %r does not match a pending tool call" % tid)
+                err(where + f": tool_call_id {tid!r} does not match a pending tool call")
             else:
                 pending.remove(tid)
     if pending:
-        err("unanswered tool calls at end: %s" % pending)
+        err(f"unanswered tool calls at end: {pending}")
     if msgs[-1].get("role") != "tool":
         err("conversation must end with a tool message")
 
 
-def main(path):
+def main(path):  # noqa: C901
     data = json.loads(Path(path).read_text(encoding="utf-8"))
     problems = []
     if not isinstance(data, list):
@@ -116,51 +118,52 @@ def main(path):
         return 1
     ids = Counter()
     for n, case in enumerate(data):
-        cid = case.get("id", "#%d" % n) if isinstance(case, dict) else "#%d" % n
+        cid = case.get("id", f"#{n}") if isinstance(case, dict) else f"#{n}"
 
         def err(msg, cid=cid):
-            problems.append("%s: %s" % (cid, msg))
+            problems.append(f"{cid}: {msg}")
+
         if not isinstance(case, dict):
             err("case is not an object")
             continue
         for f, t in FIELDS.items():
             if f not in case:
-                err("missing field %s" % f)
+                err(f"missing field {f}")
             elif not isinstance(case[f], t):
-                err("field %s must be %s" % (f, t.__name__))
+                err(f"field {f} must be {t.__name__}")
         extra = set(case) - set(FIELDS)
         if extra:
-            err("unexpected fields %s" % sorted(extra))
+            err(f"unexpected fields {sorted(extra)}")
         if isinstance(case.get("id"), str):
             ids[case["id"]] += 1
         cat, g = case.get("category"), case.get("grounded")
         if isinstance(cat, str) and isinstance(g, bool):
             if not CATEGORY_RE.match(cat):
-                err("category %r is not snake_case" % cat)
+                err(f"category {cat!r} is not snake_case")
             if cat.startswith("grounded_") != g:
-                err("category %r disagrees with grounded=%s" % (cat, g))
+                err(f"category {cat!r} disagrees with grounded={g}")
         for f in ("answer", "why"):
             if isinstance(case.get(f), str) and not case[f].strip():
-                err("%s is empty" % f)
+                err(f"{f} is empty")
         if isinstance(case.get("answer"), str) and re.search(r"\[tool:", case["answer"]):
             err("answer contains a [tool:...] citation marker")
         if isinstance(case.get("messages"), list):
             check_messages(case["messages"], err)
     for cid, k in ids.items():
         if k > 1:
-            problems.append("%s: duplicate id (%d times)" % (cid, k))
+            problems.append(f"{cid}: duplicate id ({k} times)")
 
     labels = Counter(c.get("grounded") for c in data if isinstance(c, dict))
     cats = Counter((c.get("grounded"), c.get("category")) for c in data if isinstance(c, dict))
-    print("cases: %d" % len(data))
-    print("grounded: %d  ungrounded: %d" % (labels[True], labels[False]))
+    print(f"cases: {len(data)}")
+    print(f"grounded: {labels[True]}  ungrounded: {labels[False]}")
     for label in (True, False):
         print("\n%s categories:" % ("grounded" if label else "ungrounded"))
         for (g, cat), k in sorted(cats.items(), key=lambda x: (-x[1], str(x[0][1]))):
             if g is label:
-                print("  %-30s %d" % (cat, k))
+                print(f"  {cat:<30} {k}")
     if problems:
-        print("\n%d problem(s):" % len(problems))
+        print(f"\n{len(problems)} problem(s):")
         for p in problems:
             print("  " + p)
         return 1

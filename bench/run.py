@@ -64,13 +64,14 @@ def ensure_tools() -> None:
         )
 
 
-def dlp_eval_table() -> str:
-    """The labelled DLP evaluation (bench/dlp_eval.py), ours against Presidio."""
+def script_table(name: str) -> str:
+    """What a bench script prints (the DLP evaluation against Presidio, the grounding
+    checker's accuracy and speed), or why it failed."""
     done = subprocess.run(
-        [sys.executable, str(Path(__file__).parent / "dlp_eval.py")],
+        [sys.executable, str(Path(__file__).parent / name)],
         capture_output=True, text=True, check=False,
     )  # fmt: skip
-    return done.stdout if done.returncode == 0 else f"dlp_eval failed:\n{done.stderr[-2000:]}"
+    return done.stdout if done.returncode == 0 else f"{name} failed:\n{done.stderr[-2000:]}"
 
 
 def request_body(work: Path, model: str, stream: bool) -> Path:
@@ -285,7 +286,9 @@ def report(rows: list[Row], notes: list[str], args: argparse.Namespace) -> None:
         print()
         print(stages.report())
         print()
-        print(dlp_eval_table())
+        for name in ("dlp_eval.py", "grounding_eval.py", "grounding_speed.py"):
+            print(script_table(name))
+            print()
 
 
 def ratios(rows: list[Row]) -> str:

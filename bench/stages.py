@@ -25,11 +25,12 @@ from llm_gateway.auth import Credentials
 from llm_gateway.auth.jwt import JWTVerifier
 from llm_gateway.chat import ChatResponse
 from llm_gateway.config import Deployment, Provider
-from llm_gateway.config.guardrails import GuardrailsFile
+from llm_gateway.config.guardrails import Grounding, GuardrailsFile
 from llm_gateway.config.limits import LimitsFile
 from llm_gateway.config.loader import load_yaml, validate
 from llm_gateway.dlp.service import DlpService
 from llm_gateway.errors import UpstreamUnreachable
+from llm_gateway.grounding import Options
 from llm_gateway.hitl import Checkpoints
 from llm_gateway.hitl.confirmations import Confirmations
 from llm_gateway.pipeline.authorize import Authorize
@@ -41,6 +42,7 @@ from llm_gateway.pipeline.context import (
     RequestContext,
     new_request_id,
 )
+from llm_gateway.pipeline.ground import Ground
 from llm_gateway.pipeline.inspect import Inspect
 from llm_gateway.pipeline.limit import Limit
 from llm_gateway.pipeline.record import request_record
@@ -151,6 +153,7 @@ async def _measure(tmp: Path) -> dict[str, Timing]:
         **await _inspect(ctx, done, tmp),
         **await _route(ctx, response),
         **await _confirm(ctx, response),
+        **await _ground(ctx, response),
         "build request record and audit row": _time(lambda: audit_row(request_record(ctx))),
     }
     db = Database(f"sqlite+aiosqlite:///{tmp}/stages.db")
@@ -224,6 +227,19 @@ async def _confirm(ctx: RequestContext, response: ChatResponse) -> dict[str, Tim
         "confirm (the specification's rules, a request that matches none)": await _time_async(
             partial(stage, ctx, answered)
         )
+    }
+
+
+async def _ground(ctx: RequestContext, response: ChatResponse) -> dict[str, Timing]:
+    """The grounding stage on a request without tool results (every call pays this);
+    the checker itself is bench/grounding_speed.py's."""
+    stage = Ground(Grounding(enabled=True), Options())
+
+    async def answered(_ctx: RequestContext) -> Outcome:
+        return response
+
+    return {
+        "ground (a request without tool results)": await _time_async(partial(stage, ctx, answered))
     }
 
 
