@@ -18,7 +18,7 @@ from llm_gateway.chat import (
     Usage,
 )
 from llm_gateway.config.guardrails import Grounding
-from llm_gateway.errors import GroundingFailed
+from llm_gateway.errors import GroundingFailed, UpstreamError
 from llm_gateway.grounding import Options
 from llm_gateway.pipeline.context import ChatCall, Outcome, RequestContext
 from llm_gateway.pipeline.ground import Ground
@@ -149,3 +149,24 @@ async def test_an_answer_of_tool_calls_only_is_not_a_claim() -> None:
 
     await _ground("block")(ctx, calls)
     assert ctx.call.grounding is None
+
+
+async def test_a_failed_retry_leaves_the_first_answer_and_its_verdict() -> None:
+    ctx = _ctx()
+    calls = 0
+
+    async def flaky(ctx: RequestContext) -> Outcome:
+        nonlocal calls
+        calls += 1
+        if calls == 2:
+            raise UpstreamError("the model is down")
+        return ChatResponse("m", text=WRONG)
+
+    outcome = await _ground("annotate", retry=1)(ctx, flaky)
+    assert isinstance(outcome, ChatResponse)
+    assert outcome.text == WRONG
+    assert ctx.call.grounding_retried
+    assert ctx.call.grounding is not None
+    assert not ctx.call.grounding.grounded
+    assert ctx.chat is not None
+    assert len(ctx.chat.messages) == 3

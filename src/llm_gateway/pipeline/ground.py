@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import logging
 from collections.abc import AsyncGenerator, Sequence
 
 from llm_gateway.chat import (
@@ -45,11 +46,13 @@ from llm_gateway.chat import (
     Usage,
 )
 from llm_gateway.config.guardrails import Grounding
-from llm_gateway.errors import GroundingFailed
+from llm_gateway.errors import GatewayError, GroundingFailed
 from llm_gateway.grounding import Conversation, Options, Verdict, check
 from llm_gateway.grounding.from_chat import conversation_of
 from llm_gateway.pipeline.context import Next, Outcome, RequestContext
 from llm_gateway.streams import as_stream, collect
+
+log = logging.getLogger(__name__)
 
 #: Tool output beyond this many characters is checked off the event loop.
 OFF_LOOP_CHARS = 64 * 1024
@@ -78,17 +81,9 @@ class Ground:
         answer = outcome
         verdict = await self._check(ctx, conversation, answer)
         if verdict is not None and not verdict.grounded and self.retry:
-            ctx.chat = corrective(chat, answer, verdict)
-            try:
-                again = await call_next(ctx)
-            finally:
-                ctx.chat = chat
-            if isinstance(again, EventStream):
-                again = await collect(again)
-            if isinstance(again, ChatResponse):
-                again.usage = _sum(answer.usage, again.usage)  # both answers were paid for
+            again = await self._again(ctx, chat, answer, verdict, call_next)
+            if again is not None:
                 answer = again
-                ctx.call.grounding_retried = True
                 verdict = await self._check(ctx, conversation, answer)
         if verdict is not None and not verdict.grounded and action == "block":
             raise GroundingFailed(
@@ -96,6 +91,33 @@ class Ground:
                 details={"failed": list(verdict.failed)},
             )
         return as_stream(answer) if chat.stream else answer
+
+    async def _again(
+        self,
+        ctx: RequestContext,
+        chat: ChatRequest,
+        answer: ChatResponse,
+        verdict: Verdict,
+        call_next: Next,
+    ) -> ChatResponse | None:
+        """The model's second answer, told what was wrong with its first; None when the
+        second call fails (the first answer and its verdict then stand)."""
+        ctx.call.grounding_retried = True
+        ctx.chat = corrective(chat, answer, verdict)
+        try:
+            again = await call_next(ctx)
+            if isinstance(again, EventStream):
+                again = await collect(again)
+        except GatewayError as error:
+            log.warning("grounding: the corrective retry failed (%s); the first answer stands",
+                        error.code)  # fmt: skip
+            return None
+        finally:
+            ctx.chat = chat
+        if not isinstance(again, ChatResponse):
+            return None
+        again.usage = _sum(answer.usage, again.usage)  # both answers were paid for
+        return again
 
     def _action(self, ctx: RequestContext) -> str:
         obliged = ctx.decision.obligations.grounding if ctx.decision is not None else None
