@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
 from starlette.exceptions import HTTPException
@@ -19,7 +20,7 @@ from starlette.types import Receive, Scope, Send
 
 from llm_gateway import __version__
 from llm_gateway.api import confirmations, dlp, doors, guardrails, health, models, native, usage
-from llm_gateway.api.http import error_response, request_id_of, with_request_id
+from llm_gateway.api.http import DRAIN, error_response, request_id_of, with_request_id
 from llm_gateway.config import GatewayConfig, load_gateway_config
 from llm_gateway.errors import (
     GatewayError,
@@ -75,11 +76,11 @@ def create_app(settings: Settings | None = None, config: GatewayConfig | None = 
     config = config or load_gateway_config(settings.providers)
 
     @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
         state = await AppState.start(settings, config)
         app.state.gateway = state
         try:
-            yield
+            yield {DRAIN: state.drain}  # the server's protocol tells it when shutdown begins
         finally:
             await state.stop()
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import math
 import re
 import sys
 from collections.abc import Callable, Coroutine, Sequence
@@ -182,7 +183,7 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
             access_log=False,
             log_config=None,
             server_header=False,
-            timeout_graceful_shutdown=10,
+            timeout_graceful_shutdown=math.ceil(settings.http.shutdown_grace_s),
         )
     )
     return 0

@@ -246,6 +246,14 @@ class GroundingFailed(GatewayError):
     code = "grounding_failed"
 
 
+class ServerShutdown(GatewayError):
+    """The server is stopping and its grace is running out: a stream still going is ended."""
+
+    status = 503
+    kind = ErrorKind.UNAVAILABLE
+    code = "server_shutdown"
+
+
 class InternalError(GatewayError):
     status = 500
     kind = ErrorKind.INTERNAL

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from functools import partial
 
 from llm_gateway import providers
+from llm_gateway.api.http import Drain
 from llm_gateway.audit.records import AuditRecorder
 from llm_gateway.audit.sinks import sink_for
 from llm_gateway.audit.writer import AuditWriter
@@ -63,6 +64,7 @@ class AppState:
     routing: Parts  # the router, and its breaker and health checks
     confirmations: Confirmations  # what waits for a person (the confirmations API reads it)
     expiries: ExpirySweeper  # audits the confirmations that expire unanswered
+    drain: Drain  # the server's graceful shutdown, as streams see it
     grounding: Options  # how the grounding API checks an answer (guardrails.yaml's, or defaults)
     mfa: MfaCodes  # the TOTP codes confirmations that need MFA ask for
     pipeline: Pipeline  # the chat calls'
@@ -89,7 +91,11 @@ class AppState:
             await db.upgrade()
         else:
             await db.require_current()
-        audit = AuditWriter(sink_for(db), batch_max=settings.storage.audit_batch_max)
+        audit = AuditWriter(
+            sink_for(db),
+            batch_max=settings.storage.audit_batch_max,
+            wait_timeout_s=settings.storage.audit_wait_s,
+        )
         audit.start()
         keys = ApiKeyStore(db.sessions, settings.auth.api_key_cache_seconds)
         authenticator = Authenticator(JWTVerifier(settings.auth), keys)
@@ -152,8 +158,9 @@ class AppState:
             routed.health.start()
         return cls(
             settings, config, deployments, db, audit, keys, authenticator, policy, store, dlp,
-            limiter, transport, resolver, routed, confirmations, expiries, grounding, mfa,
-            pipeline, actions, demo, time.time(),
+            limiter, transport, resolver, routed, confirmations, expiries,
+            Drain(settings.http.shutdown_grace_s), grounding, mfa, pipeline, actions, demo,
+            time.time(),
         )  # fmt: skip
 
     async def stop(self) -> None:
@@ -165,7 +172,7 @@ class AppState:
             await self.dlp.aclose()
         await self.store.aclose()
         await self.transport.close()
-        await self.audit.close()
+        await self.audit.close(self.settings.storage.audit_wait_s)
         if self.demo is not None:
             await self.demo.aclose()
         await self.db.dispose()

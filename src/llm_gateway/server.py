@@ -38,7 +38,7 @@ from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 from uvicorn.server import ServerState
 from uvicorn.supervisors import Multiprocess
 
-from llm_gateway.api.http import READ_TIMEOUT
+from llm_gateway.api.http import DRAIN, READ_TIMEOUT, Drain
 from llm_gateway.pipeline.context import new_request_id
 from llm_gateway.settings import HttpSettings
 
@@ -117,6 +117,13 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         self._tick = max(min(timeouts) / 4, 0.01) if timeouts else 0.0
 
     # --- connections --------------------------------------------------------
+
+    def shutdown(self) -> None:
+        """The server is stopping: tell the app's streams (see :class:`Drain`), then close."""
+        drain = self.app_state.get(DRAIN)
+        if isinstance(drain, Drain):
+            drain.begin()
+        super().shutdown()
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)

@@ -30,6 +30,7 @@ import contextlib
 import contextvars
 import io
 import logging
+import math
 import threading
 import time
 from collections.abc import Iterator, Mapping
@@ -176,7 +177,7 @@ class InProcessServer:
             access_log=False,
             log_config=None,
             server_header=False,
-            timeout_graceful_shutdown=10,
+            timeout_graceful_shutdown=math.ceil(settings.http.shutdown_grace_s),
         )
         log = settings.log
         self._handler = _GatewayLog(self, self.log_path, log.format, log.level)

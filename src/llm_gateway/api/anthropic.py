@@ -301,7 +301,12 @@ async def encode_stream(ctx: RequestContext, stream: EventStream) -> AsyncGenera
                 yield _event("message_delta", _message_delta(ctx, event))
                 yield _event("message_stop", {})
     except GatewayError as exc:
-        yield sse(orjson.dumps(error_body(exc, ctx.request_id)), "error")
+        yield stream_error(exc, ctx.request_id)
+
+
+def stream_error(error: GatewayError, request_id: str) -> bytes:
+    """The ``error`` event that ends a stream in error, as Anthropic sends one."""
+    return sse(orjson.dumps(error_body(error, request_id)), "error")
 
 
 # --- errors --------------------------------------------------------------------

@@ -57,6 +57,7 @@ class FrontDoor:
     encode_response: Callable[[RequestContext, ChatResponse], bytes]
     encode_stream: Callable[[RequestContext, EventStream], AsyncGenerator[bytes, None]]
     error_body: Callable[[GatewayError, str], dict[str, Any]]
+    stream_error: Callable[[GatewayError, str], bytes]
     limit_headers: Callable[[Admission | None], dict[str, str]] = openai_headers
     confirmation_in_metadata: bool = False  # where the format has room for a challenge's object
     stream_media_type: str = "text/event-stream"
@@ -100,7 +101,15 @@ class FrontDoor:
             return self.challenge_response(ctx, outcome, headers)
         assert not isinstance(outcome, ActionResult), "a front door ran a management action"
         chunks = self.encode_stream(ctx, outcome)
-        return StreamResponse(chunks, outcome, self.stream_media_type, headers)
+        cut = partial(self._cut, ctx)
+        return StreamResponse(
+            chunks, outcome, self.stream_media_type, headers, drain=state.drain, cut=cut
+        )
+
+    def _cut(self, ctx: RequestContext, error: GatewayError) -> bytes:
+        """A stream the server's shutdown ends: recorded with ``error``, which ends it."""
+        ctx.error = error
+        return self.stream_error(error, ctx.request_id)
 
     def challenge_response(
         self, ctx: RequestContext, challenge: Challenge, headers: dict[str, str]
@@ -126,11 +135,13 @@ class FrontDoor:
 
 DOORS = (
     FrontDoor("openai", "/v1/chat/completions", openai.parse_request, openai.encode_response,
-              openai.encode_stream, openai.error_body),
+              openai.encode_stream, openai.error_body, openai.stream_error),
     FrontDoor("anthropic", "/v1/messages", anthropic.parse_request, anthropic.encode_response,
-              anthropic.encode_stream, anthropic.error_body, anthropic_headers),
+              anthropic.encode_stream, anthropic.error_body, anthropic.stream_error,
+              anthropic_headers),
     FrontDoor("native", "/api/v1/chat", native.parse_request, native.encode_response,
-              native.encode_stream, native.error_body, confirmation_in_metadata=True),
+              native.encode_stream, native.error_body, native.stream_error,
+              confirmation_in_metadata=True),
 )  # fmt: skip
 
 

@@ -21,6 +21,7 @@ from llm_gateway.errors import (
     GatewayError,
     InvalidRequest,
     RequestTimeout,
+    ServerShutdown,
     UnsupportedMediaType,
 )
 from llm_gateway.pipeline.context import new_request_id
@@ -31,6 +32,33 @@ REQUEST_ID_HEADER = b"x-request-id"
 _LONGEST_SDK_WAIT_S = 60
 #: The scope extension the server sets when it closed a connection whose body stalled.
 READ_TIMEOUT = "llm_gateway.read_timeout"
+#: The lifespan state's key for the server's :class:`Drain` (read by the HTTP protocol).
+DRAIN = "llm_gateway.drain"
+
+
+class Drain:
+    """A server's graceful shutdown, as its streams see it.
+
+    The HTTP protocol calls :meth:`begin` when its server starts to stop
+    (SIGTERM). The server then lets requests finish for ``grace_s`` seconds
+    and cancels what is left, which would end a long stream mid-word, with no
+    error event and recorded as if the client had gone. So a stream still
+    running shortly before the grace ends (:meth:`cut_at`: a fifth of the
+    grace before, at most a second) is ended by the gateway: the format's
+    error event, ``server_shutdown``, and an audit row that says so.
+    """
+
+    def __init__(self, grace_s: float) -> None:
+        self.grace_s = grace_s
+        self._began = asyncio.Event()
+
+    def begin(self) -> None:
+        self._began.set()
+
+    async def cut_at(self) -> None:
+        """Return when a stream still running must be ended."""
+        await self._began.wait()
+        await asyncio.sleep(self.grace_s - min(1.0, self.grace_s / 5))
 
 
 def with_request_id(send: Send, request_id: str) -> Send:
@@ -170,9 +198,13 @@ class StreamResponse:
         stream: EventStream,
         media_type: str,
         headers: Mapping[str, str] | None = None,
+        drain: Drain | None = None,
+        cut: Callable[[GatewayError], bytes] | None = None,
     ) -> None:
         self.chunks = chunks
         self.stream = stream
+        self.drain = drain
+        self.cut = cut  # the format's last event for a stream the shutdown ends
         self.headers = [
             (b"content-type", media_type.encode()),
             (b"cache-control", b"no-cache"),
@@ -183,9 +215,34 @@ class StreamResponse:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         task = asyncio.current_task()
         assert task is not None
-        state = {"finished": False, "disconnected": False}
+        state = {"finished": False, "disconnected": False, "cut": False}
+        watchers = self._watch(task, receive, state)
+        try:
+            await send({"type": "http.response.start", "status": 200, "headers": self.headers})
+            async for chunk in self.chunks:
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            state["finished"] = True
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+        except asyncio.CancelledError:
+            if not (state["disconnected"] or state["cut"]):
+                raise
+            task.uncancel()
+            if state["cut"]:
+                await self._cut_short(send)
+        finally:
+            state["finished"] = True
+            for watcher in watchers:
+                watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._close()
 
-        async def watch() -> None:
+    def _watch(
+        self, task: asyncio.Task[Any], receive: Receive, state: dict[str, bool]
+    ) -> list[asyncio.Task[None]]:
+        """Tasks that cancel the sending ``task``: when the client goes away, and when the
+        server's shutdown must end the stream (``state`` says which)."""
+
+        async def disconnect() -> None:
             while True:
                 message = await receive()
                 if message["type"] == "http.disconnect":
@@ -194,22 +251,23 @@ class StreamResponse:
                         task.cancel()
                     return
 
-        watcher = asyncio.create_task(watch())
-        try:
-            await send({"type": "http.response.start", "status": 200, "headers": self.headers})
-            async for chunk in self.chunks:
-                await send({"type": "http.response.body", "body": chunk, "more_body": True})
-            state["finished"] = True
-            await send({"type": "http.response.body", "body": b"", "more_body": False})
-        except asyncio.CancelledError:
-            if not state["disconnected"]:
-                raise
-            task.uncancel()
-        finally:
-            state["finished"] = True
-            watcher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._close()
+        async def shutdown(drain: Drain) -> None:
+            await drain.cut_at()
+            if not state["finished"]:
+                state["cut"] = True
+                task.cancel()
+
+        watchers = [asyncio.create_task(disconnect())]
+        if self.drain is not None and self.cut is not None:
+            watchers.append(asyncio.create_task(shutdown(self.drain)))
+        return watchers
+
+    async def _cut_short(self, send: Send) -> None:
+        """End a stream the shutdown cuts with the format's error event."""
+        assert self.cut is not None
+        error = ServerShutdown("the server is shutting down; ask again")
+        await send({"type": "http.response.body", "body": self.cut(error), "more_body": True})
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
 
     async def _close(self) -> None:
         aclose = getattr(self.chunks, "aclose", None)

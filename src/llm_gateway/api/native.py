@@ -87,7 +87,12 @@ async def encode_stream(ctx: RequestContext, stream: EventStream) -> AsyncGenera
                 yield sse(orjson.dumps({"text": event.text}), "delta")
         yield sse(orjson.dumps({"model": stream.start.model, "metadata": _metadata(ctx)}), "done")
     except GatewayError as exc:
-        yield sse(orjson.dumps(error_body(exc, ctx.request_id)), "error")
+        yield stream_error(exc, ctx.request_id)
+
+
+def stream_error(error: GatewayError, request_id: str) -> bytes:
+    """The ``error`` event that ends a stream in error."""
+    return sse(orjson.dumps(error_body(error, request_id)), "error")
 
 
 def error_body(error: GatewayError, request_id: str) -> dict[str, Any]:

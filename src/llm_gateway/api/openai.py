@@ -283,7 +283,12 @@ async def encode_stream(ctx: RequestContext, stream: EventStream) -> AsyncGenera
                     yield sse(envelope + b',"choices":[],"grounding":' + verdict + b"}")
                 yield b"data: [DONE]\n\n"
     except GatewayError as exc:
-        yield sse(orjson.dumps(error_body(exc, ctx.request_id)))
+        yield stream_error(exc, ctx.request_id)
+
+
+def stream_error(error: GatewayError, request_id: str) -> bytes:
+    """The event that ends a stream in error: the error object, as OpenAI sends one."""
+    return sse(orjson.dumps(error_body(error, request_id)))
 
 
 # --- errors --------------------------------------------------------------------

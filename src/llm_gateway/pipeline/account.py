@@ -126,7 +126,8 @@ class Account:
         if tally.recorded:
             return
         tally.recorded = True
-        ctx.status = CLIENT_CLOSED
+        # The caller went away, or the gateway ended the stream (its shutdown: ctx.error).
+        ctx.status = ctx.error.status if ctx.error is not None else CLIENT_CLOSED
         self._settle(ctx, tally.joined(), None)
         task = asyncio.get_running_loop().create_task(self._record_quietly(ctx))
         self._late.add(task)

@@ -64,6 +64,12 @@ class HttpSettings(Section):
         "HTTP_BODY_TIMEOUT_SECONDS", seconds, 30.0,
         "the longest pause between two reads of a body, in seconds (408)",
     )  # fmt: skip
+    shutdown_grace_s: float = var(
+        "SHUTDOWN_GRACE_SECONDS", seconds, 10.0,
+        "how long a stopping server (SIGTERM) lets requests in flight finish; a stream still "
+        "running near the end is ended with the format's error event (server_shutdown). Keep "
+        "it below the orchestrator's kill timeout (Kubernetes: 30 s)",
+    )  # fmt: skip
     max_connections_per_client: int = var(
         "HTTP_MAX_CONNECTIONS_PER_CLIENT", integer(0, 1 << 20), 256,
         "open connections per client address (503 beyond; behind a proxy raise it or set 0)",

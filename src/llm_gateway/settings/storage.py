@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import ClassVar
 from urllib.parse import quote
 
-from llm_gateway.settings.declare import Section, choice, integer, optional, text, var
+from llm_gateway.settings.declare import Section, choice, integer, optional, seconds, text, var
 from llm_gateway.settings.files import DATA_DIR
 from llm_gateway.state.factory import StateBackend
 
@@ -45,6 +45,11 @@ class StorageSettings(Section):
     audit_batch_max: int = var(
         "AUDIT_BATCH_MAX", integer(1, 100_000), 500, "most audit rows committed in one transaction"
     )
+    audit_wait_s: float = var(
+        "AUDIT_WAIT_SECONDS", seconds, 10.0,
+        "how long a request waits for its audit row to commit (then 503 audit_unavailable), "
+        "and how long shutdown waits for the rows still queued",
+    )  # fmt: skip
     data_dir: Path = DATA_DIR.field()
 
     @property
