@@ -112,3 +112,31 @@ async def test_a_retry_warning_says_why(caplog: pytest.LogCaptureFixture) -> Non
     await writer.close()
     (warning,) = [r.getMessage() for r in caplog.records if "retrying" in r.getMessage()]
     assert "(disk full)" in warning
+
+
+async def test_a_row_whose_wait_timed_out_is_stored_as_the_refusal_it_was(db: Database) -> None:
+    class Down:
+        """The database is down until told otherwise; then rows go to the real one."""
+
+        def __init__(self) -> None:
+            self.up = asyncio.Event()
+            self.real = sink_for(db)
+
+        async def insert(self, rows: list[dict[str, Any]]) -> None:
+            if not self.up.is_set():
+                raise ConnectionRefusedError("connection refused")
+            await self.real.insert(rows)
+
+        async def close(self) -> None:
+            await self.real.close()
+
+    sink = Down()
+    writer = AuditWriter(sink, wait_timeout_s=0.2)
+    writer.start()
+    with pytest.raises(AuditUnavailable):
+        await writer.write(_row("refused-1"))
+    sink.up.set()
+    await writer.close(timeout_s=10)
+    async with db.sessions() as session:
+        row = (await session.scalars(select(AuditLog))).one()
+    assert (row.request_id, row.status, row.error_code) == ("refused-1", 503, "audit_unavailable")

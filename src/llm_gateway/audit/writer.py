@@ -9,7 +9,8 @@ its audit record.
 
 If the database fails, the batch is retried with backoff and never dropped;
 a request that cannot get its row committed within ``wait_timeout_s`` fails
-with ``audit_unavailable`` (fail closed) while its row stays queued.
+with ``audit_unavailable`` (fail closed) while its row stays queued, changed to
+say so: a row records what the caller got.
 """
 
 from __future__ import annotations
@@ -60,6 +61,9 @@ class AuditWriter:
             async with asyncio.timeout(self.wait_timeout_s):
                 await future  # if the wait is cancelled, the row stays queued all the same
         except TimeoutError:
+            # The row is still queued and will be stored when the database is back: it
+            # must say what the caller got, which is this refusal.
+            row["status"], row["error_code"] = AuditUnavailable.status, AuditUnavailable.code
             raise AuditUnavailable(
                 "the audit log cannot be written right now; the request was not completed"
             ) from None
