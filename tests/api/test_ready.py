@@ -72,3 +72,57 @@ async def test_a_refused_policy_reload_shows_while_the_old_revision_serves(
     reason = checks["policy_reload_error"]
     assert isinstance(reason, str)
     assert "trial input" in reason
+
+
+async def test_a_database_that_answers_but_cannot_store_rows_is_not_ready(
+    tmp_path: Path,
+) -> None:
+    """A full or read-only disk: the ping succeeds, every commit fails."""
+    import asyncio
+    import errno
+
+    from tests.audit.test_writer import _row
+
+    base = {"DATA_DIR": str(tmp_path), "CONFIG_DIR": str(CONFIG), "DLP_NER": "off"}
+    settings = load_settings({**base, "DEMO_MODEL": "on"}, env_file=None)
+    state = await AppState.start(settings, load_gateway_config(settings.providers))
+    real = state.audit.sink
+
+    class Disk:
+        """Full until ``room`` is set; each insert's outcome is signalled."""
+
+        def __init__(self) -> None:
+            self.room = False
+            self.refused, self.stored = asyncio.Event(), asyncio.Event()
+
+        async def insert(self, rows: list[dict[str, object]]) -> None:
+            if not self.room:
+                self.refused.set()
+                raise OSError(errno.ENOSPC, "No space left on device")
+            await real.insert(rows)
+            self.stored.set()
+
+        async def close(self) -> None:
+            await real.close()
+
+    async def checks() -> tuple[int, dict[str, object]]:
+        app = SimpleNamespace(state=SimpleNamespace(gateway=state))
+        response = Response()
+        answer = await ready(Request({"type": "http", "app": app}), response)
+        return response.status_code, answer.checks.model_dump()
+
+    try:
+        disk = Disk()
+        state.audit.sink = disk
+        state.audit.submit(_row("stuck"))
+        await disk.refused.wait()
+        status, found = await checks()
+        assert (status, found["database"], found["audit"]) == (503, True, "failing: disk full")
+        assert state.audit.backlog == 1
+        disk.room = True  # the queued row goes in at the writer's next retry
+        await disk.stored.wait()
+        assert state.audit.backlog == 0
+        status, found = await checks()
+        assert (status, found["audit"]) == (200, "ok")
+    finally:
+        await state.stop()

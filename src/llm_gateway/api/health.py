@@ -19,6 +19,7 @@ class Health(BaseModel):
 
 class ReadyChecks(BaseModel):
     database: bool
+    audit: str  # "ok", or why rows cannot be committed ("failing: disk full"): not ready
     state: bool  # the shared state store answers (always, in-process; Redis when configured)
     config: bool
     models: int
@@ -43,19 +44,21 @@ async def health() -> Health:
 
 @router.get("/ready", responses={503: {"model": Ready, "description": "Not ready"}})
 async def ready(request: Request, response: Response) -> Ready:
-    """Ready for traffic: the database and the state store answer, the configuration is
-    loaded, a model is usable."""
+    """Ready for traffic: the database and the state store answer, audit rows can be
+    committed, the configuration is loaded, a model is usable."""
     state: AppState | None = getattr(request.app.state, "gateway", None)
     database = state is not None and await state.db.ping()
     shared = state is not None and await _answers(state.store)
     models = len(state.usable_models()) if state is not None else 0
-    ok = database and shared and state is not None and models > 0
+    failing = state.audit.failing if state is not None else "not started"
+    ok = database and failing is None and shared and state is not None and models > 0
     if not ok:
         response.status_code = 503
     return Ready(
         status="ready" if ok else "not_ready",
         checks=ReadyChecks(
             database=database,
+            audit="ok" if failing is None else f"failing: {failing}",
             state=shared,
             config=state is not None,
             models=models,

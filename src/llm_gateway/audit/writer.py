@@ -43,6 +43,16 @@ class AuditWriter:
         self._closing = False
         self.batches = 0  # committed transactions, for tests and metrics
         self.rows = 0
+        # Why the last commit failed, while rows wait to be retried (None: commits succeed).
+        # A database that answers a ping may still refuse writes (a full or read-only
+        # disk): readiness asks this.
+        self.failing: str | None = None
+        self._in_flight = 0  # rows of the batch being committed
+
+    @property
+    def backlog(self) -> int:
+        """Rows queued or being committed, not yet stored."""
+        return len(self._pending) + self._in_flight
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="audit-writer")
@@ -75,7 +85,11 @@ class AuditWriter:
             while self._pending:
                 batch = self._pending[: self.batch_max]
                 del self._pending[: self.batch_max]
-                await self._commit(batch)
+                self._in_flight = len(batch)
+                try:
+                    await self._commit(batch)
+                finally:
+                    self._in_flight = 0
 
     async def _commit(self, batch: list[tuple[Row, asyncio.Future[None]]]) -> None:
         delay = 0.05
@@ -96,6 +110,7 @@ class AuditWriter:
                     batch[0][1].set_exception(AuditUnavailable("the audit row could not be stored"))
                 return
             except Exception as exc:  # noqa: BLE001 - connection trouble: keep the rows, retry
+                self.failing = cause(exc)
                 log.warning(
                     "audit batch of %d rows failed (%s); retrying in %.2fs",
                     len(batch), cause(exc), delay,
@@ -103,6 +118,7 @@ class AuditWriter:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 2.0)
                 continue
+            self.failing = None
             self.batches += 1
             self.rows += len(batch)
             for _, future in batch:
