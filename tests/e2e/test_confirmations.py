@@ -341,6 +341,7 @@ def test_the_api_lists_and_approves_and_the_next_message_gets_the_answer(
 
     soon = _api(guarded, talk.token, "POST", f"/{cid}/confirm", phrase=PHRASE)
     assert (soon.status_code, soon.json()["error"]["code"]) == (400, "confirmation_too_soon")
+    assert guarded.audit_row(soon.headers["x-request-id"]).confirmation == f"{cid}:api-refused"
     time.sleep(COOLDOWN_S)
     wrong = _api(
         guarded, talk.token, "POST", f"/{cid}/confirm", phrase="confirm delete 6 instances"
@@ -428,6 +429,8 @@ def test_the_policy_decides_who_else_may_approve(guarded: Gateway) -> None:
     neighbour = guarded.token("neighbour", tenant="acme")
     refused = _api(guarded, neighbour, "POST", f"/{cid}/confirm", phrase=PHRASE)
     assert (refused.status_code, refused.json()["error"]["code"]) == (403, "policy_denied")
+    row = guarded.audit_row(refused.headers["x-request-id"])
+    assert (row.user_id, row.confirmation) == ("neighbour", f"{cid}:api-refused")
     assert _api(guarded, neighbour, "GET", f"/{cid}").status_code == 403
     admin = guarded.token("lead", role="admin", tenant="acme")
     assert cid in [c["id"] for c in _api(guarded, admin, "GET", "").json()["data"]]

@@ -105,6 +105,9 @@ class _Subject:
         if c is None or c.status not in OPEN:
             return {}  # the handler says it is not found
         self.found = c
+        assert isinstance(ctx.payload, ActionCall)
+        # Until the action succeeds, its row says it was refused (by the policy or a check).
+        ctx.payload.confirmation = f"{c.id}:api-refused"
         return {"confirmation": policy_view(ctx.principal, c)}
 
     def open(self) -> Confirmation:
@@ -114,7 +117,10 @@ class _Subject:
         return self.found
 
     async def show(self, ctx: RequestContext) -> dict[str, Any]:
-        return _shown(self.open())
+        c = self.open()
+        assert isinstance(ctx.payload, ActionCall)
+        ctx.payload.confirmation = f"{c.id}:api-read"
+        return _shown(c)
 
     async def decide(
         self, status: Literal["approved", "cancelled"], ctx: RequestContext
@@ -151,8 +157,8 @@ async def _decide(
 ) -> dict[str, Any]:
     assert ctx.principal is not None
     assert isinstance(ctx.payload, ActionCall)
-    ctx.payload.confirmation = f"{c.id}:api-{status}"
     caller = ctx.principal
+    mfa = ""
     if status == "approved":
         data = f.decode_body(await ctx.read_body())
         if normalised(f.req_str(data, "phrase")) != normalised(c.phrase):
@@ -169,8 +175,7 @@ async def _decide(
             code and await state.mfa.verify(caller.user_id, caller.tenant, code)
         ):
             raise ConfirmationRefused("this confirmation needs a valid MFA code (mfa_code)")
-        if c.requires_mfa:
-            ctx.payload.confirmation += "+mfa"
+        mfa = "+mfa" if c.requires_mfa else ""
         if time.time() < c.cooldown_until:
             raise InvalidRequest(
                 "too soon after the challenge: read it again, then confirm",
@@ -179,4 +184,5 @@ async def _decide(
     decided = await state.confirmations.decide(c, status)
     if decided is None:
         raise ConfirmationNotFound(f"no open confirmation {c.id!r}")
+    ctx.payload.confirmation = f"{c.id}:api-{status}{mfa}"
     return _shown(decided)
