@@ -42,6 +42,12 @@ class AuditWriter:
         self._closing = False
         self.batches = 0  # committed transactions, for tests and metrics
         self.rows = 0
+        self._committing = 0  # rows of the batch being committed
+
+    @property
+    def backlog(self) -> int:
+        """Rows queued or being committed, not yet committed (the metrics' gauge)."""
+        return len(self._pending) + self._committing
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="audit-writer")
@@ -71,7 +77,11 @@ class AuditWriter:
             while self._pending:
                 batch = self._pending[: self.batch_max]
                 del self._pending[: self.batch_max]
-                await self._commit(batch)
+                self._committing = len(batch)
+                try:
+                    await self._commit(batch)
+                finally:
+                    self._committing = 0
 
     async def _commit(self, batch: list[tuple[Row, asyncio.Future[None]]]) -> None:
         delay = 0.05
