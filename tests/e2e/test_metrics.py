@@ -6,6 +6,7 @@ read at scrape time are there, a token guards it when set, it is off when asked;
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -175,14 +176,16 @@ def test_metrics_can_be_switched_off(emulator: EmulatorServer, tmp_path: Path) -
 
 
 def test_two_workers_are_added_up_in_every_scrape(emulator: EmulatorServer, tmp_path: Path) -> None:
-    shared = tmp_path / "prometheus"
     gw = start_gateway(
-        tmp_path, emulator.base_url, f"sqlite:///{tmp_path}/data/gateway.db",
-        {"WORKERS": "2", "PROMETHEUS_MULTIPROC_DIR": str(shared)},
+        tmp_path, emulator.base_url, f"sqlite:///{tmp_path}/data/gateway.db", {"WORKERS": "2"},
         process=True,
     )  # fmt: skip
     sent = 0
     try:
+        # PROMETHEUS_MULTIPROC_DIR is unset: serve made a temporary directory, and says so.
+        made = re.search(r"the workers share (\S+) \(a temporary directory\)", gw.logs())
+        assert made is not None, gw.logs()
+        shared = Path(made.group(1))
         # A new connection each, which either worker may accept, until both have counted
         # (each worker writes its counters to its own file, named by its pid).
         while len(writers(shared)) < 2 and sent < 200:
@@ -195,9 +198,11 @@ def test_two_workers_are_added_up_in_every_scrape(emulator: EmulatorServer, tmp_
             assert response.status_code == 200
             sent += 1
         scrapes = [scrape(gw, token=None) for _ in range(6)]  # answered by either worker
+        counted = writers(shared)
     finally:
         stop_gateway(gw)
-    assert len(writers(shared)) == 2
+    assert len(counted) == 2
+    assert not shared.exists()  # removed when the server exited
     ok = {"endpoint": "openai", "model": "ollama-emu", "status": "200", "error_code": ""}
     assert [value(s, "llm_gateway_requests_total", **ok) for s in scrapes] == [sent] * 6
     latency = {"endpoint": "openai", "model": "ollama-emu"}
