@@ -19,7 +19,17 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from llm_gateway import __version__
-from llm_gateway.api import confirmations, dlp, doors, guardrails, health, models, native, usage
+from llm_gateway.api import (
+    confirmations,
+    dlp,
+    doors,
+    guardrails,
+    health,
+    metrics,
+    models,
+    native,
+    usage,
+)
 from llm_gateway.api.http import DRAIN, error_response, request_id_of, with_request_id
 from llm_gateway.config import GatewayConfig, load_gateway_config
 from llm_gateway.errors import (
@@ -92,6 +102,7 @@ def create_app(settings: Settings | None = None, config: GatewayConfig | None = 
         redoc_url=None,
     )
     api.include_router(health.router)
+    api.include_router(metrics.router)
     api.router.routes.extend(doors.routes())
     api.include_router(models.router)
     api.include_router(dlp.router)

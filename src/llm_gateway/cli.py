@@ -158,6 +158,7 @@ def _dev_secrets_usable(settings: Settings) -> bool:
 
 
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
+    from llm_gateway.observability import multiprocess
     from llm_gateway.observability.logging import configure_logging
     from llm_gateway.server import HttpLimits, ServerConfig, serve
 
@@ -170,6 +171,9 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     if problem is not None:
         print(f"error: {problem}", file=sys.stderr)
         return EXIT_DATABASE
+    workers = args.workers or settings.http.workers
+    if settings.metrics.enabled:
+        multiprocess.prepare(workers)  # before the workers start: they inherit it
     serve(
         ServerConfig(
             "llm_gateway.app:create_app_from_env",
@@ -177,7 +181,7 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
             factory=True,
             host=args.host or settings.http.host,
             port=args.port if args.port is not None else settings.http.port,
-            workers=args.workers or settings.http.workers,
+            workers=workers,
             loop="uvloop",
             lifespan="on",
             access_log=False,

@@ -1,5 +1,5 @@
-"""One request's record: what every recorder (audit trail, access log, budgets; metrics
-to come) learns of a request once it is settled.
+"""One request's record: what every recorder (audit trail, access log, budgets, metrics)
+learns of a request once it is settled.
 
 ``Account`` settles a request once (tokens, cost, status) and builds one
 :class:`RequestRecord` from its context, then hands it to each

@@ -30,6 +30,7 @@ from llm_gateway.hitl.confirmations import Confirmations
 from llm_gateway.hitl.expiry import ExpirySweeper
 from llm_gateway.hitl.mfa import MfaCodes
 from llm_gateway.observability.access import AccessLog
+from llm_gateway.observability.metrics import Metrics, MetricsRecorder
 from llm_gateway.pipeline import Pipeline, build_action_pipeline, build_pipeline
 from llm_gateway.pipeline.confirm import Confirm
 from llm_gateway.pipeline.ground import Ground
@@ -67,6 +68,7 @@ class AppState:
     drain: Drain  # the server's graceful shutdown, as streams see it
     grounding: Options  # how the grounding API checks an answer (guardrails.yaml's, or defaults)
     mfa: MfaCodes  # the TOTP codes confirmations that need MFA ask for
+    metrics: Metrics | None  # None: METRICS_ENABLED=false
     pipeline: Pipeline  # the chat calls'
     actions: Pipeline  # the management actions'
     demo: EmulatorServer | None
@@ -126,7 +128,7 @@ class AppState:
             settings=settings.routing, store=store.namespaced("routing"),
             probe=partial(providers.probe, transport),
         )  # fmt: skip
-        trail: list[Recorder] = [AccessLog(), AuditRecorder(audit)]  # what every event writes
+        trail, metrics = _trail(settings, audit)  # what every event writes
         recorders = list(trail)
         limiter = None
         if settings.limits.enabled:
@@ -159,8 +161,8 @@ class AppState:
         return cls(
             settings, config, deployments, db, audit, keys, authenticator, policy, store, dlp,
             limiter, transport, resolver, routed, confirmations, expiries,
-            Drain(settings.http.shutdown_grace_s), grounding, mfa, pipeline, actions, demo,
-            time.time(),
+            Drain(settings.http.shutdown_grace_s), grounding, mfa, metrics, pipeline, actions,
+            demo, time.time(),
         )  # fmt: skip
 
     async def stop(self) -> None:
@@ -185,6 +187,18 @@ class AppState:
             for d in self.deployments.values()
             if d.enabled and (health is None or health.is_up(d.key))
         ]
+
+
+def _trail(settings: Settings, audit: AuditWriter) -> tuple[list[Recorder], Metrics | None]:
+    """The recorders every event is written to: the access log, the metrics (which count
+    what the access log logs, before the audit row is committed) and the audit trail."""
+    trail: list[Recorder] = [AccessLog()]
+    metrics = None
+    if settings.metrics.enabled:
+        metrics = Metrics(tenant_label=settings.metrics.tenant_label)
+        trail.append(MetricsRecorder(metrics))
+    trail.append(AuditRecorder(audit))
+    return trail, metrics
 
 
 def state_timeout_s(settings: Settings) -> float:

@@ -1,1 +1,1 @@
-"""Logs (and, later, metrics): what operators see of the gateway at work."""
+"""Logs and metrics: what operators see of the gateway at work."""

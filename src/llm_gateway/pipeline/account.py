@@ -3,7 +3,7 @@
 It wraps every other stage, so it sees every outcome: an answer, a stream, a
 challenge, a management action's result, a refusal or a failure. The record
 (:class:`~llm_gateway.records.RequestRecord`) goes to the recorders in order
-(the access log, the audit trail; metrics and budgets will be more), and is
+(the access log, the metrics, the audit trail, the budgets), and is
 recorded before the answer completes: for a JSON answer before it is
 returned, for a stream before its final event is passed on. A stream the
 client abandons is still recorded (status 499).

@@ -2,9 +2,10 @@
 
 One frozen section per service (``settings.http``, ``settings.auth``,
 ``settings.storage``, ``settings.state``, ``settings.limits``, ``settings.providers``,
-``settings.routing``, ``settings.policy``, ``settings.dlp``, ``settings.log``), each
-variable declared once, as its section's field (:mod:`.declare`). :mod:`.loader` reads them and
-says how to add a section; :mod:`.reference` generates the README's table.
+``settings.routing``, ``settings.policy``, ``settings.dlp``, ``settings.log``,
+``settings.metrics``), each variable declared once, as its section's field
+(:mod:`.declare`). :mod:`.loader` reads them and says how to add a section;
+:mod:`.reference` generates the README's table.
 
 This is a low layer: it imports nothing of the gateway's but the DLP package's
 enums (``dlp.findings``, which imports nothing).
@@ -21,6 +22,7 @@ from llm_gateway.settings.loader import (
     load_settings,
     settings_variables,
 )
+from llm_gateway.settings.metrics import MetricsSettings
 from llm_gateway.settings.policy import PolicySettings
 from llm_gateway.settings.providers import ProviderSettings
 from llm_gateway.settings.routing import RoutingSettings
@@ -44,6 +46,7 @@ __all__ = [
     "LogFormat",
     "LogLevel",
     "LogSettings",
+    "MetricsSettings",
     "PolicySettings",
     "ProviderSettings",
     "RoutingSettings",

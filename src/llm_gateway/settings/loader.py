@@ -31,6 +31,7 @@ from llm_gateway.settings.dlp import DlpSettings
 from llm_gateway.settings.files import FilesSettings
 from llm_gateway.settings.hitl import HitlSettings
 from llm_gateway.settings.limits import LimitSettings
+from llm_gateway.settings.metrics import MetricsSettings
 from llm_gateway.settings.policy import PolicySettings
 from llm_gateway.settings.providers import ProviderSettings
 from llm_gateway.settings.routing import RoutingSettings
@@ -49,6 +50,7 @@ class Settings:
     files: FilesSettings = field(default_factory=FilesSettings)
     http: HttpSettings = field(default_factory=HttpSettings)
     log: LogSettings = field(default_factory=LogSettings)
+    metrics: MetricsSettings = field(default_factory=MetricsSettings)
     auth: AuthSettings = field(default_factory=AuthSettings)
     storage: StorageSettings = field(default_factory=StorageSettings)
     state: StateSettings = field(default_factory=StateSettings)
