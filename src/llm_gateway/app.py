@@ -18,7 +18,17 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from llm_gateway import __version__
-from llm_gateway.api import confirmations, dlp, doors, guardrails, health, models, native, usage
+from llm_gateway.api import (
+    audit,
+    confirmations,
+    dlp,
+    doors,
+    guardrails,
+    health,
+    models,
+    native,
+    usage,
+)
 from llm_gateway.api.http import error_response, request_id_of, with_request_id
 from llm_gateway.config import GatewayConfig, load_gateway_config
 from llm_gateway.errors import (
@@ -95,6 +105,7 @@ def create_app(settings: Settings | None = None, config: GatewayConfig | None = 
     api.include_router(models.router)
     api.include_router(dlp.router)
     api.include_router(usage.router)
+    api.include_router(audit.router)
     api.include_router(confirmations.router)
     api.include_router(guardrails.router)
     api.add_exception_handler(HTTPException, _http_error)
