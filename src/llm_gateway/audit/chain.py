@@ -6,7 +6,9 @@ Every row carries ``seq`` (its place in its tenant's chain, from 1),
 JSON of its stored values (``chain_prev`` and ``seq`` included, ``id`` and
 ``chain_hash`` not, NULLs left out so that a column added later does not change
 old rows' hashes). Values are normalised by column type, so a row hashes the
-same as it was written and as any backend reads it back.
+same as it was written and as any backend reads it back. The form is part of
+the stored data: changing it (or dropping a column) needs a migration that
+re-chains, after a verify.
 
 The chain's head (last ``seq`` and hash of each tenant) lives in
 ``audit_chain_heads``; a writer locks a tenant's head row inside the commit
@@ -21,7 +23,7 @@ removed row's ``seq`` and hash: the chain's new anchor.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -63,28 +65,32 @@ def _kinds() -> dict[str, str]:
 HASHED = _kinds()
 
 
-def _normal(kind: str, value: Any) -> Any:
-    if kind == "bool":
-        return bool(value)
-    if kind == "int":
-        return int(value)
-    if kind == "float":
-        return float(value)
-    if kind == "time":
-        if isinstance(value, str):  # SQLite's text form, read without SQLAlchemy
-            value = datetime.fromisoformat(value)
-        assert isinstance(value, datetime)
-        if value.tzinfo is None:
-            value = value.replace(tzinfo=UTC)
-        return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-    return str(value)
+def _time(value: Any) -> str:
+    if isinstance(value, str):  # SQLite's text form, read without SQLAlchemy
+        value = datetime.fromisoformat(value)
+    assert isinstance(value, datetime)
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return str(value.astimezone(UTC).isoformat(timespec="microseconds"))
+
+
+_CANONICAL: dict[str, Callable[[Any], Any]] = {
+    "bool": bool,
+    "int": int,
+    "float": float,
+    "time": _time,
+    "str": str,
+}
+_PLAN = tuple((name, _CANONICAL[kind]) for name, kind in HASHED.items())
 
 
 def canonical(row: Mapping[str, Any]) -> bytes:
-    """The row's stored values as sorted-key JSON (NULLs omitted)."""
-    values = {
-        name: _normal(kind, row[name]) for name, kind in HASHED.items() if row.get(name) is not None
-    }
+    """The row's stored values as sorted-key JSON (NULLs omitted), each in its column's type."""
+    values = {}
+    for name, form in _PLAN:
+        value = row.get(name)
+        if value is not None:
+            values[name] = form(value)
     return orjson.dumps(values, option=orjson.OPT_SORT_KEYS)
 
 
