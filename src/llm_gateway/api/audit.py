@@ -10,6 +10,7 @@ the parameter; an unknown request id (or another tenant's) a 404.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime
 from functools import partial
 from typing import Any
@@ -81,8 +82,7 @@ async def audit_row(request: Request, request_id: str) -> Response:
 
 def _confined(query: AuditQuery, ctx: RequestContext) -> AuditQuery:
     assert ctx.principal is not None
-    return AuditQuery(**{**query.__dict__, "restrict_tenant": True,
-                         "tenant_is": ctx.principal.tenant})  # fmt: skip
+    return replace(query, restrict_tenant=True, tenant_is=ctx.principal.tenant)
 
 
 def _query(raw: dict[str, str | None]) -> AuditQuery:
@@ -123,10 +123,14 @@ def _moment(raw: str | None, name: str) -> datetime | None:
         raise _invalid(name, "an ISO 8601 date or time") from None
 
 
+def _integer(raw: str) -> bool:
+    return raw.isascii() and raw.isdigit() and len(raw) < 10  # not "²", not a huge number
+
+
 def _status(raw: str | None) -> int | None:
     if raw is None:
         return None
-    if not raw.isdigit() or not 100 <= int(raw) <= 599:
+    if not _integer(raw) or not 100 <= int(raw) <= 599:
         raise _invalid("status", "an HTTP status from 100 to 599")
     return int(raw)
 
@@ -150,7 +154,7 @@ def _finding(raw: str | None) -> str | None:
 def _limit(raw: str | None) -> int:
     if raw is None:
         return 100
-    if not raw.isdigit() or not 1 <= int(raw) <= MAX_LIMIT:
+    if not _integer(raw) or not 1 <= int(raw) <= MAX_LIMIT:
         raise _invalid("limit", f"an integer from 1 to {MAX_LIMIT}")
     return int(raw)
 
