@@ -176,6 +176,49 @@ async def test_verify_names_a_row_inserted_into_the_chain(db: Database) -> None:
     assert "inserted out of order" in broken.message
 
 
+async def test_verify_names_a_row_inserted_past_the_head(db: Database) -> None:
+    await a_mixed_trail(db)
+    await sql(
+        db,
+        "INSERT INTO audit_logs (request_id, timestamp, tenant, endpoint, status, latency_ms, "
+        "stream, tokens_in, tokens_out, tokens_used, tokens_estimated, cost_usd, seq, "
+        "chain_prev, chain_hash) SELECT 'ahead', timestamp, tenant, endpoint, status, "
+        "latency_ms, stream, tokens_in, tokens_out, tokens_used, tokens_estimated, cost_usd, "
+        "seq + 1, chain_hash, chain_hash FROM audit_logs WHERE request_id = 'b1'",
+    )
+    broken = (await verify(db)).broken
+    assert broken is not None
+    assert broken.request_id == "ahead"
+    assert "past the chain's head" in broken.message
+
+
+async def test_verify_while_the_gateway_writes_is_no_false_alarm(db: Database) -> None:
+    """Rows committed during a check are after the head it read: not walked, not missed."""
+    writer = AuditWriter(sink_for(db), batch_max=3)
+    writer.start()
+    stop = asyncio.Event()
+
+    async def keep_writing() -> int:
+        n = 0
+        while not stop.is_set():
+            await asyncio.gather(
+                *(writer.write(_row(f"w{n}-{i}", tenant="acme")) for i in range(5))
+            )
+            n += 1
+        return n
+
+    try:
+        await writer.write(_row("first", tenant="acme"))
+        writing = asyncio.create_task(keep_writing())
+        checks = [await verify(db, "acme") for _ in range(15)]
+        stop.set()
+        assert await writing > 0
+    finally:
+        await writer.close()
+    assert [c.broken for c in checks] == [None] * 15
+    assert (await verify(db)).broken is None
+
+
 async def test_a_prune_keeps_the_chain_verifiable_and_is_audited(
     db: Database, tmp_path: Path
 ) -> None:

@@ -114,33 +114,54 @@ async def _walk(
     return count, head, None, last
 
 
+@dataclass(frozen=True)
+class _Span:
+    """The part of a chain to walk: after ``begin``, up to ``last_seq`` (None: to the end)."""
+
+    begin: Head
+    last_seq: int | None
+
+
+async def _span(
+    conn: AsyncConnection, key: str, begin: Head, start: datetime | None, end: datetime | None
+) -> _Span | Break | None:
+    """The rows of ``[start, end)``, from the row before the first (None: no rows there)."""
+    in_range = [_of_tenant(key), LOG.c.seq.is_not(None)]
+    if start is not None:
+        in_range.append(LOG.c.timestamp >= start)
+    if end is not None:
+        in_range.append(LOG.c.timestamp < end)
+    low, high = (
+        await conn.execute(select(func.min(LOG.c.seq), func.max(LOG.c.seq)).where(*in_range))
+    ).one()
+    if low is None:
+        return None
+    last_seq = int(high) if end is not None else None
+    if low - 1 <= begin.seq:
+        return _Span(begin, last_seq)
+    before = (
+        await conn.execute(select(LOG.c.chain_hash).where(_of_tenant(key), LOG.c.seq == low - 1))
+    ).first()
+    if before is None:
+        return Break(key, None, None, f"the row at seq {low - 1} was deleted")
+    return _Span(Head(low - 1, str(before[0])), last_seq)
+
+
 async def _verify_tenant(
     conn: AsyncConnection, key: str, start: datetime | None, end: datetime | None
 ) -> tuple[int, Break | None]:
+    # The head first: the rows up to it are committed (with it), later ones are not walked,
+    # so a gateway writing meanwhile is no false alarm.
+    recorded = await _stored_head(conn, key) if end is None else None
     begin = await anchor(conn, key)
-    last_seq: int | None = None
-    if start is not None or end is not None:
-        in_range = [_of_tenant(key), LOG.c.seq.is_not(None)]
-        if start is not None:
-            in_range.append(LOG.c.timestamp >= start)
-        if end is not None:
-            in_range.append(LOG.c.timestamp < end)
-        low, high = (
-            await conn.execute(select(func.min(LOG.c.seq), func.max(LOG.c.seq)).where(*in_range))
-        ).one()
-        if low is None:
-            return 0, None
-        if low - 1 > begin.seq:  # start from the row before the range
-            before = (
-                await conn.execute(
-                    select(LOG.c.chain_hash).where(_of_tenant(key), LOG.c.seq == low - 1)
-                )
-            ).first()
-            if before is None:
-                return 0, Break(key, None, None, f"the row at seq {low - 1} was deleted")
-            begin = Head(low - 1, str(before[0]))
-        last_seq = int(high) if end is not None else None
-    count, head, broken, last = await _walk(conn, key, begin, last_seq)
+    whole = start is None and end is None
+    span = _Span(begin, None) if whole else await _span(conn, key, begin, start, end)
+    if span is None:
+        return 0, None
+    if isinstance(span, Break):
+        return 0, span
+    last_seq = recorded.seq if recorded is not None else span.last_seq
+    count, head, broken, last = await _walk(conn, key, span.begin, last_seq)
     if broken is not None:
         return count, broken
     outside = select(LOG.c.id, LOG.c.request_id).where(_of_tenant(key), LOG.c.seq.is_(None))
@@ -151,9 +172,35 @@ async def _verify_tenant(
     stray = (await conn.execute(outside.order_by(LOG.c.id).limit(1))).mappings().first()
     if stray is not None:
         return count, _stray(key, dict(stray))
-    if end is None:
-        return count, await _check_head(conn, key, head, last)
-    return count, None
+    if recorded is None:
+        return count, None
+    if recorded != head:
+        after = f"after {_named(last)}" if last is not None else "from its start"
+        message = (
+            f"the chain's head is at seq {recorded.seq} but its last row is at seq "
+            f"{head.seq}: the rows {after} were deleted"
+        )
+        return count, Break(key, None, None, message)
+    return count, await _past_the_head(conn, key, recorded)
+
+
+async def _past_the_head(conn: AsyncConnection, key: str, recorded: Head) -> Break | None:
+    """A row beyond the head: written since (fine), or put there behind the writers' back."""
+    newest = (
+        await conn.execute(
+            select(LOG.c.id, LOG.c.request_id, LOG.c.seq)
+            .where(_of_tenant(key), LOG.c.seq > recorded.seq)
+            .order_by(LOG.c.seq.desc())
+            .limit(1)
+        )
+    ).mappings().first()  # fmt: skip
+    if newest is None:
+        return None
+    # Read after the row: a writer's row is committed with the head that covers it.
+    if newest["seq"] <= (await _stored_head(conn, key)).seq:
+        return None
+    message = f"{_named(dict(newest))} lies past the chain's head: it was inserted directly"
+    return Break(key, newest["id"], newest["request_id"], message)
 
 
 def _stray(key: str, stray: dict[str, Any]) -> Break:
@@ -161,23 +208,13 @@ def _stray(key: str, stray: dict[str, Any]) -> Break:
     return Break(key, stray["id"], stray["request_id"], message)
 
 
-async def _check_head(
-    conn: AsyncConnection, key: str, head: Head, last: Mapping[str, Any] | None
-) -> Break | None:
+async def _stored_head(conn: AsyncConnection, key: str) -> Head:
     stored = (
         await conn.execute(
             select(AuditChainHead.seq, AuditChainHead.hash).where(AuditChainHead.tenant == key)
         )
     ).first()
-    recorded = Head(int(stored[0]), str(stored[1])) if stored else Head()
-    if recorded != head:
-        after = f"after {_named(last)}" if last is not None else "from its start"
-        message = (
-            f"the chain's head is at seq {recorded.seq} but its last row is at seq "
-            f"{head.seq}: the rows {after} were deleted"
-        )
-        return Break(key, None, None, message)
-    return None
+    return Head(int(stored[0]), str(stored[1])) if stored else Head()
 
 
 async def tenants(conn: AsyncConnection) -> list[str]:
@@ -195,7 +232,10 @@ async def verify(
 ) -> Verification:
     """Recompute the chains (``tenant``'s, or every tenant's; ``""``: rows without one)."""
     done = Verification()
-    async with db.engine.connect() as conn:
+    # PostgreSQL: one snapshot for the whole check (a prune meanwhile is no false alarm).
+    options = {} if db.is_sqlite else {"isolation_level": "REPEATABLE READ"}
+    async with db.engine.connect() as plain:
+        conn = await plain.execution_options(**options)
         keys = [tenant] if tenant is not None else await tenants(conn)
         for key in keys:
             count, broken = await _verify_tenant(conn, key, start, end)
