@@ -4,8 +4,11 @@
 genesis, or the last prune's) and stops at the first row that does not fit:
 one whose hash does not match its content (edited), a gap in ``seq`` (deleted),
 a repeated ``seq``, a row that does not link to its predecessor or one with no
-place in the chain at all (inserted). Without ``end``, the last row must also
-be the chain's head (rows deleted at the end).
+place in the chain at all (inserted). Without ``end``, it reads the chain's head
+first and walks up to it (rows committed meanwhile come after it): the last
+row must be the head (else rows were deleted at the end), and no row may lie
+past the head as read again afterwards (else it was inserted directly).
+PostgreSQL checks in one snapshot (REPEATABLE READ).
 
 :func:`prune` removes the prefix of a tenant's chain older than a cut (the
 longest prefix whose rows are all older: rows are chained in commit order, not
