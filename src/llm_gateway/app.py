@@ -20,6 +20,7 @@ from starlette.types import Receive, Scope, Send
 
 from llm_gateway import __version__
 from llm_gateway.api import (
+    audit,
     confirmations,
     dlp,
     doors,
@@ -107,6 +108,7 @@ def create_app(settings: Settings | None = None, config: GatewayConfig | None = 
     api.include_router(models.router)
     api.include_router(dlp.router)
     api.include_router(usage.router)
+    api.include_router(audit.router)
     api.include_router(confirmations.router)
     api.include_router(guardrails.router)
     api.add_exception_handler(HTTPException, _http_error)

@@ -86,6 +86,17 @@ def _parser() -> argparse.ArgumentParser:
     usage.add_argument("--user", help="one user's rows only")
     usage.set_defaults(handler=_usage)
 
+    _audit_commands(commands)
+
+    _mfa_commands(commands)
+
+    db = commands.add_parser("db", help="database").add_subparsers(required=True)
+    upgrade = db.add_parser("upgrade", help="apply pending migrations")
+    upgrade.set_defaults(handler=_db_upgrade)
+    return parser
+
+
+def _mfa_commands(commands: Any) -> None:
     mfa = commands.add_parser("mfa", help="TOTP codes for confirmations").add_subparsers(
         required=True
     )
@@ -94,10 +105,26 @@ def _parser() -> argparse.ArgumentParser:
     enroll.add_argument("--tenant")
     enroll.set_defaults(handler=_mfa_enroll)
 
-    db = commands.add_parser("db", help="database").add_subparsers(required=True)
-    upgrade = db.add_parser("upgrade", help="apply pending migrations")
-    upgrade.set_defaults(handler=_db_upgrade)
-    return parser
+
+def _audit_commands(commands: Any) -> None:
+    audit = commands.add_parser("audit", help="the audit trail: verify, prune, export")
+    sub = audit.add_subparsers(required=True)
+    verify = sub.add_parser("verify", help="recompute the hash chain; name the first bad row")
+    verify.add_argument("--tenant", help="one tenant's chain ('' for the rows without one)")
+    verify.add_argument("--from", dest="start", help="ISO date or time")
+    verify.add_argument("--to", dest="end", help="ISO date or time, exclusive")
+    verify.set_defaults(handler=_audit_verify)
+    prune = sub.add_parser("prune", help="remove a tenant's rows older than a cut (recorded)")
+    prune.add_argument("--tenant", required=True, help="the tenant ('' for the rows without one)")
+    prune.add_argument("--before", required=True, help="ISO date or time: older rows go")
+    prune.set_defaults(handler=_audit_prune)
+    export = sub.add_parser("export", help="write rows as JSON lines or CSV (never any text)")
+    export.add_argument("--format", choices=["jsonl", "csv"], default="jsonl")
+    export.add_argument("--from", dest="start", help="ISO date or time")
+    export.add_argument("--to", dest="end", help="ISO date or time, exclusive")
+    export.add_argument("--tenant", help="one tenant's rows ('' for the rows without one)")
+    export.add_argument("--out", help="a file (default: stdout)")
+    export.set_defaults(handler=_audit_export)
 
 
 def _identity_arguments(parser: argparse.ArgumentParser) -> None:
@@ -380,6 +407,122 @@ def _usage(args: argparse.Namespace, settings: Settings) -> int:
         return 0
 
     return _run(report())
+
+
+def _moments(args: argparse.Namespace) -> tuple[datetime | None, datetime | None]:
+    from llm_gateway.storage.usage import parse_moment
+
+    start = parse_moment(args.start) if args.start else None
+    end = parse_moment(args.end) if args.end else None
+    return start, end
+
+
+def _audit_verify(args: argparse.Namespace, settings: Settings) -> int:
+    from llm_gateway.audit.integrity import verify
+    from llm_gateway.storage import Database
+
+    try:
+        start, end = _moments(args)
+    except ValueError as exc:
+        print(f"error: --from/--to: {exc}", file=sys.stderr)
+        return 1
+
+    async def check() -> int:
+        db = Database(settings.storage.sqlalchemy_url)
+        try:
+            done = await verify(db, args.tenant, start, end)
+        finally:
+            await db.dispose()
+        if done.broken is not None:
+            print(f"error: the audit chain is broken: {done.broken}", file=sys.stderr)
+            return 1
+        print(f"verified {done.rows} rows ({done.tenants} chains)")
+        return 0
+
+    return _run(check())
+
+
+def _audit_prune(args: argparse.Namespace, settings: Settings) -> int:
+    import getpass
+
+    from llm_gateway.audit.integrity import PruneRefused, prune
+    from llm_gateway.storage import Database
+    from llm_gateway.storage.usage import parse_moment
+
+    try:
+        before = parse_moment(args.before)
+    except ValueError as exc:
+        print(f"error: --before: {exc}", file=sys.stderr)
+        return 1
+
+    async def cut() -> int:
+        db = Database(settings.storage.sqlalchemy_url)
+        try:
+            done = await prune(db, args.tenant, before, f"cli:{getpass.getuser()}")
+        except PruneRefused as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+        finally:
+            await db.dispose()
+        print(f"pruned {done.rows} rows of tenant {done.tenant or '(none)'}; the chain now starts "
+              f"after seq {done.anchor.seq} (audited as request {done.request_id})")  # fmt: skip
+        return 0
+
+    return _run(cut())
+
+
+def _audit_export(args: argparse.Namespace, settings: Settings) -> int:
+    from llm_gateway.storage import Database
+    from llm_gateway.storage.audit_query import AuditQuery
+
+    try:
+        start, end = _moments(args)
+    except ValueError as exc:
+        print(f"error: --from/--to: {exc}", file=sys.stderr)
+        return 1
+    query = AuditQuery(
+        start=start, end=end, restrict_tenant=args.tenant is not None,
+        tenant_is=args.tenant or None,
+    )  # fmt: skip
+
+    out = open(args.out, "w", newline="", encoding="utf-8") if args.out else sys.stdout  # noqa: SIM115
+
+    async def export() -> int:
+        db = Database(settings.storage.sqlalchemy_url)
+        try:
+            count = await _write_rows(db, query, args.format, out)
+        finally:
+            if out is not sys.stdout:
+                out.close()
+            await db.dispose()
+        print(f"exported {count} rows", file=sys.stderr)
+        return 0
+
+    return _run(export())
+
+
+async def _write_rows(db: Any, query: Any, form: str, out: Any) -> int:
+    import csv
+
+    import orjson
+
+    from llm_gateway.storage.audit_query import FIELDS, stream
+
+    writer = csv.DictWriter(out, fieldnames=FIELDS) if form == "csv" else None
+    if writer is not None:
+        writer.writeheader()
+    count = 0
+    async with db.engine.connect() as conn:
+        async for row in stream(conn, query):
+            if writer is None:
+                out.write(orjson.dumps(row).decode() + "\n")
+            else:  # the JSON columns as JSON text, NULL as an empty cell
+                writer.writerow({
+                    k: orjson.dumps(v).decode() if isinstance(v, (list, dict)) else v
+                    for k, v in row.items()
+                })  # fmt: skip
+            count += 1
+    return count
 
 
 def _db_upgrade(args: argparse.Namespace, settings: Settings) -> int:

@@ -423,3 +423,29 @@ def test_concurrent_requests_all_get_their_rows(backend: tuple[str, Gateway]) ->
         assert row.user_id == (None if status == 401 else user)
     mine = gateway.audit_rows(AuditLog.user_id == user)
     assert len(mine) == sum(1 for _, status in results if status != 401)
+
+
+def test_the_gateways_rows_form_a_verifiable_chain(
+    backend: tuple[str, Gateway], tmp_path: Path
+) -> None:
+    """Concurrent requests of one tenant, through the gateway: one whole chain."""
+    _, gateway = backend
+    tenant = f"chain-{uuid.uuid4().hex[:8]}"
+    token = gateway.token("alice", tenant=tenant)
+
+    async def requests() -> list[int]:
+        async with httpx.AsyncClient(base_url=gateway.base_url, timeout=60) as http:
+            body = {"model": "gpt-emu", "messages": [{"role": "user", "content": "hi"}]}
+            answers = await asyncio.gather(*(
+                http.post("/v1/chat/completions", json=body,
+                          headers={"authorization": f"Bearer {token}"})
+                for _ in range(20)
+            ))  # fmt: skip
+            return [a.status_code for a in answers]
+
+    assert asyncio.run(requests()) == [200] * 20
+    rows = gateway.audit_rows(AuditLog.tenant == tenant)
+    assert sorted(r.seq for r in rows) == list(range(1, 21))
+    done = run_cli(["audit", "verify", "--tenant", tenant], cli_env(gateway.database_url), tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "verified 20 rows" in done.stdout

@@ -6,6 +6,10 @@ that commits a single row in about 0.18 ms and a 250-row batch at 4 µs a row,
 against 1.1 ms and 85 µs through SQLAlchemy's async engine, which crosses
 threads for every statement. Other databases go through SQLAlchemy.
 
+Either way a batch is chained (:mod:`llm_gateway.audit.chain`) inside its own
+transaction: its tenants' chain heads are locked, each row gets its place and
+hash, and the heads move on, all in the commit that stores the rows.
+
 A sink raises :class:`RejectedRows` when the database refuses the data itself
 (retrying cannot help); any other exception is taken as transient.
 """
@@ -19,10 +23,18 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
-from sqlalchemy import insert
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from llm_gateway.audit.chain import (
+    GENESIS,
+    LOCK_HEAD,
+    MOVE_HEAD,
+    Head,
+    insert_linked,
+    link,
+    tenants_of,
+)
 from llm_gateway.storage.db import Database
 from llm_gateway.storage.models import AuditLog
 
@@ -43,12 +55,11 @@ class AuditSink(Protocol):
 class SqlAlchemySink:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
-        self.statement = insert(AuditLog)
 
     async def insert(self, rows: list[Row]) -> None:
         try:
             async with self.engine.begin() as conn:
-                await conn.execute(self.statement, rows)
+                await insert_linked(conn, rows)
         except DBAPIError as exc:
             if not _refused_data(exc):
                 raise
@@ -94,11 +105,21 @@ class SqliteSink:
         return self._connection
 
     def _write(self, rows: list[Row]) -> None:
-        values = [tuple(_sqlite_value(row[c]) for c in COLUMNS) for row in rows]
         connection = self._connect()
-        connection.execute("BEGIN IMMEDIATE")
+        connection.execute("BEGIN IMMEDIATE")  # the one writer: the heads read here stay true
         try:
+            lock = LOCK_HEAD.format(t="?", g="?")
+            heads = {}
+            for tenant in tenants_of(rows):
+                seq, hash_ = connection.execute(lock, (tenant, GENESIS)).fetchone()
+                heads[tenant] = Head(int(seq), str(hash_))
+            moved = link(rows, heads)
+            values = [tuple(_sqlite_value(row.get(c)) for c in COLUMNS) for row in rows]
             connection.executemany(self._sql, values)
+            connection.executemany(
+                MOVE_HEAD.format(s="?", h="?", t="?"),
+                [(h.seq, h.hash, t) for t, h in moved.items()],
+            )
         except BaseException:
             connection.execute("ROLLBACK")
             raise

@@ -11,6 +11,7 @@ from sqlalchemy import (
     DateTime,
     Dialect,
     Float,
+    Index,
     Integer,
     String,
     Text,
@@ -56,7 +57,10 @@ class AuditLog(Base):
     id: Mapped[int] = mapped_column(
         BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
     )
-    __table_args__ = (UniqueConstraint("request_id", name="uq_audit_logs_request_id"),)
+    __table_args__ = (
+        UniqueConstraint("request_id", name="uq_audit_logs_request_id"),
+        Index("ix_audit_logs_tenant_seq", "tenant", "seq"),
+    )
 
     request_id: Mapped[str] = mapped_column(String(64))
     timestamp: Mapped[datetime] = mapped_column(index=True)
@@ -102,6 +106,41 @@ class AuditLog(Base):
     confirmation: Mapped[str | None] = mapped_column(String(64), index=True)
     # The answer's grounding check: counts and failed checks, never a value.
     grounding: Mapped[str | None] = mapped_column(String(255))
+    # The tenant's hash chain (llm_gateway.audit.chain): place, previous hash, own hash.
+    seq: Mapped[int | None] = mapped_column(BigInteger)
+    chain_prev: Mapped[str | None] = mapped_column(String(64))
+    chain_hash: Mapped[str | None] = mapped_column(String(64))
+
+
+class AuditChainHead(Base):
+    """Each tenant's chain head: its last row's ``seq`` and hash, locked by every writer
+    that extends the chain (``tenant`` is "" for the rows without one)."""
+
+    __tablename__ = "audit_chain_heads"
+
+    tenant: Mapped[str] = mapped_column(String(255), primary_key=True)
+    seq: Mapped[int] = mapped_column(BigInteger)
+    hash: Mapped[str] = mapped_column(String(64))
+
+
+class AuditPrune(Base):
+    """A retention cut: the rows of a chain's prefix removed, and the new anchor (the last
+    removed row's ``seq`` and hash) that the chain's first remaining row links to."""
+
+    __tablename__ = "audit_prunes"
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    tenant: Mapped[str] = mapped_column(String(255), index=True)  # "" for none
+    pruned_at: Mapped[datetime] = mapped_column()
+    before: Mapped[datetime] = mapped_column()  # the cut asked for
+    rows: Mapped[int] = mapped_column(Integer)
+    first_seq: Mapped[int | None] = mapped_column(BigInteger)
+    last_seq: Mapped[int] = mapped_column(BigInteger)  # the anchor (0: nothing removed yet)
+    last_hash: Mapped[str] = mapped_column(String(64))
+    last_request_id: Mapped[str | None] = mapped_column(String(64))
+    request_id: Mapped[str] = mapped_column(String(64))  # the prune's own audit row
 
 
 class MfaSecret(Base):
