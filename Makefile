@@ -19,8 +19,9 @@ $(VENV)/.installed: pyproject.toml requirements/hashed.txt | $(BIN)/python
 	$(BIN)/pip install -q -e '.[ner]'
 	touch $@
 
-$(VENV)/.installed-dev: pyproject.toml requirements/hashed.txt | $(BIN)/python
+$(VENV)/.installed-dev: pyproject.toml requirements/hashed.txt requirements/hashed-dev.txt | $(BIN)/python
 	$(HASHED)
+	$(BIN)/pip install -q --no-deps --require-hashes -r requirements/hashed-dev.txt
 	$(BIN)/pip install -q -e '.[ner,dev]'
 	touch $@ $(VENV)/.installed
 

@@ -1,0 +1,30 @@
+"""What the deployment tests share: the repository's paths and the external tools
+(hadolint, kubectl), found or skipped with a message (a failure under ``CI=true``)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).parents[2]
+DEPLOY = REPO / "deploy"
+K8S = DEPLOY / "k8s"
+# The Kubernetes version the manifests are validated against (kubernetes-validate's
+# schemas): the oldest release still supported upstream that we target.
+KUBERNETES_VERSION = "1.32.0"
+
+
+def require_tool(name: str, install: str) -> str:
+    """The path of ``name``: on PATH or next to this interpreter (the virtual
+    environment's bin/); otherwise skip, or fail under CI=true."""
+    found = shutil.which(name) or shutil.which(name, path=str(Path(sys.executable).parent))
+    if found:
+        return found
+    message = f"{name} is not installed"
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(f"{message} (CI=true: it is required)")
+    pytest.skip(f"{message}; {install} to run this test")
