@@ -78,8 +78,10 @@ def test_the_deployment_has_three_replicas_and_probes(rendered: list[dict[str, A
 
 def test_requests_and_limits(rendered: list[dict[str, Any]]) -> None:
     resources = _container(rendered)["resources"]
-    assert resources["requests"] == {"cpu": "500m", "memory": "384Mi"}
-    assert resources["limits"] == {"cpu": "2", "memory": "768Mi"}
+    assert resources["requests"] == {"cpu": "500m", "memory": "256Mi"}
+    assert resources["limits"] == {"cpu": "1", "memory": "512Mi"}
+    # One worker per pod, so that the CPU limit (one core) is what the worker can use.
+    assert _env(rendered)["WORKERS"] == "1"
 
 
 @pytest.mark.parametrize("kind", ["Deployment", "Job"])
@@ -211,6 +213,14 @@ def test_the_migration_job(rendered: list[dict[str, Any]]) -> None:
     assert _container(rendered, "Job")["args"] == ["db", "upgrade"]
     assert _container(rendered, "Job")["image"] == _container(rendered)["image"]
     assert job["spec"]["template"]["spec"]["restartPolicy"] == "Never"
+    # `kubectl apply -k ... -l app.kubernetes.io/component=migration` applies these.
+    component = "app.kubernetes.io/component"
+    labelled = {
+        (r["kind"], r["metadata"]["name"])
+        for r in rendered
+        if r["metadata"].get("labels", {}).get(component) == "migration"
+    }
+    assert labelled == {("Job", "llm-gateway-migrate"), ("NetworkPolicy", "llm-gateway-migrate")}
     # The gateway's pods never migrate: the Job does, once.
     assert "MIGRATE_ON_START" not in _env(rendered)
 
