@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from llm_gateway.settings import settings_variables
-from tests.deploy.tools import K8S, KUBERNETES_VERSION, REPO, require_tool
+from tests.deploy.tools import K8S, KUBERNETES_VERSION, REPO, require_module, require_tool
 
 OVERLAYS = {"base": K8S / "base", "production": K8S / "overlays" / "production"}
 
@@ -47,6 +47,7 @@ def _container(resources: list[dict[str, Any]], kind: str = "Deployment") -> dic
 def test_every_resource_is_valid_for_the_pinned_kubernetes(
     rendered: list[dict[str, Any]],
 ) -> None:
+    require_module("kubernetes_validate", "pip install -e '.[dev]' (kubernetes-validate)")
     import kubernetes_validate
 
     for resource in rendered:

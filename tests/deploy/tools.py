@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
 import sys
@@ -25,6 +26,16 @@ def require_tool(name: str, install: str) -> str:
     if found:
         return found
     message = f"{name} is not installed"
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(f"{message} (CI=true: it is required)")
+    pytest.skip(f"{message}; {install} to run this test")
+
+
+def require_module(name: str, install: str) -> None:
+    """Like :func:`require_tool`, for a Python package of the dev extras."""
+    if importlib.util.find_spec(name) is not None:
+        return
+    message = f"the Python package {name} is not installed"
     if os.environ.get("CI", "").lower() == "true":
         pytest.fail(f"{message} (CI=true: it is required)")
     pytest.skip(f"{message}; {install} to run this test")
