@@ -16,6 +16,13 @@ from llm_gateway.settings import settings_variables
 from tests.deploy.tools import K8S, KUBERNETES_VERSION, REPO, require_module, require_tool
 
 OVERLAYS = {"base": K8S / "base", "production": K8S / "overlays" / "production"}
+SECRET_EXAMPLE = K8S / "secret.example.yaml"
+
+
+def _secret_example() -> dict[str, Any]:
+    secret = yaml.safe_load(SECRET_EXAMPLE.read_text())
+    assert isinstance(secret, dict)
+    return secret
 
 
 def _render(directory: Path) -> list[dict[str, Any]]:
@@ -50,7 +57,7 @@ def test_every_resource_is_valid_for_the_pinned_kubernetes(
     require_module("kubernetes_validate", "pip install -e '.[dev]' (kubernetes-validate)")
     import kubernetes_validate
 
-    for resource in rendered:
+    for resource in [*rendered, _secret_example()]:
         try:
             kubernetes_validate.validate(resource, KUBERNETES_VERSION, strict=True)
         except kubernetes_validate.ValidationError as exc:
@@ -61,8 +68,10 @@ def test_the_kinds(rendered: list[dict[str, Any]]) -> None:
     kinds = {r["kind"] for r in rendered}
     assert {
         "Deployment", "Service", "PodDisruptionBudget", "HorizontalPodAutoscaler",
-        "ConfigMap", "Secret", "NetworkPolicy", "Job", "ServiceAccount",
+        "ConfigMap", "NetworkPolicy", "Job", "ServiceAccount",
     } <= kinds  # fmt: skip
+    # The Secret is never applied with the manifests (it would replace the real one).
+    assert "Secret" not in kinds
 
 
 def test_the_deployment_has_three_replicas_and_probes(rendered: list[dict[str, Any]]) -> None:
@@ -134,14 +143,15 @@ def test_no_state_lives_in_the_pods(rendered: list[dict[str, Any]]) -> None:
     # Required (not optional): a pod without them would make per-pod secrets or use SQLite.
     for name in ("JWT_SECRET", "DLP_VAULT_KEY", "DATABASE_URL"):
         assert from_secret[name].get("optional") is not True, name
-    secret = _one(rendered, "Secret")["stringData"]
+    secret = _secret_example()["stringData"]
     assert secret["DATABASE_URL"].startswith("postgresql://")
     assert set(from_secret) <= set(secret)
+    assert {ref["name"] for ref in from_secret.values()} == {_secret_example()["metadata"]["name"]}
     assert set(env) | set(from_secret) <= set(settings_variables())
 
 
-def test_the_secret_holds_placeholders_only(rendered: list[dict[str, Any]]) -> None:
-    secret = _one(rendered, "Secret")["stringData"]
+def test_the_secret_holds_placeholders_only() -> None:
+    secret = _secret_example()["stringData"]
     for name, value in secret.items():
         assert value == "" or "REPLACE_ME" in value, name
 
@@ -150,7 +160,7 @@ def test_the_placeholders_do_not_start_a_gateway() -> None:
     from llm_gateway.dlp.vault_crypto import VaultKeyError, parse_vault_key
     from llm_gateway.settings import SettingsError, load_settings
 
-    secret = _one(_render(OVERLAYS["base"]), "Secret")["stringData"]
+    secret = _secret_example()["stringData"]
     with pytest.raises(SettingsError, match="JWT_SECRET: expected at least 32 bytes"):
         load_settings({"JWT_SECRET": secret["JWT_SECRET"]}, env_file=None)
     with pytest.raises(VaultKeyError, match="DLP_VAULT_KEY"):
