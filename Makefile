@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: run test lint typecheck pytest bench bench-compare clean
+.PHONY: run test lint typecheck pytest bench bench-compare k8s-files clean
 
 $(BIN)/python:
 	$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "Python 3.11+ is required")'
@@ -19,8 +19,9 @@ $(VENV)/.installed: pyproject.toml requirements/hashed.txt | $(BIN)/python
 	$(BIN)/pip install -q -e '.[ner]'
 	touch $@
 
-$(VENV)/.installed-dev: pyproject.toml requirements/hashed.txt | $(BIN)/python
+$(VENV)/.installed-dev: pyproject.toml requirements/hashed.txt requirements/hashed-dev.txt | $(BIN)/python
 	$(HASHED)
+	$(BIN)/pip install -q --no-deps --require-hashes -r requirements/hashed-dev.txt
 	$(BIN)/pip install -q -e '.[ner,dev]'
 	touch $@ $(VENV)/.installed
 
@@ -50,6 +51,12 @@ bench: $(VENV)/.installed-dev
 
 bench-compare: $(VENV)/.installed-dev
 	$(BIN)/python bench/run.py --compare litellm $(ARGS)
+
+# The Kubernetes ConfigMaps are generated from copies of config/ and the policy
+# (Kustomize reads no file outside its directory); tests/deploy checks they match.
+k8s-files:
+	cp config/*.yaml deploy/k8s/base/files/config/
+	cp policies/rego/authz.rego policies/data/access.yaml deploy/k8s/base/files/policies/
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
