@@ -137,9 +137,7 @@ def test_no_state_lives_in_the_pods(rendered: list[dict[str, Any]]) -> None:
     env = _env(rendered)
     assert env["STATE_BACKEND"] == "redis"
     assert env["DLP_VAULT"] == "redis"
-    from_secret = {
-        e["name"]: e["valueFrom"]["secretKeyRef"] for e in _container(rendered)["env"]
-    }
+    from_secret = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in _container(rendered)["env"]}
     # Required (not optional): a pod without them would make per-pod secrets or use SQLite.
     for name in ("JWT_SECRET", "DLP_VAULT_KEY", "DATABASE_URL"):
         assert from_secret[name].get("optional") is not True, name
@@ -177,9 +175,10 @@ def test_config_and_policy_are_mounted_from_config_maps(rendered: list[dict[str,
     assert set(config["data"]) == {p.name for p in (REPO / "config").glob("*.yaml")}
     policy = volumes[mounts[env["POLICY_DIR"]]["name"]]["configMap"]
     assert {i["path"] for i in policy["items"]} == {"rego/authz.rego", "data/access.yaml"}
-    assert _one(rendered, "ConfigMap", policy["name"])["data"]["authz.rego"] == (
-        REPO / "policies" / "rego" / "authz.rego"
-    ).read_text()
+    assert (
+        _one(rendered, "ConfigMap", policy["name"])["data"]["authz.rego"]
+        == (REPO / "policies" / "rego" / "authz.rego").read_text()
+    )
 
 
 def test_the_copies_of_config_and_policy_match_their_sources() -> None:
