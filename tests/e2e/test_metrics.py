@@ -7,6 +7,7 @@ read at scrape time are there, a token guards it when set, it is off when asked;
 from __future__ import annotations
 
 import re
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -196,7 +197,10 @@ def test_two_workers_are_added_up_in_every_scrape(emulator: EmulatorServer, tmp_
         shared = Path(made.group(1))
         # A new connection each, which either worker may accept, until both have counted
         # (each worker writes its counters to its own file, named by its pid).
-        while len(writers(shared)) < 2 and sent < 200:
+        # The second worker may still be starting on a loaded machine: keep asking for a
+        # while (a bound on waiting, not on how fast the gateway is).
+        deadline = time.monotonic() + 120
+        while len(writers(shared)) < 2 and time.monotonic() < deadline:
             with httpx.Client(base_url=gw.base_url, timeout=30) as client:
                 response = client.post(
                     "/v1/chat/completions",
@@ -205,6 +209,7 @@ def test_two_workers_are_added_up_in_every_scrape(emulator: EmulatorServer, tmp_
                 )
             assert response.status_code == 200
             sent += 1
+            time.sleep(0.05)
         scrapes = [scrape(gw, token=None) for _ in range(6)]  # answered by either worker
         counted = writers(shared)
     finally:
