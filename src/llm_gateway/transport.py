@@ -37,7 +37,7 @@ MAX_BODY_BYTES = 64 * 1024 * 1024
 
 #: Whose pool a request's connections come from. A deployment may be called anything,
 #: "opa" included, so pools are keyed by (kind, name): names of two kinds never meet.
-PoolKind = Literal["provider", "policy"]
+PoolKind = Literal["provider", "policy", "identity"]
 
 
 @dataclass(slots=True)
@@ -48,7 +48,7 @@ class UpstreamRequest:
     pool: str  # a deployment's name, or "opa": connections are pooled per (kind, pool)
     max_connections: int
     read_timeout_s: float  # longest silence tolerated while reading a body or stream
-    kind: PoolKind = "provider"  # adapters leave it; the OPA client says "policy"
+    kind: PoolKind = "provider"  # adapters leave it; OPA's is "policy", the IdPs' "identity"
     method: Literal["POST", "GET"] = "POST"  # GET: a health probe
 
 
