@@ -12,10 +12,12 @@ fetched through the gateway's pooled transport, each call bounded by
 ``Cache-Control: max-age`` (between ``JWKS_MIN_REFRESH_SECONDS`` and 24 h), or
 ``JWKS_CACHE_SECONDS`` without one; stale keys keep verifying while a refetch
 runs in the background, and the last good keys stay in use while the IdP is
-unreachable. A ``kid`` the keys do not name asks for a refetch, at most one
-per issuer per ``JWKS_MIN_REFRESH_SECONDS`` (concurrent requests share it), so
-a flood of made-up kids costs the IdP one fetch; a kid still unknown is
-refused (``unknown_key_id``).
+unreachable. A ``kid`` the keys do not name asks for a refetch; every fetch
+of an issuer's keys (the first, a background refresh, an unknown kid's) is
+at most one per ``JWKS_MIN_REFRESH_SECONDS`` (concurrent requests share the
+one in flight), so a flood of made-up kids costs the IdP at most one fetch
+per interval; a kid still unknown is refused (``unknown_key_id``). Until the
+first fetch succeeds, a failed one is retried after at most 5 s.
 
 Codes: ``untrusted_issuer``, ``algorithm_not_allowed``, ``unknown_key_id``,
 ``key_type_mismatch`` (the kid names a key that cannot verify the token's
@@ -62,6 +64,7 @@ log = logging.getLogger(__name__)
 
 MAX_DOCUMENT_BYTES = 1024 * 1024
 MAX_AGE_CEILING_S = 86_400.0
+NO_KEYS_RETRY_S = 5.0
 _MAX_AGE = re.compile(r"(?:^|[,\s])max-age\s*=\s*\"?(\d+)", re.IGNORECASE)
 _NO_CACHE = re.compile(r"(?:^|[,\s])(no-store|no-cache)(?:$|[,\s])", re.IGNORECASE)
 
@@ -175,7 +178,12 @@ class KeySet:
         if self._inflight is not None:
             return self._inflight
         now = time.monotonic()
-        if now - self.last_attempt < self.timing.min_refresh_s:
+        # With no keys at all, a failed first fetch is retried sooner (nothing else can
+        # verify), still at most once per NO_KEYS_RETRY_S.
+        interval = self.timing.min_refresh_s
+        if self.keys is None:
+            interval = min(interval, NO_KEYS_RETRY_S)
+        if now - self.last_attempt < interval:
             return None
         self.last_attempt = now
         task = asyncio.get_running_loop().create_task(self._fetch())
