@@ -462,3 +462,30 @@ def test_oversized_claims_are_bounded() -> None:
 def test_errors_are_the_documented_classes() -> None:
     assert IdentityUnavailable.status == 503
     assert AuthenticationFailed.status == 401
+
+
+def test_the_shipped_example_is_valid() -> None:
+    example = Path(__file__).resolve().parents[2] / "config" / "identity.example.yaml"
+    identity = load_config(IdentityFile, example, environ={}).identity
+    assert [e.audience for e in identity.issuers] == [
+        "llm-gateway", "api://llm-gateway", "api://llm-gateway",
+    ]  # fmt: skip
+    assert identity.introspection is not None
+
+
+def test_check_config_refuses_oidc_issuer_listed_in_the_file_too(tmp_path: Path) -> None:
+    from llm_gateway.cli import checked_config
+    from tests.e2e.conftest import routing_yaml
+
+    config = tmp_path / "config"
+    config.mkdir()
+    (config / "routing_policies.yaml").write_text(routing_yaml("http://127.0.0.1:1"))
+    (config / "identity.yaml").write_text(
+        "identity:\n  issuers:\n    - {issuer: 'https://a.example', audience: x}\n"
+    )
+    env = {"CONFIG_DIR": str(config), "DATA_DIR": str(tmp_path), "JWT_SECRET": SECRET}
+    settings = load_settings(env, env_file=None)
+    assert checked_config(settings) is not None
+    both = load_settings({**env, "OIDC_ISSUER": "https://a.example", "OIDC_AUDIENCE": "x"},
+                         env_file=None)  # fmt: skip
+    assert checked_config(both) is None
