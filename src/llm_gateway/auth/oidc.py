@@ -222,6 +222,9 @@ class KeySet:
                     "the token's identity provider is misconfigured", code=code
                 ))  # fmt: skip
             log.warning("oidc %s: %s", issuer, exc.message)
+        except Exception:  # a bug or an odd answer must not leave the keys half-fetched
+            log.exception("oidc %s: fetching keys failed", issuer)
+            self._failed(IdentityUnavailable("the identity provider's keys cannot be read"))
         else:
             self.keys = keys
             self.error = None
