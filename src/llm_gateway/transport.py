@@ -50,6 +50,7 @@ class UpstreamRequest:
     read_timeout_s: float  # longest silence tolerated while reading a body or stream
     kind: PoolKind = "provider"  # adapters leave it; OPA's is "policy", the IdPs' "identity"
     method: Literal["POST", "GET"] = "POST"  # GET: a health probe
+    follow_redirects: bool = True  # False: a 3xx is the answer (the IdPs' keys must not move)
 
 
 class UpstreamResponse(Protocol):
@@ -170,6 +171,7 @@ class AiohttpTransport:
                 data=request.body,
                 headers=request.headers,
                 timeout=self._timeout(request.read_timeout_s),
+                allow_redirects=request.follow_redirects,
             )
         except TimeoutError as exc:  # first: aiohttp's read timeouts are ClientErrors too
             raise UpstreamTimeout("the provider did not answer in time") from exc

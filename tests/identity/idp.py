@@ -131,6 +131,10 @@ class LocalIdp:
         headers = {"cache-control": self.cache_control} if self.cache_control else None
         return web.json_response(self.jwks(), headers=headers)
 
+    async def _moved(self, request: web.Request) -> web.StreamResponse:
+        self.jwks_fetches += 1
+        raise web.HTTPFound(f"{self.issuer}/jwks")  # followed, it would serve the keys
+
     async def _introspect(self, request: web.Request) -> web.StreamResponse:
         await self._gate(request)
         self.introspections += 1
@@ -153,6 +157,7 @@ class LocalIdp:
             app.router.add_get("/.well-known/openid-configuration", self._discovery)
             app.router.add_get("/jwks", self._jwks)
             app.router.add_post("/introspect", self._introspect)
+            app.router.add_get("/moved", self._moved)
             runner = web.AppRunner(app, shutdown_timeout=0.1)
             loop.run_until_complete(runner.setup())
             site = web.TCPSite(runner, "127.0.0.1", 0)

@@ -317,6 +317,14 @@ async def test_a_jwks_url_skips_discovery(
     assert (idp.discovery_fetches, idp.jwks_fetches) == (0, 1)
 
 
+async def test_a_jwks_that_redirects_is_not_followed(
+    tmp_path: Path, transport: AiohttpTransport, idp: LocalIdp
+) -> None:
+    auth = authenticator(tmp_path, transport, **env_issuer(idp, JWT_JWKS_URL=f"{idp.issuer}/moved"))
+    assert await code(auth, idp.token()) == (503, "identity_provider_unavailable")
+    assert idp.jwks_fetches == 1
+
+
 async def test_an_idp_that_hangs_is_bounded_by_the_timeout(
     tmp_path: Path, transport: AiohttpTransport, idp: LocalIdp
 ) -> None:

@@ -87,6 +87,7 @@ class Introspector:
         request = UpstreamRequest(
             url=self.entry.url, body=body, pool="introspection", max_connections=16,
             read_timeout_s=self.timeout_s, kind="identity", method="POST",
+            follow_redirects=False,
             headers={"content-type": "application/x-www-form-urlencoded",
                      "accept": "application/json", "authorization": self._authorization},
         )  # fmt: skip

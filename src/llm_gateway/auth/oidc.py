@@ -93,6 +93,7 @@ async def fetch_json(
     request = UpstreamRequest(
         url=url, headers={"accept": "application/json"}, body=b"", pool=pool,
         max_connections=4, read_timeout_s=timeout_s, kind="identity", method="GET",
+        follow_redirects=False,
     )  # fmt: skip
     response = await transport.send(request)
     body = await response.read()
