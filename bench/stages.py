@@ -7,13 +7,17 @@ alone, with the stages after it replaced by a function that returns at once.
 from __future__ import annotations
 
 import asyncio
+import json
 import statistics
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import replace
 from functools import partial
 from pathlib import Path
+
+import jwt
+from cryptography.hazmat.primitives.asymmetric import rsa
 
 from bench import targets, upstream
 from bench.dlp_speed import dlp_stage_costs
@@ -23,9 +27,11 @@ from llm_gateway.audit.sinks import sink_for
 from llm_gateway.audit.writer import AuditWriter
 from llm_gateway.auth import Credentials
 from llm_gateway.auth.jwt import JWTVerifier
+from llm_gateway.auth.oidc import OidcVerifier
 from llm_gateway.chat import ChatResponse
 from llm_gateway.config import Deployment, Provider
 from llm_gateway.config.guardrails import Grounding, GuardrailsFile
+from llm_gateway.config.identity import IssuerEntry
 from llm_gateway.config.limits import LimitsFile
 from llm_gateway.config.loader import load_yaml, validate
 from llm_gateway.dlp.service import DlpService
@@ -56,6 +62,7 @@ from llm_gateway.settings import LimitSettings, RoutingSettings, load_settings
 from llm_gateway.state import MemoryStore, Store, StoreError
 from llm_gateway.state.redis import RedisStore
 from llm_gateway.storage import Database
+from llm_gateway.transport import UpstreamRequest, UpstreamResponse
 
 Timing = tuple[float, float]  # median and p99, in microseconds
 
@@ -144,6 +151,7 @@ async def _measure(tmp: Path) -> dict[str, Timing]:
     results = {
         "authenticate (JWT HS256, first use)": _time(lambda: verifier._verify(token)),
         "authenticate (JWT HS256, cached)": _time(lambda: verifier.verify(token)),
+        **await _oidc(),
         "parse OpenAI request (1 KB)": _time(lambda: openai_door.parse_request(body)),
         "translate to provider request": _time(lambda: adapter.build_request(DEPLOYMENT, chat)),
         "parse provider answer": _time(lambda: adapter.parse_response(DEPLOYMENT, answer)),
@@ -177,6 +185,61 @@ async def _measure(tmp: Path) -> dict[str, Timing]:
     await writer.close()
     await db.dispose()
     return results
+
+
+class _JwksResponse:
+    """An IdP's JWKS answer, served from memory: the figures are verification, not HTTP."""
+
+    status = 200
+    headers: dict[str, str] = {}
+
+    def __init__(self, body: bytes) -> None:
+        self.body = body
+
+    async def read(self) -> bytes:
+        return self.body
+
+    async def lines(self) -> AsyncIterator[bytes]:
+        yield self.body
+
+    def close(self) -> None:
+        pass
+
+
+class _Jwks:
+    def __init__(self, body: bytes) -> None:
+        self.body = body
+
+    async def send(self, request: UpstreamRequest) -> UpstreamResponse:
+        return _JwksResponse(self.body)
+
+    async def close(self) -> None:
+        pass
+
+
+async def _oidc() -> dict[str, Timing]:
+    """An RS256 token of a trusted OIDC issuer, its JWKS already fetched (first use of the
+    token: header, key by kid, RSA signature, claims, mapping) and then cached."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    jwk = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(key.public_key()))
+    body = json.dumps({"keys": [{**jwk, "kid": "k1", "alg": "RS256", "use": "sig"}]}).encode()
+    issuer = "https://idp.bench"
+    entry = IssuerEntry(issuer=issuer, audience="gateway", jwks_url=f"{issuer}/jwks")
+    oidc = OidcVerifier([entry], _Jwks(body))
+    now = int(time.time())
+    claims = {"iss": issuer, "aud": "gateway", "sub": "alice", "tier": "premium",
+              "iat": now, "exp": now + 3600}  # fmt: skip
+    token = jwt.encode(claims, key, algorithm="RS256", headers={"kid": "k1"})
+    await oidc.verify(token)  # fetches the keys once
+
+    async def first_use() -> object:
+        oidc._verified.clear()
+        return await oidc.verify(token)
+
+    return {
+        "authenticate (OIDC RS256 via JWKS, first use)": await _time_async(first_use, 5000),
+        "authenticate (OIDC RS256 via JWKS, cached)": await _time_async(lambda: oidc.verify(token)),
+    }
 
 
 async def _route(ctx: RequestContext, response: ChatResponse) -> dict[str, Timing]:

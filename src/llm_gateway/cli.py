@@ -146,6 +146,7 @@ def checked_config(settings: Settings) -> GatewayConfig | None:
 
     try:
         config = load_gateway_config(settings.providers)
+        _check_identity(settings, config)
         PolicyService.from_settings(settings.policy)
         if settings.dlp.enabled:
             from llm_gateway.dlp.service import load_rule_engine
@@ -161,6 +162,17 @@ def checked_config(settings: Settings) -> GatewayConfig | None:
         print(f"error: invalid configuration: {exc}", file=sys.stderr)
         return None
     return config if _dev_secrets_usable(settings) else None
+
+
+def _check_identity(settings: Settings, config: GatewayConfig) -> None:
+    issuer = settings.auth.oidc_issuer
+    if issuer and any(e.issuer == issuer for e in config.identity.identity.issuers):
+        path = settings.providers.config_dir / "identity.yaml"
+        raise ConfigError(
+            path,
+            [f"{path}: identity.issuers: OIDC_ISSUER {issuer!r} is listed here too: "
+             "configure it in one place"],
+        )  # fmt: skip
 
 
 def _dev_secrets_usable(settings: Settings) -> bool:

@@ -30,6 +30,7 @@ it is written for the caller and is safe to log.
     │   ├── AllCircuitsOpen     503  every candidate's circuit breaker is open
     │   └── AllModelsBusy       503  every candidate is at its max_concurrent
     ├── DlpUnavailable          503  a detector failed: refused (fail closed)
+    ├── IdentityUnavailable     503  the identity provider cannot answer: refused (fail closed)
     ├── InternalError           500
     └── UpstreamError           a provider call failed; ``retryable`` tells routing
         ├── UpstreamTimeout             504
@@ -232,6 +233,15 @@ class DlpUnavailable(GatewayError):
     status = 503
     kind = ErrorKind.UNAVAILABLE
     code = "dlp_unavailable"
+
+
+class IdentityUnavailable(GatewayError):
+    """The identity provider (its keys, its introspection endpoint) did not answer in time,
+    and nothing cached can stand in: the credential is refused (fail closed)."""
+
+    status = 503
+    kind = ErrorKind.UNAVAILABLE
+    code = "identity_provider_unavailable"
 
 
 class GroundingFailed(GatewayError):

@@ -16,7 +16,7 @@ from llm_gateway.api.http import Drain
 from llm_gateway.audit.records import AuditRecorder
 from llm_gateway.audit.sinks import sink_for
 from llm_gateway.audit.writer import AuditWriter
-from llm_gateway.auth import Authenticator
+from llm_gateway.auth import Authenticator, identity_verifiers
 from llm_gateway.auth.api_keys import ApiKeyStore
 from llm_gateway.auth.jwt import JWTVerifier
 from llm_gateway.config import DEMO_MODEL, Deployment, GatewayConfig, Provider
@@ -100,7 +100,8 @@ class AppState:
         )
         audit.start()
         keys = ApiKeyStore(db.sessions, settings.auth.api_key_cache_seconds)
-        authenticator = Authenticator(JWTVerifier(settings.auth), keys)
+        oidc, introspection = identity_verifiers(settings.auth, config.identity, transport)
+        authenticator = Authenticator(JWTVerifier(settings.auth), keys, oidc, introspection)
         deployments = dict(config.deployments)
         demo = None
         demo_model = settings.providers.demo_model
@@ -170,6 +171,7 @@ class AppState:
         if self.routing.health is not None:
             await self.routing.health.stop()
         await self.policy.aclose()
+        await self.authenticator.aclose()
         if self.dlp is not None:
             await self.dlp.aclose()
         await self.store.aclose()

@@ -37,7 +37,7 @@ MAX_BODY_BYTES = 64 * 1024 * 1024
 
 #: Whose pool a request's connections come from. A deployment may be called anything,
 #: "opa" included, so pools are keyed by (kind, name): names of two kinds never meet.
-PoolKind = Literal["provider", "policy"]
+PoolKind = Literal["provider", "policy", "identity"]
 
 
 @dataclass(slots=True)
@@ -48,8 +48,9 @@ class UpstreamRequest:
     pool: str  # a deployment's name, or "opa": connections are pooled per (kind, pool)
     max_connections: int
     read_timeout_s: float  # longest silence tolerated while reading a body or stream
-    kind: PoolKind = "provider"  # adapters leave it; the OPA client says "policy"
+    kind: PoolKind = "provider"  # adapters leave it; OPA's is "policy", the IdPs' "identity"
     method: Literal["POST", "GET"] = "POST"  # GET: a health probe
+    follow_redirects: bool = True  # False: a 3xx is the answer (the IdPs' keys must not move)
 
 
 class UpstreamResponse(Protocol):
@@ -170,6 +171,7 @@ class AiohttpTransport:
                 data=request.body,
                 headers=request.headers,
                 timeout=self._timeout(request.read_timeout_s),
+                allow_redirects=request.follow_redirects,
             )
         except TimeoutError as exc:  # first: aiohttp's read timeouts are ClientErrors too
             raise UpstreamTimeout("the provider did not answer in time") from exc

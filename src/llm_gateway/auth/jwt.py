@@ -19,12 +19,12 @@ import jwt
 import orjson
 from jwt.exceptions import InvalidSubjectError
 
+from llm_gateway.auth.claims import principal_of
 from llm_gateway.auth.principal import Principal
 from llm_gateway.dev_secrets import DevSecret
 from llm_gateway.errors import AuthenticationFailed
 from llm_gateway.settings import AuthSettings
 
-_STRING_CLAIMS = ("role", "tier", "team", "tenant", "environment")
 _CACHE_LIMIT = 10_000
 # Which JWK can verify which algorithm: its key type, and for EC its curve.
 _KEY_TYPES = {"RS": ("RSA", None), "PS": ("RSA", None), "EdDSA": ("OKP", None)}
@@ -70,11 +70,11 @@ class JWTVerifier:
         self.leeway = settings.jwt_leeway_seconds
         self.hmac_secret = resolve_hmac_secret(settings) if uses_hmac(settings) else None
         self.public_key: bytes | None = None
-        self.jwks: list[_Jwk] | None = None
+        self.jwks: list[Jwk] | None = None
         if settings.jwt_public_key_file is not None:
             self.public_key = settings.jwt_public_key_file.read_bytes()
         if settings.jwt_jwks_file is not None:
-            self.jwks = _load_jwks(orjson.loads(settings.jwt_jwks_file.read_bytes()))
+            self.jwks = load_jwks(orjson.loads(settings.jwt_jwks_file.read_bytes()))
         self._options: jwt.types.Options = {"require": ["exp", "sub"]}
         self._verified: dict[str, tuple[Principal, float]] = {}
 
@@ -85,21 +85,19 @@ class JWTVerifier:
         sends the same token on every call, so the result is cached, keyed by
         the exact token text and valid only until the token's own ``exp``.
         """
-        cached = self._verified.get(token)
+        cached = cached_principal(self._verified, token)
         if cached is not None:
-            principal, expires = cached
-            if time.time() < expires:
-                return principal
-            del self._verified[token]
+            return cached
         principal, claims = self._verify(token)
-        if claims.get("nbf") is None or claims["nbf"] <= time.time():
-            if len(self._verified) >= _CACHE_LIMIT:
-                self._verified.clear()
-            self._verified[token] = (principal, float(claims["exp"]))
+        remember(self._verified, token, principal, claims)
         return principal
 
+    def cached(self, token: str) -> Principal | None:
+        """The principal of a token verified before and not expired since, or None."""
+        return cached_principal(self._verified, token)
+
     def _verify(self, token: str) -> tuple[Principal, dict[str, Any]]:
-        header = _header(token)
+        header = header_of(token)
         algorithm = header["alg"]
         if algorithm not in self.algorithms:
             raise AuthenticationFailed(
@@ -114,48 +112,16 @@ class JWTVerifier:
                 if exc.code != "invalid_signature" or i == len(keys) - 1:
                     raise
                 continue
-            return _principal(claims), claims
+            return principal_of(claims), claims
         raise AuthenticationFailed(  # no key of the set fits the algorithm
             "the bearer token's signature is invalid", code="invalid_signature"
         )
 
     def _decode(self, token: str, key: Any, algorithm: str) -> dict[str, Any]:
-        try:
-            return jwt.decode(
-                token,
-                key,
-                algorithms=[algorithm],
-                audience=self.audience,
-                issuer=self.issuer,
-                leeway=self.leeway,
-                options=self._options,
-            )
-        except jwt.ExpiredSignatureError:
-            raise AuthenticationFailed(
-                "the bearer token has expired", code="token_expired"
-            ) from None
-        except jwt.ImmatureSignatureError:
-            raise AuthenticationFailed(
-                "the bearer token is not valid yet", code="token_not_yet_valid"
-            ) from None
-        except jwt.InvalidSignatureError:
-            raise AuthenticationFailed(
-                "the bearer token's signature is invalid", code="invalid_signature"
-            ) from None
-        except (
-            jwt.MissingRequiredClaimError,
-            jwt.InvalidAudienceError,
-            jwt.InvalidIssuerError,
-            InvalidSubjectError,
-            jwt.InvalidIssuedAtError,
-        ) as e:
-            raise AuthenticationFailed(
-                f"the bearer token's claims are not acceptable: {_claim_problem(e)}",
-                code="invalid_claims",
-            ) from None
-        except (jwt.PyJWTError, ValueError, TypeError):
-            # Anything else a token can make the library raise is the token's fault.
-            raise _malformed() from None
+        return decode_claims(
+            token, key, algorithm, audience=self.audience, issuer=self.issuer,
+            leeway=self.leeway, options=self._options,
+        )  # fmt: skip
 
     def _keys(self, algorithm: str, kid: str | None) -> list[Any]:
         """The keys that may have signed a token with this algorithm and key id."""
@@ -173,8 +139,79 @@ class JWTVerifier:
         return [k.key for k in self.jwks if k.fits(algorithm)]
 
 
+def cached_principal(cache: dict[str, tuple[Principal, float]], token: str) -> Principal | None:
+    found = cache.get(token)
+    if found is None:
+        return None
+    principal, expires = found
+    if time.time() < expires:
+        return principal
+    cache.pop(token, None)
+    return None
+
+
+def remember(
+    cache: dict[str, tuple[Principal, float]],
+    token: str,
+    principal: Principal,
+    claims: dict[str, Any],
+) -> None:
+    """Cache a verified token until its ``exp`` (not before its ``nbf`` has passed)."""
+    if claims.get("nbf") is None or claims["nbf"] <= time.time():
+        if len(cache) >= _CACHE_LIMIT:
+            cache.clear()
+        cache[token] = (principal, float(claims["exp"]))
+
+
+def decode_claims(
+    token: str,
+    key: Any,
+    algorithm: str,
+    *,
+    audience: str | None,
+    issuer: str | None,
+    leeway: float,
+    options: jwt.types.Options,
+) -> dict[str, Any]:
+    """The token's claims, verified; each failure as its stable 401 code."""
+    try:
+        return jwt.decode(
+            token,
+            key,
+            algorithms=[algorithm],
+            audience=audience,
+            issuer=issuer,
+            leeway=leeway,
+            options=options,
+        )
+    except jwt.ExpiredSignatureError:
+        raise AuthenticationFailed("the bearer token has expired", code="token_expired") from None
+    except jwt.ImmatureSignatureError:
+        raise AuthenticationFailed(
+            "the bearer token is not valid yet", code="token_not_yet_valid"
+        ) from None
+    except jwt.InvalidSignatureError:
+        raise AuthenticationFailed(
+            "the bearer token's signature is invalid", code="invalid_signature"
+        ) from None
+    except (
+        jwt.MissingRequiredClaimError,
+        jwt.InvalidAudienceError,
+        jwt.InvalidIssuerError,
+        InvalidSubjectError,
+        jwt.InvalidIssuedAtError,
+    ) as e:
+        raise AuthenticationFailed(
+            f"the bearer token's claims are not acceptable: {_claim_problem(e)}",
+            code="invalid_claims",
+        ) from None
+    except (jwt.PyJWTError, ValueError, TypeError):
+        # Anything else a token can make the library raise is the token's fault.
+        raise _malformed() from None
+
+
 @dataclass(frozen=True, slots=True)
-class _Jwk:
+class Jwk:
     """One key of a JWKS, with what it may verify."""
 
     kid: str | None
@@ -192,7 +229,7 @@ class _Jwk:
         return kind is not None and self.kty == kind[0]
 
 
-def _load_jwks(document: Any) -> list[_Jwk]:
+def load_jwks(document: Any) -> list[Jwk]:
     """The usable keys of a JWKS document (``{"keys": [...]}``); unusable ones are skipped."""
     keys = document.get("keys") if isinstance(document, dict) else None
     if not isinstance(keys, list):
@@ -207,7 +244,7 @@ def _load_jwks(document: Any) -> list[_Jwk]:
             continue
         kid, alg, crv = entry.get("kid"), entry.get("alg"), entry.get("crv")
         loaded.append(
-            _Jwk(
+            Jwk(
                 kid=kid if isinstance(kid, str) else None,
                 kty=str(entry.get("kty")),
                 crv=crv if isinstance(crv, str) else None,
@@ -222,7 +259,7 @@ def _malformed() -> AuthenticationFailed:
     return AuthenticationFailed("the bearer token is malformed", code="malformed_token")
 
 
-def _header(token: str) -> dict[str, Any]:
+def header_of(token: str) -> dict[str, Any]:
     """The token's header, checked before anything is verified.
 
     ``alg`` must be a string and ``kid`` absent or a string. A ``crit`` header
@@ -256,32 +293,6 @@ def _claim_problem(exc: Exception) -> str:
     if isinstance(exc, jwt.InvalidIssuedAtError):
         return "'iat' must be a number"
     return "wrong issuer"
-
-
-def _principal(claims: dict[str, Any]) -> Principal:
-    sub = claims.get("sub")
-    values = {name: claims.get(name) for name in _STRING_CLAIMS}
-    groups = claims.get("groups", [])
-    bad = [n for n, v in values.items() if v is not None and not isinstance(v, str)]
-    if not isinstance(sub, str) or not sub:
-        bad.append("sub")
-    if not isinstance(groups, list) or not all(isinstance(g, str) for g in groups):
-        bad.append("groups")
-    if bad:
-        raise AuthenticationFailed(
-            f"the bearer token's claims are not acceptable: {', '.join(bad)} must be strings",
-            code="invalid_claims",
-        )
-    return Principal(
-        user_id=str(sub),
-        role=values["role"] or "user",
-        tier=values["tier"],
-        team=values["team"],
-        tenant=values["tenant"],
-        groups=tuple(groups),
-        auth_method="jwt",
-        environment=values["environment"],
-    )
 
 
 def mint_token(settings: AuthSettings, **claims: str | None) -> str:

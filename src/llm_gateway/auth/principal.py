@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 
 @dataclass(frozen=True, slots=True)
@@ -14,6 +15,8 @@ class Principal:
     team: str | None = None
     tenant: str | None = None
     groups: tuple[str, ...] = field(default_factory=tuple)
-    auth_method: Literal["jwt", "api_key"] = "jwt"
+    auth_method: Literal["jwt", "api_key", "oidc", "introspection"] = "jwt"
     key_id: str | None = None  # the API key's public id, never the key
     environment: str | None = None  # where this credential acts: the key's or token's own
+    # The token's claims (bounded, see auth.claims.bounded), as the policy's input.user.claims.
+    claims: Mapping[str, Any] = field(default_factory=dict, compare=False, hash=False)

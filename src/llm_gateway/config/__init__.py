@@ -10,6 +10,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from llm_gateway.config.guardrails import GuardrailsFile
+from llm_gateway.config.identity import IdentityFile
 from llm_gateway.config.limits import LimitsFile
 from llm_gateway.config.loader import ConfigError, LoadedYaml, load_yaml, validate
 from llm_gateway.config.pricing import Price, PricingFile
@@ -20,6 +21,7 @@ __all__ = [
     "ConfigError",
     "Deployment",
     "GatewayConfig",
+    "IdentityFile",
     "LimitsFile",
     "Provider",
     "load_gateway_config",
@@ -64,6 +66,7 @@ class GatewayConfig:
     guardrails: GuardrailsFile = field(default_factory=GuardrailsFile)
     # A model's deployment per region, for the models with ``endpoints``.
     regional: dict[str, dict[str, Deployment]] = field(default_factory=dict)
+    identity: IdentityFile = field(default_factory=IdentityFile)
 
     def enabled(self) -> list[Deployment]:
         return [d for d in self.deployments.values() if d.enabled]
@@ -93,15 +96,20 @@ def load_gateway_config(settings: ProviderSettings) -> GatewayConfig:
     guardrails = GuardrailsFile()
     if guardrails_path.exists():
         guardrails = validate(GuardrailsFile, load_yaml(guardrails_path))
-    files = (routing_path, pricing_path, limits_path, guardrails_path)
+    identity_path = settings.config_dir / "identity.yaml"
+    identity = IdentityFile()
+    if identity_path.exists():
+        identity = validate(IdentityFile, load_yaml(identity_path))
+    files = (routing_path, pricing_path, limits_path, guardrails_path, identity_path)
     regional = {
         name: {r: replace(deployments[name], base_url=url, region=r) for r, url in endpoints}
         for name, entry in routing.routing.models.items()
         if (endpoints := entry.endpoints.items())
     }
     return GatewayConfig(
-        routing, pricing, limits, deployments, files, guardrails=guardrails, regional=regional
-    )
+        routing, pricing, limits, deployments, files, guardrails=guardrails, regional=regional,
+        identity=identity,
+    )  # fmt: skip
 
 
 #: The built-in emulator's model, served when no provider is configured: a tier may name it.

@@ -3,7 +3,7 @@ policies are written against it, so fields are added, never renamed or removed.
 
     {
       "action":  "chat" | "models.list" | "dlp.scan" | ...,
-      "user":    {"id", "role", "tier", "team", "tenant", "groups", "auth_method"},
+      "user":    {"id", "role", "tier", "team", "tenant", "groups", "auth_method", "claims"},
       "request": {"endpoint", "model", "stream", "tools", "estimated_tokens",
                   "max_tokens", "features"},
       "context": {"client_ip", "time", "environment"},
@@ -15,6 +15,11 @@ policies are written against it, so fields are added, never renamed or removed.
 ``relation`` is the caller's to it: ``requester`` (they asked for it),
 ``approver`` (its rule names their role, and they did not ask), or ``other``:
 then only a rule of the policy's own lets them act on it.
+
+``user.claims`` is the caller's token's claims (a JWT's payload, an
+introspection answer), bounded to 16 KiB of JSON (``auth.claims.bounded``);
+``{}`` for an API key. ``user.auth_method`` is ``jwt`` (the gateway's own
+tokens), ``oidc`` (a trusted issuer's), ``introspection`` or ``api_key``.
 
 ``request.features`` names what the call asks for beyond a plain completion
 (``streaming``, ``tools``, ``json_output``), so that a policy can grant features
@@ -40,6 +45,7 @@ def user_document(principal: Principal) -> dict[str, Any]:
         "tenant": principal.tenant,
         "groups": list(principal.groups),
         "auth_method": principal.auth_method,
+        "claims": dict(principal.claims),
     }
 
 

@@ -1,10 +1,12 @@
-"""Authentication settings: JWT verification and minting, the API key cache."""
+"""Authentication settings: JWT verification and minting, OIDC issuers, the API key cache."""
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
+from urllib.parse import urlsplit
 
 from llm_gateway.settings.declare import (
     Section,
@@ -32,6 +34,26 @@ def algorithm(raw: str) -> str:
 
 def algorithms(raw: str) -> tuple[str, ...]:
     return tuple(algorithm(a) for a in raw.split(",") if a.strip())
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def idp_url(raw: str) -> str:
+    """An identity provider's URL: https, or plain http only to a loopback host."""
+    value = raw.strip()
+    parts = urlsplit(value)
+    if parts.scheme == "https" and parts.hostname:
+        return value.rstrip("/")
+    if parts.scheme == "http" and parts.hostname and is_loopback(parts.hostname):
+        return value.rstrip("/")
+    raise ValueError("expected an https:// URL (plain http:// only for a loopback host)")
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +94,46 @@ class AuthSettings(Section):
     jwt_leeway_seconds: int = var(
         "JWT_LEEWAY_SECONDS", integer(0, 3600), 30, "clock skew tolerated on exp, nbf and iat"
     )
+    oidc_issuer: str | None = var(
+        "OIDC_ISSUER", optional(idp_url), None,
+        "a trusted OpenID Connect issuer: its keys are found through "
+        "<issuer>/.well-known/openid-configuration (more in config/identity.yaml)",
+    )  # fmt: skip
+    oidc_audience: str | None = var(
+        "OIDC_AUDIENCE", optional(text), None, "the audience OIDC_ISSUER's tokens must carry"
+    )
+    jwt_jwks_url: str | None = var(
+        "JWT_JWKS_URL", optional(idp_url), None,
+        "OIDC_ISSUER's JWKS, fetched from this URL instead of through discovery",
+    )  # fmt: skip
+    jwks_min_refresh_seconds: float = var(
+        "JWKS_MIN_REFRESH_SECONDS", seconds, 30.0,
+        "at most one JWKS fetch per issuer this often (an unknown kid asks for one)",
+    )  # fmt: skip
+    jwks_cache_seconds: float = var(
+        "JWKS_CACHE_SECONDS", seconds, 300.0,
+        "how long fetched keys are fresh without a Cache-Control max-age (one is honoured "
+        "up to 24 h); stale keys keep working while a refetch fails",
+    )  # fmt: skip
+    oidc_timeout_seconds: float = var(
+        "OIDC_TIMEOUT_SECONDS", seconds, 5.0,
+        "the longest a discovery, JWKS or introspection call may take",
+    )  # fmt: skip
+    oidc_introspection_url: str | None = var(
+        "OIDC_INTROSPECTION_URL", optional(idp_url), None,
+        "an RFC 7662 endpoint: opaque (non-JWT) bearer tokens are introspected there",
+    )  # fmt: skip
+    oidc_client_id: str | None = var(
+        "OIDC_CLIENT_ID", optional(text), None, "the gateway's client id at the introspection URL"
+    )
+    oidc_client_secret: str | None = var(
+        "OIDC_CLIENT_SECRET", optional(text), None,
+        "the gateway's client secret at the introspection URL (HTTP Basic)", secret=True,
+    )  # fmt: skip
+    introspection_cache_seconds: float = var(
+        "INTROSPECTION_CACHE_SECONDS", seconds, 300.0,
+        "an active introspected token is trusted for its remaining life, up to this long",
+    )  # fmt: skip
     api_key_cache_seconds: float = var(
         "API_KEY_CACHE_SECONDS", seconds, 10.0,
         "how long a verified API key is trusted (a revocation takes this long)",
@@ -93,4 +155,21 @@ class AuthSettings(Section):
             problems.append(
                 "JWT_SECRET: expected at least 32 bytes (RFC 7518 requires it for HS256)"
             )
+        if self.oidc_issuer and not self.oidc_audience:
+            problems.append("OIDC_ISSUER needs OIDC_AUDIENCE: the audience its tokens must carry")
+        if self.oidc_audience and not self.oidc_issuer:
+            problems.append("OIDC_AUDIENCE needs OIDC_ISSUER")
+        if self.jwt_jwks_url and not self.oidc_issuer:
+            problems.append(
+                "JWT_JWKS_URL needs OIDC_ISSUER and OIDC_AUDIENCE: the issuer and audience "
+                "its tokens must carry"
+            )
+        if self.oidc_introspection_url and not (self.oidc_client_id and self.oidc_client_secret):
+            problems.append("OIDC_INTROSPECTION_URL needs OIDC_CLIENT_ID and OIDC_CLIENT_SECRET")
+        if self.jwks_min_refresh_seconds > 3600:
+            problems.append("JWKS_MIN_REFRESH_SECONDS: expected at most 3600")
+        if not 0 < self.oidc_timeout_seconds <= 60:
+            problems.append("OIDC_TIMEOUT_SECONDS: expected more than 0 and at most 60")
+        if self.introspection_cache_seconds > 3600:
+            problems.append("INTROSPECTION_CACHE_SECONDS: expected at most 3600")
         return problems
