@@ -55,7 +55,7 @@ bench-compare: $(VENV)/.installed-dev
 # The Kubernetes ConfigMaps are generated from copies of config/ and the policy
 # (Kustomize reads no file outside its directory); tests/deploy checks they match.
 k8s-files:
-	cp config/*.yaml deploy/k8s/base/files/config/
+	cp $(filter-out %.example.yaml,$(wildcard config/*.yaml)) deploy/k8s/base/files/config/
 	cp policies/rego/authz.rego policies/data/access.yaml deploy/k8s/base/files/policies/
 
 clean:
