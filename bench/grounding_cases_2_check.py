@@ -14,14 +14,16 @@ import json
 import re
 import sys
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 DEFAULT = Path(__file__).with_name("grounding_cases_2.json")
 FIELDS = {"id": str, "category": str, "messages": list, "answer": str, "grounded": bool, "why": str}
 CATEGORY_RE = re.compile(r"^[a-z][a-z0-9_]*$")
 
 
-def check_messages(msgs, err):  # noqa: C901, PLR0915
+def check_messages(msgs: list[Any], err: Callable[[str], None]) -> None:  # noqa: C901, PLR0915
     if not msgs:
         err("messages is empty")
         return
@@ -32,8 +34,8 @@ def check_messages(msgs, err):  # noqa: C901, PLR0915
         i = 1
     if i >= len(msgs) or msgs[i].get("role") != "user":
         err("first non-system message must be a user message")
-    pending = []  # tool_call ids awaiting a tool message
-    seen_ids = set()
+    pending: list[str] = []  # tool_call ids awaiting a tool message
+    seen_ids: set[str] = set()
     for k, m in enumerate(msgs):
         where = f"messages[{k}]"
         if not isinstance(m, dict):
@@ -110,17 +112,17 @@ def check_messages(msgs, err):  # noqa: C901, PLR0915
         err("conversation must end with a tool message")
 
 
-def main(path):  # noqa: C901
+def main(path: str | Path) -> int:  # noqa: C901
     data = json.loads(Path(path).read_text(encoding="utf-8"))
-    problems = []
+    problems: list[str] = []
     if not isinstance(data, list):
         print("top level must be a JSON array")
         return 1
-    ids = Counter()
+    ids: Counter[str] = Counter()
     for n, case in enumerate(data):
         cid = case.get("id", f"#{n}") if isinstance(case, dict) else f"#{n}"
 
-        def err(msg, cid=cid):
+        def err(msg: str, cid: str = cid) -> None:
             problems.append(f"{cid}: {msg}")
 
         if not isinstance(case, dict):

@@ -17,13 +17,14 @@ import json
 import sys
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 DEFAULT = Path(__file__).with_name("grounding_cases.json")
 FIELDS = {"id": str, "category": str, "messages": list, "answer": str, "grounded": bool, "why": str}
 ROLES = {"system", "user", "assistant", "tool"}
 
 
-def check_messages(messages: list, where: str) -> list[str]:  # noqa: C901, PLR0915
+def check_messages(messages: list[Any], where: str) -> list[str]:  # noqa: C901, PLR0915
     errors: list[str] = []
     if not messages:
         return [f"{where}: no messages"]
@@ -154,7 +155,7 @@ def check(cases: object) -> list[str]:  # noqa: C901
     return errors
 
 
-def report(cases: list) -> None:
+def report(cases: list[Any]) -> None:
     labels = Counter("grounded" if c["grounded"] else "ungrounded" for c in cases)
     total = len(cases)
     print(
@@ -167,7 +168,7 @@ def report(cases: list) -> None:
         for (g, cat), k in sorted(per.items(), key=lambda kv: (-kv[1], kv[0][1])):
             if g == grounded:
                 print(f"  {cat:32} {k:3}")
-    shapes = Counter()
+    shapes: Counter[str] = Counter()
     for c in cases:
         ms = c["messages"]
         tools = [m for m in ms if m["role"] == "tool"]
@@ -177,8 +178,8 @@ def report(cases: list) -> None:
         shapes["several tool results"] += len(tools) > 1
         shapes["plain-text tool output"] += any(not _is_json(m["content"]) for m in tools)
     print("\nconversation shapes:")
-    for k, v in shapes.items():
-        print(f"  {k:36} {v:3}")
+    for shape, n in shapes.items():
+        print(f"  {shape:36} {n:3}")
 
 
 def _is_json(s: str) -> bool:

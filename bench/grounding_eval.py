@@ -21,6 +21,7 @@ import json
 import sys
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import orjson
 
@@ -36,7 +37,7 @@ SETS = {
 }
 
 
-def judge(case: dict) -> bool:
+def judge(case: dict[str, Any]) -> bool:
     """Whether the checker calls the case's answer grounded."""
     chat = openai.parse_request(orjson.dumps({"model": "eval", "messages": case["messages"]}))
     conversation = conversation_of(chat) or Conversation(())

@@ -11,7 +11,7 @@ import json
 import statistics
 import tempfile
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import replace
 from functools import partial
 from pathlib import Path
@@ -190,10 +190,9 @@ async def _measure(tmp: Path) -> dict[str, Timing]:
 class _JwksResponse:
     """An IdP's JWKS answer, served from memory: the figures are verification, not HTTP."""
 
-    status = 200
-    headers: dict[str, str] = {}
-
     def __init__(self, body: bytes) -> None:
+        self.status = 200
+        self.headers: Mapping[str, str] = {}
         self.body = body
 
     async def read(self) -> bytes:

@@ -104,6 +104,7 @@ def _loop(client: openai.OpenAI, answer: str, then: str | None = None) -> list[A
     messages: list[Any] = [{"role": "user", "content": ask}]
     first = client.chat.completions.create(model="gpt-emu", messages=messages, tools=[DESCRIBE])
     [call] = first.choices[0].message.tool_calls or []
+    assert call.type == "function"
     assert call.function.name == "describe_instances"
     script: dict[str, Any] = {"reply": conceal(answer)}
     if then is not None:
@@ -168,16 +169,16 @@ def test_the_anthropic_door_carries_the_verdict(annotating: Gateway) -> None:
     )  # fmt: skip
     [use] = [b for b in first.content if b.type == "tool_use"]
     script = f"Go on. [[emulate {json.dumps({'reply': conceal(WRONG)})}]]"
+    messages: list[Any] = [
+        {"role": "user", "content": ask},
+        {"role": "assistant", "content": [b.model_dump() for b in first.content]},
+        {"role": "user", "content": [
+            {"type": "tool_result", "tool_use_id": use.id, "content": OUTPUT},
+            {"type": "text", "text": script}]},
+    ]  # fmt: skip
     raw = client.messages.with_raw_response.create(
-        model="claude-emu", max_tokens=100, tools=[tool],
-        messages=[
-            {"role": "user", "content": ask},
-            {"role": "assistant", "content": [b.model_dump() for b in first.content]},
-            {"role": "user", "content": [
-                {"type": "tool_result", "tool_use_id": use.id, "content": OUTPUT},
-                {"type": "text", "text": script}]},
-        ],
-    )  # fmt: skip
+        model="claude-emu", max_tokens=100, tools=[tool], messages=messages
+    )
     assert json.loads(raw.http_response.text)["grounding"]["grounded"] is False
 
 

@@ -165,7 +165,7 @@ class LocalIdp:
             self._runner = runner
             server = site._server
             assert server is not None
-            self.port = server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+            self.port = server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
             ready.set()
             loop.run_forever()
             pending = asyncio.all_tasks(loop)

@@ -53,7 +53,8 @@ def _ctx(*, tools: bool = True, stream: bool = False) -> RequestContext:
 
 
 def _ground(action: str = "annotate", retry: int = 0) -> Ground:
-    return Ground(Grounding(enabled=True, action=action, retry=retry), Options())  # type: ignore[arg-type]
+    grounding = Grounding.model_validate({"enabled": True, "action": action, "retry": retry})
+    return Ground(grounding, Options())
 
 
 class Model:
