@@ -55,7 +55,8 @@ ACCESS = ACCESS_YAML.replace(
     "  deanonymize_roles:",
     "    trickle: {models: [gpt-emu], features: [streaming]}\n  deanonymize_roles:",
 )
-assert SPEC_MODEL in ACCESS and "trickle" in ACCESS
+assert SPEC_MODEL in ACCESS
+assert "trickle" in ACCESS
 
 
 def sdk_config(tmp: Path, emulator_url: str) -> Path:
@@ -71,7 +72,8 @@ def sdk_config(tmp: Path, emulator_url: str) -> Path:
       timeout_ms: 5000
 """
     (config / "routing_policies.yaml").write_text(routing_yaml(emulator_url) + spec_model)
-    pricing = PRICING_YAML + f"  {SPEC_MODEL}: {{input_per_million: 3.0, output_per_million: 15.0}}\n"
+    price = "{input_per_million: 3.0, output_per_million: 15.0}"
+    pricing = PRICING_YAML + f"  {SPEC_MODEL}: {price}\n"
     (config / "pricing.yaml").write_text(pricing)
     (config / "guardrails.yaml").write_text(GUARDRAILS)
     (config / "rate_limits.yaml").write_text(RATE_LIMITS)
@@ -143,9 +145,9 @@ class FakeServer:
                 if drop:
                     self.close_connection = True
 
-            do_GET = do_POST = _any  # noqa: N815 (http.server's names)
+            do_GET = do_POST = _any
 
-            def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+            def log_message(self, format: str, *args: object) -> None:
                 return
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)

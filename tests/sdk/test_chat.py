@@ -6,7 +6,6 @@ import asyncio
 import uuid
 
 import pytest
-
 from llm_gateway_sdk import (
     AsyncGateway,
     ChatChunk,
@@ -15,6 +14,7 @@ from llm_gateway_sdk import (
     Gateway,
     UpstreamError,
 )
+
 from tests.e2e.conftest import Gateway as GatewayUnderTest
 from tests.e2e.conftest import directive
 from tests.sdk.conftest import SPEC_MODEL
@@ -83,9 +83,13 @@ def test_a_stream_ended_by_an_error_event_raises_it_typed(gw: GatewayUnderTest) 
         prompt = directive("hi there friend", truncate_after=1)
         stream = gateway.chat("gpt-emu", [{"role": "user", "content": prompt}], stream=True)
         seen: list[str] = []
-        with pytest.raises(UpstreamError) as raised:
+
+        def read() -> None:
             for item in stream:
                 seen.append(item.text)
+
+        with pytest.raises(UpstreamError) as raised:
+            read()
     assert raised.value.code == "upstream_stream_interrupted"
     assert raised.value.request_id == stream.request_id
     assert seen  # the text before the failure was delivered
