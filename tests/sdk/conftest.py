@@ -1,7 +1,8 @@
 """Fixtures of the SDK's tests: a real gateway in front of the emulator, and a fake server.
 
 The gateway (``tests/e2e/conftest.py``'s :func:`start_gateway`) serves the e2e
-models plus ``claude-3-sonnet`` (the specification's SDK example asks for it),
+models plus ``claude-3-sonnet`` (the specification's SDK example asks for it)
+and ``demo`` (the SDK's README's examples do),
 has a confirmation rule (``delete`` in production, no cooldown), and a
 ``trickle`` tier of one request a minute for the tests of retried 429s.
 The fake server (:class:`FakeServer`) answers what a test tells it to: a
@@ -33,6 +34,8 @@ __all__ = ["emulator"]  # the e2e suite's session emulator, as a fixture here to
 
 #: The specification's example model, served by the emulator through the Anthropic adapter.
 SPEC_MODEL = "claude-3-sonnet"
+#: The model the SDK's README uses: the name ``make run`` serves with no provider configured.
+README_MODEL = "demo"
 GUARDRAILS = """
 guardrails:
   hitl:
@@ -50,7 +53,7 @@ tiers:
 """
 ACCESS = ACCESS_YAML.replace(
     "premium:\n      models: [gpt-emu, claude-emu, ollama-emu]",
-    f"premium:\n      models: [gpt-emu, claude-emu, ollama-emu, {SPEC_MODEL}]",
+    f"premium:\n      models: [gpt-emu, claude-emu, ollama-emu, {SPEC_MODEL}, {README_MODEL}]",
 ).replace(
     "  deanonymize_roles:",
     "    trickle: {models: [gpt-emu], features: [streaming]}\n  deanonymize_roles:",
@@ -68,6 +71,12 @@ def sdk_config(tmp: Path, emulator_url: str) -> Path:
       endpoint: {emulator_url}/v1
       provider: anthropic
       upstream_model: claude-3-sonnet-20240229
+      api_key: emulator-provider-key
+      timeout_ms: 5000
+    {README_MODEL}:
+      endpoint: {emulator_url}/v1
+      provider: openai
+      upstream_model: gpt-4o-mini
       api_key: emulator-provider-key
       timeout_ms: 5000
 """
