@@ -6,6 +6,7 @@ import asyncio
 import uuid
 
 import pytest
+
 from llm_gateway_sdk import (
     AsyncGateway,
     ChatChunk,
@@ -14,7 +15,6 @@ from llm_gateway_sdk import (
     Gateway,
     UpstreamError,
 )
-
 from tests.e2e.conftest import Gateway as GatewayUnderTest
 from tests.e2e.conftest import directive
 from tests.sdk.conftest import SPEC_MODEL

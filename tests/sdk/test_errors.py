@@ -9,6 +9,8 @@ from typing import Any
 
 import httpx
 import pytest
+
+from llm_gateway.ratelimit import Limiter
 from llm_gateway_sdk import (
     AuthenticationError,
     ConfirmationNotFound,
@@ -21,8 +23,6 @@ from llm_gateway_sdk import (
     RateLimited,
     UpstreamRateLimited,
 )
-
-from llm_gateway.ratelimit import Limiter
 from tests.e2e.conftest import Gateway as GatewayUnderTest
 from tests.e2e.conftest import directive
 

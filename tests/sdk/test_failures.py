@@ -13,10 +13,12 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+
 from llm_gateway_sdk import (
     AsyncGateway,
     BudgetExceeded,
     ChatChunk,
+    ConfirmationNotFound,
     ConfirmationRefused,
     Gateway,
     GatewayConnectionError,
@@ -31,7 +33,6 @@ from llm_gateway_sdk import (
     ServiceUnavailable,
     UpstreamError,
 )
-
 from tests.e2e.conftest import free_port
 from tests.sdk.conftest import Answer, FakeServer
 
@@ -243,3 +244,53 @@ def test_a_dropped_answer_to_a_read_is_retried_but_not_a_chats(fake: Fake) -> No
         assert len(server.seen) == 4  # the chat may have reached a model: not sent again
     for raised in (read.value, chat.value):
         assert isinstance(raised, ProtocolError | GatewayConnectionError)
+
+
+def _stream(method: str, path: str) -> Answer:
+    events = (b'event: delta\ndata: {"text": "a"}\n\n: a comment\n\nevent: delta\n'
+              b'data: {"text": "b"}\n\nevent: done\ndata: {"model": "m", "metadata": '
+              b'{"tokens_used": 3, "request_id": "rid"}}\n\n')  # fmt: skip
+    return 200, {"content-type": "text/event-stream"}, [events], False
+
+
+def test_a_stream_read_twice_or_after_close(fake: Fake) -> None:
+    server = fake(_stream)
+    with Gateway(server.url, "k") as gateway:
+        stream = gateway.chat("m", HI, stream=True)
+        assert stream.until_done().content == "ab"
+        assert list(stream) == []  # finished: nothing more
+        closed = gateway.chat("m", HI, stream=True)
+        closed.close()
+        with pytest.raises(ProtocolError):
+            list(closed)
+
+
+def test_the_async_client_retries_and_types_errors(fake: Fake) -> None:
+    calls: list[str] = []
+
+    def answer(method: str, path: str) -> Answer:
+        calls.append(path)
+        if path == "/api/v1/limits" and len(calls) == 1:
+            return 503, {"content-type": "application/json", "retry-after": "0"}, [
+                b'{"error": {"code": "limits_unavailable", "message": "m"}}'], False
+        if path == "/api/v1/limits":
+            return 200, {"content-type": "application/json"}, [b'{"enabled": true}'], False
+        if path == "/api/v1/chat":
+            return _stream(method, path)
+        body = b'{"error": {"type": "not_found", "code": "confirmation_not_found", "message": "m"}}'
+        return 404, {"content-type": "application/json"}, [body], False  # fmt: skip
+
+    server = fake(answer)
+
+    async def main() -> tuple[bool, str]:
+        async with AsyncGateway(server.url, "k") as gateway:
+            limits = await gateway.limits()
+            stream = await gateway.chat("m", HI, stream=True)
+            summary = await stream.until_done()
+            with pytest.raises(ConfirmationNotFound):
+                await gateway.confirm("c/1", "confirm it")
+            return limits.enabled, summary.content
+
+    assert asyncio.run(main()) == (True, "ab")
+    assert calls == ["/api/v1/limits", "/api/v1/limits", "/api/v1/chat",
+                     "/api/v1/confirmations/c%2F1/confirm"]  # fmt: skip

@@ -16,9 +16,9 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-import llm_gateway_sdk
 import pytest
 
+import llm_gateway_sdk
 from llm_gateway.emulators import EmulatorServer
 from tests.e2e.conftest import REPO, Gateway, stop_gateway
 from tests.sdk.conftest import sdk_gateway

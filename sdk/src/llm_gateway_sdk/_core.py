@@ -372,8 +372,9 @@ def transport_error(exc: Exception, settings: Settings) -> GatewayError:
     return GatewayConnectionError(f"the connection to the gateway at {url} failed: {exc}")
 
 
-#: What the clients catch around httpx (``InvalidURL`` is not an ``HTTPError``).
-HTTPX_ERRORS = (httpx.HTTPError, httpx.InvalidURL)
+#: What the clients catch around httpx (``InvalidURL`` and ``StreamError``, a stream read
+#: twice or after its close, are not ``HTTPError``).
+HTTPX_ERRORS = (httpx.HTTPError, httpx.InvalidURL, httpx.StreamError)
 
 
 # --- streams ------------------------------------------------------------------------
@@ -456,6 +457,11 @@ class StreamState:
         if isinstance(exc, httpx.TimeoutException):
             return GatewayTimeout("the stream stopped: no data within the timeout",
                                   request_id=request_id)  # fmt: skip
+        if isinstance(exc, httpx.StreamError):
+            return ProtocolError(
+                "the stream was closed before its done event",
+                status=self.response.status_code, request_id=request_id,
+            )  # fmt: skip
         return ProtocolError(f"the stream was cut before its done event: {exc}",
                              status=self.response.status_code, request_id=request_id)  # fmt: skip
 

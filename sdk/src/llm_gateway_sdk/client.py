@@ -98,6 +98,8 @@ class ChatStream:
         return "".join(self._state.parts)
 
     def __iter__(self) -> Iterator[StreamItem]:
+        if self._state.finished:
+            return  # read to its end already
         try:
             for line in self._response.iter_lines():
                 yield from self._state.lines(line)
@@ -159,6 +161,8 @@ class AsyncChatStream:
         return "".join(self._state.parts)
 
     async def __aiter__(self) -> AsyncIterator[StreamItem]:
+        if self._state.finished:
+            return  # read to its end already
         try:
             async for line in self._response.aiter_lines():
                 for item in self._state.lines(line):
