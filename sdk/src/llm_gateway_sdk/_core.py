@@ -350,8 +350,8 @@ def retry_after_failure(
     settings: Settings, attempt: int, call: Call, exc: Exception
 ) -> float | None:
     """How long to wait before retrying after ``exc`` (no answer), or None."""
-    if attempt >= settings.max_retries:
-        return None
+    if attempt >= settings.max_retries or isinstance(exc, httpx.UnsupportedProtocol):
+        return None  # (a URL that is not http or https: no retry can help)
     if isinstance(exc, _NOT_SENT) or (call.idempotent and isinstance(exc, httpx.TransportError)):
         return backoff(attempt)
     return None
