@@ -29,13 +29,13 @@ run: $(VENV)/.installed
 	$(BIN)/llm-gateway serve
 
 lint: $(VENV)/.installed-dev
-	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff check src tests bench sdk
 	$(BIN)/mypy
 
 # The type check and the tests are independent: on two cores they run side by
 # side, and `make test` fails if either does.
 test: $(VENV)/.installed-dev
-	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff check src tests bench sdk
 	$(MAKE) --no-print-directory -j2 typecheck pytest
 
 typecheck: $(VENV)/.installed-dev
