@@ -271,8 +271,12 @@ def test_the_async_client_retries_and_types_errors(fake: Fake) -> None:
     def answer(method: str, path: str) -> Answer:
         calls.append(path)
         if path == "/api/v1/limits" and len(calls) == 1:
-            return 503, {"content-type": "application/json", "retry-after": "0"}, [
-                b'{"error": {"code": "limits_unavailable", "message": "m"}}'], False
+            return (
+                503,
+                {"content-type": "application/json", "retry-after": "0"},
+                [b'{"error": {"code": "limits_unavailable", "message": "m"}}'],
+                False,
+            )
         if path == "/api/v1/limits":
             return 200, {"content-type": "application/json"}, [b'{"enabled": true}'], False
         if path == "/api/v1/chat":
