@@ -13,6 +13,8 @@ from llm_gateway_sdk import (
     ChatResponse,
     ChatSummary,
     Gateway,
+    NotFound,
+    PolicyDenied,
     UpstreamError,
 )
 from tests.e2e.conftest import Gateway as GatewayUnderTest
@@ -150,3 +152,34 @@ def test_the_async_client(gw: GatewayUnderTest) -> None:
     assert texts == ["a", "b", "c", ""]
     assert (summary.content, summary.model) == ("abc", "claude-emu")
     assert models >= 4
+
+
+def test_an_auditor_pages_through_the_tenants_audit_rows(gw: GatewayUnderTest) -> None:
+    tenant = f"t-{uuid.uuid4().hex[:8]}"
+    with Gateway(api_url=gw.base_url, api_key=gw.token("worker", tenant=tenant)) as worker:
+        ids = [
+            worker.chat("gpt-emu", [{"role": "user", "content": f"n{n}"}]).request_id
+            for n in range(3)
+        ]
+    auditor = gw.token("reviewer", role="auditor", tenant=tenant)
+    with Gateway(api_url=gw.base_url, api_key=auditor) as gateway:
+        first = gateway.audit(user="worker", limit=2)
+        assert [r.request_id for r in first.rows] == [ids[2], ids[1]]  # newest first
+        assert first.next_cursor is not None
+        rest = gateway.audit(user="worker", limit=2, cursor=first.next_cursor)
+        assert [r.request_id for r in rest.rows] == [ids[0]]
+        one = gateway.audit_record(ids[0] or "")
+        assert (one.user_id, one.tenant, one.status) == ("worker", tenant, 200)
+        assert gateway.audit(start="2000-01-01", end="2000-01-02").rows == []
+        with pytest.raises(NotFound):
+            gateway.audit_record("no-such-request")
+    with client(gw) as plain, pytest.raises(PolicyDenied):
+        plain.audit()
+
+
+async def test_the_async_client_reads_the_audit_trail_too(gw: GatewayUnderTest) -> None:
+    tenant = f"t-{uuid.uuid4().hex[:8]}"
+    auditor = gw.token("reviewer", role="auditor", tenant=tenant)
+    async with AsyncGateway(api_url=gw.base_url, api_key=auditor) as gateway:
+        page = await gateway.audit(limit=5)
+        assert page.rows == []

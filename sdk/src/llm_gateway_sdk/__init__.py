@@ -39,6 +39,8 @@ from llm_gateway_sdk.errors import (
     UpstreamRateLimited,
 )
 from llm_gateway_sdk.types import (
+    AuditPage,
+    AuditRecord,
     ChatChunk,
     ChatResponse,
     ChatSummary,
@@ -60,6 +62,8 @@ from llm_gateway_sdk.types import (
 __all__ = [
     "AsyncChatStream",
     "AsyncGateway",
+    "AuditPage",
+    "AuditRecord",
     "AuthenticationError",
     "BudgetExceeded",
     "ChatChunk",

@@ -153,6 +153,17 @@ def usage_params(
     return params
 
 
+def audit_params(filters: Mapping[str, Any]) -> dict[str, str]:
+    """``GET /api/v1/audit``'s query: ``start``/``end`` as ``from``/``to``, the rest as given."""
+    params: dict[str, str] = {}
+    for name, value in filters.items():
+        if value is None:
+            continue
+        key = {"start": "from", "end": "to"}.get(name, name)
+        params[key] = _moment(value) if name in ("start", "end") else str(value)
+    return params
+
+
 def _moment(value: Moment) -> str:
     if isinstance(value, datetime):
         if value.tzinfo is not None:

@@ -18,6 +18,8 @@ import httpx
 from llm_gateway_sdk import _core
 from llm_gateway_sdk._core import Call, Messages, Moment, Settings
 from llm_gateway_sdk.types import (
+    AuditPage,
+    AuditRecord,
     ChatChunk,
     ChatResponse,
     ChatSummary,
@@ -363,6 +365,36 @@ class Gateway(_Base):
         path = f"/api/v1/confirmations/{_core.path_id(confirmation_id)}/cancel"
         return self._parse(Confirmation, Call("POST", path, {}, idempotent=False))
 
+    def audit(  # noqa: PLR0913 (one argument per filter of the audit API)
+        self,
+        *,
+        start: Moment | None = None,
+        end: Moment | None = None,
+        user: str | None = None,
+        team: str | None = None,
+        model: str | None = None,
+        status: int | None = None,
+        error_code: str | None = None,
+        decision: str | None = None,
+        finding: str | None = None,
+        limit: int | None = None,
+        cursor: str | None = None,
+    ) -> AuditPage:
+        """A page of the caller's tenant's audit rows, newest first (``GET /api/v1/audit``,
+        as far as the policy allows: auditors and administrators by default); pass the
+        page's ``next_cursor`` as ``cursor`` for the next one."""
+        params = _core.audit_params(
+            {"start": start, "end": end, "user": user, "team": team, "model": model,
+             "status": status, "error_code": error_code, "decision": decision,
+             "finding": finding, "limit": limit, "cursor": cursor}
+        )  # fmt: skip
+        return self._parse(AuditPage, Call("GET", "/api/v1/audit", params=params))
+
+    def audit_record(self, request_id: str) -> AuditRecord:
+        """One request's audit row (:class:`~llm_gateway_sdk.errors.NotFound` if none)."""
+        path = f"/api/v1/audit/{_core.path_id(request_id)}"
+        return self._parse(AuditRecord, Call("GET", path))
+
     def check_grounding(
         self,
         messages: Messages,
@@ -566,6 +598,36 @@ class AsyncGateway(_Base):
         """See :meth:`Gateway.cancel`."""
         path = f"/api/v1/confirmations/{_core.path_id(confirmation_id)}/cancel"
         return await self._parse(Confirmation, Call("POST", path, {}, idempotent=False))
+
+    async def audit(  # noqa: PLR0913 (one argument per filter of the audit API)
+        self,
+        *,
+        start: Moment | None = None,
+        end: Moment | None = None,
+        user: str | None = None,
+        team: str | None = None,
+        model: str | None = None,
+        status: int | None = None,
+        error_code: str | None = None,
+        decision: str | None = None,
+        finding: str | None = None,
+        limit: int | None = None,
+        cursor: str | None = None,
+    ) -> AuditPage:
+        """A page of the caller's tenant's audit rows, newest first (``GET /api/v1/audit``,
+        as far as the policy allows: auditors and administrators by default); pass the
+        page's ``next_cursor`` as ``cursor`` for the next one."""
+        params = _core.audit_params(
+            {"start": start, "end": end, "user": user, "team": team, "model": model,
+             "status": status, "error_code": error_code, "decision": decision,
+             "finding": finding, "limit": limit, "cursor": cursor}
+        )  # fmt: skip
+        return await self._parse(AuditPage, Call("GET", "/api/v1/audit", params=params))
+
+    async def audit_record(self, request_id: str) -> AuditRecord:
+        """One request's audit row (:class:`~llm_gateway_sdk.errors.NotFound` if none)."""
+        path = f"/api/v1/audit/{_core.path_id(request_id)}"
+        return await self._parse(AuditRecord, Call("GET", path))
 
     async def check_grounding(
         self,

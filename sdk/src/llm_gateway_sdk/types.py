@@ -212,6 +212,28 @@ class UsageReport(_Model):
     total: UsageRow
 
 
+class AuditRecord(_Model):
+    """One audit row: who asked what of which model, the decision, what DLP found, the
+    outcome; digests and lengths of the texts, never the texts (every column is kept)."""
+
+    request_id: str
+    timestamp: datetime
+    endpoint: str
+    status: int
+    user_id: str | None = None
+    tenant: str | None = None
+    model: str | None = None
+    error_code: str | None = None
+    policy_decision: str | None = None
+
+
+class AuditPage(_Model):
+    """The answer to :meth:`Gateway.audit`: rows, newest first, and the next page's cursor."""
+
+    rows: list[AuditRecord] = Field(default_factory=list)
+    next_cursor: str | None = None
+
+
 class LimitState(_Model):
     """One window or budget: its limit, what is used, what remains, and when it resets."""
 
