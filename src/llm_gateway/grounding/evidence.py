@@ -37,6 +37,7 @@ from llm_gateway.grounding.normalize import (
     find_times,
     key_words,
     stem,
+    unit_of,
     unit_of_key,
 )
 from llm_gateway.grounding.states import state_class
@@ -241,6 +242,7 @@ class _Walker:
         self.histograms: dict[str, Counter[str]] = defaultdict(Counter)
         self.list_sizes: Counter[str] = Counter()
         self.list_words: dict[str, frozenset[str]] = {}
+        self.units: dict[str, str] = {}  # a dict's path -> the unit its "Unit" field names
 
     def walk(self, document: Any) -> None:
         # (node, path, general path, key, parent key, scope, enclosing list's general path)
@@ -275,6 +277,11 @@ class _Walker:
         stack: list[tuple[Any, str, str, str, str, str, str]],
     ) -> None:
         kind = node.get("kind")
+        unit = next(
+            (v for k, v in node.items() if k.lower() == "unit" and isinstance(v, str)), None
+        )
+        if unit is not None and unit_of(unit) is not None:
+            self.units[path] = unit.lower()  # {"Average": 5368709120.0, "Unit": "Bytes"}
         numeric = [v for v in node.values() if _is_number(v)]
         if len(numeric) >= 2:
             words = key_stems(key) | {"total", "sum"}
@@ -303,7 +310,8 @@ class _Walker:
                     number,
                     self.source,
                     words,
-                    unit_of_key(key),
+                    unit_of_key(key)
+                    or self.units.get(path.rsplit(".", 1)[0] if "." in path else ""),
                     path,
                     scope=scope,
                     key=key_stems(key),
@@ -321,18 +329,23 @@ class _Walker:
         if state is not None:
             group = f"{within}|{general[len(within) :]}"
             _add_state(evidence, self.source, scope, group, state)
-        if within and len(value) <= 60 and not any(c.isdigit() for c in value):
+        if "[]" in general and len(value) <= 60 and not any(c.isdigit() for c in value):
             # How many items share a value ("3 running"); ids and times are unique, so left out.
             self.histograms[within][f"{general[len(within) :]}={value.lower()}"] += 1
         if not any(c.isdigit() for c in value):
             return
-        for token in find_numbers(value, keyed=True):
+        tokens = list(find_numbers(value, keyed=True))
+        for token in tokens:
             unit = token.unit or unit_of_key(key)
             if token.percent:
                 unit = None
             evidence.numbers.append(
                 Num(token.value, self.source, words, unit, path, scope=scope, key=key_stems(key))
             )
+        if "[]" in general and len(tokens) == 1 and tokens[0].text == value.strip():
+            # "Amount": "1234.5600": a number written as a string is a column's value too
+            self.columns[general].append(tokens[0].value)
+            self.column_words[general] = words
 
     def _finish(self) -> None:
         evidence, source = self.evidence, self.source
@@ -343,8 +356,19 @@ class _Walker:
             unit = unit_of_key(general.rsplit(".", 1)[-1])
             mean = sum(values) / len(values)
             aggregates = (("sum", sum(values)), ("min", min(values)), ("max", max(values)))
-            for how, value in (*aggregates, ("mean", mean)):
+            for how, value in (*aggregates, ("mean", mean), ("median", _median(values))):
                 evidence.derived.append(Num(value, source, words | {how}, unit, general, how))
+            negative = [v for v in values if v < 0]
+            if negative and len(negative) < len(values):
+                # A ledger's debits and credits: what went out and what came in, and how many.
+                for how, part in (("sum of negatives", negative),
+                                  ("sum of positives", [v for v in values if v > 0])):  # fmt: skip
+                    evidence.derived.append(
+                        Num(abs(sum(part)), source, words | {"sum"}, unit, general, how)
+                    )
+                    evidence.counts.append(
+                        Num(float(len(part)), source, words, None, general, f"count of {how[7:]}")
+                    )
         for general, size in self.list_sizes.items():
             words = self.list_words.get(general, frozenset())
             evidence.counts.append(Num(float(size), source, words, None, general, "count"))
@@ -360,6 +384,12 @@ class _Walker:
                         f"count of {shared}",
                     )
                 )
+
+
+def _median(values: list[float]) -> float:
+    ordered = sorted(values)
+    middle = len(ordered) // 2
+    return ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
 
 
 def _add_names(evidence: Evidence, source: int, scope: str, value: str) -> None:

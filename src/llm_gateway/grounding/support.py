@@ -23,6 +23,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
+from llm_gateway.grounding import derive
 from llm_gateway.grounding.claims import Candidate
 from llm_gateway.grounding.evidence import CONTEXT, QUESTION, Evidence, Num, dates_near, line_counts
 from llm_gateway.grounding.identifiers import REGION, within_distance
@@ -322,6 +323,12 @@ def _computed(
         return Judgement("derived", None, None, "the days between two of the tools' dates")
     if _clock_gap(evidence, token):
         return Judgement("derived", None, None, "the time between two of the tools' times")
+    found = derive.search(evidence, token, _tolerance(token, approx), _operations(claim))
+    if found is not None:
+        a, b = found.operands
+        return _supported(
+            evidence, "derived", [a, b], f"the {found.how} of {_show(a.value)} and {_show(b.value)}"
+        )
     if approx or token.scaled:
         wide = _tolerance(token, approx=True)
         near = _matches(evidence, value, wide, token, False) + _matches(
@@ -330,6 +337,23 @@ def _computed(
         if near:
             return _supported(evidence, "derived", near, "approximately")
     return None
+
+
+_RATIO_WORDS = word_set("times per each every ratio average rate x")
+
+
+def _operations(claim: Candidate) -> tuple[str, ...]:
+    """The arithmetic the claim's words say it did: a total sums, "more" or "left" subtracts."""
+    ops = ["rate"]  # 56 hours at 8 hours a day is 7 days: a quantity in another unit
+    if "total" in claim.cues:
+        ops.append("sum")
+    if "compare" in claim.cues or "down" in claim.cues:
+        ops += ["difference", "change", "complement", "share"]
+    if claim.after[:1] == ("of",) or "out" in claim.after[:1]:
+        ops.append("share")
+    if set(claim.after[:2]) & _RATIO_WORDS or set(claim.before[-2:]) & _RATIO_WORDS:
+        ops.append("ratio")
+    return tuple(ops)
 
 
 def _other_key(claim: Candidate, evidence: Evidence, stated: list[Num]) -> Judgement | None:

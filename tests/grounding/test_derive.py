@@ -1,0 +1,70 @@
+"""The derivation search and the aggregates it starts from, through ``check``."""
+
+from __future__ import annotations
+
+import json
+
+from llm_gateway.grounding import Conversation, ToolResult, check
+
+
+def _with(output: object, args: str = "{}") -> Conversation:
+    return Conversation((ToolResult("c1", "tool", args, json.dumps(output)),))
+
+
+def _status(conversation: Conversation, answer: str, text: str) -> str:
+    verdict = check(conversation, answer)
+    return next(c.status for c in verdict.claims if text in c.text)
+
+
+def test_a_difference_the_answer_says_it_took() -> None:
+    conv = _with({"forecast": {"amount": 2480}, "actual": {"amount": 2100}})
+    assert _status(conv, "December is $380 more than November.", "380") == "derived"
+
+
+def test_a_change_in_percent_and_a_share() -> None:
+    conv = _with({"months": [{"cost": 1750}, {"cost": 2100}]})
+    assert _status(conv, "It went up by 20% from October.", "20%") == "derived"
+    disk = _with({"size_gb": 200, "avail_gb": 18})
+    assert _status(disk, "Only 9% of the disk is free.", "9%") == "derived"
+
+
+def test_a_quotient_by_a_rate_into_a_larger_unit() -> None:
+    conv = _with({"vacation_hours": 56, "hours_per_day": 8})
+    assert _status(conv, "That is 7 days of vacation.", "7 days") == "derived"
+
+
+def test_no_arithmetic_without_words_that_say_so() -> None:
+    conv = _with({"rows": [{"user": "alice", "orders": 12}, {"user": "carol", "orders": 3}]})
+    assert _status(conv, "Dave placed 9 orders.", "9") != "derived"
+
+
+def test_a_sum_is_not_added_to_its_own_terms() -> None:
+    conv = _with({"rows": [{"revenue": 1250000}, {"revenue": 2100000}, {"revenue": 640000}]})
+    assert _status(conv, "Total revenue was $4.6M.", "4.6M") != "derived"
+
+
+def test_debits_and_credits_and_string_amounts() -> None:
+    conv = _with({"transactions": [{"amount": -1250.0}, {"amount": "-86.41"}, {"amount": 3120.55}]})
+    assert _status(conv, "You spent $1,336.41 across two debits.", "1,336.41") == "derived"
+    assert _status(conv, "You spent $1,336.41 across two debits.", "two") == "derived"
+
+
+def test_a_sibling_unit_field_gives_the_unit() -> None:
+    conv = _with({"Datapoints": [{"Average": 5368709120.0, "Unit": "Bytes"}]})
+    assert _status(conv, "The bucket holds 5 GiB.", "5 GiB") == "derived"
+
+
+def test_counts_of_a_top_level_list_by_value() -> None:
+    conv = _with([{"state": "firing"}, {"state": "firing"}, {"state": "resolved"}])
+    assert _status(conv, "Two alerts are firing.", "Two") == "derived"
+
+
+def test_the_median_of_a_column() -> None:
+    conv = _with({"samples": [{"ms": 10}, {"ms": 41}, {"ms": 90}]})
+    assert _status(conv, "The median is 41.", "41") in ("supported", "derived")
+    assert (
+        _status(
+            _with({"s": [{"v": 10}, {"v": 20}, {"v": 31}, {"v": 90}]}), "A median of 25.5.", "25.5"
+        )
+        == "derived"
+    )
