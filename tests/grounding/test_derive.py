@@ -68,3 +68,29 @@ def test_the_median_of_a_column() -> None:
         )
         == "derived"
     )
+
+
+def test_two_calls_counts_add_up_and_a_count_of_the_other_call_contradicts() -> None:
+    def call(i: int, region: str, n: int) -> ToolResult:
+        out = json.dumps({"Instances": [{"InstanceId": f"i-0{i}{k:015d}"} for k in range(n)]})
+        return ToolResult(f"c{i}", "describe_instances", json.dumps({"region": region}), out)
+
+    conv = Conversation((call(1, "us-east-1", 4), call(2, "eu-west-1", 2)))
+    assert _status(conv, "Six instances in total.", "Six") == "derived"
+    assert _status(conv, "eu-west-1 has 4 instances.", "4") == "contradicted"
+    assert _status(conv, "us-east-1 has 4 instances.", "4") == "derived"
+
+
+def test_an_empty_list_supports_none_of_them() -> None:
+    conv = _with([{"number": 1, "reviewers": ["ann"]}, {"number": 2, "reviewers": []}])
+    assert _status(conv, "The second has no reviewers.", "no reviewers") == "derived"
+
+
+def test_a_debit_is_reported_as_its_amount() -> None:
+    conv = _with({"transactions": [{"amount": -1250.0}, {"amount": 3120.55}]})
+    assert _status(conv, "Rent was $1,250.00.", "1,250.00") == "supported"
+
+
+def test_a_value_with_a_unit_is_not_a_count_under_another_key() -> None:
+    conv = _with({"p50_ms": 41, "requests": 18234901})
+    assert _status(conv, "The median request takes 41 ms.", "41 ms") == "supported"

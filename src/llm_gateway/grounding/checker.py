@@ -85,7 +85,11 @@ def _check(
 
     unsupported = sum(1 for c, _ in claims if c.status == "unsupported")
     contradicted = sum(1 for c, _ in claims if c.status == "contradicted")
-    phrases = tuple(find_phrases(text, options.flag_speculative_language, options.blocked_phrases))
+    phrases = tuple(
+        p
+        for p in find_phrases(text, options.flag_speculative_language, options.blocked_phrases)
+        if not (p.source == "speculative" and _renders_probability(p.phrase, evidence))
+    )
     uncited = _citations(claims, citations, spans, evidence, options.require_tool_citation)
 
     failed: list[str] = []
@@ -117,6 +121,16 @@ def _check(
         failed=tuple(failed),
         truncated=truncated,
     )
+
+
+_PROBABILITY_WORDS = frozenset({"probability", "prob", "chance", "likelihood", "pop"})
+
+
+def _renders_probability(phrase: str, evidence: Evidence) -> bool:
+    """ "very likely" for a 90% forecast: the tool's own answer is a probability, not a fact."""
+    if phrase.lower() not in ("likely", "unlikely"):
+        return False
+    return any(n.source >= 0 and n.words & _PROBABILITY_WORDS for n in evidence.numbers[:5000])
 
 
 def _judge_all(
@@ -200,7 +214,8 @@ def _clause_mentions(
 def _nearest_mention(
     candidate: Candidate, named: list[Mention], text: str
 ) -> list[tuple[int, str]]:
-    """The object a number's clause names, nearest on either side (within the clause)."""
+    """The object a number's clause names, nearest on either side (within the clause): its
+    scopes, "arguments" for a value of a call's arguments (the call it names)."""
     best: tuple[int, list[tuple[int, str]]] | None = None
     for m in named:
         if m.end <= candidate.start:
@@ -216,7 +231,7 @@ def _nearest_mention(
             best = (gap, m.scopes)
     if best is None:
         return []
-    return [scope for scope in best[1] if scope[1] not in ("", "arguments")]
+    return best[1]
 
 
 _ADVICE = re.compile(

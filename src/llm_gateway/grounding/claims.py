@@ -47,7 +47,7 @@ COMPARATIVE = word_set(
     "left remaining leaving leaves free spare unused "
     "more higher lower less fewer increase increased decrease decreased rise rose drop "
     "dropped up down difference slower faster longer shorter grew fell jumped gap than "
-    "increase"
+    "increase other rest net"
 )
 TOTALS = word_set("total totals sum altogether combined overall together all")
 AVERAGES = word_set("average averaged mean avg averages")

@@ -71,9 +71,9 @@ def _member(a: Num, b: Num) -> bool:
     """Whether one is an aggregate of a list the other is an item of (a sum and its term)."""
     general = re.compile(r"\[\d+\]")
     ga, gb = general.sub("[]", a.where), general.sub("[]", b.where)
-    return (a.how is not None or b.how is not None) and (
-        ga == gb or ga.startswith(gb) or gb.startswith(ga)
-    )
+    if a.source != b.source or (a.how is None and b.how is None):
+        return False  # two tools' counts, two stated values: no sum of its own term
+    return ga == gb or ga.startswith(gb) or gb.startswith(ga)
 
 
 def _rate(mine: tuple[str, float] | None, n: Num) -> bool:
@@ -84,14 +84,14 @@ def _rate(mine: tuple[str, float] | None, n: Num) -> bool:
 
 def pool(evidence: Evidence) -> list[Num]:
     """The numbers a derivation may start from: tools' stated values and aggregates, bounded."""
-    seen: dict[float, Num] = {}
+    seen: dict[tuple[float, tuple[str, ...], bool], Num] = {}
     for group in (evidence.numbers, evidence.derived):
         for n in group:
             if n.source < 0 or not math.isfinite(n.value) or n.value == 0:
                 continue
             if n.how is not None and n.how != "count" and "[]" not in n.where:
                 continue  # the sum of one object's fields is no quantity of its own
-            seen.setdefault(abs(n.value), n)
+            seen.setdefault((abs(n.value), _kind(n), n.how is None), n)
             if len(seen) >= MAX_VALUES * (1 if group is evidence.numbers else 2):
                 break
     return list(seen.values())

@@ -242,7 +242,8 @@ class _Walker:
         self.histograms: dict[str, Counter[str]] = defaultdict(Counter)
         self.list_sizes: Counter[str] = Counter()
         self.list_words: dict[str, frozenset[str]] = {}
-        self.units: dict[str, str] = {}  # a dict's path -> the unit its "Unit" field names
+        self.units: dict[str, str] = {}
+        self.empty: set[str] = set()  # a dict's path -> the unit its "Unit" field names
 
     def walk(self, document: Any) -> None:
         # (node, path, general path, key, parent key, scope, enclosing list's general path)
@@ -257,6 +258,12 @@ class _Walker:
             elif isinstance(node, list):
                 words = key_stems(key) if key else self.tool_words
                 self.list_sizes[general] += len(node)
+                if not node and general not in self.empty:
+                    # "requested_reviewers": []: some item has none of them ("no reviewers")
+                    self.empty.add(general)
+                    self.evidence.counts.append(
+                        Num(0.0, self.source, words, None, general, "count")
+                    )
                 self.list_words[general] = self.list_words.get(general, frozenset()) | words
                 for i in range(len(node) - 1, -1, -1):
                     stack.append((node[i], f"{path}[{i}]", f"{general}[]", key, parent,

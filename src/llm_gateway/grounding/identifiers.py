@@ -63,6 +63,7 @@ _NOT_IDS = word_set(
     "S3 EC2 K8S P50 P90 P95 P99 P999 H1 H2 Q1 Q2 Q3 Q4 IPV4 IPV6 HTTP2 HTTP3 MP3 MP4 A4 "
     "UTF8 UTF16 SHA1 SHA256 MD5 TLS1 OAUTH2 X86 X64 ARM64 G5 5G 4G 3G 2FA B2B B2C"
 )
+_PERIOD_OF_YEAR = re.compile(r"(?:mid|early|late|pre|post|end|start)-(?:19|20)\d\d")
 _PROSE = word_set("to of in on the a an by per and or vs at up from")
 # AWS and GCP regions: us-east-1, europe-west1 (named by their zones too: us-east-1a).
 REGION = re.compile(r"[a-z]{2,12}(?:-gov)?-[a-z]{4,12}-?\d{1,2}")
@@ -131,6 +132,8 @@ def _accept(kind: Kind, text: str) -> str | None:
         segments = re.split(r"[-_]", text.lower())
         if len(segments) > 1 and any(s in _PROSE for s in segments):
             return None  # "noon-to-6pm", "end-to-end": prose, not an id
+        if _PERIOD_OF_YEAR.fullmatch(text.lower()):
+            return None  # "mid-2025", "early-2024": a time of a year, not an id
     return text.lower()
 
 

@@ -50,7 +50,18 @@ UNITS: dict[str, tuple[str, float]] = {
     "gb": ("size", 1e9), "gib": ("size", 1024.0**3),
     "tb": ("size", 1e12), "tib": ("size", 1024.0**4),
     "g": ("size", 1024.0**3),  # redis and ps write "1.00G"
+    # Kubernetes quantities: 16Gi, 31230Mi
+    "ki": ("size", 1024.0), "mi": ("size", 1024.0**2), "gi": ("size", 1024.0**3),
+    "ti": ("size", 1024.0**4),
+    "km/h": ("speed", 1 / 3.6), "kph": ("speed", 1 / 3.6), "kmh": ("speed", 1 / 3.6),
+    "mph": ("speed", 0.44704), "m/s": ("speed", 1.0),
+    # Temperatures are affine: in_unit converts them; the factor is unused.
+    "°c": ("temperature", 1.0), "°f": ("temperature", 1.0), "℃": ("temperature", 1.0),
+    "℉": ("temperature", 1.0), "celsius": ("temperature", 1.0),
+    "fahrenheit": ("temperature", 1.0),
 }  # fmt: skip
+_FAHRENHEIT = frozenset({"°f", "℉", "fahrenheit", "f"})
+_TEMPERATURE_KEYS = {"c": "°c", "f": "°f", "celsius": "°c", "fahrenheit": "°f"}
 _BINARY = {"kb": "kib", "mb": "mib", "gb": "gib", "tb": "tib"}
 
 _UNIT_ALTERNATION = "|".join(sorted((re.escape(u) for u in UNITS), key=len, reverse=True))
@@ -106,6 +117,12 @@ def unit_of_key(key: str) -> str | None:
     words = key_words(key)
     if len(words) > 1 and words[-1] in UNITS:
         return words[-1]
+    if (
+        len(words) > 1
+        and words[-1] in _TEMPERATURE_KEYS
+        and words[0].startswith(("temp", "feels", "high", "low", "min", "max", "dew"))
+    ):
+        return _TEMPERATURE_KEYS[words[-1]]  # temp_c, feels_like_f, high_c
     return None
 
 
@@ -114,6 +131,9 @@ def in_unit(value: float, unit: str, other: str) -> float | None:
     here, there = UNITS.get(unit.lower()), UNITS.get(other.lower())
     if here is None or there is None or here[0] != there[0]:
         return None
+    if here[0] == "temperature":
+        celsius = (value - 32) * 5 / 9 if unit.lower() in _FAHRENHEIT else value
+        return celsius * 9 / 5 + 32 if other.lower() in _FAHRENHEIT else celsius
     return value * here[1] / there[1]
 
 

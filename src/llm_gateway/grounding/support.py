@@ -265,14 +265,15 @@ def judge_number(
         stated = [
             f
             for f in _matches(evidence, -value, tolerance, token, derived=False)
-            if "down" in claim.cues or f.key & _CHANGE_KEYS
-        ]
+            if "down" in claim.cues or f.key & _CHANGE_KEYS or token.currency
+        ]  # a debit of -1250.0 is "$1,250.00 out"
     if token.percent and not stated:
         ratio = value / 100
         stated = [f for f in _matches(evidence, ratio, tolerance / 100, token, False)
                   if abs(f.value) <= 1]  # fmt: skip
-    if stated and entity:
-        wrong_row = _other_object(claim, evidence, stated, entity)
+    rows = [scope for scope in entity if scope[1] not in ("", "arguments")]
+    if stated and rows:
+        wrong_row = _other_object(claim, evidence, stated, rows)
         if wrong_row is not None:
             return wrong_row
     if stated and (other_key := _other_key(claim, evidence, stated)) is not None:
@@ -284,6 +285,8 @@ def judge_number(
         return _supported(evidence, "derived", converted, "the same quantity in another unit")
     counts = _subject_counts(claim, evidence) if _countable(token) else []
     agreeing = [f for f in counts if abs(f.value - value) < 1e-9]
+    if agreeing and entity and (wrong_tool := _other_call(agreeing, counts, entity)) is not None:
+        return wrong_tool
     if agreeing:
         return _supported(evidence, "derived", agreeing, f"the {agreeing[0].how}")
     computed = _computed(claim, evidence, token, tolerance)
@@ -369,7 +372,11 @@ def _other_key(claim: Candidate, evidence: Evidence, stated: list[Num]) -> Judge
     keyed = [
         f
         for f in evidence.numbers
-        if f.source >= 0 and f.key and subject & _canon(f.key) and f.value != claim.value.value
+        if f.source >= 0
+        and f.key
+        and subject & _canon(f.key)
+        and f.value != claim.value.value
+        and (claim.value.unit is None or f.unit is not None)  # "41 ms" is no count of requests
     ]
     if len(keyed) != 1:
         return None  # none, or several: nothing says which one is meant
@@ -399,6 +406,24 @@ def _other_object(
     return Judgement(
         "contradicted", fact.source, _show(fact.value),
         f"{_where(evidence, fact.source)} its {fact.where} is {_show(fact.value)}",
+    )  # fmt: skip
+
+
+def _other_call(
+    agreeing: list[Num], counts: list[Num], entity: Sequence[tuple[int, str]]
+) -> Judgement | None:
+    """A count of another call's list than the call the clause names ("eu-west-1 has 4" when
+    the eu-west-1 call listed 2 and the us-east-1 call 4)."""
+    named = {source for source, scope in entity if scope == "arguments"}
+    if any(f.source in named for f in agreeing):
+        return None
+    own = [f for f in counts if f.source in named and f.how == "count"]
+    if len(named) != 1 or not own:
+        return None
+    fact = own[0]
+    return Judgement(
+        "contradicted", fact.source, _show(fact.value),
+        f"the call it names has {_show(fact.value)} ({fact.where})",
     )  # fmt: skip
 
 
