@@ -167,3 +167,29 @@ def test_unsupported_numbers_in_advice_are_not_counted() -> None:
     assert verdict.grounded, verdict.claims
     contradicted = check(conversation(), "You could start i-0a1b2c3d4e5f60718, it is running.")
     assert not contradicted.grounded  # contradictions still count in advice
+
+
+def _ec2() -> Conversation:
+    instances = [
+        {"InstanceId": "i-0f1e2d3c4b5a69788", "State": {"Name": "running"},
+         "Tags": [{"Key": "Name", "Value": "web-1"}], "PrivateIpAddress": "10.0.3.17"},
+        {"InstanceId": "i-0a9b8c7d6e5f41230", "State": {"Name": "stopped"},
+         "Tags": [{"Key": "Name", "Value": "web-2"}], "PrivateIpAddress": "10.0.3.42"},
+    ]  # fmt: skip
+    output = json.dumps({"Reservations": [{"Instances": instances}]})
+    return Conversation((ToolResult("c1", "describe_instances", "{}", output),))
+
+
+def test_a_tag_names_the_item_whose_tags_it_is_in() -> None:
+    assert check(_ec2(), "web-1 is running and web-2 is stopped.").grounded
+    swapped = check(_ec2(), "web-1 is stopped, web-2 is running.")
+    assert not swapped.grounded
+    assert {c.status for c in swapped.claims if c.kind == "state"} == {"contradicted"}
+
+
+def test_an_attribute_of_another_item_contradicts() -> None:
+    assert check(_ec2(), "web-1 is running at 10.0.3.17.").grounded
+    verdict = check(_ec2(), "web-1 is running at 10.0.3.42.")
+    assert [c.status for c in verdict.claims if c.kind == "ip"] == ["contradicted"]
+    listed = "- web-1: 10.0.3.17\n- 10.0.3.42 is web-2"
+    assert check(_ec2(), listed).grounded

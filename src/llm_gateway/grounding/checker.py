@@ -225,7 +225,7 @@ def _nearest_mention(
             gap, between = m.start - candidate.end, text[candidate.end : m.start]
         else:
             continue
-        if gap > 40 or any(c in between for c in ",;:.()\u2014\u2013") or " and " in between:
+        if gap > 40 or any(c in between for c in ",;:.()\n\u2014\u2013") or " and " in between:
             continue
         if best is None or gap < best[0]:
             best = (gap, m.scopes)
@@ -271,8 +271,13 @@ def _judge(
         scopes = _clause_mentions(candidate, earlier, named, text)
         return support.judge_state(candidate, evidence, scopes)
     if kind == "name":
-        return support.judge_name(candidate, evidence)
-    return support.judge_identifier(candidate, evidence)
+        judged = support.judge_name(candidate, evidence)
+    else:
+        judged = support.judge_identifier(candidate, evidence)
+    if judged.status == "supported" and kind != "name":  # a name is a peer, not an attribute
+        subject = _nearest_mention(candidate, [m for m in named if m.end <= candidate.start], text)
+        return support.other_item(candidate, evidence, subject) or judged
+    return judged
 
 
 def _citations(

@@ -599,11 +599,12 @@ def _state_of(
     contradicts "all"/"both", and otherwise leaves the word ambiguous.
     """
     negated = "not" in claim.cues
-    each: list[tuple[int, set[str]]] = [
-        (source, evidence.scope_states[(source, scope)])
-        for source, scope in scopes
-        if (source, scope) in evidence.scope_states
-    ]
+    each: list[tuple[int, set[str]]] = []
+    for source, scope in scopes:
+        for enclosing in _enclosing(scope):
+            if (source, enclosing) in evidence.scope_states:
+                each.append((source, evidence.scope_states[(source, enclosing)]))
+                break
     if not each:
         return None
     verdicts = []
@@ -624,6 +625,57 @@ def _state_of(
         return Judgement("supported", source, shown, where, frozenset(tools))
     if len(each) == 1 or not any(verdicts) or "all" in claim.cues:
         return Judgement("contradicted", source, shown, where)
+    return None
+
+
+def _enclosing(scope: str) -> Iterable[str]:
+    """The scope and the list items that enclose it, nearest first: a tag's ``Value`` names
+    the instance whose ``Tags`` list it is in (``Instances[0].Tags[0]`` -> ``Instances[0]``)."""
+    yield scope
+    end = scope.rfind("].")
+    while end > 0:
+        yield scope[: end + 1]
+        end = scope.rfind("].", 0, end)
+
+
+_INDEX = re.compile(r"\[\d+\]")
+
+
+def other_item(
+    claim: Candidate, evidence: Evidence, subject: Sequence[tuple[int, str]]
+) -> Judgement | None:
+    """A value of another item of the list than the one its clause names ("web-1 is at
+    10.0.3.42" when 10.0.3.42 is web-2's address): contradicted."""
+    own = evidence.entities.get(str(claim.value).lower(), [])
+    if not subject or not own or len(own) > 20:
+        return None
+    verdict: Judgement | None = None
+    for source, scope in subject:
+        for held, where in own:
+            if held != source:
+                continue
+            relation = _relation(scope, where)
+            if relation == "same":
+                return None
+            if relation == "other" and verdict is None:
+                verdict = Judgement(
+                    "contradicted", source, where,
+                    f"{_where(evidence, source)} it belongs to another item ({where})",
+                )  # fmt: skip
+    return verdict
+
+
+def _relation(mine: str, theirs: str) -> str | None:
+    """Whether two scopes are in one item of a list ("same"), in two ("other"), or neither."""
+    if not mine or not theirs or "arguments" in (mine, theirs):
+        return None
+    levels = {_INDEX.sub("[]", e): e for e in _enclosing(theirs) if e.endswith("]")}
+    for enclosing in _enclosing(mine):
+        if not enclosing.endswith("]"):
+            continue
+        other = levels.get(_INDEX.sub("[]", enclosing))
+        if other is not None:
+            return "same" if other == enclosing else "other"
     return None
 
 
