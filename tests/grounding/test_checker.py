@@ -193,3 +193,34 @@ def test_an_attribute_of_another_item_contradicts() -> None:
     assert [c.status for c in verdict.claims if c.kind == "ip"] == ["contradicted"]
     listed = "- web-1: 10.0.3.17\n- 10.0.3.42 is web-2"
     assert check(_ec2(), listed).grounded
+
+
+def _contact() -> Conversation:
+    output = json.dumps(
+        {"email": "jane.whitfield@northwind.example", "tracking": "1Z999AA10123456784",
+         "bucket": "acme-prod-logs", "p95_ms": 212, "p99_ms": 688}
+    )  # fmt: skip
+    return Conversation((ToolResult("c1", "get_contact", "{}", output),))
+
+
+def test_an_invented_email_in_advice_is_still_a_claim() -> None:
+    assert check(_contact(), "You can reach her at jane.whitfield@northwind.example.").grounded
+    assert not check(_contact(), "You can reach her at jwhitfield@northwind.example.").grounded
+
+
+def test_a_tracking_number_one_transposition_away_contradicts() -> None:
+    assert check(_contact(), "Tracking number 1Z999AA10123456784.").grounded
+    verdict = check(_contact(), "Tracking number 1Z999AA10123456748.")
+    assert [c.status for c in verdict.claims] == ["contradicted"]
+
+
+def test_a_hyphenated_name_one_letter_off_contradicts_and_others_are_no_claims() -> None:
+    assert check(_contact(), "The bucket acme-prod-logs exists.").grounded
+    assert not check(_contact(), "The bucket acme-prod-log exists.").grounded
+    assert check(_contact(), "It is a state-of-the-art bucket.").grounded
+
+
+def test_a_letter_and_digit_key_names_its_value() -> None:
+    assert check(_contact(), "p95 is 212 ms.").grounded
+    verdict = check(_contact(), "p95 is 688 ms.")
+    assert [c.status for c in verdict.claims] == ["contradicted"]

@@ -148,7 +148,11 @@ def _judge_all(
         judgement = _judge(candidate, candidates[:index], evidence, text, named)
         if judgement is None:
             continue
-        if judgement.status == "unsupported" and _is_advice(text, spans[candidate.sentence]):
+        if (
+            judgement.status == "unsupported"
+            and candidate.kind != "email"  # "you can reach her at ...": a contact is a fact
+            and _is_advice(text, spans[candidate.sentence])
+        ):
             continue  # "I'd raise it to 8 replicas": a suggestion, not a report of the tools
         claim = Claim(
             start=candidate.start,
@@ -270,7 +274,11 @@ def _judge(
     if kind == "state":
         scopes = _clause_mentions(candidate, earlier, named, text)
         return support.judge_state(candidate, evidence, scopes)
-    if kind == "name":
+    if "slug" in candidate.cues:
+        judged = support.judge_identifier(candidate, evidence)
+        if judged.status != "supported":
+            return support.near_name(candidate, evidence)  # else no claim worth a finding
+    elif kind == "name":
         judged = support.judge_name(candidate, evidence)
     else:
         judged = support.judge_identifier(candidate, evidence)

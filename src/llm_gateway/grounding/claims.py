@@ -72,6 +72,10 @@ _NO_NOUN = re.compile(
     r"(?<![A-Za-z])(?:no|zero)[ \t]+(?:[a-z]{2,20}[ \t]+)?([a-z]{3,30}s)(?![A-Za-z])",
     re.IGNORECASE,
 )
+# acme-prod-logs, payments-api-canary: a name of lower-case words joined by hyphens (with a
+# digit it is an identifier already); a claim only when it is a near miss of a tool's name.
+_SLUG = re.compile(r"(?<![A-Za-z0-9_./@-])[a-z][a-z0-9]{1,30}(?:-[a-z][a-z0-9]{0,30}){2,6}"
+                   r"(?![A-Za-z0-9_@-])")  # fmt: skip
 _NAME = re.compile(r"(?<![A-Za-z])[A-Z][a-z]{1,20}(?:[ \t][A-Z][a-z]{1,20}){1,3}(?![A-Za-z])")
 
 
@@ -116,6 +120,11 @@ def _clause_words(text: str, start: int, end: int) -> tuple[tuple[str, ...], tup
     return before, after
 
 
+def _wordlike(word: str) -> bool:
+    """A word, or a letter-and-digits name of a key ("p95", "ipv4")."""
+    return word.isalpha() or (word[:1].isalpha() and word.isalnum() and len(word) <= 8)
+
+
 def _annotate(candidate: Candidate, text: str) -> Candidate:
     before, after = _clause_words(text, candidate.start, candidate.end)
     candidate.before, candidate.after = before, after
@@ -134,15 +143,15 @@ def _annotate(candidate: Candidate, text: str) -> Candidate:
         candidate.cues.add("all")
     if set(before[-3:]) & NEGATIONS or any(w.endswith("n't") for w in before[-3:]):
         candidate.cues.add("not")
-    subject = [w for w in (*before[-4:], *after[:2]) if w not in STOPWORDS and w.isalpha()]
+    subject = [w for w in (*before[-4:], *after[:2]) if w not in STOPWORDS and _wordlike(w)]
     candidate.subject = frozenset(stem(w) for w in subject)
     following: list[str] = []
     for word in after[:4]:
         if word in _PHRASE_ENDS:
             break  # "$271 at today's rate": the rate is another noun's
-        if word not in STOPWORDS and word.isalpha():
+        if word not in STOPWORDS and _wordlike(word):
             following.append(word)
-    leading = [w for w in before[-2:] if w not in STOPWORDS and w.isalpha()]
+    leading = [w for w in before[-2:] if w not in STOPWORDS and _wordlike(w)]
     candidate.near = frozenset(stem(w) for w in (*leading, *following[:3]))
     return candidate
 
@@ -169,6 +178,12 @@ def extract(text: str) -> list[Candidate]:
     for start, end, clock in find_times(text):
         if not _taken(spans, start, end):
             add(Candidate(start, end, text[start:end], "time", clock))
+    for match in _SLUG.finditer(text):
+        if not _taken(spans, *match.span()) and not set(match.group().split("-")) & STOPWORDS:
+            slug = Candidate(match.start(), match.end(), match.group(), "identifier",
+                             match.group().lower())  # fmt: skip
+            slug.cues.add("slug")
+            add(slug)
     _numbers(text, spans, add)
     _zeros(text, spans, add)
     _states(text, spans, add)

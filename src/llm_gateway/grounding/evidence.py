@@ -49,6 +49,7 @@ MAX_LEAVES = 200_000
 MAX_NEAR_MISS_CHARS = 300_000  # identifiers kept for near-miss comparison come from this much
 MAX_LINES = 50_000
 _TOKEN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:/@-]{0,119}")
+_SEGMENT = re.compile(r"[^a-z0-9]+")
 _WORD = re.compile(r"[A-Za-z][A-Za-z0-9]{0,40}")
 _STATE_TOKEN = re.compile(r"[A-Za-z][A-Za-z-]{1,30}")
 
@@ -418,7 +419,10 @@ def _near_words(before: str, after: str) -> frozenset[str]:
 @lru_cache(maxsize=8192)
 def key_stems(key: str) -> frozenset[str]:
     """The stems of a key's words (keys repeat in every item of a list: cached)."""
-    return frozenset(stem(w) for w in key_words(key))
+    words = {stem(w) for w in key_words(key)}
+    # "p95_ms" is p95 too, not only "p" and "95": a letter-and-digit word of its own
+    words.update(w for w in _SEGMENT.split(key.lower()) if w[:1].isalpha() and w[-1:].isdigit())
+    return frozenset(words)
 
 
 def _is_number(value: Any) -> bool:

@@ -53,6 +53,9 @@ PATTERNS: tuple[tuple[Kind, re.Pattern[str]], ...] = (
     # api-7d9f8c6b5-x2kqp, us-east-1, cus_77, build-8812 (only with a digit: see below)
     ("identifier", re.compile(r"(?<![A-Za-z0-9_./@-])[A-Za-z][A-Za-z0-9]{0,40}"
                               r"(?:[-_][A-Za-z0-9]{1,40}){1,8}(?![A-Za-z0-9_@-])")),
+    # 1Z999AA10123456784, 003HP00002XKQ9: long runs of capitals and digits (tracking numbers)
+    ("identifier", re.compile(r"(?<![A-Za-z0-9_-])(?=[0-9]*[A-Z])(?=[A-Z]*[0-9])[A-Z0-9]{10,40}"
+                              r"(?![A-Za-z0-9_-])")),
     # LH400, Z25, R3: capitals and digits (see _NOT_IDS for the product names left out)
     ("identifier", re.compile(r"(?<![A-Za-z0-9_-])[A-Z]{1,3}\d{1,6}[A-Z]?(?![A-Za-z0-9_-])")),
     # t3.micro, m5.large

@@ -504,6 +504,26 @@ def judge_identifier(claim: Candidate, evidence: Evidence) -> Judgement:
     return Judgement("unsupported", None, None, "no tool output mentions this identifier")
 
 
+MAX_NAMES_COMPARED = 20_000
+
+
+def near_name(claim: Candidate, evidence: Evidence) -> Judgement | None:
+    """A hyphenated name one character away from a name in the tools' values (``acme-prod-log``
+    for ``acme-prod-logs``): contradicted; a name like no tool's is no claim at all."""
+    value: str = claim.value
+    for index, (other, scopes) in enumerate(evidence.entities.items()):
+        if index >= MAX_NAMES_COMPARED:
+            break
+        near = "-" in other and abs(len(other) - len(value)) <= 1 and other != value
+        if near and within_distance(value, other, 1):
+            source = scopes[0][0]
+            return Judgement(
+                    "contradicted", source, other,
+                    f"{_where(evidence, source)} the nearest name is {other}",
+                )  # fmt: skip
+    return None
+
+
 def _judge_reference(claim: Candidate, evidence: Evidence, value: str) -> Judgement:
     """ "#412": a pull request's or issue's number, a stated number or "#412" in the text."""
     number = float(value[1:])
