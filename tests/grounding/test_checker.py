@@ -224,3 +224,31 @@ def test_a_letter_and_digit_key_names_its_value() -> None:
     assert check(_contact(), "p95 is 212 ms.").grounded
     verdict = check(_contact(), "p95 is 688 ms.")
     assert [c.status for c in verdict.claims] == ["contradicted"]
+
+
+def test_a_later_call_of_the_same_tool_supersedes_the_earlier_result() -> None:
+    first = ToolResult("c1", "get_order", '{"id": "ORD-1"}', '{"status": "processing"}')
+    again = ToolResult("c2", "get_order", '{"id": "ORD-1"}', '{"status": "shipped"}')
+    polled = Conversation((first, again))
+    assert check(polled, "ORD-1 has shipped.").grounded
+    assert not check(polled, "ORD-1 is still processing.").grounded
+    other = ToolResult("c2", "get_order", '{"id": "ORD-2"}', '{"status": "shipped"}')
+    assert check(Conversation((first, other)), "ORD-1 is processing.").grounded
+
+
+def test_all_of_a_table_s_rows_in_a_state() -> None:
+    table = "NAME   STATUS\napi-1  Running\napi-2  CrashLoopBackOff\n"
+    conv = Conversation((ToolResult("c1", "kubectl", "{}", table),))
+    assert not check(conv, "Yes, all the pods in payments are running.").grounded
+
+
+def test_a_page_of_a_listing_is_not_its_total() -> None:
+    items = [{"number": n} for n in range(5)]
+    paged = json.dumps({"total_count": 12, "items": items})
+    conv = Conversation((ToolResult("c1", "search", '{"per_page": 5}', paged),))
+    assert not check(conv, "You have 5 open bugs.").grounded
+    assert check(conv, "You have 12 open bugs; the first 5 are listed.").grounded
+    truncated = json.dumps({"key_count": 1000, "is_truncated": True})
+    conv = Conversation((ToolResult("c1", "list_objects", "{}", truncated),))
+    assert not check(conv, "There are exactly 1,000 objects.").grounded
+    assert check(conv, "There are at least 1,000 objects.").grounded

@@ -139,7 +139,7 @@ def _annotate(candidate: Candidate, text: str) -> Candidate:
         candidate.cues.add("average")
     if near & DOWNWARD:
         candidate.cues.add("down")
-    if set(before[-5:]) & QUANTIFIERS:
+    if set(before) & QUANTIFIERS:  # "all the pods in payments are running": the clause's
         candidate.cues.add("all")
     if set(before[-3:]) & NEGATIONS or any(w.endswith("n't") for w in before[-3:]):
         candidate.cues.add("not")

@@ -85,6 +85,7 @@ class Evidence:
     group_states: dict[tuple[int, str], Counter[str]] = field(default_factory=dict)
     entities: dict[str, list[tuple[int, str]]] = field(default_factory=dict)
     all_states: dict[str, int] = field(default_factory=dict)  # state -> first source
+    paged: set[int] = field(default_factory=set)  # sources that say more items exist than listed
     truncated: bool = False
     _sorted: list[tuple[float, int]] = field(default_factory=list)
     _sorted_derived: list[tuple[float, int]] = field(default_factory=list)
@@ -121,7 +122,10 @@ def build(conversation: Conversation, max_chars: int) -> Evidence:
     """The evidence of a conversation, its tool text capped at ``max_chars`` in all."""
     evidence = Evidence(names=[(t.call_id, t.name) for t in conversation.tools])
     budget = max(0, max_chars)
+    latest = _superseded(conversation)
     for index, tool in enumerate(conversation.tools):
+        if index in latest:
+            continue  # the same call made again later: its newer result is the one that holds
         arguments = tool.arguments[:budget]
         budget -= len(arguments)
         output = tool.output[:budget]
@@ -139,6 +143,29 @@ def build(conversation: Conversation, max_chars: int) -> Evidence:
         _add_text_facts(evidence, source, text[:max_chars], frozenset(), states=False)
     evidence.finish()
     return evidence
+
+
+def _superseded(conversation: Conversation) -> set[int]:
+    """The tool results that a later call of the same tool with the same arguments replaced
+    (a status polled twice: "processing", then "shipped")."""
+    last: dict[tuple[str | None, str], int] = {}
+    for index, tool in enumerate(conversation.tools):
+        if tool.name is not None and not tool.is_error:
+            last[(tool.name, _canonical(tool.arguments))] = index
+    return {
+        index
+        for index, tool in enumerate(conversation.tools)
+        if tool.name is not None
+        and not tool.is_error
+        and last.get((tool.name, _canonical(tool.arguments)), index) != index
+    }
+
+
+def _canonical(arguments: str) -> str:
+    try:
+        return json.dumps(json.loads(arguments), sort_keys=True)
+    except ValueError:
+        return arguments.strip()
 
 
 def _add_source(
@@ -311,6 +338,10 @@ class _Walker:
     ) -> None:
         evidence = self.evidence
         words = key_stems(parent) | key_stems(key)
+        if value is True and (
+            "truncated" in words or "incomplete" in words or {"has", "more"} <= words
+        ):
+            evidence.paged.add(self.source)  # IsTruncated, has_more: one page of a listing
         if _is_number(value):
             number = float(value)
             evidence.numbers.append(

@@ -259,27 +259,9 @@ def judge_number(
     token: NumberToken = claim.value
     value, approx = token.value, "approx" in claim.cues
     tolerance = _tolerance(token, approx=False)
-    stated = _matches(evidence, value, tolerance, token, derived=False)
-    if not stated and value > 0:
-        # "down $2.41 (1.29%)" for a change of -2.41 and -1.29
-        stated = [
-            f
-            for f in _matches(evidence, -value, tolerance, token, derived=False)
-            if "down" in claim.cues or f.key & _CHANGE_KEYS or token.currency
-        ]  # a debit of -1250.0 is "$1,250.00 out"
-    if token.percent and not stated:
-        ratio = value / 100
-        stated = [f for f in _matches(evidence, ratio, tolerance / 100, token, False)
-                  if abs(f.value) <= 1]  # fmt: skip
-    rows = [scope for scope in entity if scope[1] not in ("", "arguments")]
-    if stated and rows:
-        wrong_row = _other_object(claim, evidence, stated, rows)
-        if wrong_row is not None:
-            return wrong_row
-    if stated and (other_key := _other_key(claim, evidence, stated)) is not None:
-        return other_key
+    stated = _stated(claim, evidence, tolerance)
     if stated:
-        return _supported(evidence, "supported", stated, "stated")
+        return _judge_stated(claim, evidence, stated, entity)
     converted = _converted(evidence, token, approx)
     if converted:
         return _supported(evidence, "derived", converted, "the same quantity in another unit")
@@ -287,6 +269,8 @@ def judge_number(
     agreeing = [f for f in counts if abs(f.value - value) < 1e-9]
     if agreeing and entity and (wrong_tool := _other_call(agreeing, counts, entity)) is not None:
         return wrong_tool
+    if agreeing and (page := _one_page(claim, evidence, agreeing)) is not None:
+        return page
     if agreeing:
         return _supported(evidence, "derived", agreeing, f"the {agreeing[0].how}")
     computed = _computed(claim, evidence, token, tolerance)
@@ -300,6 +284,39 @@ def judge_number(
             f"{_where(evidence, total.source)} the {total.how} is {_show(total.value)}",
         )  # fmt: skip
     return _unmatched_number(claim, evidence, value)
+
+
+def _stated(claim: Candidate, evidence: Evidence, tolerance: float) -> list[Num]:
+    """The facts that state the claim's value (as written, as a magnitude, as a fraction)."""
+    token: NumberToken = claim.value
+    value = token.value
+    stated = _matches(evidence, value, tolerance, token, derived=False)
+    if not stated and value > 0:
+        # "down $2.41 (1.29%)" for a change of -2.41 and -1.29
+        stated = [
+            f
+            for f in _matches(evidence, -value, tolerance, token, derived=False)
+            if "down" in claim.cues or f.key & _CHANGE_KEYS or token.currency
+        ]  # a debit of -1250.0 is "$1,250.00 out"
+    if token.percent and not stated:
+        ratio = value / 100
+        stated = [f for f in _matches(evidence, ratio, tolerance / 100, token, False)
+                  if abs(f.value) <= 1]  # fmt: skip
+    return stated
+
+
+def _judge_stated(
+    claim: Candidate, evidence: Evidence, stated: list[Num], entity: Sequence[tuple[int, str]]
+) -> Judgement:
+    """A stated value, unless said of another object, under another key, or of one page."""
+    rows = [scope for scope in entity if scope[1] not in ("", "arguments")]
+    if rows and (wrong_row := _other_object(claim, evidence, stated, rows)) is not None:
+        return wrong_row
+    if (other_key := _other_key(claim, evidence, stated)) is not None:
+        return other_key
+    if (page := _one_page(claim, evidence, stated)) is not None:
+        return page
+    return _supported(evidence, "supported", stated, "stated")
 
 
 def _computed(
@@ -407,6 +424,43 @@ def _other_object(
         "contradicted", fact.source, _show(fact.value),
         f"{_where(evidence, fact.source)} its {fact.where} is {_show(fact.value)}",
     )  # fmt: skip
+
+
+_PAGE_WORDS = word_set("least first page showing shown listed returned more over sample")
+
+
+_TOTAL_KEYS = word_set("total count results result items item hits hit records record rows")
+
+
+def _one_page(claim: Candidate, evidence: Evidence, facts: list[Num]) -> Judgement | None:
+    """A count of one page of a listing given as the whole: the output says it is truncated,
+    or gives a larger total ("5 open bugs" when ``total_count: 12`` and 5 items listed)."""
+    token: NumberToken = claim.value
+    if not _countable(token) or "approx" in claim.cues:
+        return None
+    if set(claim.before) & _PAGE_WORDS or set(claim.after) & _PAGE_WORDS:
+        return None  # "the first 5", "at least 1,000", "5 shown"
+    lists = [c for c in evidence.counts if c.how == "count" and c.value == token.value]
+    for fact in [*facts, *lists]:
+        if fact.source < 0 or not (fact.how == "count" or "count" in fact.key):
+            continue
+        totals = [
+            n
+            for n in evidence.numbers
+            if n.source == fact.source
+            and n.scope == ""
+            and "total" in n.key
+            and n.key <= _TOTAL_KEYS
+            and n.value == int(n.value)
+            and n.value > token.value
+        ]
+        if totals or fact.source in evidence.paged:
+            shown = _show(totals[0].value) if totals else None
+            why = f"the total is {shown}" if shown else "the listing is truncated"
+            return Judgement(
+                "contradicted", fact.source, shown, f"{_where(evidence, fact.source)} {why}"
+            )
+    return None
 
 
 def _other_call(
