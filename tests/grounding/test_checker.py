@@ -252,3 +252,27 @@ def test_a_page_of_a_listing_is_not_its_total() -> None:
     conv = Conversation((ToolResult("c1", "list_objects", "{}", truncated),))
     assert not check(conv, "There are exactly 1,000 objects.").grounded
     assert check(conv, "There are at least 1,000 objects.").grounded
+
+
+def _calendar() -> Conversation:
+    events = [
+        {"title": "Design review: onboarding", "start": "14:00", "end": "15:30"},
+        {"title": "1:1 with Marco", "start": "16:00", "end": "16:30"},
+    ]
+    output = json.dumps({"date": "2026-12-08", "events": events})
+    return Conversation((ToolResult("c1", "list_events", "{}", output),))
+
+
+def test_a_time_range_s_first_hour_takes_its_pm() -> None:
+    assert check(_calendar(), "On December 8: the design review runs from 2 to 3:30 PM.").grounded
+
+
+def test_a_time_of_another_item_contradicts() -> None:
+    verdict = check(_calendar(), "The design review runs from 2 to 4:30 PM.")
+    assert [c.status for c in verdict.claims if c.kind == "time"] == ["supported", "contradicted"]
+
+
+def test_a_count_of_them_is_of_the_noun_after() -> None:
+    log = "ERROR timeout\nERROR timeout\nERROR pool exhausted\n"
+    conv = Conversation((ToolResult("c1", "search_logs", "{}", log),))
+    assert check(conv, "Three errors, two of them timeouts.").grounded

@@ -270,7 +270,11 @@ def _judge(
     if kind == "date":
         return support.judge_date(candidate, evidence)
     if kind == "time":
-        return support.judge_time(candidate, evidence)
+        timed = support.judge_time(candidate, evidence)
+        if timed.status != "supported":
+            return timed
+        subject = _nearest_mention(candidate, [m for m in named if m.end <= candidate.start], text)
+        return support.other_item(candidate, evidence, subject, timed.found) or timed
     if kind == "state":
         scopes = _clause_mentions(candidate, earlier, named, text)
         return support.judge_state(candidate, evidence, scopes)

@@ -116,7 +116,10 @@ def _clause_words(text: str, start: int, end: int) -> tuple[tuple[str, ...], tup
     for mark in (".", "!", "?"):
         right = right.split(mark + " ", 1)[0]
     before = tuple(w.lower() for w in _WORDS.findall(left))[-6:]
-    after = tuple(w.lower() for w in _WORDS.findall(right))[:4]
+    after = tuple(w.lower() for w in _WORDS.findall(right))[:6]
+    if after[:1] == ("of",) and after[1:2] in (("them",), ("these",), ("those",), ("which",)):
+        after = after[2:]  # "three of them database timeouts": the count is of timeouts
+    after = after[:4]
     return before, after
 
 

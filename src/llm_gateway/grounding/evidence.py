@@ -85,6 +85,7 @@ class Evidence:
     group_states: dict[tuple[int, str], Counter[str]] = field(default_factory=dict)
     entities: dict[str, list[tuple[int, str]]] = field(default_factory=dict)
     all_states: dict[str, int] = field(default_factory=dict)  # state -> first source
+    time_scopes: dict[tuple[int, int], list[tuple[int, str]]] = field(default_factory=dict)
     paged: set[int] = field(default_factory=set)  # sources that say more items exist than listed
     truncated: bool = False
     _sorted: list[tuple[float, int]] = field(default_factory=list)
@@ -364,6 +365,8 @@ class _Walker:
             return
         if len(value) <= 120:
             _add_names(evidence, self.source, scope, value.lower())
+        if len(value) <= 40 and ":" in value and scope:
+            _add_time_scopes(evidence, self.source, scope, value)
         state = state_class(value) if len(value) <= 30 else None
         if state is not None:
             group = f"{within}|{general[len(within) :]}"
@@ -371,14 +374,19 @@ class _Walker:
         if "[]" in general and len(value) <= 60 and not any(c.isdigit() for c in value):
             # How many items share a value ("3 running"); ids and times are unique, so left out.
             self.histograms[within][f"{general[len(within) :]}={value.lower()}"] += 1
-        if not any(c.isdigit() for c in value):
-            return
+        if any(c.isdigit() for c in value):
+            self._string_numbers(value, path, general, key, scope, words)
+
+    def _string_numbers(
+        self, value: str, path: str, general: str, key: str, scope: str, words: frozenset[str]
+    ) -> None:
+        """The numbers in a string value ("1234.5600", "91% used", "16Gi")."""
         tokens = list(find_numbers(value, keyed=True))
         for token in tokens:
             unit = token.unit or unit_of_key(key)
             if token.percent:
                 unit = None
-            evidence.numbers.append(
+            self.evidence.numbers.append(
                 Num(token.value, self.source, words, unit, path, scope=scope, key=key_stems(key))
             )
         if "[]" in general and len(tokens) == 1 and tokens[0].text == value.strip():
@@ -423,6 +431,14 @@ class _Walker:
                         f"count of {shared}",
                     )
                 )
+
+
+def _add_time_scopes(evidence: Evidence, source: int, scope: str, value: str) -> None:
+    """The list items a clock time belongs to (an event's start and end)."""
+    for _, _, clock in find_times(value):
+        places = evidence.time_scopes.setdefault(clock, [])
+        if len(places) < 50:
+            places.append((source, scope))
 
 
 def _median(values: list[float]) -> float:

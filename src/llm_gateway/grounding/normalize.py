@@ -200,7 +200,7 @@ ISO_DATE = re.compile(r"(?<![0-9])(\d{4})[-/](\d{2})[-/](\d{2})(?![0-9])")
 SLASH_DATE = re.compile(r"(?<![0-9/])(\d{1,2})[/.](\d{1,2})[/.](\d{4})(?![0-9])")
 # March 3, 2024 / Mar 3 / March 3rd
 MONTH_DAY = re.compile(
-    r"(?<![A-Za-z])([A-Za-z]{3,9})\.?[ \t]{1,3}(\d{1,2})(?:st|nd|rd|th)?(?![0-9:])"
+    r"(?<![A-Za-z])([A-Za-z]{3,9})\.?[ \t]{1,3}(\d{1,2})(?:st|nd|rd|th)?(?![0-9]|:[0-9])"
     r"(?:,?[ \t]{1,3}(\d{4})(?![0-9]))?"
 )
 # 3 March 2024 / 3 Mar / 3rd of March
@@ -245,6 +245,11 @@ CLOCK = re.compile(
     r"(?:[ \t]?([AaPp])\.?[Mm]\.?(?![A-Za-z]))?"
 )
 HOUR_AMPM = re.compile(r"(?<![0-9:.])(\d{1,2})[ \t]?([AaPp])\.?[Mm]\.?(?![A-Za-z])")
+# "from 2 to 3:30 PM", "2-4pm": the range's first hour takes its last one's AM or PM
+HOUR_RANGE = re.compile(
+    r"(?<![0-9:.])(\d{1,2})[ \t]{0,2}(?:to|-|\u2013)[ \t]{0,2}\d{1,2}(?::[0-5]\d)?[ \t]?"
+    r"([AaPp])\.?[Mm]\.?(?![A-Za-z])"
+)
 
 
 def to_24h(hour: int, ampm: str | None) -> int | None:
@@ -267,6 +272,10 @@ def find_times(text: str) -> Iterator[tuple[int, int, tuple[int, int]]]:
         hour = to_24h(int(match[1]), match[2])
         if hour is not None:
             yield match.start(), match.end(), (hour, 0)
+    for match in HOUR_RANGE.finditer(text):
+        hour = to_24h(int(match[1]), match[2])
+        if hour is not None:
+            yield match.start(1), match.end(1), (hour, 0)
 
 
 # A number not inside a word or id ("i-3abc", "t3", "us-east-1"), with its sign.

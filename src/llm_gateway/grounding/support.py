@@ -716,11 +716,18 @@ _INDEX = re.compile(r"\[\d+\]")
 
 
 def other_item(
-    claim: Candidate, evidence: Evidence, subject: Sequence[tuple[int, str]]
+    claim: Candidate,
+    evidence: Evidence,
+    subject: Sequence[tuple[int, str]],
+    found: str | None = None,
 ) -> Judgement | None:
     """A value of another item of the list than the one its clause names ("web-1 is at
     10.0.3.42" when 10.0.3.42 is web-2's address): contradicted."""
-    own = evidence.entities.get(str(claim.value).lower(), [])
+    if claim.kind == "time":
+        hour, minute = (int(part) for part in (found or "").split(":")) if found else claim.value
+        own = evidence.time_scopes.get((hour, minute), [])
+    else:
+        own = evidence.entities.get(str(claim.value).lower(), [])
     if not subject or not own or len(own) > 20:
         return None
     verdict: Judgement | None = None
