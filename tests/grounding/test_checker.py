@@ -276,3 +276,36 @@ def test_a_count_of_them_is_of_the_noun_after() -> None:
     log = "ERROR timeout\nERROR timeout\nERROR pool exhausted\n"
     conv = Conversation((ToolResult("c1", "search_logs", "{}", log),))
     assert check(conv, "Three errors, two of them timeouts.").grounded
+
+
+def test_durations_in_two_units_and_compact_ages() -> None:
+    flight = json.dumps({"scheduled": "2026-12-07T11:05:00", "estimated": "2026-12-07T12:20:00"})
+    conv = Conversation((ToolResult("c1", "flight", "{}", flight),))
+    assert check(conv, "It is delayed by 1 hour 15 minutes.").grounded
+    assert not check(conv, "It is delayed by 1 hour 25 minutes.").grounded
+    pods = "NAME   RESTARTS      AGE\napi-1  14 (2m ago)   3d4h\n"
+    conv = Conversation((ToolResult("c1", "kubectl", "{}", pods),))
+    assert check(conv, "api-1 restarted 14 times, the last two minutes ago.").grounded
+
+
+def test_a_phone_number_reformatted() -> None:
+    conv = Conversation((ToolResult("c1", "contact", "{}", '{"phone": "+1 415-555-0142"}'),))
+    assert check(conv, "Call +1 (415) 555-0142.").grounded
+    assert not check(conv, "Call +1 (415) 555-0124.").grounded
+
+
+def test_a_weekday_of_a_date() -> None:
+    conv = Conversation((ToolResult("c1", "pr", "{}", '{"merged_at": "2026-11-30T16:42:10Z"}'),))
+    assert check(conv, "Merged on Monday, November 30.").grounded
+    assert not check(conv, "Merged on Sunday, November 30.").grounded
+
+
+def test_a_boolean_feature_claimed_or_denied() -> None:
+    output = json.dumps(
+        {"MultiAZ": False, "BlockPublicAcls": True, "merged": True, "state": "closed"}
+    )
+    conv = Conversation((ToolResult("c1", "describe", "{}", output),))
+    assert not check(conv, "It is available and Multi-AZ.").grounded
+    assert check(conv, "It is single-AZ (Multi-AZ is off).").grounded
+    assert check(conv, "BlockPublicAcls is on and it was merged.").grounded
+    assert not check(conv, "BlockPublicAcls is off.").grounded

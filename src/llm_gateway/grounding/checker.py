@@ -28,6 +28,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import pairwise
 
 from llm_gateway.grounding import support
 from llm_gateway.grounding.citations import Citation, find_citations, sentence_of, sentences
@@ -82,6 +83,8 @@ def _check(
     spans = sentences(answer, citations)
     candidates = extract(text)
     claims = _judge_all(candidates, evidence, spans, answer, text)
+    claims += _flags(evidence, answer, text)
+    claims.sort(key=lambda c: c[0].start)
 
     unsupported = sum(1 for c, _ in claims if c.status == "unsupported")
     contradicted = sum(1 for c, _ in claims if c.status == "contradicted")
@@ -131,6 +134,74 @@ def _renders_probability(phrase: str, evidence: Evidence) -> bool:
     if phrase.lower() not in ("likely", "unlikely"):
         return False
     return any(n.source >= 0 and n.words & _PROBABILITY_WORDS for n in evidence.numbers[:5000])
+
+
+_FEATURE_WORD = re.compile(r"[A-Za-z][A-Za-z0-9]{0,40}")
+_DENIALS = frozenset(
+    {
+        "not",
+        "no",
+        "without",
+        "isn't",
+        "aren't",
+        "never",
+        "non",
+        "disabled",
+        "off",
+        "false",
+        "single",
+    }
+)
+
+
+def _flags(evidence: Evidence, answer: str, text: str) -> list[tuple[Claim, Judgement]]:
+    """A boolean feature of the tools' (``MultiAZ: false``) that the answer claims, or denies
+    when the tools say it is on: contradicted."""
+    if not evidence.flags:
+        return []
+    found: list[tuple[Claim, Judgement]] = []
+    words = list(_FEATURE_WORD.finditer(text))
+    index = 0
+    while index < len(words):
+        size = _flag_at(evidence, text, words, index)
+        if not size:
+            index += 1
+            continue
+        start, end = words[index].start(), words[index + size - 1].end()
+        source, values = evidence.flags[
+            "".join(w.group() for w in words[index : index + size]).lower()
+        ]
+        before = re.findall(r"[A-Za-z']+", text[max(0, start - 30) : start])
+        rest = re.split(r"[,.;:()]", text[end : end + 60], maxsplit=1)[0]
+        after = re.findall(r"[A-Za-z']+", rest)[:4]  # "Multi-AZ is off"
+        denied = bool({w.lower() for w in (*before[-3:], *after)} & _DENIALS)
+        if len(values) == 1 and (True in values) == denied:
+            shown = "true" if True in values else "false"
+            judgement = Judgement("contradicted", source, shown,
+                                  f"{_where(evidence, source)} it is {shown}")  # fmt: skip
+            claim = Claim(start, end, answer[start:end], "state", "contradicted",
+                          evidence.tool_id(source), shown, judgement.explanation)  # fmt: skip
+            found.append((claim, judgement))
+        index += size
+    return found
+
+
+def _flag_at(evidence: Evidence, text: str, words: list[re.Match[str]], index: int) -> int:
+    """How many words from ``index`` (joined by a hyphen or nothing) name a flag; 0 if none."""
+    for size in (3, 2, 1):
+        part = words[index : index + size]
+        if len(part) < size:
+            continue
+        if any(text[a.end() : b.start()] not in ("-", "") for a, b in pairwise(part)):
+            continue
+        name = "".join(w.group() for w in part).lower()
+        if len(name) >= 5 and name in evidence.flags:
+            return size
+    return 0
+
+
+def _where(evidence: Evidence, source: int) -> str:
+    return f"in the output of {evidence.tool_id(source) or 'a tool'}"
 
 
 def _judge_all(

@@ -22,6 +22,7 @@ from llm_gateway.grounding.model import Kind
 from llm_gateway.grounding.normalize import (
     MONTHS,
     NumberToken,
+    find_compound_durations,
     find_dates,
     find_numbers,
     find_times,
@@ -76,6 +77,10 @@ _NO_NOUN = re.compile(
 # digit it is an identifier already); a claim only when it is a near miss of a tool's name.
 _SLUG = re.compile(r"(?<![A-Za-z0-9_./@-])[a-z][a-z0-9]{1,30}(?:-[a-z][a-z0-9]{0,30}){2,6}"
                    r"(?![A-Za-z0-9_@-])")  # fmt: skip
+_WEEKDAY_BEFORE = re.compile(
+    r"(?<![A-Za-z])(mon|tue|wed|thu|fri|sat|sun)[a-z]{0,6}\.?,?[ \t]{1,3}(?:the[ \t]+)?\Z",
+    re.IGNORECASE,
+)
 _NAME = re.compile(r"(?<![A-Za-z])[A-Z][a-z]{1,20}(?:[ \t][A-Z][a-z]{1,20}){1,3}(?![A-Za-z])")
 
 
@@ -142,6 +147,8 @@ def _annotate(candidate: Candidate, text: str) -> Candidate:
         candidate.cues.add("average")
     if near & DOWNWARD:
         candidate.cues.add("down")
+    if candidate.kind == "date" and (day := _WEEKDAY_BEFORE.search(text, 0, candidate.start)):
+        candidate.cues.add("weekday:" + day[1].lower()[:3])
     if set(before) & QUANTIFIERS:  # "all the pods in payments are running": the clause's
         candidate.cues.add("all")
     if set(before[-3:]) & NEGATIONS or any(w.endswith("n't") for w in before[-3:]):
@@ -196,6 +203,9 @@ def extract(text: str) -> list[Candidate]:
 
 
 def _numbers(text: str, spans: Spans, add: Any) -> None:
+    for duration in find_compound_durations(text):
+        if not _taken(spans, duration.start, duration.end):
+            add(Candidate(duration.start, duration.end, duration.text, "number", duration))
     tokens = sorted(find_numbers(text, words=True), key=lambda t: (t.start, -t.end))
     for token in tokens:
         if _taken(spans, token.start, token.end):

@@ -32,6 +32,7 @@ from llm_gateway.grounding.identifiers import find_identifiers
 from llm_gateway.grounding.model import Conversation
 from llm_gateway.grounding.normalize import (
     Date,
+    find_compact_durations,
     find_dates,
     find_numbers,
     find_times,
@@ -86,7 +87,10 @@ class Evidence:
     entities: dict[str, list[tuple[int, str]]] = field(default_factory=dict)
     all_states: dict[str, int] = field(default_factory=dict)  # state -> first source
     time_scopes: dict[tuple[int, int], list[tuple[int, str]]] = field(default_factory=dict)
-    paged: set[int] = field(default_factory=set)  # sources that say more items exist than listed
+    paged: set[int] = field(default_factory=set)
+    flags: dict[str, tuple[int, set[bool]]] = field(
+        default_factory=dict
+    )  # MultiAZ: false  # sources that say more items exist than listed
     truncated: bool = False
     _sorted: list[tuple[float, int]] = field(default_factory=list)
     _sorted_derived: list[tuple[float, int]] = field(default_factory=list)
@@ -228,6 +232,8 @@ def _add_text_facts(
         evidence.numbers.append(
             Num(token.value, source, words, token.unit, "text", scope=f"line {line}")
         )
+    if source >= 0:
+        _add_durations(evidence, source, text, frozenset(), "text")
     if source < 0:
         return
     lines = text.splitlines()[:MAX_LINES]
@@ -343,6 +349,8 @@ class _Walker:
             "truncated" in words or "incomplete" in words or {"has", "more"} <= words
         ):
             evidence.paged.add(self.source)  # IsTruncated, has_more: one page of a listing
+        if isinstance(value, bool):
+            self._flag(key, value, scope)
         if _is_number(value):
             number = float(value)
             evidence.numbers.append(
@@ -377,6 +385,20 @@ class _Walker:
         if any(c.isdigit() for c in value):
             self._string_numbers(value, path, general, key, scope, words)
 
+    def _flag(self, key: str, value: bool, scope: str) -> None:
+        """A boolean field: a state when its key is one ("merged": true), and a feature the
+        answer may claim or deny when its key is a name of two words or more (MultiAZ)."""
+        state = state_class(key)
+        if state is not None and value:
+            _add_state(self.evidence, self.source, scope, "flags", state)
+        words = key_words(key)
+        if words[:1] in (["is"], ["has"]):
+            words = words[1:]
+        if len(words) >= 2 and len(self.evidence.flags) < 1000:
+            name = "".join(words)
+            _, values = self.evidence.flags.setdefault(name, (self.source, set()))
+            values.add(value)
+
     def _string_numbers(
         self, value: str, path: str, general: str, key: str, scope: str, words: frozenset[str]
     ) -> None:
@@ -389,6 +411,8 @@ class _Walker:
             self.evidence.numbers.append(
                 Num(token.value, self.source, words, unit, path, scope=scope, key=key_stems(key))
             )
+        if len(value) <= 40:
+            _add_durations(self.evidence, self.source, value, words, path, scope)
         if "[]" in general and len(tokens) == 1 and tokens[0].text == value.strip():
             # "Amount": "1234.5600": a number written as a string is a column's value too
             self.columns[general].append(tokens[0].value)
@@ -431,6 +455,19 @@ class _Walker:
                         f"count of {shared}",
                     )
                 )
+
+
+def _add_durations(
+    evidence: Evidence, source: int, text: str, words: frozenset[str], where: str, scope: str = ""
+) -> None:
+    """kubectl-style ages ("3d4h", "2m ago") as durations in seconds."""
+    line, position = 0, 0
+    for start, seconds in find_compact_durations(text):
+        if where == "text":
+            line += text.count("\n", position, start)
+            position = start
+            scope = f"line {line}"
+        evidence.numbers.append(Num(seconds, source, words, "s", where, scope=scope))
 
 
 def _add_time_scopes(evidence: Evidence, source: int, scope: str, value: str) -> None:

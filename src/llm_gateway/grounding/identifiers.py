@@ -71,6 +71,11 @@ _PROSE = word_set("to of in on the a an by per and or vs at up from")
 # AWS and GCP regions: us-east-1, europe-west1 (named by their zones too: us-east-1a).
 REGION = re.compile(r"[a-z]{2,12}(?:-gov)?-[a-z]{4,12}-?\d{1,2}")
 PR_NUMBER = re.compile(r"(?<![A-Za-z0-9&#])#(\d{1,9})(?![0-9A-Za-z])")
+# +1 415-555-0142, (415) 555-0142, +44 20 7946 0958: compared by their digits
+PHONE = re.compile(
+    r"(?<![\w+.-])(?:\+\d{1,3}[ .-]?)?(?:\(\d{2,4}\)[ ]?|\d{2,4}[ .-])\d{3,4}[ .-]\d{3,4}"
+    r"(?![\w-]|\.\d)"
+)
 BACKTICKED = re.compile(r"`([A-Za-z0-9][^`\s]{0,99})`")
 
 
@@ -140,10 +145,22 @@ def _accept(kind: Kind, text: str) -> str | None:
     return text.lower()
 
 
+def _phones(text: str, taken: Spans, found: list[Found]) -> None:
+    if not any(c in text for c in " -.("):
+        return
+    for match in PHONE.finditer(text):
+        start, end = match.span()
+        digits = re.sub(r"\D", "", match.group())
+        if 10 <= len(digits) <= 15:
+            taken.add(start, end)
+            found.append(Found(start, end, "identifier", "tel:" + digits))
+
+
 def find_identifiers(text: str) -> Iterator[Found]:
     """Every identifier in ``text``, longest first where they overlap."""
     taken = Spans()
     found: list[Found] = []
+    _phones(text, taken, found)
     for kind, pattern in PATTERNS:
         for match in pattern.finditer(text):
             start, end = match.span()

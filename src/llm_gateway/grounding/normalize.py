@@ -393,6 +393,49 @@ def _with_suffixes(text: str, token: NumberToken) -> NumberToken:
     )  # fmt: skip
 
 
+_NUMBER_OR_A = r"(\d{1,4}|an?|one|" + "|".join(sorted(NUMBER_WORDS, key=len, reverse=True)) + ")"
+# "1 hour 15 minutes", "an hour and 16 minutes", "2 days, 4 hours", "1 h 15 min"
+COMPOUND_DURATION = re.compile(
+    r"(?<![A-Za-z0-9])" + _NUMBER_OR_A + r"[ \t]?(days?|hours?|hrs?|h|minutes?|mins?|min)"
+    r"(?:,?[ \t]+and)?[ \t,]+(\d{1,2})[ \t]?(hours?|hrs?|h|minutes?|mins?|min|seconds?|secs?|s)"
+    r"(?![A-Za-z0-9])",
+    re.IGNORECASE,
+)
+# kubectl's and ps's ages: 3d4h, 2m, 1h30m, 45s
+COMPACT_DURATION = re.compile(
+    r"(?<![A-Za-z0-9.:])(?=\d)(?:(\d{1,4})d)?(?:(\d{1,4})h)?(?:(\d{1,4})m)?(?:(\d{1,4})s)?"
+    r"(?![A-Za-z0-9])"
+)
+
+
+def find_compound_durations(text: str) -> Iterator[NumberToken]:
+    """Durations written in two units, as one number of seconds."""
+    for match in COMPOUND_DURATION.finditer(text):
+        first = parse_number(match[1]) if match[1].lower() not in ("a", "an", "one") else 1.0
+        big, small = unit_of(_unit_word(match[2])), unit_of(_unit_word(match[4]))
+        if first is None or big is None or small is None or big[1] <= small[1]:
+            continue
+        seconds = first * big[1] + int(match[3]) * small[1]
+        yield NumberToken(match.start(), match.end(), seconds, match.group(), unit="s")
+
+
+def find_compact_durations(text: str) -> Iterator[tuple[int, float]]:
+    """kubectl-style ages ("3d4h", "2m"): (start, seconds)."""
+    if not any(c in text for c in "dhms"):
+        return
+    for match in COMPACT_DURATION.finditer(text):
+        parts = [match[i] for i in range(1, 5)]
+        if not any(parts) or match.group() == "":
+            continue
+        seconds = sum(int(p) * f for p, f in zip(parts, (86400, 3600, 60, 1), strict=True) if p)
+        yield match.start(), float(seconds)
+
+
+def _unit_word(word: str) -> str:
+    low = word.lower()
+    return {"h": "h", "hrs": "hrs", "hr": "hr"}.get(low, low)
+
+
 def word_set(text: str) -> frozenset[str]:
     """The words of a space-separated list (for the module's word lists)."""
     return frozenset(text.split())

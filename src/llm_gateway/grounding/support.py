@@ -28,7 +28,7 @@ from llm_gateway.grounding.claims import Candidate
 from llm_gateway.grounding.evidence import CONTEXT, QUESTION, Evidence, Num, dates_near, line_counts
 from llm_gateway.grounding.identifiers import REGION, within_distance
 from llm_gateway.grounding.model import Status
-from llm_gateway.grounding.normalize import NumberToken, conversions, unit_of, word_set
+from llm_gateway.grounding.normalize import Date, NumberToken, conversions, unit_of, word_set
 from llm_gateway.grounding.states import conflicts
 
 _SYNONYMS: dict[str, str] = {
@@ -611,12 +611,41 @@ def judge_name(claim: Candidate, evidence: Evidence) -> Judgement:
 # ---------------------------------------------------------------- dates, times
 
 
+_WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+def _wrong_weekday(
+    claim: Candidate, evidence: Evidence, date: Date, source: int
+) -> Judgement | None:
+    """ "Sunday, November 30" when November 30 of the tools' year is a Monday."""
+    said = next((c[8:] for c in claim.cues if c.startswith("weekday:")), None)
+    if said is None:
+        return None
+    years = {date.year} if date.year is not None else {
+        y for (y, m, d) in evidence.dates if y is not None and (m, d) == (date.month, date.day)
+    }  # fmt: skip
+    for year in sorted(y for y in years if y is not None):
+        try:
+            actual = _WEEKDAYS[datetime.date(year, date.month, date.day).weekday()]
+        except ValueError:
+            continue
+        if actual != said:
+            return Judgement(
+                "contradicted", source, actual,
+                f"{year:04d}-{date.month:02d}-{date.day:02d} is a {actual}, not a {said}",
+            )  # fmt: skip
+        return None
+    return None
+
+
 def judge_date(claim: Candidate, evidence: Evidence) -> Judgement:
     readings = claim.value
     for date in readings:
         sources = evidence.dates.get((date.year, date.month, date.day))
         if sources:
             source = _pick(sources)
+            if (wrong := _wrong_weekday(claim, evidence, date, source)) is not None:
+                return wrong
             return Judgement("supported", source, date.iso(), f"found {_where(evidence, source)}",
                              frozenset(s for s in sources if s >= 0))  # fmt: skip
     for date in readings:
