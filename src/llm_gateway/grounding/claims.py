@@ -185,7 +185,7 @@ def extract(text: str) -> list[Candidate]:
     for start, end, readings in sorted(find_dates(text), key=lambda d: (d[0], -d[1])):
         if not _taken(spans, start, end):
             add(Candidate(start, end, text[start:end], "date", readings))
-    for start, end, clock in find_times(text):
+    for start, end, clock in find_times(text, ranges=True):
         if not _taken(spans, start, end):
             add(Candidate(start, end, text[start:end], "time", clock))
     for match in _SLUG.finditer(text):

@@ -50,6 +50,7 @@ MAX_LEAVES = 200_000
 MAX_NEAR_MISS_CHARS = 300_000  # identifiers kept for near-miss comparison come from this much
 MAX_LINES = 50_000
 _TOKEN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:/@-]{0,119}")
+_CLOCK_HINT = re.compile(r"\d:\d\d")
 _SEGMENT = re.compile(r"[^a-z0-9]+")
 _WORD = re.compile(r"[A-Za-z][A-Za-z0-9]{0,40}")
 _STATE_TOKEN = re.compile(r"[A-Za-z][A-Za-z-]{1,30}")
@@ -373,7 +374,7 @@ class _Walker:
             return
         if len(value) <= 120:
             _add_names(evidence, self.source, scope, value.lower())
-        if len(value) <= 40 and ":" in value and scope:
+        if len(value) <= 30 and scope and _CLOCK_HINT.search(value):
             _add_time_scopes(evidence, self.source, scope, value)
         state = state_class(value) if len(value) <= 30 else None
         if state is not None:

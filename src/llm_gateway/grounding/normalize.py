@@ -262,8 +262,9 @@ def to_24h(hour: int, ampm: str | None) -> int | None:
     return hour if 0 <= hour <= 23 else None
 
 
-def find_times(text: str) -> Iterator[tuple[int, int, tuple[int, int]]]:
-    """Every clock time in ``text``: span and (hour, minute) on a 24-hour clock."""
+def find_times(text: str, ranges: bool = False) -> Iterator[tuple[int, int, tuple[int, int]]]:
+    """Every clock time in ``text``: span and (hour, minute) on a 24-hour clock (and with
+    ``ranges``, the bare first hour of a range: the 2 of "2 to 3:30 PM")."""
     for match in CLOCK.finditer(text):
         hour = to_24h(int(match[1]), match[4])
         if hour is not None:
@@ -272,7 +273,7 @@ def find_times(text: str) -> Iterator[tuple[int, int, tuple[int, int]]]:
         hour = to_24h(int(match[1]), match[2])
         if hour is not None:
             yield match.start(), match.end(), (hour, 0)
-    for match in HOUR_RANGE.finditer(text):
+    for match in HOUR_RANGE.finditer(text) if ranges else ():
         hour = to_24h(int(match[1]), match[2])
         if hour is not None:
             yield match.start(1), match.end(1), (hour, 0)
@@ -408,6 +409,9 @@ COMPACT_DURATION = re.compile(
 )
 
 
+_COMPACT_HINT = re.compile(r"\d[dhms](?![A-Za-z])|\d[dh]\d")
+
+
 def find_compound_durations(text: str) -> Iterator[NumberToken]:
     """Durations written in two units, as one number of seconds."""
     for match in COMPOUND_DURATION.finditer(text):
@@ -421,7 +425,7 @@ def find_compound_durations(text: str) -> Iterator[NumberToken]:
 
 def find_compact_durations(text: str) -> Iterator[tuple[int, float]]:
     """kubectl-style ages ("3d4h", "2m"): (start, seconds)."""
-    if not any(c in text for c in "dhms"):
+    if _COMPACT_HINT.search(text) is None:
         return
     for match in COMPACT_DURATION.finditer(text):
         parts = [match[i] for i in range(1, 5)]
