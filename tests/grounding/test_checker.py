@@ -309,3 +309,19 @@ def test_a_boolean_feature_claimed_or_denied() -> None:
     assert check(conv, "It is single-AZ (Multi-AZ is off).").grounded
     assert check(conv, "BlockPublicAcls is on and it was merged.").grounded
     assert not check(conv, "BlockPublicAcls is off.").grounded
+
+
+def test_a_time_in_a_named_zone() -> None:
+    conv = Conversation((ToolResult("c1", "pr", "{}", '{"merged_at": "2026-11-30T16:42:10Z"}'),))
+    assert check(conv, "Merged at 11:42 AM New York time (16:42 UTC).").grounded
+    assert not check(conv, "Merged at 11:42 AM UTC.").grounded
+
+
+def test_ordinal_days_thresholds_and_both() -> None:
+    output = json.dumps(
+        [{"date": "2026-12-03", "amount": -139.99}, {"date": "2026-12-05", "amount": 12.5}]
+    )
+    conv = Conversation((ToolResult("c1", "transactions", "{}", output),))
+    assert check(conv, "On the 3rd the only charge over $100 was $139.99.").grounded
+    assert not check(conv, "On the 3rd the only charge was $149.99.").grounded
+    assert check(conv, "I could not compare both accounts.").grounded

@@ -219,6 +219,8 @@ def _judge_all(
         judgement = _judge(candidate, candidates[:index], evidence, text, named)
         if judgement is None:
             continue
+        if _is_threshold(candidate) and judgement.status in ("unsupported", "contradicted"):
+            continue  # "the only other charge over $100": a round bound the answer picked
         if (
             judgement.status == "unsupported"
             and candidate.kind != "email"  # "you can reach her at ...": a contact is a fact
@@ -315,6 +317,19 @@ _ADVICE = re.compile(
     r"we could|it may be worth|recommend)(?![A-Za-z])",
     re.IGNORECASE,
 )
+
+
+def _is_threshold(candidate: Candidate) -> bool:
+    """A round number after "over", "under", "at least" in a clause that is not negated."""
+    if "bound" not in candidate.cues or "not" in candidate.cues:
+        return False
+    if any(w in ("never", "no", "not") for w in candidate.before):
+        return False  # "it never went above 60%": a claim about every value
+    value = abs(getattr(candidate.value, "value", 0.0))
+    if value <= 0 or value != int(value):
+        return False
+    digits = str(int(value)).rstrip("0")
+    return len(digits) <= 2
 
 
 def _is_advice(text: str, span: tuple[int, int]) -> bool:

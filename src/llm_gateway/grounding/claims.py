@@ -77,6 +77,16 @@ _NO_NOUN = re.compile(
 # digit it is an identifier already); a claim only when it is a near miss of a tool's name.
 _SLUG = re.compile(r"(?<![A-Za-z0-9_./@-])[a-z][a-z0-9]{1,30}(?:-[a-z][a-z0-9]{0,30}){2,6}"
                    r"(?![A-Za-z0-9_@-])")  # fmt: skip
+# "11:42 AM EST", "9:00 CET", "4 PM New York time", "10:00 local time", "08:00 UTC+1"
+_ZONE_AFTER = re.compile(
+    r"[ \t]*\(?(?:(?!GMT|UTC)[A-Z]{1,4}[SD]?T(?![A-Za-z])|(?:UTC|GMT)[+-]\d|local(?![A-Za-z])|"
+    r"(?:[A-Z][a-z]{2,15}[ \t]){1,2}time(?![A-Za-z])|in[ \t][A-Z][a-z]{2,15})"
+)
+_BOUND_BEFORE = re.compile(
+    r"(?<![A-Za-z])(?:over|above|under|below|more[ \t]than|less[ \t]than|at[ \t]least|"
+    r"at[ \t]most|exceeding|exceeds)[ \t]+[$\u20ac\u00a3]?\Z",
+    re.IGNORECASE,
+)
 _WEEKDAY_BEFORE = re.compile(
     r"(?<![A-Za-z])(mon|tue|wed|thu|fri|sat|sun)[a-z]{0,6}\.?,?[ \t]{1,3}(?:the[ \t]+)?\Z",
     re.IGNORECASE,
@@ -133,6 +143,18 @@ def _wordlike(word: str) -> bool:
     return word.isalpha() or (word[:1].isalpha() and word.isalnum() and len(word) <= 8)
 
 
+def _written_cues(candidate: Candidate, text: str) -> None:
+    """Cues in how the claim is written: a bound, an ordinal, a time zone, a weekday."""
+    if _BOUND_BEFORE.search(text, max(0, candidate.start - 16), candidate.start):
+        candidate.cues.add("bound")  # "any charge over $100": a threshold, not a value
+    if text[candidate.end : candidate.end + 2].lower() in ("st", "nd", "rd", "th"):
+        candidate.cues.add("ordinal")  # "on the 3rd"
+    if candidate.kind == "time" and _ZONE_AFTER.match(text, candidate.end):
+        candidate.cues.add("zone")
+    if candidate.kind == "date" and (day := _WEEKDAY_BEFORE.search(text, 0, candidate.start)):
+        candidate.cues.add("weekday:" + day[1].lower()[:3])
+
+
 def _annotate(candidate: Candidate, text: str) -> Candidate:
     before, after = _clause_words(text, candidate.start, candidate.end)
     candidate.before, candidate.after = before, after
@@ -147,8 +169,7 @@ def _annotate(candidate: Candidate, text: str) -> Candidate:
         candidate.cues.add("average")
     if near & DOWNWARD:
         candidate.cues.add("down")
-    if candidate.kind == "date" and (day := _WEEKDAY_BEFORE.search(text, 0, candidate.start)):
-        candidate.cues.add("weekday:" + day[1].lower()[:3])
+    _written_cues(candidate, text)
     if set(before) & QUANTIFIERS:  # "all the pods in payments are running": the clause's
         candidate.cues.add("all")
     if set(before[-3:]) & NEGATIONS or any(w.endswith("n't") for w in before[-3:]):
@@ -300,4 +321,6 @@ def _names(text: str, spans: Spans, add: Any) -> None:
         start = text.find(name, offset)
         if start < 0 or _taken(spans, start, start + len(name)):
             continue
+        if re.match(r"[ \t]time(?![A-Za-z])", text[start + len(name) : start + len(name) + 6]):
+            continue  # "New York time": a time zone, said of the time before it
         add(Candidate(start, start + len(name), name, "name", name.lower()))

@@ -493,6 +493,12 @@ def _unmatched_number(claim: Candidate, evidence: Evidence, value: float) -> Jud
     if "zero" in claim.cues:
         return None  # "no problems": nothing said that a tool could contradict
     token: NumberToken = claim.value
+    if token.text.lower() == "both":
+        return None  # "both regions": a quantifier over two things the answer names
+    if "ordinal" in claim.cues and 1 <= value <= 31 and value == int(value):
+        days = [d for (y, _m, d), s in evidence.dates.items() if y and any(x >= 0 for x in s)]
+        if int(value) in days:  # "paid on the 3rd": a day of one of the tools' dates
+            return Judgement("derived", None, None, "the day of one of the tools' dates")
     related = [
         f
         for f in _subject_facts(evidence, claim, evidence.numbers)
@@ -675,6 +681,14 @@ def judge_time(claim: Candidate, evidence: Evidence) -> Judgement:
                              f"found {_where(evidence, source)}",
                              frozenset(s for s in sources if s >= 0))  # fmt: skip
     known = [(t, s) for t, s in evidence.times.items() if any(x >= 0 for x in s)]
+    if "zone" in claim.cues:
+        # "11:42 AM New York time" for 16:42Z: the same minute, whole hours away
+        for (h, m), sources in known:
+            if m == minute and any(0 < abs(h - r[0]) <= 14 for r in readings) and sources:
+                source = _pick(sources)
+                return Judgement("derived", source, f"{h:02d}:{m:02d}",
+                                 f"{h:02d}:{m:02d} in another time zone {_where(evidence, source)}",
+                                 frozenset(x for x in sources if x >= 0))  # fmt: skip
     if known:
         target = hour * 60 + minute
         (h, m), sources = min(known, key=lambda k: abs(k[0][0] * 60 + k[0][1] - target))
