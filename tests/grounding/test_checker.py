@@ -325,3 +325,28 @@ def test_ordinal_days_thresholds_and_both() -> None:
     assert check(conv, "On the 3rd the only charge over $100 was $139.99.").grounded
     assert not check(conv, "On the 3rd the only charge was $149.99.").grounded
     assert check(conv, "I could not compare both accounts.").grounded
+
+
+def test_a_run_that_completed_and_failed_did_not_pass() -> None:
+    runs = json.dumps(
+        {"runs": [{"run_number": 1287, "status": "completed", "conclusion": "failure"},
+                  {"run_number": 1286, "status": "completed", "conclusion": "success"}]}
+    )  # fmt: skip
+    jobs = json.dumps({"jobs": [{"name": "unit-tests", "conclusion": "failure"},
+                                {"name": "e2e", "conclusion": "skipped"}]})  # fmt: skip
+    conv = Conversation(
+        (ToolResult("c1", "runs", "{}", runs), ToolResult("c2", "jobs", "{}", jobs))
+    )
+    assert not check(conv, "The latest run (#1287) passed.").grounded
+    assert check(conv, "Run #1286 passed and #1287 completed.").grounded
+    assert not check(conv, "unit-tests were skipped.").grounded
+    assert check(conv, "e2e was skipped.").grounded
+
+
+def test_an_apposition_names_the_row() -> None:
+    rows = {"columns": ["customer_id", "name"], "rows": [[10422, "Hartwell & Sons"], [20871, "Mira Okonkwo"]]}  # fmt: skip
+    conv = Conversation(
+        (ToolResult("c1", "run_sql", '{"query": "SELECT customer_id"}', json.dumps(rows)),)
+    )
+    assert check(conv, "The top customer is Hartwell & Sons (customer 10422).").grounded
+    assert not check(conv, "The top customer is Hartwell & Sons (customer 20871).").grounded

@@ -288,6 +288,9 @@ def _clause_mentions(
     return [m.scopes for m in reversed(before)]
 
 
+_VERSUS = re.compile(r"(?<![A-Za-z])(?:vs|versus|than|compared)(?![A-Za-z])", re.IGNORECASE)
+
+
 def _nearest_mention(
     candidate: Candidate, named: list[Mention], text: str
 ) -> list[tuple[int, str]]:
@@ -302,10 +305,18 @@ def _nearest_mention(
             gap, between = m.start - candidate.end, text[candidate.end : m.start]
         else:
             continue
+        if (
+            between.count("(") == 1
+            and between.strip().startswith("(")
+            and not _VERSUS.search(between)
+        ):
+            between = between.replace("(", " ")  # "Hartwell & Sons (customer 20871)"
         if gap > 40 or any(c in between for c in ",;:.()\n\u2014\u2013") or " and " in between:
             continue
-        if best is None or gap < best[0]:
-            best = (gap, m.scopes)
+        # An object's row over a word of the call's arguments ("customer" in the query)
+        rank = gap + (1000 if all(scope in ("", "arguments") for _, scope in m.scopes) else 0)
+        if best is None or rank < best[0]:
+            best = (rank, m.scopes)
     if best is None:
         return []
     return best[1]

@@ -268,7 +268,7 @@ def _zeros(text: str, spans: Spans, add: Any) -> None:
         candidate.subject = candidate.subject | {stem(match[1])}
 
 
-_VERB_STATES = word_set("running processing starting stopping")
+_VERB_STATES = word_set("running processing starting stopping passed")
 _STATE_FOLLOWERS = word_set(
     "and or but in on at for since now fine normally again too as with without until so "
     "yet already still right only"

@@ -50,6 +50,7 @@ MAX_LEAVES = 200_000
 MAX_NEAR_MISS_CHARS = 300_000  # identifiers kept for near-miss comparison come from this much
 MAX_LINES = 50_000
 _TOKEN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:/@-]{0,119}")
+_ID_KEYS = frozenset({"id", "number", "no", "num"})
 _CLOCK_HINT = re.compile(r"\d:\d\d")
 _SEGMENT = re.compile(r"[^a-z0-9]+")
 _WORD = re.compile(r"[A-Za-z][A-Za-z0-9]{0,40}")
@@ -369,6 +370,8 @@ class _Walker:
             if "[]" in general:
                 self.columns[general].append(number)
                 self.column_words[general] = words
+            if scope and number == int(number) and key_stems(key) & _ID_KEYS:
+                _add_names(evidence, self.source, scope, str(int(number)))  # "run #1287"
             return
         if not isinstance(value, str) or not value:
             return

@@ -30,6 +30,7 @@ from llm_gateway.grounding.identifiers import REGION, within_distance
 from llm_gateway.grounding.model import Status
 from llm_gateway.grounding.normalize import Date, NumberToken, conversions, unit_of, word_set
 from llm_gateway.grounding.states import conflicts
+from llm_gateway.grounding.states import holds as state_holds
 
 _SYNONYMS: dict[str, str] = {
     "price": "cost", "amount": "cost", "charge": "cost", "spend": "cost", "spent": "cost",
@@ -726,7 +727,7 @@ def _state_of(
         return None
     verdicts = []
     for _source, states in each:
-        holds = state in states
+        holds = state_holds(state, states)
         clash = any(conflicts(state, other) for other in states)
         if holds != negated and (holds or clash):
             verdicts.append(True)
@@ -831,6 +832,9 @@ def judge_state(
                 )
     sources = frozenset(s for (s, _), states in evidence.scope_states.items() if state in states)
     said = evidence.all_states.get(state)
+    if said is None:
+        implied = [evidence.all_states[s] for s in evidence.all_states if state_holds(state, {s})]
+        said = min(implied) if implied else None
     if said is not None:
         return Judgement("supported", said, state, f"reported {_where(evidence, said)}", sources)
     clashing = sorted(s for s in evidence.all_states if conflicts(state, s))
