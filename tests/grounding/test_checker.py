@@ -344,7 +344,8 @@ def test_a_run_that_completed_and_failed_did_not_pass() -> None:
 
 
 def test_an_apposition_names_the_row() -> None:
-    rows = {"columns": ["customer_id", "name"], "rows": [[10422, "Hartwell & Sons"], [20871, "Mira Okonkwo"]]}  # fmt: skip
+    rows = {"columns": ["customer_id", "name"],
+            "rows": [[10422, "Hartwell & Sons"], [20871, "Mira Okonkwo"]]}  # fmt: skip
     conv = Conversation(
         (ToolResult("c1", "run_sql", '{"query": "SELECT customer_id"}', json.dumps(rows)),)
     )
