@@ -94,3 +94,10 @@ def test_a_debit_is_reported_as_its_amount() -> None:
 def test_a_value_with_a_unit_is_not_a_count_under_another_key() -> None:
     conv = _with({"p50_ms": 41, "requests": 18234901})
     assert _status(conv, "The median request takes 41 ms.", "41 ms") == "supported"
+
+
+def test_a_count_of_items_with_none_of_something() -> None:
+    users = [{"UserName": n, "MFADevices": d} for n, d in (("a", 1), ("b", 0), ("c", 2), ("d", 0))]
+    conv = _with({"Users": users})
+    assert _status(conv, "Two users lack MFA devices.", "Two") == "derived"
+    assert _status(conv, "Three users lack MFA devices.", "Three") == "contradicted"

@@ -50,6 +50,7 @@ MAX_LEAVES = 200_000
 MAX_NEAR_MISS_CHARS = 300_000  # identifiers kept for near-miss comparison come from this much
 MAX_LINES = 50_000
 _TOKEN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:/@-]{0,119}")
+_NONE_WORDS = frozenset({"without", "lack", "no", "none", "zero", "missing"})
 _ID_KEYS = frozenset({"id", "number", "no", "num"})
 _CLOCK_HINT = re.compile(r"\d:\d\d")
 _SEGMENT = re.compile(r"[^a-z0-9]+")
@@ -433,6 +434,15 @@ class _Walker:
             aggregates = (("sum", sum(values)), ("min", min(values)), ("max", max(values)))
             for how, value in (*aggregates, ("mean", mean), ("median", _median(values))):
                 evidence.derived.append(Num(value, source, words | {how}, unit, general, how))
+            zeros = sum(1 for v in values if v == 0)
+            if 0 < zeros < len(values):
+                # "MFADevices": 0 for three users: "three users lack MFA", "three have none"
+                evidence.counts.append(
+                    Num(float(zeros), source, words | _NONE_WORDS, None, general, "count of none")
+                )
+                evidence.counts.append(
+                    Num(float(len(values) - zeros), source, words, None, general, "count of some")
+                )
             negative = [v for v in values if v < 0]
             if negative and len(negative) < len(values):
                 # A ledger's debits and credits: what went out and what came in, and how many.

@@ -25,7 +25,15 @@ from functools import lru_cache
 
 from llm_gateway.grounding import derive
 from llm_gateway.grounding.claims import Candidate
-from llm_gateway.grounding.evidence import CONTEXT, QUESTION, Evidence, Num, dates_near, line_counts
+from llm_gateway.grounding.evidence import (
+    CONTEXT,
+    QUESTION,
+    Evidence,
+    Num,
+    dates_near,
+    key_stems,
+    line_counts,
+)
 from llm_gateway.grounding.identifiers import REGION, within_distance
 from llm_gateway.grounding.model import Status
 from llm_gateway.grounding.normalize import Date, NumberToken, conversions, unit_of, word_set
@@ -261,6 +269,11 @@ def judge_number(
     value, approx = token.value, "approx" in claim.cues
     tolerance = _tolerance(token, approx=False)
     stated = _stated(claim, evidence, tolerance)
+    if stated and claim.kind == "count" and all("[" in f.scope for f in stated):
+        # "Two users lack MFA": a count of a list's items, not one item's field that is 2
+        counts = _subject_counts(claim, evidence)
+        if any(f.how is not None and f.how.startswith("count of") for f in counts):
+            stated = []
     if stated:
         return _judge_stated(claim, evidence, stated, entity)
     converted = _converted(evidence, token, approx)
@@ -274,9 +287,17 @@ def judge_number(
         return page
     if agreeing:
         return _supported(evidence, "derived", agreeing, f"the {agreeing[0].how}")
-    computed = _computed(claim, evidence, token, tolerance)
+    specific = [f for f in counts if _specific(f, claim)] if claim.kind == "count" else []
+    computed = None if specific else _computed(claim, evidence, token, tolerance)
     if computed is not None:
         return computed
+    if specific:
+        # "Two users lack MFA" when three have none: a count of the items the words pick out
+        fact = specific[0]
+        return Judgement(
+            "contradicted", fact.source, _show(fact.value),
+            f"{_where(evidence, fact.source)} the {fact.how} is {_show(fact.value)}",
+        )  # fmt: skip
     if counts and (claim.kind == "count" or "zero" in claim.cues):
         # A count of a list the claim's noun names, and none of its counts agree.
         total = next((f for f in counts if f.how == "count"), counts[0])
@@ -462,6 +483,22 @@ def _one_page(claim: Candidate, evidence: Evidence, facts: list[Num]) -> Judgeme
                 "contradicted", fact.source, shown, f"{_where(evidence, fact.source)} {why}"
             )
     return None
+
+
+_NONE = frozenset({"without", "lack", "no", "none", "zero", "missing"})
+
+
+def _specific(count: Num, claim: Candidate) -> bool:
+    """Whether a count is of the items the claim's own words pick out ("lack", "firing")."""
+    how = count.how or ""
+    words = {w for w in claim.subject}
+    if how == "count of none":
+        return bool(words & _NONE)
+    if how.startswith("count of ") and "=" in how and count.value >= 2:
+        # a value several items share is a category ("firing"); one item's value names it
+        field, value = how[len("count of ") :].split("=", 1)
+        return field.strip("[].") != "" and bool(key_stems(value) & words) and len(words) > 1
+    return False
 
 
 def _other_call(
