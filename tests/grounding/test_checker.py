@@ -351,3 +351,14 @@ def test_an_apposition_names_the_row() -> None:
     )
     assert check(conv, "The top customer is Hartwell & Sons (customer 10422).").grounded
     assert not check(conv, "The top customer is Hartwell & Sons (customer 20871).").grounded
+
+
+def test_a_camel_case_name_reported_before_advice() -> None:
+    output = json.dumps({"AttachedPolicies": [{"PolicyName": "ci-deployer-s3-artifacts"}]})
+    conv = Conversation((ToolResult("c1", "list_policies", "{}", output),))
+    assert check(conv, "It has ci-deployer-s3-artifacts.").grounded
+    invented = "It has ci-deployer-s3-artifacts and AdministratorAccess; you should remove it."
+    assert not check(conv, invented).grounded
+    assert check(
+        conv, "It has ci-deployer-s3-artifacts; you could add ReadOnlyAccessPolicy."
+    ).grounded

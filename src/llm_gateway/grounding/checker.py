@@ -224,7 +224,7 @@ def _judge_all(
         if (
             judgement.status == "unsupported"
             and candidate.kind != "email"  # "you can reach her at ...": a contact is a fact
-            and _is_advice(text, spans[candidate.sentence])
+            and _is_advice(text, (spans[candidate.sentence][0], candidate.start))
         ):
             continue  # "I'd raise it to 8 replicas": a suggestion, not a report of the tools
         claim = Claim(
@@ -344,7 +344,8 @@ def _is_threshold(candidate: Candidate) -> bool:
 
 
 def _is_advice(text: str, span: tuple[int, int]) -> bool:
-    """Whether the sentence suggests what to do rather than reports what the tools said."""
+    """Whether the sentence suggests what to do rather than reports what the tools said (up
+    to the claim: "It has X and Y; you should remove Y" reports Y first)."""
     return _ADVICE.search(text, span[0], span[1]) is not None
 
 

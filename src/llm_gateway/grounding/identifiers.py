@@ -56,6 +56,10 @@ PATTERNS: tuple[tuple[Kind, re.Pattern[str]], ...] = (
     # 1Z999AA10123456784, 003HP00002XKQ9: long runs of capitals and digits (tracking numbers)
     ("identifier", re.compile(r"(?<![A-Za-z0-9_-])(?=[0-9]*[A-Z])(?=[A-Z]*[0-9])[A-Z0-9]{10,40}"
                               r"(?![A-Za-z0-9_-])")),
+    # AdministratorAccess, AmazonS3ReadOnlyAccess: a CamelCase name of a policy, a role, a class
+    ("identifier", re.compile(r"(?<![A-Za-z0-9_-])[A-Z][a-z]{2,}(?:[A-Z0-9][a-z0-9]{1,}){1,8}"
+                              r"(?=[A-Za-z0-9]{0,20}(?![A-Za-z0-9_-]))[A-Za-z0-9]{0,20}"
+                              r"(?![A-Za-z0-9_-])")),
     # LH400, Z25, R3: capitals and digits (see _NOT_IDS for the product names left out)
     ("identifier", re.compile(r"(?<![A-Za-z0-9_-])[A-Z]{1,3}\d{1,6}[A-Z]?(?![A-Za-z0-9_-])")),
     # t3.micro, m5.large
@@ -135,7 +139,8 @@ def _accept(kind: Kind, text: str) -> str | None:
             return None
         return text.lower()
     if kind == "identifier":
-        if not any(c.isdigit() for c in text) or text.upper() in _NOT_IDS:
+        camel = len(text) >= 12 and text.isalnum() and sum(c.isupper() for c in text) >= 2
+        if not (any(c.isdigit() for c in text) or camel) or text.upper() in _NOT_IDS:
             return None
         segments = re.split(r"[-_]", text.lower())
         if len(segments) > 1 and any(s in _PROSE for s in segments):
