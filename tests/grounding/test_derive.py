@@ -101,3 +101,16 @@ def test_a_count_of_items_with_none_of_something() -> None:
     conv = _with({"Users": users})
     assert _status(conv, "Two users lack MFA devices.", "Two") == "derived"
     assert _status(conv, "Three users lack MFA devices.", "Three") == "contradicted"
+
+
+def test_a_count_of_items_in_two_categories() -> None:
+    alerts = [
+        {"name": "a", "severity": "critical", "state": "firing"},
+        {"name": "b", "severity": "warning", "state": "firing"},
+        {"name": "c", "severity": "warning", "state": "firing"},
+        {"name": "d", "severity": "critical", "state": "resolved"},
+    ]
+    conv = _with(alerts)
+    assert _status(conv, "Two critical alerts are firing.", "Two") == "contradicted"
+    assert _status(conv, "One critical alert is firing, 2 warnings.", "2") == "derived"
+    assert _status(conv, "Three alerts are firing.", "Three") == "derived"

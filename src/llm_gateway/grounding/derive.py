@@ -89,6 +89,8 @@ def pool(evidence: Evidence) -> list[Num]:
         for n in group:
             if n.source < 0 or not math.isfinite(n.value) or n.value == 0:
                 continue
+            if "&" in (n.how or ""):
+                continue  # the items of two categories: no term of an answer's sum
             if n.how is not None and n.how != "count" and "[]" not in n.where:
                 continue  # the sum of one object's fields is no quantity of its own
             seen.setdefault((abs(n.value), _kind(n), n.how is None), n)

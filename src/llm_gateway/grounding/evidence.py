@@ -281,7 +281,10 @@ class _Walker:
         self.list_sizes: Counter[str] = Counter()
         self.list_words: dict[str, frozenset[str]] = {}
         self.units: dict[str, str] = {}
-        self.empty: set[str] = set()  # a dict's path -> the unit its "Unit" field names
+        self.empty: set[str] = set()
+        self.item_fields: dict[
+            tuple[str, str], list[str]
+        ] = {}  # an item's field=value  # a dict's path -> the unit its "Unit" field names
 
     def walk(self, document: Any) -> None:
         # (node, path, general path, key, parent key, scope, enclosing list's general path)
@@ -386,7 +389,7 @@ class _Walker:
             _add_state(evidence, self.source, scope, group, state)
         if "[]" in general and len(value) <= 60 and not any(c.isdigit() for c in value):
             # How many items share a value ("3 running"); ids and times are unique, so left out.
-            self.histograms[within][f"{general[len(within) :]}={value.lower()}"] += 1
+            self._share(within, general, scope, value)
         if any(c.isdigit() for c in value):
             self._string_numbers(value, path, general, key, scope, words)
 
@@ -403,6 +406,33 @@ class _Walker:
             name = "".join(words)
             _, values = self.evidence.flags.setdefault(name, (self.source, set()))
             values.add(value)
+
+    def _share(self, within: str, general: str, scope: str, value: str) -> None:
+        shared = f"{general[len(within) :]}={value.lower()}"
+        self.histograms[within][shared] += 1
+        fields = self.item_fields.setdefault((within, scope), [])
+        if len(fields) < 8:
+            fields.append(shared)
+
+    def _pairs(self) -> dict[str, Counter[tuple[str, str]]]:
+        """How many items share two categories ("critical" and "firing"), per list (bounded)."""
+        pairs: dict[str, Counter[tuple[str, str]]] = defaultdict(Counter)
+        seen: dict[str, set[tuple[str, str]]] = defaultdict(set)
+        total = 0
+        for (within, _scope), fields in self.item_fields.items():
+            for pair in _pairs_of(fields, self.histograms[within]):
+                if pair not in seen[within] and total >= _MAX_PAIRS:
+                    continue
+                seen[within].add(pair)
+                pairs[within][pair] += 1
+                total += 1
+        for within, counter in pairs.items():
+            singles = [f for f, n in self.histograms[within].items() if n >= 2]
+            for i, a in enumerate(sorted(singles)):  # and none: "no critical alert is firing"
+                for b in sorted(singles)[i + 1 :]:
+                    if a.split("=", 1)[0] != b.split("=", 1)[0] and (a, b) not in counter:
+                        counter[(a, b)] = 0
+        return pairs
 
     def _string_numbers(
         self, value: str, path: str, general: str, key: str, scope: str, words: frozenset[str]
@@ -454,8 +484,14 @@ class _Walker:
                     evidence.counts.append(
                         Num(float(len(part)), source, words, None, general, f"count of {how[7:]}")
                     )
+        pairs = self._pairs()
         for general, size in self.list_sizes.items():
             words = self.list_words.get(general, frozenset())
+            for (a, b), count in pairs.get(general, Counter()).items():
+                both = key_stems(a.split("=", 1)[-1]) | key_stems(b.split("=", 1)[-1])
+                evidence.counts.append(
+                    Num(float(count), source, words | both, None, general, f"count of {a}&{b}")
+                )
             evidence.counts.append(Num(float(size), source, words, None, general, "count"))
             for shared, count in self.histograms.get(f"{general}", Counter()).items():
                 value_words = key_stems(shared.split("=", 1)[-1])
@@ -469,6 +505,17 @@ class _Walker:
                         f"count of {shared}",
                     )
                 )
+
+
+_MAX_PAIRS = 2000
+
+
+def _pairs_of(fields: list[str], single: Counter[str]) -> Iterator[tuple[str, str]]:
+    shared = sorted(f for f in fields if single[f] >= 2)  # categories, not one item's name
+    for i, a in enumerate(shared):
+        for b in shared[i + 1 :]:
+            if a.split("=", 1)[0] != b.split("=", 1)[0]:
+                yield a, b
 
 
 def _add_durations(

@@ -36,7 +36,7 @@ from llm_gateway.grounding.evidence import (
 )
 from llm_gateway.grounding.identifiers import REGION, within_distance
 from llm_gateway.grounding.model import Status
-from llm_gateway.grounding.normalize import Date, NumberToken, conversions, unit_of, word_set
+from llm_gateway.grounding.normalize import Date, NumberToken, conversions, stem, unit_of, word_set
 from llm_gateway.grounding.states import conflicts
 from llm_gateway.grounding.states import holds as state_holds
 
@@ -279,7 +279,7 @@ def judge_number(
     converted = _converted(evidence, token, approx)
     if converted:
         return _supported(evidence, "derived", converted, "the same quantity in another unit")
-    counts = _subject_counts(claim, evidence) if _countable(token) else []
+    counts, both = _counts_meant(claim, evidence, token)
     agreeing = [f for f in counts if abs(f.value - value) < 1e-9]
     if agreeing and entity and (wrong_tool := _other_call(agreeing, counts, entity)) is not None:
         return wrong_tool
@@ -287,7 +287,7 @@ def judge_number(
         return page
     if agreeing:
         return _supported(evidence, "derived", agreeing, f"the {agreeing[0].how}")
-    specific = [f for f in counts if _specific(f, claim)] if claim.kind == "count" else []
+    specific = both or ([f for f in counts if _specific(f, claim)] if claim.kind == "count" else [])
     computed = None if specific else _computed(claim, evidence, token, tolerance)
     if computed is not None:
         return computed
@@ -349,7 +349,8 @@ def _computed(
     derived = [
         f
         for f in _matches(evidence, value, tolerance, token, derived=True)
-        if (f.how != "sum" or "total" in claim.cues or "[]" in f.where or f.where == "text")
+        if "&" not in (f.how or "")  # two categories' count: only when the words name both
+        and (f.how != "sum" or "total" in claim.cues or "[]" in f.where or f.where == "text")
         and (_countable(token) or not (f.how or "").startswith(("count", "lines")))
     ]
     if derived:
@@ -486,6 +487,31 @@ def _one_page(claim: Candidate, evidence: Evidence, facts: list[Num]) -> Judgeme
 
 
 _NONE = frozenset({"without", "lack", "no", "none", "zero", "missing"})
+
+
+def _counts_meant(
+    claim: Candidate, evidence: Evidence, token: NumberToken
+) -> tuple[list[Num], list[Num]]:
+    """The counts the claim's noun names, and those of two categories its words both name."""
+    counts = _subject_counts(claim, evidence) if _countable(token) else []
+    if claim.kind != "count" or not counts:
+        return counts, []
+    scores = [_specificity(f, claim) for f in counts]
+    if max(scores) >= 2:  # "two critical alerts are firing": the items of both categories
+        both = [f for f, n in zip(counts, scores, strict=True) if n == max(scores)]
+        return both, both
+    # a count of two categories is only meant when the words name both
+    return [f for f in counts if "&" not in (f.how or "")], []
+
+
+def _specificity(count: Num, claim: Candidate) -> int:
+    """How many of the categories a count is of the claim's words name."""
+    how = count.how or ""
+    if not how.startswith("count of ") or "=" not in how:
+        return 0
+    parts = how[len("count of ") :].split("&")
+    clause = {stem(w) for w in (*claim.before[-4:], *claim.after)} | claim.subject
+    return sum(1 for part in parts if key_stems(part.split("=", 1)[-1]) & clause)
 
 
 def _specific(count: Num, claim: Candidate) -> bool:
