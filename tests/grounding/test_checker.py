@@ -362,3 +362,21 @@ def test_a_camel_case_name_reported_before_advice() -> None:
     assert check(
         conv, "It has ci-deployer-s3-artifacts; you could add ReadOnlyAccessPolicy."
     ).grounded
+
+
+def test_a_psql_table_and_its_row_count() -> None:
+    table = " region | orders\n--------+-------\n APAC   |    415\n EMEA   |    932\n(2 rows)\n"
+    query = '{"query": "SELECT region, COUNT(*) AS orders FROM orders GROUP BY region"}'
+    conv = Conversation((ToolResult("c1", "run_sql", query, table),))
+    assert check(conv, "1,347 orders in all; EMEA had 932.").grounded
+    empty = " id | email\n----+-------\n(0 rows)\n"
+    query = '{"query": "SELECT id, email FROM users WHERE day = 1"}'
+    conv = Conversation((ToolResult("c1", "run_sql", query, empty),))
+    assert not check(conv, "Three users signed up yesterday.").grounded
+    assert check(conv, "No users signed up yesterday.").grounded
+
+
+def test_pending_is_not_open() -> None:
+    conv = Conversation((ToolResult("c1", "ticket", "{}", '{"status": "open"}'),))
+    assert not check(conv, "The ticket is pending.").grounded
+    assert check(conv, "The ticket is open.").grounded

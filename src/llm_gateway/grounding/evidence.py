@@ -91,6 +91,7 @@ class Evidence:
     all_states: dict[str, int] = field(default_factory=dict)  # state -> first source
     time_scopes: dict[tuple[int, int], list[tuple[int, str]]] = field(default_factory=dict)
     paged: set[int] = field(default_factory=set)
+    call_words: dict[int, frozenset[str]] = field(default_factory=dict)  # a call's argument words
     flags: dict[str, tuple[int, set[bool]]] = field(
         default_factory=dict
     )  # MultiAZ: false  # sources that say more items exist than listed
@@ -141,6 +142,9 @@ def build(conversation: Conversation, max_chars: int) -> Evidence:
         if len(output) < len(tool.output) or len(arguments) < len(tool.arguments):
             evidence.truncated = True
         tool_words = key_stems(tool.name or "")
+        evidence.call_words[index] = frozenset(
+            stem(w) for w in _WORD.findall(arguments[:2000].lower())[:200] if len(w) >= 3
+        )
         _add_source(evidence, index, arguments, tool_words, is_arguments=True)
         _add_source(evidence, index, output, tool_words, is_arguments=False)
         if tool.is_error:
@@ -247,6 +251,52 @@ def _add_text_facts(
             evidence.counts.append(Num(float(n), source, tool_words, None, "text", "lines"))
     if states:
         _add_line_states(evidence, source, lines)
+    _add_table(evidence, source, lines)
+    for match in _ROWS_FOOTER.finditer(text[-2000:]):
+        # psql's "(0 rows)": a count of the things the call asked for (its arguments' words)
+        words = tool_words | evidence.call_words.get(source, frozenset())
+        evidence.counts.append(Num(float(match[1]), source, words, None, "text", "count"))
+
+
+_ROWS_FOOTER = re.compile(r"^\((\d{1,9}) rows?\)$", re.MULTILINE)
+MAX_TABLE_ROWS = 10_000
+
+
+def _add_table(evidence: Evidence, source: int, lines: list[str]) -> None:
+    """A "|"-separated table's numeric columns: their sums, minima, maxima and means."""
+    header = next((i for i, line in enumerate(lines[:5]) if line.count("|") >= 1), None)
+    if header is None:
+        return
+    names = [cell.strip().lower() for cell in lines[header].split("|")]
+    columns: dict[int, list[float]] = defaultdict(list)
+    for line in lines[header + 1 : header + 1 + MAX_TABLE_ROWS]:
+        cells = line.split("|")
+        if len(cells) != len(names):
+            continue
+        for index, cell in enumerate(cells):
+            cell = cell.strip()
+            value = _plain_number(cell)
+            if value is not None:
+                columns[index].append(value)
+    for index, values in columns.items():
+        if len(values) < 2 or not names[index]:
+            continue
+        words = key_stems(names[index])
+        mean = sum(values) / len(values)
+        for how, value in (("sum", sum(values)), ("min", min(values)), ("max", max(values)),
+                           ("mean", mean)):  # fmt: skip
+            evidence.derived.append(
+                Num(value, source, words | {how}, None, f"table[].{names[index]}", how)
+            )
+
+
+def _plain_number(cell: str) -> float | None:
+    if not cell or not (cell[0].isdigit() or cell[0] == "-"):
+        return None
+    try:
+        return float(cell.replace(",", ""))
+    except ValueError:
+        return None
 
 
 def _add_line_states(evidence: Evidence, source: int, lines: list[str]) -> None:

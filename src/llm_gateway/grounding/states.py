@@ -67,7 +67,7 @@ _AXES: tuple[frozenset[str], ...] = tuple(
         "running stopped stopping starting pending terminated failed succeeded suspended",
         "healthy unhealthy alerting",
         "pending confirmed cancelled",
-        "open closed merged",
+        "open pending closed merged",
         "active inactive suspended expired cancelled",
         "enabled disabled suspended",
         "available unavailable in-use pending",

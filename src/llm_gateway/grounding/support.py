@@ -288,7 +288,9 @@ def judge_number(
     if agreeing:
         return _supported(evidence, "derived", agreeing, f"the {agreeing[0].how}")
     specific = both or ([f for f in counts if _specific(f, claim)] if claim.kind == "count" else [])
-    computed = None if specific else _computed(claim, evidence, token, tolerance)
+    # A count of the list the noun names is not rescued by another list's count
+    other_lists = claim.kind == "count" and bool(counts)
+    computed = None if specific else _computed(claim, evidence, token, tolerance, other_lists)
     if computed is not None:
         return computed
     if specific:
@@ -342,7 +344,11 @@ def _judge_stated(
 
 
 def _computed(
-    claim: Candidate, evidence: Evidence, token: NumberToken, tolerance: float
+    claim: Candidate,
+    evidence: Evidence,
+    token: NumberToken,
+    tolerance: float,
+    named_list: bool = False,
 ) -> Judgement | None:
     """A value the tools' values give by a sum, min, max, mean, difference or approximation."""
     value, approx = token.value, "approx" in claim.cues
@@ -350,6 +356,7 @@ def _computed(
         f
         for f in _matches(evidence, value, tolerance, token, derived=True)
         if "&" not in (f.how or "")  # two categories' count: only when the words name both
+        and not (named_list and f.how in ("lines", "count"))
         and (f.how != "sum" or "total" in claim.cues or "[]" in f.where or f.where == "text")
         and (_countable(token) or not (f.how or "").startswith(("count", "lines")))
     ]
