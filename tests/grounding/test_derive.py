@@ -114,3 +114,16 @@ def test_a_count_of_items_in_two_categories() -> None:
     assert _status(conv, "Two critical alerts are firing.", "Two") == "contradicted"
     assert _status(conv, "One critical alert is firing, 2 warnings.", "2") == "derived"
     assert _status(conv, "Three alerts are firing.", "Three") == "derived"
+
+
+def test_the_rest_of_a_list_and_a_shared_type_with_a_digit() -> None:
+    kinds = ["t3.medium", "t3.medium", "m5.large", "c5.xlarge", "t2.micro"]
+    conv = _with({"Instances": [{"InstanceType": k, "State": "stopped"} for k in kinds]})
+    answer = "Two of them are t3.medium; the other three are other types."
+    assert _status(conv, answer, "Two") == "derived"
+    assert _status(conv, answer, "three") == "derived"
+
+
+def test_a_duration_whose_unit_is_a_word_later() -> None:
+    conv = _with({"sick_hours": 24, "hours_per_day": 8})
+    assert _status(conv, "You have three sick days.", "three") == "derived"

@@ -14,7 +14,7 @@ them ("the 3 inside i-3abc", the 2024 of a date) are not claims of their own.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from llm_gateway.grounding.identifiers import PR_NUMBER, Spans, find_identifiers
@@ -26,6 +26,7 @@ from llm_gateway.grounding.normalize import (
     find_dates,
     find_numbers,
     find_times,
+    parse_number,
     stem,
     word_set,
 )
@@ -240,6 +241,8 @@ def _numbers(text: str, spans: Spans, add: Any) -> None:
             continue  # "1. Foo": a list's numbering
         if token.word and token.text.lower() == "both" and not _noun_follows(text, token.end):
             continue
+        if token.unit is None and not (token.currency or token.percent):
+            token = _unit_a_word_later(text, token)
         kind: Kind = "number"
         if token.currency:
             kind = "money"
@@ -248,6 +251,25 @@ def _numbers(text: str, spans: Spans, add: Any) -> None:
         elif token.unit is None and _noun_follows(text, token.end):
             kind = "count"
         add(Candidate(token.start, token.end, token.text, kind, token))
+
+
+_TIME_NOUNS = word_set("days hours weeks minutes seconds months")
+
+
+def _unit_a_word_later(text: str, token: NumberToken) -> NumberToken:
+    """ "three sick days": a duration whose unit comes one word after the number."""
+    words = _WORDS.findall(text[token.end : token.end + 40])[:2]
+    if (
+        len(words) == 2
+        and words[1].lower() in _TIME_NOUNS
+        and words[1].lower() != "months"
+        and words[0].lower() not in STOPWORDS
+        and words[0].isalpha()
+        and parse_number(words[0]) is None  # "code 1 two hours ago": another number's unit
+        and text[token.end : token.end + 40].lstrip().startswith(words[0])
+    ):
+        return replace(token, unit=words[1].lower())
+    return token
 
 
 def _noun_follows(text: str, end: int) -> bool:

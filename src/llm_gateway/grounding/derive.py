@@ -91,7 +91,7 @@ def pool(evidence: Evidence) -> list[Num]:
                 continue
             if "&" in (n.how or ""):
                 continue  # the items of two categories: no term of an answer's sum
-            if n.how is not None and n.how != "count" and "[]" not in n.where:
+            if n.how is not None and not n.how.startswith("count") and "[]" not in n.where:
                 continue  # the sum of one object's fields is no quantity of its own
             seen.setdefault((abs(n.value), _kind(n), n.how is None), n)
             if len(seen) >= MAX_VALUES * (1 if group is evidence.numbers else 2):
@@ -150,9 +150,10 @@ def _step(
 ) -> str | None:
     """A sum or difference of two numbers of one kind, or a ratio of any two."""
     x, y = abs(a.value), abs(b.value)
-    same = _same_kind(a, b) and not _member(a, b) and _fits(mine, a) and _fits(mine, b)
-    if "sum" in ops and same and close(x + y):
+    same = _same_kind(a, b) and _fits(mine, a) and _fits(mine, b)
+    if "sum" in ops and same and not _member(a, b) and close(x + y):
         return "sum"
+    # a whole less its part is the rest ("the other three"): a term may leave its list
     if "difference" in ops and same and x > y and close(x - y):
         return "difference"
     ratio = "ratio" in ops or ("rate" in ops and _rate(mine, a))

@@ -437,7 +437,8 @@ class _Walker:
         if state is not None:
             group = f"{within}|{general[len(within) :]}"
             _add_state(evidence, self.source, scope, group, state)
-        if "[]" in general and len(value) <= 60 and not any(c.isdigit() for c in value):
+        if "[]" in general and len(value) <= 60 and sum(c.isdigit() for c in value) <= 2:
+            # (a type like "t3.medium" is shared; ids and times have more digits)
             # How many items share a value ("3 running"); ids and times are unique, so left out.
             self._share(within, general, scope, value)
         if any(c.isdigit() for c in value):
