@@ -380,3 +380,11 @@ def test_pending_is_not_open() -> None:
     conv = Conversation((ToolResult("c1", "ticket", "{}", '{"status": "open"}'),))
     assert not check(conv, "The ticket is pending.").grounded
     assert check(conv, "The ticket is open.").grounded
+
+
+def test_a_premise_of_the_user_that_a_tool_answers_otherwise() -> None:
+    tool = ToolResult("c1", "describe_db", "{}", '{"AllocatedStorage": 500, "Port": 5432}')
+    conv = Conversation((tool,), question="Does prod-db have 2 TB allocated?")
+    assert not check(conv, "Yes, prod-db has 2 TB allocated.").grounded
+    other = Conversation((tool,), question="I need 2 TB for the migration.")
+    assert check(other, "You need 2 TB for the migration; it listens on 5432.").grounded

@@ -333,6 +333,8 @@ def _judge_stated(
     claim: Candidate, evidence: Evidence, stated: list[Num], entity: Sequence[tuple[int, str]]
 ) -> Judgement:
     """A stated value, unless said of another object, under another key, or of one page."""
+    if all(f.source < 0 for f in stated) and (told := _premise(claim, evidence)) is not None:
+        return told
     rows = [scope for scope in entity if scope[1] not in ("", "arguments")]
     if rows and (wrong_row := _other_object(claim, evidence, stated, rows)) is not None:
         return wrong_row
@@ -341,6 +343,27 @@ def _judge_stated(
     if (page := _one_page(claim, evidence, stated)) is not None:
         return page
     return _supported(evidence, "supported", stated, "stated")
+
+
+def _premise(claim: Candidate, evidence: Evidence) -> Judgement | None:
+    """A value only the user gave, when a tool gives its key another value ("prod-db has 2 TB
+    allocated" when ``AllocatedStorage: 500``): the tool's answer, not the premise, holds."""
+    token: NumberToken = claim.value
+    subject = _canon(claim.subject)
+    if not subject:
+        return None
+    keyed = [
+        f
+        for f in evidence.numbers
+        if f.source >= 0 and f.key and subject & _canon(f.key) and _unit_fits(token, f)
+    ]
+    if len(keyed) != 1 or abs(keyed[0].value - token.value) < 1e-9:
+        return None
+    fact = keyed[0]
+    return Judgement(
+        "contradicted", fact.source, _show(fact.value),
+        f"the user said so; {_where(evidence, fact.source)} {fact.where} is {_show(fact.value)}",
+    )  # fmt: skip
 
 
 def _computed(
