@@ -388,3 +388,14 @@ def test_a_premise_of_the_user_that_a_tool_answers_otherwise() -> None:
     assert not check(conv, "Yes, prod-db has 2 TB allocated.").grounded
     other = Conversation((tool,), question="I need 2 TB for the migration.")
     assert check(other, "You need 2 TB for the migration; it listens on 5432.").grounded
+
+
+def test_a_condition_list_gives_its_item_s_state() -> None:
+    def node(name: str, ready: str) -> dict[str, object]:
+        return {"metadata": {"name": name},
+                "status": {"conditions": [{"type": "Ready", "status": ready}]}}  # fmt: skip
+
+    output = json.dumps({"items": [node("ip-10-0-1-23", "True"), node("ip-10-0-2-51", "False")]})
+    conv = Conversation((ToolResult("c1", "kubectl", "{}", output),))
+    assert check(conv, "ip-10-0-2-51 is NotReady.").grounded
+    assert not check(conv, "ip-10-0-1-23 is NotReady.").grounded

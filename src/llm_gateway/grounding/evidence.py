@@ -375,6 +375,7 @@ class _Walker:
         stack: list[tuple[Any, str, str, str, str, str, str]],
     ) -> None:
         kind = node.get("kind")
+        self._condition(node, scope)
         unit = next(
             (v for k, v in node.items() if k.lower() == "unit" and isinstance(v, str)), None
         )
@@ -457,6 +458,18 @@ class _Walker:
             name = "".join(words)
             _, values = self.evidence.flags.setdefault(name, (self.source, set()))
             values.add(value)
+
+    def _condition(self, node: dict[str, Any], scope: str) -> None:
+        """``{"type": "Ready", "status": "False"}``: a condition's state is its item's (a node's
+        conditions list says whether the node is ready)."""
+        kind, status = node.get("type"), node.get("status")
+        if not (isinstance(kind, str) and status in ("True", "False", True, False)):
+            return
+        holds = status in ("True", True)
+        state = state_class(kind if holds else f"not-{kind}")
+        end = scope.rfind("].")
+        if state is not None and end > 0:
+            _add_state(self.evidence, self.source, scope[: end + 1], "conditions", state)
 
     def _share(self, within: str, general: str, scope: str, value: str) -> None:
         shared = f"{general[len(within) :]}={value.lower()}"

@@ -23,6 +23,8 @@ _CLASSES: dict[str, tuple[str, ...]] = {
     # Finished, with no word on how: a run "completed" may have failed (its conclusion says).
     "completed": ("completed", "complete", "done", "finished"),
     "skipped": ("skipped",),
+    "ready": ("ready",),
+    "not-ready": ("notready", "not-ready", "unready"),
     "active": ("active", "live"),
     "inactive": ("inactive",),
     "enabled": ("enabled",),
@@ -52,7 +54,7 @@ _WORD_CLASS: dict[str, str] = {w: name for name, words in _CLASSES.items() for w
 
 # The words an answer's state claims are made of.
 ANSWER_STATES: frozenset[str] = frozenset(_WORD_CLASS) - {
-    "up", "down", "done", "error", "ok", "green", "red", "live", "success", "failure",
+    "ready", "up", "down", "done", "error", "ok", "green", "red", "live", "success", "failure",
     "complete", "waiting", "scheduled", "creating", "attached", "resolved", "restarting",
     "started", "exited", "deleted", "failing", "opened", "alert", "alarm", "booked",
 }  # fmt: skip
@@ -75,6 +77,7 @@ _AXES: tuple[frozenset[str], ...] = tuple(
         "paid unpaid refunded",
         "pending processing running succeeded failed cancelled",
         "succeeded failed skipped cancelled",
+        "ready not-ready",
         "pending processing running completed",
     )
 )
