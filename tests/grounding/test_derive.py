@@ -127,3 +127,8 @@ def test_the_rest_of_a_list_and_a_shared_type_with_a_digit() -> None:
 def test_a_duration_whose_unit_is_a_word_later() -> None:
     conv = _with({"sick_hours": 24, "hours_per_day": 8})
     assert _status(conv, "You have three sick days.", "three") == "derived"
+
+
+def test_number_words_in_a_snippet() -> None:
+    conv = _with({"results": [{"snippet": "expected bugfix releases every two months"}]})
+    assert _status(conv, "Bugfix releases come every two months.", "two") == "supported"

@@ -148,15 +148,19 @@ def _step(
     mine: tuple[str, float] | None,
     close: Callable[[float], bool],
 ) -> str | None:
-    """A sum or difference of two numbers of one kind, or a ratio of any two."""
+    """A sum or difference of two numbers of one kind, or a ratio of any two (the arithmetic
+    first: the kinds are only looked at for a result that matches)."""
     x, y = abs(a.value), abs(b.value)
-    same = _same_kind(a, b) and _fits(mine, a) and _fits(mine, b)
-    if "sum" in ops and same and not _member(a, b) and close(x + y):
+    if "sum" in ops and close(x + y) and _summable(a, b, mine) and not _member(a, b):
         return "sum"
     # a whole less its part is the rest ("the other three"): a term may leave its list
-    if "difference" in ops and same and x > y and close(x - y):
+    if "difference" in ops and x > y and close(x - y) and _summable(a, b, mine):
         return "difference"
     ratio = "ratio" in ops or ("rate" in ops and _rate(mine, a))
-    if ratio and y != 1 and _divides(mine, a) and close(x / y):
+    if ratio and y != 1 and close(x / y) and _divides(mine, a):
         return "ratio"
     return None
+
+
+def _summable(a: Num, b: Num, mine: tuple[str, float] | None) -> bool:
+    return _same_kind(a, b) and _fits(mine, a) and _fits(mine, b)

@@ -402,12 +402,9 @@ class _Walker:
     ) -> None:
         evidence = self.evidence
         words = key_stems(parent) | key_stems(key)
-        if value is True and (
-            "truncated" in words or "incomplete" in words or {"has", "more"} <= words
-        ):
-            evidence.paged.add(self.source)  # IsTruncated, has_more: one page of a listing
         if isinstance(value, bool):
-            self._flag(key, value, scope)
+            self._flag(key, value, scope, words)
+            return
         if _is_number(value):
             number = float(value)
             evidence.numbers.append(
@@ -438,16 +435,26 @@ class _Walker:
         if state is not None:
             group = f"{within}|{general[len(within) :]}"
             _add_state(evidence, self.source, scope, group, state)
-        if "[]" in general and len(value) <= 60 and sum(c.isdigit() for c in value) <= 2:
-            # (a type like "t3.medium" is shared; ids and times have more digits)
-            # How many items share a value ("3 running"); ids and times are unique, so left out.
+        if (
+            "[]" in general
+            and len(value) <= 60
+            and value.count(" ") <= 2  # a category is a word or three, not a sentence
+            and sum(c.isdigit() for c in value) <= 2
+        ):
+            # How many items share a value ("3 running", "2 t3.medium"); ids and times, with
+            # more digits, are unique, so left out.
             self._share(within, general, scope, value)
         if any(c.isdigit() for c in value):
             self._string_numbers(value, path, general, key, scope, words)
+        if " " in value and len(value) <= 1000:
+            self._number_words(value, path, scope, words)
 
-    def _flag(self, key: str, value: bool, scope: str) -> None:
+    def _flag(self, key: str, value: bool, scope: str, stems: frozenset[str]) -> None:
         """A boolean field: a state when its key is one ("merged": true), and a feature the
-        answer may claim or deny when its key is a name of two words or more (MultiAZ)."""
+        answer may claim or deny when its key is a name of two words or more (MultiAZ);
+        ``IsTruncated``/``has_more`` true: the output is one page of a listing."""
+        if value and ("truncated" in stems or "incomplete" in stems or {"has", "more"} <= stems):
+            self.evidence.paged.add(self.source)
         state = state_class(key)
         if state is not None and value:
             _add_state(self.evidence, self.source, scope, "flags", state)
@@ -458,6 +465,14 @@ class _Walker:
             name = "".join(words)
             _, values = self.evidence.flags.setdefault(name, (self.source, set()))
             values.add(value)
+
+    def _number_words(self, value: str, path: str, scope: str, words: frozenset[str]) -> None:
+        """ "bugfix releases every two months": a snippet's number words are its numbers."""
+        for token in find_numbers(value, words=True):
+            if token.word:
+                self.evidence.numbers.append(
+                    Num(token.value, self.source, words, token.unit, path, scope=scope)
+                )
 
     def _condition(self, node: dict[str, Any], scope: str) -> None:
         """``{"type": "Ready", "status": "False"}``: a condition's state is its item's (a node's
