@@ -47,3 +47,7 @@ def test_within_distance() -> None:
     assert within_distance("ord-1234", "ord-1243", 2)
     assert not within_distance("ord-1234", "ord-1243", 1)
     assert not within_distance("abc", "abcdef", 2)
+
+
+def test_a_time_of_a_year_is_no_identifier() -> None:
+    assert [f.value for f in find_identifiers("the newest is from mid-2025")] == []

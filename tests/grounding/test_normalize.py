@@ -94,3 +94,14 @@ def test_stem() -> None:
         "reply",
         "status",
     ]
+
+
+def test_temperatures_speeds_and_kubernetes_quantities_convert() -> None:
+    from llm_gateway.grounding.normalize import in_unit, unit_of_key
+
+    assert in_unit(8, "°c", "°f") == pytest.approx(46.4)
+    assert in_unit(46.4, "°f", "°c") == pytest.approx(8)
+    assert in_unit(22, "km/h", "mph") == pytest.approx(13.67, abs=0.01)
+    assert in_unit(31230, "mi", "gib") == pytest.approx(30.498, abs=0.001)
+    assert unit_of_key("temp_c") == "°c"
+    assert unit_of_key("wind_kph") == "kph"

@@ -34,3 +34,12 @@ def test_should_be_is_a_hedge_only_before_a_state() -> None:
 def test_without_the_builtins_only_blocked_phrases() -> None:
     found = find_phrases("Perhaps. I think so.", False, ("I think",))
     assert [(p.phrase, p.source) for p in found] == [("I think", "blocked")]
+
+
+def test_likely_renders_a_forecast_probability() -> None:
+    from llm_gateway.grounding import Conversation, ToolResult, check
+
+    forecast = ToolResult("c1", "get_forecast", "{}", '{"precip_probability_pct": 90}')
+    assert check(Conversation((forecast,)), "Very likely: a 90% chance of rain.").grounded
+    plain = ToolResult("c1", "get_status", "{}", '{"state": "running"}')
+    assert not check(Conversation((plain,)), "It is likely running.").grounded

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from llm_gateway.grounding.states import ANSWER_STATES, conflicts, state_class
+from llm_gateway.grounding.states import ANSWER_STATES, conflicts, holds, state_class
 
 
 def test_classes() -> None:
@@ -10,7 +10,10 @@ def test_classes() -> None:
     assert state_class("CrashLoopBackOff") == "failed"
     assert state_class("in_progress") == "processing"
     assert state_class("In Progress") == "processing"
-    assert state_class("completed") == state_class("Succeeded")
+    # "completed" says a run finished, not how: succeeded implies it, it does not imply success
+    assert state_class("completed") != state_class("Succeeded")
+    assert holds("completed", {"succeeded"})
+    assert not holds("succeeded", {"completed"})
     assert state_class("banana") is None
 
 

@@ -28,6 +28,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import pairwise
 
 from llm_gateway.grounding import support
 from llm_gateway.grounding.citations import Citation, find_citations, sentence_of, sentences
@@ -82,10 +83,16 @@ def _check(
     spans = sentences(answer, citations)
     candidates = extract(text)
     claims = _judge_all(candidates, evidence, spans, answer, text)
+    claims += _flags(evidence, answer, text)
+    claims.sort(key=lambda c: c[0].start)
 
     unsupported = sum(1 for c, _ in claims if c.status == "unsupported")
     contradicted = sum(1 for c, _ in claims if c.status == "contradicted")
-    phrases = tuple(find_phrases(text, options.flag_speculative_language, options.blocked_phrases))
+    phrases = tuple(
+        p
+        for p in find_phrases(text, options.flag_speculative_language, options.blocked_phrases)
+        if not (p.source == "speculative" and _renders_probability(p.phrase, evidence))
+    )
     uncited = _citations(claims, citations, spans, evidence, options.require_tool_citation)
 
     failed: list[str] = []
@@ -119,6 +126,84 @@ def _check(
     )
 
 
+_PROBABILITY_WORDS = frozenset({"probability", "prob", "chance", "likelihood", "pop"})
+
+
+def _renders_probability(phrase: str, evidence: Evidence) -> bool:
+    """ "very likely" for a 90% forecast: the tool's own answer is a probability, not a fact."""
+    if phrase.lower() not in ("likely", "unlikely"):
+        return False
+    return any(n.source >= 0 and n.words & _PROBABILITY_WORDS for n in evidence.numbers[:5000])
+
+
+_FEATURE_WORD = re.compile(r"[A-Za-z][A-Za-z0-9]{0,40}")
+_DENIALS = frozenset(
+    {
+        "not",
+        "no",
+        "without",
+        "isn't",
+        "aren't",
+        "never",
+        "non",
+        "disabled",
+        "off",
+        "false",
+        "single",
+    }
+)
+
+
+def _flags(evidence: Evidence, answer: str, text: str) -> list[tuple[Claim, Judgement]]:
+    """A boolean feature of the tools' (``MultiAZ: false``) that the answer claims, or denies
+    when the tools say it is on: contradicted."""
+    if not evidence.flags:
+        return []
+    found: list[tuple[Claim, Judgement]] = []
+    words = list(_FEATURE_WORD.finditer(text))
+    index = 0
+    while index < len(words):
+        size = _flag_at(evidence, text, words, index)
+        if not size:
+            index += 1
+            continue
+        start, end = words[index].start(), words[index + size - 1].end()
+        source, values = evidence.flags[
+            "".join(w.group() for w in words[index : index + size]).lower()
+        ]
+        before = re.findall(r"[A-Za-z']+", text[max(0, start - 30) : start])
+        rest = re.split(r"[,.;:()]", text[end : end + 60], maxsplit=1)[0]
+        after = re.findall(r"[A-Za-z']+", rest)[:4]  # "Multi-AZ is off"
+        denied = bool({w.lower() for w in (*before[-3:], *after)} & _DENIALS)
+        if len(values) == 1 and (True in values) == denied:
+            shown = "true" if True in values else "false"
+            judgement = Judgement("contradicted", source, shown,
+                                  f"{_where(evidence, source)} it is {shown}")  # fmt: skip
+            claim = Claim(start, end, answer[start:end], "state", "contradicted",
+                          evidence.tool_id(source), shown, judgement.explanation)  # fmt: skip
+            found.append((claim, judgement))
+        index += size
+    return found
+
+
+def _flag_at(evidence: Evidence, text: str, words: list[re.Match[str]], index: int) -> int:
+    """How many words from ``index`` (joined by a hyphen or nothing) name a flag; 0 if none."""
+    for size in (3, 2, 1):
+        part = words[index : index + size]
+        if len(part) < size:
+            continue
+        if any(text[a.end() : b.start()] not in ("-", "") for a, b in pairwise(part)):
+            continue
+        name = "".join(w.group() for w in part).lower()
+        if len(name) >= 5 and name in evidence.flags:
+            return size
+    return 0
+
+
+def _where(evidence: Evidence, source: int) -> str:
+    return f"in the output of {evidence.tool_id(source) or 'a tool'}"
+
+
 def _judge_all(
     candidates: list[Candidate],
     evidence: Evidence,
@@ -134,7 +219,13 @@ def _judge_all(
         judgement = _judge(candidate, candidates[:index], evidence, text, named)
         if judgement is None:
             continue
-        if judgement.status == "unsupported" and _is_advice(text, spans[candidate.sentence]):
+        if _is_threshold(candidate) and judgement.status in ("unsupported", "contradicted"):
+            continue  # "the only other charge over $100": a round bound the answer picked
+        if (
+            judgement.status == "unsupported"
+            and candidate.kind != "email"  # "you can reach her at ...": a contact is a fact
+            and _is_advice(text, (spans[candidate.sentence][0], candidate.start))
+        ):
             continue  # "I'd raise it to 8 replicas": a suggestion, not a report of the tools
         claim = Claim(
             start=candidate.start,
@@ -197,10 +288,14 @@ def _clause_mentions(
     return [m.scopes for m in reversed(before)]
 
 
+_VERSUS = re.compile(r"(?<![A-Za-z])(?:vs|versus|than|compared)(?![A-Za-z])", re.IGNORECASE)
+
+
 def _nearest_mention(
     candidate: Candidate, named: list[Mention], text: str
 ) -> list[tuple[int, str]]:
-    """The object a number's clause names, nearest on either side (within the clause)."""
+    """The object a number's clause names, nearest on either side (within the clause): its
+    scopes, "arguments" for a value of a call's arguments (the call it names)."""
     best: tuple[int, list[tuple[int, str]]] | None = None
     for m in named:
         if m.end <= candidate.start:
@@ -210,13 +305,21 @@ def _nearest_mention(
             gap, between = m.start - candidate.end, text[candidate.end : m.start]
         else:
             continue
-        if gap > 40 or any(c in between for c in ",;:.()\u2014\u2013") or " and " in between:
+        if (
+            between.count("(") == 1
+            and between.strip().startswith("(")
+            and not _VERSUS.search(between)
+        ):
+            between = between.replace("(", " ")  # "Hartwell & Sons (customer 20871)"
+        if gap > 40 or any(c in between for c in ",;:.()\n\u2014\u2013") or " and " in between:
             continue
-        if best is None or gap < best[0]:
-            best = (gap, m.scopes)
+        # An object's row over a word of the call's arguments ("customer" in the query)
+        rank = gap + (1000 if all(scope in ("", "arguments") for _, scope in m.scopes) else 0)
+        if best is None or rank < best[0]:
+            best = (rank, m.scopes)
     if best is None:
         return []
-    return [scope for scope in best[1] if scope[1] not in ("", "arguments")]
+    return best[1]
 
 
 _ADVICE = re.compile(
@@ -227,8 +330,22 @@ _ADVICE = re.compile(
 )
 
 
+def _is_threshold(candidate: Candidate) -> bool:
+    """A round number after "over", "under", "at least" in a clause that is not negated."""
+    if "bound" not in candidate.cues or "not" in candidate.cues:
+        return False
+    if any(w in ("never", "no", "not") for w in candidate.before):
+        return False  # "it never went above 60%": a claim about every value
+    value = abs(getattr(candidate.value, "value", 0.0))
+    if value <= 0 or value != int(value):
+        return False
+    digits = str(int(value)).rstrip("0")
+    return len(digits) <= 2
+
+
 def _is_advice(text: str, span: tuple[int, int]) -> bool:
-    """Whether the sentence suggests what to do rather than reports what the tools said."""
+    """Whether the sentence suggests what to do rather than reports what the tools said (up
+    to the claim: "It has X and Y; you should remove Y" reports Y first)."""
     return _ADVICE.search(text, span[0], span[1]) is not None
 
 
@@ -251,13 +368,26 @@ def _judge(
     if kind == "date":
         return support.judge_date(candidate, evidence)
     if kind == "time":
-        return support.judge_time(candidate, evidence)
+        timed = support.judge_time(candidate, evidence)
+        if timed.status != "supported":
+            return timed
+        subject = _nearest_mention(candidate, [m for m in named if m.end <= candidate.start], text)
+        return support.other_item(candidate, evidence, subject, timed.found) or timed
     if kind == "state":
         scopes = _clause_mentions(candidate, earlier, named, text)
         return support.judge_state(candidate, evidence, scopes)
-    if kind == "name":
-        return support.judge_name(candidate, evidence)
-    return support.judge_identifier(candidate, evidence)
+    if "slug" in candidate.cues:
+        judged = support.judge_identifier(candidate, evidence)
+        if judged.status != "supported":
+            return support.near_name(candidate, evidence)  # else no claim worth a finding
+    elif kind == "name":
+        judged = support.judge_name(candidate, evidence)
+    else:
+        judged = support.judge_identifier(candidate, evidence)
+    if judged.status == "supported" and kind != "name":  # a name is a peer, not an attribute
+        subject = _nearest_mention(candidate, [m for m in named if m.end <= candidate.start], text)
+        return support.other_item(candidate, evidence, subject) or judged
+    return judged
 
 
 def _citations(

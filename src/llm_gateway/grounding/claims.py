@@ -14,7 +14,7 @@ them ("the 3 inside i-3abc", the 2024 of a date) are not claims of their own.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from llm_gateway.grounding.identifiers import PR_NUMBER, Spans, find_identifiers
@@ -22,9 +22,11 @@ from llm_gateway.grounding.model import Kind
 from llm_gateway.grounding.normalize import (
     MONTHS,
     NumberToken,
+    find_compound_durations,
     find_dates,
     find_numbers,
     find_times,
+    parse_number,
     stem,
     word_set,
 )
@@ -47,7 +49,7 @@ COMPARATIVE = word_set(
     "left remaining leaving leaves free spare unused "
     "more higher lower less fewer increase increased decrease decreased rise rose drop "
     "dropped up down difference slower faster longer shorter grew fell jumped gap than "
-    "increase"
+    "increase other rest net"
 )
 TOTALS = word_set("total totals sum altogether combined overall together all")
 AVERAGES = word_set("average averaged mean avg averages")
@@ -70,6 +72,24 @@ _CLAUSE_BREAK = re.compile(r"[,;:()\u2014\u2013]|\s-\s|\n")
 _STATE_WORD = re.compile(r"(?<![A-Za-z0-9-])([A-Za-z][A-Za-z-]{1,30})(?![A-Za-z0-9-])")
 _NO_NOUN = re.compile(
     r"(?<![A-Za-z])(?:no|zero)[ \t]+(?:[a-z]{2,20}[ \t]+)?([a-z]{3,30}s)(?![A-Za-z])",
+    re.IGNORECASE,
+)
+# acme-prod-logs, payments-api-canary: a name of lower-case words joined by hyphens (with a
+# digit it is an identifier already); a claim only when it is a near miss of a tool's name.
+_SLUG = re.compile(r"(?<![A-Za-z0-9_./@-])[a-z][a-z0-9]{1,30}(?:-[a-z][a-z0-9]{0,30}){2,6}"
+                   r"(?![A-Za-z0-9_@-])")  # fmt: skip
+# "11:42 AM EST", "9:00 CET", "4 PM New York time", "10:00 local time", "08:00 UTC+1"
+_ZONE_AFTER = re.compile(
+    r"[ \t]*\(?(?:(?!GMT|UTC)[A-Z]{1,4}[SD]?T(?![A-Za-z])|(?:UTC|GMT)[+-]\d|local(?![A-Za-z])|"
+    r"(?:[A-Z][a-z]{2,15}[ \t]){1,2}time(?![A-Za-z])|in[ \t][A-Z][a-z]{2,15})"
+)
+_BOUND_BEFORE = re.compile(
+    r"(?<![A-Za-z])(?:over|above|under|below|more[ \t]than|less[ \t]than|at[ \t]least|"
+    r"at[ \t]most|exceeding|exceeds)[ \t]+[$\u20ac\u00a3]?\Z",
+    re.IGNORECASE,
+)
+_WEEKDAY_BEFORE = re.compile(
+    r"(?<![A-Za-z])(mon|tue|wed|thu|fri|sat|sun)[a-z]{0,6}\.?,?[ \t]{1,3}(?:the[ \t]+)?\Z",
     re.IGNORECASE,
 )
 _NAME = re.compile(r"(?<![A-Za-z])[A-Z][a-z]{1,20}(?:[ \t][A-Z][a-z]{1,20}){1,3}(?![A-Za-z])")
@@ -112,8 +132,28 @@ def _clause_words(text: str, start: int, end: int) -> tuple[tuple[str, ...], tup
     for mark in (".", "!", "?"):
         right = right.split(mark + " ", 1)[0]
     before = tuple(w.lower() for w in _WORDS.findall(left))[-6:]
-    after = tuple(w.lower() for w in _WORDS.findall(right))[:4]
+    after = tuple(w.lower() for w in _WORDS.findall(right))[:6]
+    if after[:1] == ("of",) and after[1:2] in (("them",), ("these",), ("those",), ("which",)):
+        after = after[2:]  # "three of them database timeouts": the count is of timeouts
+    after = after[:4]
     return before, after
+
+
+def _wordlike(word: str) -> bool:
+    """A word, or a letter-and-digits name of a key ("p95", "ipv4")."""
+    return word.isalpha() or (word[:1].isalpha() and word.isalnum() and len(word) <= 8)
+
+
+def _written_cues(candidate: Candidate, text: str) -> None:
+    """Cues in how the claim is written: a bound, an ordinal, a time zone, a weekday."""
+    if _BOUND_BEFORE.search(text, max(0, candidate.start - 16), candidate.start):
+        candidate.cues.add("bound")  # "any charge over $100": a threshold, not a value
+    if text[candidate.end : candidate.end + 2].lower() in ("st", "nd", "rd", "th"):
+        candidate.cues.add("ordinal")  # "on the 3rd"
+    if candidate.kind == "time" and _ZONE_AFTER.match(text, candidate.end):
+        candidate.cues.add("zone")
+    if candidate.kind == "date" and (day := _WEEKDAY_BEFORE.search(text, 0, candidate.start)):
+        candidate.cues.add("weekday:" + day[1].lower()[:3])
 
 
 def _annotate(candidate: Candidate, text: str) -> Candidate:
@@ -130,19 +170,20 @@ def _annotate(candidate: Candidate, text: str) -> Candidate:
         candidate.cues.add("average")
     if near & DOWNWARD:
         candidate.cues.add("down")
-    if set(before[-5:]) & QUANTIFIERS:
+    _written_cues(candidate, text)
+    if set(before) & QUANTIFIERS:  # "all the pods in payments are running": the clause's
         candidate.cues.add("all")
     if set(before[-3:]) & NEGATIONS or any(w.endswith("n't") for w in before[-3:]):
         candidate.cues.add("not")
-    subject = [w for w in (*before[-4:], *after[:2]) if w not in STOPWORDS and w.isalpha()]
+    subject = [w for w in (*before[-4:], *after[:2]) if w not in STOPWORDS and _wordlike(w)]
     candidate.subject = frozenset(stem(w) for w in subject)
     following: list[str] = []
     for word in after[:4]:
         if word in _PHRASE_ENDS:
             break  # "$271 at today's rate": the rate is another noun's
-        if word not in STOPWORDS and word.isalpha():
+        if word not in STOPWORDS and _wordlike(word):
             following.append(word)
-    leading = [w for w in before[-2:] if w not in STOPWORDS and w.isalpha()]
+    leading = [w for w in before[-2:] if w not in STOPWORDS and _wordlike(w)]
     candidate.near = frozenset(stem(w) for w in (*leading, *following[:3]))
     return candidate
 
@@ -166,9 +207,15 @@ def extract(text: str) -> list[Candidate]:
     for start, end, readings in sorted(find_dates(text), key=lambda d: (d[0], -d[1])):
         if not _taken(spans, start, end):
             add(Candidate(start, end, text[start:end], "date", readings))
-    for start, end, clock in find_times(text):
+    for start, end, clock in find_times(text, ranges=True):
         if not _taken(spans, start, end):
             add(Candidate(start, end, text[start:end], "time", clock))
+    for match in _SLUG.finditer(text):
+        if not _taken(spans, *match.span()) and not set(match.group().split("-")) & STOPWORDS:
+            slug = Candidate(match.start(), match.end(), match.group(), "identifier",
+                             match.group().lower())  # fmt: skip
+            slug.cues.add("slug")
+            add(slug)
     _numbers(text, spans, add)
     _zeros(text, spans, add)
     _states(text, spans, add)
@@ -178,6 +225,9 @@ def extract(text: str) -> list[Candidate]:
 
 
 def _numbers(text: str, spans: Spans, add: Any) -> None:
+    for duration in find_compound_durations(text):
+        if not _taken(spans, duration.start, duration.end):
+            add(Candidate(duration.start, duration.end, duration.text, "number", duration))
     tokens = sorted(find_numbers(text, words=True), key=lambda t: (t.start, -t.end))
     for token in tokens:
         if _taken(spans, token.start, token.end):
@@ -191,6 +241,8 @@ def _numbers(text: str, spans: Spans, add: Any) -> None:
             continue  # "1. Foo": a list's numbering
         if token.word and token.text.lower() == "both" and not _noun_follows(text, token.end):
             continue
+        if token.unit is None and not (token.currency or token.percent):
+            token = _unit_a_word_later(text, token)
         kind: Kind = "number"
         if token.currency:
             kind = "money"
@@ -199,6 +251,25 @@ def _numbers(text: str, spans: Spans, add: Any) -> None:
         elif token.unit is None and _noun_follows(text, token.end):
             kind = "count"
         add(Candidate(token.start, token.end, token.text, kind, token))
+
+
+_TIME_NOUNS = word_set("days hours weeks minutes seconds months")
+
+
+def _unit_a_word_later(text: str, token: NumberToken) -> NumberToken:
+    """ "three sick days": a duration whose unit comes one word after the number."""
+    words = _WORDS.findall(text[token.end : token.end + 40])[:2]
+    if (
+        len(words) == 2
+        and words[1].lower() in _TIME_NOUNS
+        and words[1].lower() != "months"
+        and words[0].lower() not in STOPWORDS
+        and words[0].isalpha()
+        and parse_number(words[0]) is None  # "code 1 two hours ago": another number's unit
+        and text[token.end : token.end + 40].lstrip().startswith(words[0])
+    ):
+        return replace(token, unit=words[1].lower())
+    return token
 
 
 def _noun_follows(text: str, end: int) -> bool:
@@ -219,7 +290,7 @@ def _zeros(text: str, spans: Spans, add: Any) -> None:
         candidate.subject = candidate.subject | {stem(match[1])}
 
 
-_VERB_STATES = word_set("running processing starting stopping")
+_VERB_STATES = word_set("running processing starting stopping passed")
 _STATE_FOLLOWERS = word_set(
     "and or but in on at for since now fine normally again too as with without until so "
     "yet already still right only"
@@ -272,4 +343,6 @@ def _names(text: str, spans: Spans, add: Any) -> None:
         start = text.find(name, offset)
         if start < 0 or _taken(spans, start, start + len(name)):
             continue
+        if re.match(r"[ \t]time(?![A-Za-z])", text[start + len(name) : start + len(name) + 6]):
+            continue  # "New York time": a time zone, said of the time before it
         add(Candidate(start, start + len(name), name, "name", name.lower()))

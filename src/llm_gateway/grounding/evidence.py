@@ -32,11 +32,13 @@ from llm_gateway.grounding.identifiers import find_identifiers
 from llm_gateway.grounding.model import Conversation
 from llm_gateway.grounding.normalize import (
     Date,
+    find_compact_durations,
     find_dates,
     find_numbers,
     find_times,
     key_words,
     stem,
+    unit_of,
     unit_of_key,
 )
 from llm_gateway.grounding.states import state_class
@@ -48,6 +50,10 @@ MAX_LEAVES = 200_000
 MAX_NEAR_MISS_CHARS = 300_000  # identifiers kept for near-miss comparison come from this much
 MAX_LINES = 50_000
 _TOKEN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:/@-]{0,119}")
+_NONE_WORDS = frozenset({"without", "lack", "no", "none", "zero", "missing"})
+_ID_KEYS = frozenset({"id", "number", "no", "num"})
+_CLOCK_HINT = re.compile(r"\d:\d\d")
+_SEGMENT = re.compile(r"[^a-z0-9]+")
 _WORD = re.compile(r"[A-Za-z][A-Za-z0-9]{0,40}")
 _STATE_TOKEN = re.compile(r"[A-Za-z][A-Za-z-]{1,30}")
 
@@ -83,6 +89,12 @@ class Evidence:
     group_states: dict[tuple[int, str], Counter[str]] = field(default_factory=dict)
     entities: dict[str, list[tuple[int, str]]] = field(default_factory=dict)
     all_states: dict[str, int] = field(default_factory=dict)  # state -> first source
+    time_scopes: dict[tuple[int, int], list[tuple[int, str]]] = field(default_factory=dict)
+    paged: set[int] = field(default_factory=set)
+    call_words: dict[int, frozenset[str]] = field(default_factory=dict)  # a call's argument words
+    flags: dict[str, tuple[int, set[bool]]] = field(
+        default_factory=dict
+    )  # MultiAZ: false  # sources that say more items exist than listed
     truncated: bool = False
     _sorted: list[tuple[float, int]] = field(default_factory=list)
     _sorted_derived: list[tuple[float, int]] = field(default_factory=list)
@@ -119,7 +131,10 @@ def build(conversation: Conversation, max_chars: int) -> Evidence:
     """The evidence of a conversation, its tool text capped at ``max_chars`` in all."""
     evidence = Evidence(names=[(t.call_id, t.name) for t in conversation.tools])
     budget = max(0, max_chars)
+    latest = _superseded(conversation)
     for index, tool in enumerate(conversation.tools):
+        if index in latest:
+            continue  # the same call made again later: its newer result is the one that holds
         arguments = tool.arguments[:budget]
         budget -= len(arguments)
         output = tool.output[:budget]
@@ -127,6 +142,9 @@ def build(conversation: Conversation, max_chars: int) -> Evidence:
         if len(output) < len(tool.output) or len(arguments) < len(tool.arguments):
             evidence.truncated = True
         tool_words = key_stems(tool.name or "")
+        evidence.call_words[index] = frozenset(
+            stem(w) for w in _WORD.findall(arguments[:2000].lower())[:200] if len(w) >= 3
+        )
         _add_source(evidence, index, arguments, tool_words, is_arguments=True)
         _add_source(evidence, index, output, tool_words, is_arguments=False)
         if tool.is_error:
@@ -137,6 +155,29 @@ def build(conversation: Conversation, max_chars: int) -> Evidence:
         _add_text_facts(evidence, source, text[:max_chars], frozenset(), states=False)
     evidence.finish()
     return evidence
+
+
+def _superseded(conversation: Conversation) -> set[int]:
+    """The tool results that a later call of the same tool with the same arguments replaced
+    (a status polled twice: "processing", then "shipped")."""
+    last: dict[tuple[str | None, str], int] = {}
+    for index, tool in enumerate(conversation.tools):
+        if tool.name is not None and not tool.is_error:
+            last[(tool.name, _canonical(tool.arguments))] = index
+    return {
+        index
+        for index, tool in enumerate(conversation.tools)
+        if tool.name is not None
+        and not tool.is_error
+        and last.get((tool.name, _canonical(tool.arguments)), index) != index
+    }
+
+
+def _canonical(arguments: str) -> str:
+    try:
+        return json.dumps(json.loads(arguments), sort_keys=True)
+    except ValueError:
+        return arguments.strip()
 
 
 def _add_source(
@@ -198,6 +239,8 @@ def _add_text_facts(
         evidence.numbers.append(
             Num(token.value, source, words, token.unit, "text", scope=f"line {line}")
         )
+    if source >= 0:
+        _add_durations(evidence, source, text, frozenset(), "text")
     if source < 0:
         return
     lines = text.splitlines()[:MAX_LINES]
@@ -208,6 +251,52 @@ def _add_text_facts(
             evidence.counts.append(Num(float(n), source, tool_words, None, "text", "lines"))
     if states:
         _add_line_states(evidence, source, lines)
+    _add_table(evidence, source, lines)
+    for match in _ROWS_FOOTER.finditer(text[-2000:]):
+        # psql's "(0 rows)": a count of the things the call asked for (its arguments' words)
+        words = tool_words | evidence.call_words.get(source, frozenset())
+        evidence.counts.append(Num(float(match[1]), source, words, None, "text", "count"))
+
+
+_ROWS_FOOTER = re.compile(r"^\((\d{1,9}) rows?\)$", re.MULTILINE)
+MAX_TABLE_ROWS = 10_000
+
+
+def _add_table(evidence: Evidence, source: int, lines: list[str]) -> None:
+    """A "|"-separated table's numeric columns: their sums, minima, maxima and means."""
+    header = next((i for i, line in enumerate(lines[:5]) if line.count("|") >= 1), None)
+    if header is None:
+        return
+    names = [cell.strip().lower() for cell in lines[header].split("|")]
+    columns: dict[int, list[float]] = defaultdict(list)
+    for line in lines[header + 1 : header + 1 + MAX_TABLE_ROWS]:
+        cells = line.split("|")
+        if len(cells) != len(names):
+            continue
+        for index, cell in enumerate(cells):
+            cell = cell.strip()
+            value = _plain_number(cell)
+            if value is not None:
+                columns[index].append(value)
+    for index, values in columns.items():
+        if len(values) < 2 or not names[index]:
+            continue
+        words = key_stems(names[index])
+        mean = sum(values) / len(values)
+        for how, value in (("sum", sum(values)), ("min", min(values)), ("max", max(values)),
+                           ("mean", mean)):  # fmt: skip
+            evidence.derived.append(
+                Num(value, source, words | {how}, None, f"table[].{names[index]}", how)
+            )
+
+
+def _plain_number(cell: str) -> float | None:
+    if not cell or not (cell[0].isdigit() or cell[0] == "-"):
+        return None
+    try:
+        return float(cell.replace(",", ""))
+    except ValueError:
+        return None
 
 
 def _add_line_states(evidence: Evidence, source: int, lines: list[str]) -> None:
@@ -241,6 +330,11 @@ class _Walker:
         self.histograms: dict[str, Counter[str]] = defaultdict(Counter)
         self.list_sizes: Counter[str] = Counter()
         self.list_words: dict[str, frozenset[str]] = {}
+        self.units: dict[str, str] = {}
+        self.empty: set[str] = set()
+        self.item_fields: dict[
+            tuple[str, str], list[str]
+        ] = {}  # an item's field=value  # a dict's path -> the unit its "Unit" field names
 
     def walk(self, document: Any) -> None:
         # (node, path, general path, key, parent key, scope, enclosing list's general path)
@@ -255,6 +349,12 @@ class _Walker:
             elif isinstance(node, list):
                 words = key_stems(key) if key else self.tool_words
                 self.list_sizes[general] += len(node)
+                if not node and general not in self.empty:
+                    # "requested_reviewers": []: some item has none of them ("no reviewers")
+                    self.empty.add(general)
+                    self.evidence.counts.append(
+                        Num(0.0, self.source, words, None, general, "count")
+                    )
                 self.list_words[general] = self.list_words.get(general, frozenset()) | words
                 for i in range(len(node) - 1, -1, -1):
                     stack.append((node[i], f"{path}[{i}]", f"{general}[]", key, parent,
@@ -275,6 +375,12 @@ class _Walker:
         stack: list[tuple[Any, str, str, str, str, str, str]],
     ) -> None:
         kind = node.get("kind")
+        self._condition(node, scope)
+        unit = next(
+            (v for k, v in node.items() if k.lower() == "unit" and isinstance(v, str)), None
+        )
+        if unit is not None and unit_of(unit) is not None:
+            self.units[path] = unit.lower()  # {"Average": 5368709120.0, "Unit": "Bytes"}
         numeric = [v for v in node.values() if _is_number(v)]
         if len(numeric) >= 2:
             words = key_stems(key) | {"total", "sum"}
@@ -296,6 +402,9 @@ class _Walker:
     ) -> None:
         evidence = self.evidence
         words = key_stems(parent) | key_stems(key)
+        if isinstance(value, bool):
+            self._flag(key, value, scope, words)
+            return
         if _is_number(value):
             number = float(value)
             evidence.numbers.append(
@@ -303,7 +412,8 @@ class _Walker:
                     number,
                     self.source,
                     words,
-                    unit_of_key(key),
+                    unit_of_key(key)
+                    or self.units.get(path.rsplit(".", 1)[0] if "." in path else ""),
                     path,
                     scope=scope,
                     key=key_stems(key),
@@ -312,27 +422,115 @@ class _Walker:
             if "[]" in general:
                 self.columns[general].append(number)
                 self.column_words[general] = words
+            if scope and number == int(number) and key_stems(key) & _ID_KEYS:
+                _add_names(evidence, self.source, scope, str(int(number)))  # "run #1287"
             return
         if not isinstance(value, str) or not value:
             return
         if len(value) <= 120:
             _add_names(evidence, self.source, scope, value.lower())
+        if len(value) <= 30 and scope and _CLOCK_HINT.search(value):
+            _add_time_scopes(evidence, self.source, scope, value)
         state = state_class(value) if len(value) <= 30 else None
         if state is not None:
             group = f"{within}|{general[len(within) :]}"
             _add_state(evidence, self.source, scope, group, state)
-        if within and len(value) <= 60 and not any(c.isdigit() for c in value):
-            # How many items share a value ("3 running"); ids and times are unique, so left out.
-            self.histograms[within][f"{general[len(within) :]}={value.lower()}"] += 1
-        if not any(c.isdigit() for c in value):
+        if (
+            "[]" in general
+            and len(value) <= 60
+            and value.count(" ") <= 2  # a category is a word or three, not a sentence
+            and sum(c.isdigit() for c in value) <= 2
+        ):
+            # How many items share a value ("3 running", "2 t3.medium"); ids and times, with
+            # more digits, are unique, so left out.
+            self._share(within, general, scope, value)
+        if any(c.isdigit() for c in value):
+            self._string_numbers(value, path, general, key, scope, words)
+        if " " in value and len(value) <= 1000:
+            self._number_words(value, path, scope, words)
+
+    def _flag(self, key: str, value: bool, scope: str, stems: frozenset[str]) -> None:
+        """A boolean field: a state when its key is one ("merged": true), and a feature the
+        answer may claim or deny when its key is a name of two words or more (MultiAZ);
+        ``IsTruncated``/``has_more`` true: the output is one page of a listing."""
+        if value and ("truncated" in stems or "incomplete" in stems or {"has", "more"} <= stems):
+            self.evidence.paged.add(self.source)
+        state = state_class(key)
+        if state is not None and value:
+            _add_state(self.evidence, self.source, scope, "flags", state)
+        words = key_words(key)
+        if words[:1] in (["is"], ["has"]):
+            words = words[1:]
+        if len(words) >= 2 and len(self.evidence.flags) < 1000:
+            name = "".join(words)
+            _, values = self.evidence.flags.setdefault(name, (self.source, set()))
+            values.add(value)
+
+    def _number_words(self, value: str, path: str, scope: str, words: frozenset[str]) -> None:
+        """ "bugfix releases every two months": a snippet's number words are its numbers."""
+        for token in find_numbers(value, words=True):
+            if token.word:
+                self.evidence.numbers.append(
+                    Num(token.value, self.source, words, token.unit, path, scope=scope)
+                )
+
+    def _condition(self, node: dict[str, Any], scope: str) -> None:
+        """``{"type": "Ready", "status": "False"}``: a condition's state is its item's (a node's
+        conditions list says whether the node is ready)."""
+        kind, status = node.get("type"), node.get("status")
+        if not (isinstance(kind, str) and status in ("True", "False", True, False)):
             return
-        for token in find_numbers(value, keyed=True):
+        holds = status in ("True", True)
+        state = state_class(kind if holds else f"not-{kind}")
+        end = scope.rfind("].")
+        if state is not None and end > 0:
+            _add_state(self.evidence, self.source, scope[: end + 1], "conditions", state)
+
+    def _share(self, within: str, general: str, scope: str, value: str) -> None:
+        shared = f"{general[len(within) :]}={value.lower()}"
+        self.histograms[within][shared] += 1
+        fields = self.item_fields.setdefault((within, scope), [])
+        if len(fields) < 8:
+            fields.append(shared)
+
+    def _pairs(self) -> dict[str, Counter[tuple[str, str]]]:
+        """How many items share two categories ("critical" and "firing"), per list (bounded)."""
+        pairs: dict[str, Counter[tuple[str, str]]] = defaultdict(Counter)
+        seen: dict[str, set[tuple[str, str]]] = defaultdict(set)
+        total = 0
+        for (within, _scope), fields in self.item_fields.items():
+            for pair in _pairs_of(fields, self.histograms[within]):
+                if pair not in seen[within] and total >= _MAX_PAIRS:
+                    continue
+                seen[within].add(pair)
+                pairs[within][pair] += 1
+                total += 1
+        for within, counter in pairs.items():
+            singles = [f for f, n in self.histograms[within].items() if n >= 2]
+            for i, a in enumerate(sorted(singles)):  # and none: "no critical alert is firing"
+                for b in sorted(singles)[i + 1 :]:
+                    if a.split("=", 1)[0] != b.split("=", 1)[0] and (a, b) not in counter:
+                        counter[(a, b)] = 0
+        return pairs
+
+    def _string_numbers(
+        self, value: str, path: str, general: str, key: str, scope: str, words: frozenset[str]
+    ) -> None:
+        """The numbers in a string value ("1234.5600", "91% used", "16Gi")."""
+        tokens = list(find_numbers(value, keyed=True))
+        for token in tokens:
             unit = token.unit or unit_of_key(key)
             if token.percent:
                 unit = None
-            evidence.numbers.append(
+            self.evidence.numbers.append(
                 Num(token.value, self.source, words, unit, path, scope=scope, key=key_stems(key))
             )
+        if len(value) <= 40:
+            _add_durations(self.evidence, self.source, value, words, path, scope)
+        if "[]" in general and len(tokens) == 1 and tokens[0].text == value.strip():
+            # "Amount": "1234.5600": a number written as a string is a column's value too
+            self.columns[general].append(tokens[0].value)
+            self.column_words[general] = words
 
     def _finish(self) -> None:
         evidence, source = self.evidence, self.source
@@ -343,10 +541,36 @@ class _Walker:
             unit = unit_of_key(general.rsplit(".", 1)[-1])
             mean = sum(values) / len(values)
             aggregates = (("sum", sum(values)), ("min", min(values)), ("max", max(values)))
-            for how, value in (*aggregates, ("mean", mean)):
+            for how, value in (*aggregates, ("mean", mean), ("median", _median(values))):
                 evidence.derived.append(Num(value, source, words | {how}, unit, general, how))
+            zeros = sum(1 for v in values if v == 0)
+            if 0 < zeros < len(values):
+                # "MFADevices": 0 for three users: "three users lack MFA", "three have none"
+                evidence.counts.append(
+                    Num(float(zeros), source, words | _NONE_WORDS, None, general, "count of none")
+                )
+                evidence.counts.append(
+                    Num(float(len(values) - zeros), source, words, None, general, "count of some")
+                )
+            negative = [v for v in values if v < 0]
+            if negative and len(negative) < len(values):
+                # A ledger's debits and credits: what went out and what came in, and how many.
+                for how, part in (("sum of negatives", negative),
+                                  ("sum of positives", [v for v in values if v > 0])):  # fmt: skip
+                    evidence.derived.append(
+                        Num(abs(sum(part)), source, words | {"sum"}, unit, general, how)
+                    )
+                    evidence.counts.append(
+                        Num(float(len(part)), source, words, None, general, f"count of {how[7:]}")
+                    )
+        pairs = self._pairs()
         for general, size in self.list_sizes.items():
             words = self.list_words.get(general, frozenset())
+            for (a, b), count in pairs.get(general, Counter()).items():
+                both = key_stems(a.split("=", 1)[-1]) | key_stems(b.split("=", 1)[-1])
+                evidence.counts.append(
+                    Num(float(count), source, words | both, None, general, f"count of {a}&{b}")
+                )
             evidence.counts.append(Num(float(size), source, words, None, general, "count"))
             for shared, count in self.histograms.get(f"{general}", Counter()).items():
                 value_words = key_stems(shared.split("=", 1)[-1])
@@ -360,6 +584,44 @@ class _Walker:
                         f"count of {shared}",
                     )
                 )
+
+
+_MAX_PAIRS = 2000
+
+
+def _pairs_of(fields: list[str], single: Counter[str]) -> Iterator[tuple[str, str]]:
+    shared = sorted(f for f in fields if single[f] >= 2)  # categories, not one item's name
+    for i, a in enumerate(shared):
+        for b in shared[i + 1 :]:
+            if a.split("=", 1)[0] != b.split("=", 1)[0]:
+                yield a, b
+
+
+def _add_durations(
+    evidence: Evidence, source: int, text: str, words: frozenset[str], where: str, scope: str = ""
+) -> None:
+    """kubectl-style ages ("3d4h", "2m ago") as durations in seconds."""
+    line, position = 0, 0
+    for start, seconds in find_compact_durations(text):
+        if where == "text":
+            line += text.count("\n", position, start)
+            position = start
+            scope = f"line {line}"
+        evidence.numbers.append(Num(seconds, source, words, "s", where, scope=scope))
+
+
+def _add_time_scopes(evidence: Evidence, source: int, scope: str, value: str) -> None:
+    """The list items a clock time belongs to (an event's start and end)."""
+    for _, _, clock in find_times(value):
+        places = evidence.time_scopes.setdefault(clock, [])
+        if len(places) < 50:
+            places.append((source, scope))
+
+
+def _median(values: list[float]) -> float:
+    ordered = sorted(values)
+    middle = len(ordered) // 2
+    return ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
 
 
 def _add_names(evidence: Evidence, source: int, scope: str, value: str) -> None:
@@ -381,7 +643,10 @@ def _near_words(before: str, after: str) -> frozenset[str]:
 @lru_cache(maxsize=8192)
 def key_stems(key: str) -> frozenset[str]:
     """The stems of a key's words (keys repeat in every item of a list: cached)."""
-    return frozenset(stem(w) for w in key_words(key))
+    words = {stem(w) for w in key_words(key)}
+    # "p95_ms" is p95 too, not only "p" and "95": a letter-and-digit word of its own
+    words.update(w for w in _SEGMENT.split(key.lower()) if w[:1].isalpha() and w[-1:].isdigit())
+    return frozenset(words)
 
 
 def _is_number(value: Any) -> bool:

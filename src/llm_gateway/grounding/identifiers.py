@@ -53,6 +53,13 @@ PATTERNS: tuple[tuple[Kind, re.Pattern[str]], ...] = (
     # api-7d9f8c6b5-x2kqp, us-east-1, cus_77, build-8812 (only with a digit: see below)
     ("identifier", re.compile(r"(?<![A-Za-z0-9_./@-])[A-Za-z][A-Za-z0-9]{0,40}"
                               r"(?:[-_][A-Za-z0-9]{1,40}){1,8}(?![A-Za-z0-9_@-])")),
+    # 1Z999AA10123456784, 003HP00002XKQ9: long runs of capitals and digits (tracking numbers)
+    ("identifier", re.compile(r"(?<![A-Za-z0-9_-])(?=[0-9]*[A-Z])(?=[A-Z]*[0-9])[A-Z0-9]{10,40}"
+                              r"(?![A-Za-z0-9_-])")),
+    # AdministratorAccess, AmazonS3ReadOnlyAccess: a CamelCase name of a policy, a role, a class
+    ("identifier", re.compile(r"(?<![A-Za-z0-9_-])[A-Z][a-z]{2,}(?:[A-Z0-9][a-z0-9]{1,}){1,8}"
+                              r"(?=[A-Za-z0-9]{0,20}(?![A-Za-z0-9_-]))[A-Za-z0-9]{0,20}"
+                              r"(?![A-Za-z0-9_-])")),
     # LH400, Z25, R3: capitals and digits (see _NOT_IDS for the product names left out)
     ("identifier", re.compile(r"(?<![A-Za-z0-9_-])[A-Z]{1,3}\d{1,6}[A-Z]?(?![A-Za-z0-9_-])")),
     # t3.micro, m5.large
@@ -63,10 +70,16 @@ _NOT_IDS = word_set(
     "S3 EC2 K8S P50 P90 P95 P99 P999 H1 H2 Q1 Q2 Q3 Q4 IPV4 IPV6 HTTP2 HTTP3 MP3 MP4 A4 "
     "UTF8 UTF16 SHA1 SHA256 MD5 TLS1 OAUTH2 X86 X64 ARM64 G5 5G 4G 3G 2FA B2B B2C"
 )
+_PERIOD_OF_YEAR = re.compile(r"(?:mid|early|late|pre|post|end|start)-(?:19|20)\d\d")
 _PROSE = word_set("to of in on the a an by per and or vs at up from")
 # AWS and GCP regions: us-east-1, europe-west1 (named by their zones too: us-east-1a).
 REGION = re.compile(r"[a-z]{2,12}(?:-gov)?-[a-z]{4,12}-?\d{1,2}")
 PR_NUMBER = re.compile(r"(?<![A-Za-z0-9&#])#(\d{1,9})(?![0-9A-Za-z])")
+# +1 415-555-0142, (415) 555-0142, +44 20 7946 0958: compared by their digits
+PHONE = re.compile(
+    r"(?<![\w+.-])(?:\+\d{1,3}[ .-]?)?(?:\(\d{2,4}\)[ ]?|\d{2,4}[ .-])\d{3,4}[ .-]\d{3,4}"
+    r"(?![\w-]|\.\d)"
+)
 BACKTICKED = re.compile(r"`([A-Za-z0-9][^`\s]{0,99})`")
 
 
@@ -126,18 +139,33 @@ def _accept(kind: Kind, text: str) -> str | None:
             return None
         return text.lower()
     if kind == "identifier":
-        if not any(c.isdigit() for c in text) or text.upper() in _NOT_IDS:
+        camel = len(text) >= 12 and text.isalnum() and sum(c.isupper() for c in text) >= 2
+        if not (any(c.isdigit() for c in text) or camel) or text.upper() in _NOT_IDS:
             return None
         segments = re.split(r"[-_]", text.lower())
         if len(segments) > 1 and any(s in _PROSE for s in segments):
             return None  # "noon-to-6pm", "end-to-end": prose, not an id
+        if _PERIOD_OF_YEAR.fullmatch(text.lower()):
+            return None  # "mid-2025", "early-2024": a time of a year, not an id
     return text.lower()
+
+
+def _phones(text: str, taken: Spans, found: list[Found]) -> None:
+    if not any(c in text for c in " -.("):
+        return
+    for match in PHONE.finditer(text):
+        start, end = match.span()
+        digits = re.sub(r"\D", "", match.group())
+        if 10 <= len(digits) <= 15:
+            taken.add(start, end)
+            found.append(Found(start, end, "identifier", "tel:" + digits))
 
 
 def find_identifiers(text: str) -> Iterator[Found]:
     """Every identifier in ``text``, longest first where they overlap."""
     taken = Spans()
     found: list[Found] = []
+    _phones(text, taken, found)
     for kind, pattern in PATTERNS:
         for match in pattern.finditer(text):
             start, end = match.span()

@@ -50,7 +50,18 @@ UNITS: dict[str, tuple[str, float]] = {
     "gb": ("size", 1e9), "gib": ("size", 1024.0**3),
     "tb": ("size", 1e12), "tib": ("size", 1024.0**4),
     "g": ("size", 1024.0**3),  # redis and ps write "1.00G"
+    # Kubernetes quantities: 16Gi, 31230Mi
+    "ki": ("size", 1024.0), "mi": ("size", 1024.0**2), "gi": ("size", 1024.0**3),
+    "ti": ("size", 1024.0**4),
+    "km/h": ("speed", 1 / 3.6), "kph": ("speed", 1 / 3.6), "kmh": ("speed", 1 / 3.6),
+    "mph": ("speed", 0.44704), "m/s": ("speed", 1.0),
+    # Temperatures are affine: in_unit converts them; the factor is unused.
+    "°c": ("temperature", 1.0), "°f": ("temperature", 1.0), "℃": ("temperature", 1.0),
+    "℉": ("temperature", 1.0), "celsius": ("temperature", 1.0),
+    "fahrenheit": ("temperature", 1.0),
 }  # fmt: skip
+_FAHRENHEIT = frozenset({"°f", "℉", "fahrenheit", "f"})
+_TEMPERATURE_KEYS = {"c": "°c", "f": "°f", "celsius": "°c", "fahrenheit": "°f"}
 _BINARY = {"kb": "kib", "mb": "mib", "gb": "gib", "tb": "tib"}
 
 _UNIT_ALTERNATION = "|".join(sorted((re.escape(u) for u in UNITS), key=len, reverse=True))
@@ -106,6 +117,12 @@ def unit_of_key(key: str) -> str | None:
     words = key_words(key)
     if len(words) > 1 and words[-1] in UNITS:
         return words[-1]
+    if (
+        len(words) > 1
+        and words[-1] in _TEMPERATURE_KEYS
+        and words[0].startswith(("temp", "feels", "high", "low", "min", "max", "dew"))
+    ):
+        return _TEMPERATURE_KEYS[words[-1]]  # temp_c, feels_like_f, high_c
     return None
 
 
@@ -114,6 +131,9 @@ def in_unit(value: float, unit: str, other: str) -> float | None:
     here, there = UNITS.get(unit.lower()), UNITS.get(other.lower())
     if here is None or there is None or here[0] != there[0]:
         return None
+    if here[0] == "temperature":
+        celsius = (value - 32) * 5 / 9 if unit.lower() in _FAHRENHEIT else value
+        return celsius * 9 / 5 + 32 if other.lower() in _FAHRENHEIT else celsius
     return value * here[1] / there[1]
 
 
@@ -180,7 +200,7 @@ ISO_DATE = re.compile(r"(?<![0-9])(\d{4})[-/](\d{2})[-/](\d{2})(?![0-9])")
 SLASH_DATE = re.compile(r"(?<![0-9/])(\d{1,2})[/.](\d{1,2})[/.](\d{4})(?![0-9])")
 # March 3, 2024 / Mar 3 / March 3rd
 MONTH_DAY = re.compile(
-    r"(?<![A-Za-z])([A-Za-z]{3,9})\.?[ \t]{1,3}(\d{1,2})(?:st|nd|rd|th)?(?![0-9:])"
+    r"(?<![A-Za-z])([A-Za-z]{3,9})\.?[ \t]{1,3}(\d{1,2})(?:st|nd|rd|th)?(?![0-9]|:[0-9])"
     r"(?:,?[ \t]{1,3}(\d{4})(?![0-9]))?"
 )
 # 3 March 2024 / 3 Mar / 3rd of March
@@ -225,6 +245,11 @@ CLOCK = re.compile(
     r"(?:[ \t]?([AaPp])\.?[Mm]\.?(?![A-Za-z]))?"
 )
 HOUR_AMPM = re.compile(r"(?<![0-9:.])(\d{1,2})[ \t]?([AaPp])\.?[Mm]\.?(?![A-Za-z])")
+# "from 2 to 3:30 PM", "2-4pm": the range's first hour takes its last one's AM or PM
+HOUR_RANGE = re.compile(
+    r"(?<![0-9:.])(\d{1,2})[ \t]{0,2}(?:to|-|\u2013)[ \t]{0,2}\d{1,2}(?::[0-5]\d)?[ \t]?"
+    r"([AaPp])\.?[Mm]\.?(?![A-Za-z])"
+)
 
 
 def to_24h(hour: int, ampm: str | None) -> int | None:
@@ -237,8 +262,9 @@ def to_24h(hour: int, ampm: str | None) -> int | None:
     return hour if 0 <= hour <= 23 else None
 
 
-def find_times(text: str) -> Iterator[tuple[int, int, tuple[int, int]]]:
-    """Every clock time in ``text``: span and (hour, minute) on a 24-hour clock."""
+def find_times(text: str, ranges: bool = False) -> Iterator[tuple[int, int, tuple[int, int]]]:
+    """Every clock time in ``text``: span and (hour, minute) on a 24-hour clock (and with
+    ``ranges``, the bare first hour of a range: the 2 of "2 to 3:30 PM")."""
     for match in CLOCK.finditer(text):
         hour = to_24h(int(match[1]), match[4])
         if hour is not None:
@@ -247,6 +273,10 @@ def find_times(text: str) -> Iterator[tuple[int, int, tuple[int, int]]]:
         hour = to_24h(int(match[1]), match[2])
         if hour is not None:
             yield match.start(), match.end(), (hour, 0)
+    for match in HOUR_RANGE.finditer(text) if ranges else ():
+        hour = to_24h(int(match[1]), match[2])
+        if hour is not None:
+            yield match.start(1), match.end(1), (hour, 0)
 
 
 # A number not inside a word or id ("i-3abc", "t3", "us-east-1"), with its sign.
@@ -362,6 +392,52 @@ def _with_suffixes(text: str, token: NumberToken) -> NumberToken:
         token.start, end, value, text[token.start : end], unit, scaled, percent, currency,
         token.word, token.decimals,
     )  # fmt: skip
+
+
+_NUMBER_OR_A = r"(\d{1,4}|an?|one|" + "|".join(sorted(NUMBER_WORDS, key=len, reverse=True)) + ")"
+# "1 hour 15 minutes", "an hour and 16 minutes", "2 days, 4 hours", "1 h 15 min"
+COMPOUND_DURATION = re.compile(
+    r"(?<![A-Za-z0-9])" + _NUMBER_OR_A + r"[ \t]?(days?|hours?|hrs?|h|minutes?|mins?|min)"
+    r"(?:,?[ \t]+and)?[ \t,]+(\d{1,2})[ \t]?(hours?|hrs?|h|minutes?|mins?|min|seconds?|secs?|s)"
+    r"(?![A-Za-z0-9])",
+    re.IGNORECASE,
+)
+# kubectl's and ps's ages: 3d4h, 2m, 1h30m, 45s
+COMPACT_DURATION = re.compile(
+    r"(?<![A-Za-z0-9.:])(?=\d)(?:(\d{1,4})d)?(?:(\d{1,4})h)?(?:(\d{1,4})m)?(?:(\d{1,4})s)?"
+    r"(?![A-Za-z0-9])"
+)
+
+
+_COMPACT_HINT = re.compile(r"\d[dhms](?![A-Za-z])|\d[dh]\d")
+
+
+def find_compound_durations(text: str) -> Iterator[NumberToken]:
+    """Durations written in two units, as one number of seconds."""
+    for match in COMPOUND_DURATION.finditer(text):
+        first = parse_number(match[1]) if match[1].lower() not in ("a", "an", "one") else 1.0
+        big, small = unit_of(_unit_word(match[2])), unit_of(_unit_word(match[4]))
+        if first is None or big is None or small is None or big[1] <= small[1]:
+            continue
+        seconds = first * big[1] + int(match[3]) * small[1]
+        yield NumberToken(match.start(), match.end(), seconds, match.group(), unit="s")
+
+
+def find_compact_durations(text: str) -> Iterator[tuple[int, float]]:
+    """kubectl-style ages ("3d4h", "2m"): (start, seconds)."""
+    if _COMPACT_HINT.search(text) is None:
+        return
+    for match in COMPACT_DURATION.finditer(text):
+        parts = [match[i] for i in range(1, 5)]
+        if not any(parts) or match.group() == "":
+            continue
+        seconds = sum(int(p) * f for p, f in zip(parts, (86400, 3600, 60, 1), strict=True) if p)
+        yield match.start(), float(seconds)
+
+
+def _unit_word(word: str) -> str:
+    low = word.lower()
+    return {"h": "h", "hrs": "hrs", "hr": "hr"}.get(low, low)
 
 
 def word_set(text: str) -> frozenset[str]:

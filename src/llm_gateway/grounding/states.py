@@ -19,8 +19,12 @@ _CLASSES: dict[str, tuple[str, ...]] = {
     "terminated": ("terminated", "deleted", "destroyed"),
     "failed": ("failed", "failing", "failure", "error", "errored", "crashed",
                "crashloopbackoff", "imagepullbackoff", "oomkilled"),
-    "succeeded": ("succeeded", "successful", "success", "completed", "complete", "done",
-                  "passed"),
+    "succeeded": ("succeeded", "successful", "success", "passed"),
+    # Finished, with no word on how: a run "completed" may have failed (its conclusion says).
+    "completed": ("completed", "complete", "done", "finished"),
+    "skipped": ("skipped",),
+    "ready": ("ready",),
+    "not-ready": ("notready", "not-ready", "unready"),
     "active": ("active", "live"),
     "inactive": ("inactive",),
     "enabled": ("enabled",),
@@ -50,9 +54,9 @@ _WORD_CLASS: dict[str, str] = {w: name for name, words in _CLASSES.items() for w
 
 # The words an answer's state claims are made of.
 ANSWER_STATES: frozenset[str] = frozenset(_WORD_CLASS) - {
-    "up", "down", "done", "error", "ok", "green", "red", "live", "success", "failure",
+    "ready", "up", "down", "done", "error", "ok", "green", "red", "live", "success", "failure",
     "complete", "waiting", "scheduled", "creating", "attached", "resolved", "restarting",
-    "passed", "started", "exited", "deleted", "failing", "opened", "alert", "alarm", "booked",
+    "started", "exited", "deleted", "failing", "opened", "alert", "alarm", "booked",
 }  # fmt: skip
 
 
@@ -65,19 +69,35 @@ _AXES: tuple[frozenset[str], ...] = tuple(
         "running stopped stopping starting pending terminated failed succeeded suspended",
         "healthy unhealthy alerting",
         "pending confirmed cancelled",
-        "open closed merged",
+        "open pending closed merged",
         "active inactive suspended expired cancelled",
         "enabled disabled suspended",
         "available unavailable in-use pending",
         "pending processing shipped delivered cancelled refunded",
         "paid unpaid refunded",
         "pending processing running succeeded failed cancelled",
+        "succeeded failed skipped cancelled",
+        "ready not-ready",
+        "pending processing running completed",
     )
 )
 
 
+# A claim of the first implies any of the rest: a run that succeeded or failed has completed.
+_IMPLIED_BY: dict[str, frozenset[str]] = {
+    "completed": frozenset({"succeeded", "failed", "skipped", "cancelled"}),
+}
+
+
+def holds(state: str, states: set[str] | frozenset[str]) -> bool:
+    """Whether ``state`` is one of ``states`` or implied by one ("completed" by "succeeded")."""
+    return state in states or bool(_IMPLIED_BY.get(state, frozenset()) & states)
+
+
 def conflicts(state: str, other: str) -> bool:
     """Whether two state classes cannot both hold of one thing."""
+    if other in _IMPLIED_BY.get(state, ()) or state in _IMPLIED_BY.get(other, ()):
+        return False
     return state != other and any(state in axis and other in axis for axis in _AXES)
 
 

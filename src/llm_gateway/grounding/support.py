@@ -23,12 +23,22 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
+from llm_gateway.grounding import derive
 from llm_gateway.grounding.claims import Candidate
-from llm_gateway.grounding.evidence import CONTEXT, QUESTION, Evidence, Num, dates_near, line_counts
+from llm_gateway.grounding.evidence import (
+    CONTEXT,
+    QUESTION,
+    Evidence,
+    Num,
+    dates_near,
+    key_stems,
+    line_counts,
+)
 from llm_gateway.grounding.identifiers import REGION, within_distance
 from llm_gateway.grounding.model import Status
-from llm_gateway.grounding.normalize import NumberToken, conversions, unit_of, word_set
+from llm_gateway.grounding.normalize import Date, NumberToken, conversions, stem, unit_of, word_set
 from llm_gateway.grounding.states import conflicts
+from llm_gateway.grounding.states import holds as state_holds
 
 _SYNONYMS: dict[str, str] = {
     "price": "cost", "amount": "cost", "charge": "cost", "spend": "cost", "spent": "cost",
@@ -258,36 +268,38 @@ def judge_number(
     token: NumberToken = claim.value
     value, approx = token.value, "approx" in claim.cues
     tolerance = _tolerance(token, approx=False)
-    stated = _matches(evidence, value, tolerance, token, derived=False)
-    if not stated and value > 0:
-        # "down $2.41 (1.29%)" for a change of -2.41 and -1.29
-        stated = [
-            f
-            for f in _matches(evidence, -value, tolerance, token, derived=False)
-            if "down" in claim.cues or f.key & _CHANGE_KEYS
-        ]
-    if token.percent and not stated:
-        ratio = value / 100
-        stated = [f for f in _matches(evidence, ratio, tolerance / 100, token, False)
-                  if abs(f.value) <= 1]  # fmt: skip
-    if stated and entity:
-        wrong_row = _other_object(claim, evidence, stated, entity)
-        if wrong_row is not None:
-            return wrong_row
-    if stated and (other_key := _other_key(claim, evidence, stated)) is not None:
-        return other_key
+    stated = _stated(claim, evidence, tolerance)
+    if stated and claim.kind == "count" and all("[" in f.scope for f in stated):
+        # "Two users lack MFA": a count of a list's items, not one item's field that is 2
+        counts = _subject_counts(claim, evidence)
+        if any(f.how is not None and f.how.startswith("count of") for f in counts):
+            stated = []
     if stated:
-        return _supported(evidence, "supported", stated, "stated")
+        return _judge_stated(claim, evidence, stated, entity)
     converted = _converted(evidence, token, approx)
     if converted:
         return _supported(evidence, "derived", converted, "the same quantity in another unit")
-    counts = _subject_counts(claim, evidence) if _countable(token) else []
+    counts, both = _counts_meant(claim, evidence, token)
     agreeing = [f for f in counts if abs(f.value - value) < 1e-9]
+    if agreeing and entity and (wrong_tool := _other_call(agreeing, counts, entity)) is not None:
+        return wrong_tool
+    if agreeing and (page := _one_page(claim, evidence, agreeing)) is not None:
+        return page
     if agreeing:
         return _supported(evidence, "derived", agreeing, f"the {agreeing[0].how}")
-    computed = _computed(claim, evidence, token, tolerance)
+    specific = both or ([f for f in counts if _specific(f, claim)] if claim.kind == "count" else [])
+    # A count of the list the noun names is not rescued by another list's count
+    other_lists = claim.kind == "count" and bool(counts)
+    computed = None if specific else _computed(claim, evidence, token, tolerance, other_lists)
     if computed is not None:
         return computed
+    if specific:
+        # "Two users lack MFA" when three have none: a count of the items the words pick out
+        fact = specific[0]
+        return Judgement(
+            "contradicted", fact.source, _show(fact.value),
+            f"{_where(evidence, fact.source)} the {fact.how} is {_show(fact.value)}",
+        )  # fmt: skip
     if counts and (claim.kind == "count" or "zero" in claim.cues):
         # A count of a list the claim's noun names, and none of its counts agree.
         total = next((f for f in counts if f.how == "count"), counts[0])
@@ -298,15 +310,77 @@ def judge_number(
     return _unmatched_number(claim, evidence, value)
 
 
+def _stated(claim: Candidate, evidence: Evidence, tolerance: float) -> list[Num]:
+    """The facts that state the claim's value (as written, as a magnitude, as a fraction)."""
+    token: NumberToken = claim.value
+    value = token.value
+    stated = _matches(evidence, value, tolerance, token, derived=False)
+    if not stated and value > 0:
+        # "down $2.41 (1.29%)" for a change of -2.41 and -1.29
+        stated = [
+            f
+            for f in _matches(evidence, -value, tolerance, token, derived=False)
+            if "down" in claim.cues or f.key & _CHANGE_KEYS or token.currency
+        ]  # a debit of -1250.0 is "$1,250.00 out"
+    if token.percent and not stated:
+        ratio = value / 100
+        stated = [f for f in _matches(evidence, ratio, tolerance / 100, token, False)
+                  if abs(f.value) <= 1]  # fmt: skip
+    return stated
+
+
+def _judge_stated(
+    claim: Candidate, evidence: Evidence, stated: list[Num], entity: Sequence[tuple[int, str]]
+) -> Judgement:
+    """A stated value, unless said of another object, under another key, or of one page."""
+    if all(f.source < 0 for f in stated) and (told := _premise(claim, evidence)) is not None:
+        return told
+    rows = [scope for scope in entity if scope[1] not in ("", "arguments")]
+    if rows and (wrong_row := _other_object(claim, evidence, stated, rows)) is not None:
+        return wrong_row
+    if (other_key := _other_key(claim, evidence, stated)) is not None:
+        return other_key
+    if (page := _one_page(claim, evidence, stated)) is not None:
+        return page
+    return _supported(evidence, "supported", stated, "stated")
+
+
+def _premise(claim: Candidate, evidence: Evidence) -> Judgement | None:
+    """A value only the user gave, when a tool gives its key another value ("prod-db has 2 TB
+    allocated" when ``AllocatedStorage: 500``): the tool's answer, not the premise, holds."""
+    token: NumberToken = claim.value
+    subject = _canon(claim.subject)
+    if not subject:
+        return None
+    keyed = [
+        f
+        for f in evidence.numbers
+        if f.source >= 0 and f.key and subject & _canon(f.key) and _unit_fits(token, f)
+    ]
+    if len(keyed) != 1 or abs(keyed[0].value - token.value) < 1e-9:
+        return None
+    fact = keyed[0]
+    return Judgement(
+        "contradicted", fact.source, _show(fact.value),
+        f"the user said so; {_where(evidence, fact.source)} {fact.where} is {_show(fact.value)}",
+    )  # fmt: skip
+
+
 def _computed(
-    claim: Candidate, evidence: Evidence, token: NumberToken, tolerance: float
+    claim: Candidate,
+    evidence: Evidence,
+    token: NumberToken,
+    tolerance: float,
+    named_list: bool = False,
 ) -> Judgement | None:
     """A value the tools' values give by a sum, min, max, mean, difference or approximation."""
     value, approx = token.value, "approx" in claim.cues
     derived = [
         f
         for f in _matches(evidence, value, tolerance, token, derived=True)
-        if (f.how != "sum" or "total" in claim.cues or "[]" in f.where or f.where == "text")
+        if "&" not in (f.how or "")  # two categories' count: only when the words name both
+        and not (named_list and f.how in ("lines", "count"))
+        and (f.how != "sum" or "total" in claim.cues or "[]" in f.where or f.where == "text")
         and (_countable(token) or not (f.how or "").startswith(("count", "lines")))
     ]
     if derived:
@@ -322,6 +396,12 @@ def _computed(
         return Judgement("derived", None, None, "the days between two of the tools' dates")
     if _clock_gap(evidence, token):
         return Judgement("derived", None, None, "the time between two of the tools' times")
+    found = derive.search(evidence, token, _tolerance(token, approx), _operations(claim))
+    if found is not None:
+        a, b = found.operands
+        return _supported(
+            evidence, "derived", [a, b], f"the {found.how} of {_show(a.value)} and {_show(b.value)}"
+        )
     if approx or token.scaled:
         wide = _tolerance(token, approx=True)
         near = _matches(evidence, value, wide, token, False) + _matches(
@@ -330,6 +410,23 @@ def _computed(
         if near:
             return _supported(evidence, "derived", near, "approximately")
     return None
+
+
+_RATIO_WORDS = word_set("times per each every ratio average rate x")
+
+
+def _operations(claim: Candidate) -> tuple[str, ...]:
+    """The arithmetic the claim's words say it did: a total sums, "more" or "left" subtracts."""
+    ops = ["rate"]  # 56 hours at 8 hours a day is 7 days: a quantity in another unit
+    if "total" in claim.cues:
+        ops.append("sum")
+    if "compare" in claim.cues or "down" in claim.cues:
+        ops += ["difference", "change", "complement", "share"]
+    if claim.after[:1] == ("of",) or "out" in claim.after[:1]:
+        ops.append("share")
+    if set(claim.after[:2]) & _RATIO_WORDS or set(claim.before[-2:]) & _RATIO_WORDS:
+        ops.append("ratio")
+    return tuple(ops)
 
 
 def _other_key(claim: Candidate, evidence: Evidence, stated: list[Num]) -> Judgement | None:
@@ -345,7 +442,11 @@ def _other_key(claim: Candidate, evidence: Evidence, stated: list[Num]) -> Judge
     keyed = [
         f
         for f in evidence.numbers
-        if f.source >= 0 and f.key and subject & _canon(f.key) and f.value != claim.value.value
+        if f.source >= 0
+        and f.key
+        and subject & _canon(f.key)
+        and f.value != claim.value.value
+        and (claim.value.unit is None or f.unit is not None)  # "41 ms" is no count of requests
     ]
     if len(keyed) != 1:
         return None  # none, or several: nothing says which one is meant
@@ -378,6 +479,102 @@ def _other_object(
     )  # fmt: skip
 
 
+_PAGE_WORDS = word_set("least first page showing shown listed returned more over sample")
+
+
+_TOTAL_KEYS = word_set("total count results result items item hits hit records record rows")
+
+
+def _one_page(claim: Candidate, evidence: Evidence, facts: list[Num]) -> Judgement | None:
+    """A count of one page of a listing given as the whole: the output says it is truncated,
+    or gives a larger total ("5 open bugs" when ``total_count: 12`` and 5 items listed)."""
+    token: NumberToken = claim.value
+    if not _countable(token) or "approx" in claim.cues:
+        return None
+    if set(claim.before) & _PAGE_WORDS or set(claim.after) & _PAGE_WORDS:
+        return None  # "the first 5", "at least 1,000", "5 shown"
+    lists = [c for c in evidence.counts if c.how == "count" and c.value == token.value]
+    for fact in [*facts, *lists]:
+        if fact.source < 0 or not (fact.how == "count" or "count" in fact.key):
+            continue
+        totals = [
+            n
+            for n in evidence.numbers
+            if n.source == fact.source
+            and n.scope == ""
+            and "total" in n.key
+            and n.key <= _TOTAL_KEYS
+            and n.value == int(n.value)
+            and n.value > token.value
+        ]
+        if totals or fact.source in evidence.paged:
+            shown = _show(totals[0].value) if totals else None
+            why = f"the total is {shown}" if shown else "the listing is truncated"
+            return Judgement(
+                "contradicted", fact.source, shown, f"{_where(evidence, fact.source)} {why}"
+            )
+    return None
+
+
+_NONE = frozenset({"without", "lack", "no", "none", "zero", "missing"})
+
+
+def _counts_meant(
+    claim: Candidate, evidence: Evidence, token: NumberToken
+) -> tuple[list[Num], list[Num]]:
+    """The counts the claim's noun names, and those of two categories its words both name."""
+    counts = _subject_counts(claim, evidence) if _countable(token) else []
+    if claim.kind != "count" or not counts:
+        return counts, []
+    scores = [_specificity(f, claim) for f in counts]
+    if max(scores) >= 2:  # "two critical alerts are firing": the items of both categories
+        both = [f for f, n in zip(counts, scores, strict=True) if n == max(scores)]
+        return both, both
+    # a count of two categories is only meant when the words name both
+    return [f for f in counts if "&" not in (f.how or "")], []
+
+
+def _specificity(count: Num, claim: Candidate) -> int:
+    """How many of the categories a count is of the claim's words name."""
+    how = count.how or ""
+    if not how.startswith("count of ") or "=" not in how:
+        return 0
+    parts = how[len("count of ") :].split("&")
+    clause = {stem(w) for w in (*claim.before[-4:], *claim.after)} | claim.subject
+    return sum(1 for part in parts if key_stems(part.split("=", 1)[-1]) & clause)
+
+
+def _specific(count: Num, claim: Candidate) -> bool:
+    """Whether a count is of the items the claim's own words pick out ("lack", "firing")."""
+    how = count.how or ""
+    words = {w for w in claim.subject}
+    if how == "count of none":
+        return bool(words & _NONE)
+    if how.startswith("count of ") and "=" in how and count.value >= 2:
+        # a value several items share is a category ("firing"); one item's value names it
+        field, value = how[len("count of ") :].split("=", 1)
+        return field.strip("[].") != "" and bool(key_stems(value) & words) and len(words) > 1
+    return False
+
+
+def _other_call(
+    agreeing: list[Num], counts: list[Num], entity: Sequence[tuple[int, str]]
+) -> Judgement | None:
+    """A count of another call's list than the call the clause names ("eu-west-1 has 4" when
+    the eu-west-1 call listed 2 and the us-east-1 call 4)."""
+    named = {source for source, scope in entity if scope == "arguments"}
+    if any(f.source in named for f in agreeing):
+        return None
+    own = [f for f in counts if f.source in named and f.how == "count"]
+    if len(named) != 1 or not own:
+        return None
+    fact = own[0]
+    return Judgement(
+        "contradicted", fact.source, _show(fact.value),
+        f"the call it names has {_show(fact.value)} ({fact.where})",
+    )  # fmt: skip
+
+
 def _subject_counts(claim: Candidate, evidence: Evidence) -> list[Num]:
     """The counts of lists (and of plain outputs' lines) that the claim's noun names."""
     counts = _subject_facts(evidence, claim, evidence.counts)
@@ -390,6 +587,12 @@ def _unmatched_number(claim: Candidate, evidence: Evidence, value: float) -> Jud
     if "zero" in claim.cues:
         return None  # "no problems": nothing said that a tool could contradict
     token: NumberToken = claim.value
+    if token.text.lower() == "both":
+        return None  # "both regions": a quantifier over two things the answer names
+    if "ordinal" in claim.cues and 1 <= value <= 31 and value == int(value):
+        days = [d for (y, _m, d), s in evidence.dates.items() if y and any(x >= 0 for x in s)]
+        if int(value) in days:  # "paid on the 3rd": a day of one of the tools' dates
+            return Judgement("derived", None, None, "the day of one of the tools' dates")
     related = [
         f
         for f in _subject_facts(evidence, claim, evidence.numbers)
@@ -455,6 +658,26 @@ def judge_identifier(claim: Candidate, evidence: Evidence) -> Judgement:
     return Judgement("unsupported", None, None, "no tool output mentions this identifier")
 
 
+MAX_NAMES_COMPARED = 20_000
+
+
+def near_name(claim: Candidate, evidence: Evidence) -> Judgement | None:
+    """A hyphenated name one character away from a name in the tools' values (``acme-prod-log``
+    for ``acme-prod-logs``): contradicted; a name like no tool's is no claim at all."""
+    value: str = claim.value
+    for index, (other, scopes) in enumerate(evidence.entities.items()):
+        if index >= MAX_NAMES_COMPARED:
+            break
+        near = "-" in other and abs(len(other) - len(value)) <= 1 and other != value
+        if near and within_distance(value, other, 1):
+            source = scopes[0][0]
+            return Judgement(
+                    "contradicted", source, other,
+                    f"{_where(evidence, source)} the nearest name is {other}",
+                )  # fmt: skip
+    return None
+
+
 def _judge_reference(claim: Candidate, evidence: Evidence, value: str) -> Judgement:
     """ "#412": a pull request's or issue's number, a stated number or "#412" in the text."""
     number = float(value[1:])
@@ -488,12 +711,41 @@ def judge_name(claim: Candidate, evidence: Evidence) -> Judgement:
 # ---------------------------------------------------------------- dates, times
 
 
+_WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+def _wrong_weekday(
+    claim: Candidate, evidence: Evidence, date: Date, source: int
+) -> Judgement | None:
+    """ "Sunday, November 30" when November 30 of the tools' year is a Monday."""
+    said = next((c[8:] for c in claim.cues if c.startswith("weekday:")), None)
+    if said is None:
+        return None
+    years = {date.year} if date.year is not None else {
+        y for (y, m, d) in evidence.dates if y is not None and (m, d) == (date.month, date.day)
+    }  # fmt: skip
+    for year in sorted(y for y in years if y is not None):
+        try:
+            actual = _WEEKDAYS[datetime.date(year, date.month, date.day).weekday()]
+        except ValueError:
+            continue
+        if actual != said:
+            return Judgement(
+                "contradicted", source, actual,
+                f"{year:04d}-{date.month:02d}-{date.day:02d} is a {actual}, not a {said}",
+            )  # fmt: skip
+        return None
+    return None
+
+
 def judge_date(claim: Candidate, evidence: Evidence) -> Judgement:
     readings = claim.value
     for date in readings:
         sources = evidence.dates.get((date.year, date.month, date.day))
         if sources:
             source = _pick(sources)
+            if (wrong := _wrong_weekday(claim, evidence, date, source)) is not None:
+                return wrong
             return Judgement("supported", source, date.iso(), f"found {_where(evidence, source)}",
                              frozenset(s for s in sources if s >= 0))  # fmt: skip
     for date in readings:
@@ -523,6 +775,14 @@ def judge_time(claim: Candidate, evidence: Evidence) -> Judgement:
                              f"found {_where(evidence, source)}",
                              frozenset(s for s in sources if s >= 0))  # fmt: skip
     known = [(t, s) for t, s in evidence.times.items() if any(x >= 0 for x in s)]
+    if "zone" in claim.cues:
+        # "11:42 AM New York time" for 16:42Z: the same minute, whole hours away
+        for (h, m), sources in known:
+            if m == minute and any(0 < abs(h - r[0]) <= 14 for r in readings) and sources:
+                source = _pick(sources)
+                return Judgement("derived", source, f"{h:02d}:{m:02d}",
+                                 f"{h:02d}:{m:02d} in another time zone {_where(evidence, source)}",
+                                 frozenset(x for x in sources if x >= 0))  # fmt: skip
     if known:
         target = hour * 60 + minute
         (h, m), sources = min(known, key=lambda k: abs(k[0][0] * 60 + k[0][1] - target))
@@ -550,16 +810,17 @@ def _state_of(
     contradicts "all"/"both", and otherwise leaves the word ambiguous.
     """
     negated = "not" in claim.cues
-    each: list[tuple[int, set[str]]] = [
-        (source, evidence.scope_states[(source, scope)])
-        for source, scope in scopes
-        if (source, scope) in evidence.scope_states
-    ]
+    each: list[tuple[int, set[str]]] = []
+    for source, scope in scopes:
+        for enclosing in _enclosing(scope):
+            if (source, enclosing) in evidence.scope_states:
+                each.append((source, evidence.scope_states[(source, enclosing)]))
+                break
     if not each:
         return None
     verdicts = []
     for _source, states in each:
-        holds = state in states
+        holds = state_holds(state, states)
         clash = any(conflicts(state, other) for other in states)
         if holds != negated and (holds or clash):
             verdicts.append(True)
@@ -575,6 +836,64 @@ def _state_of(
         return Judgement("supported", source, shown, where, frozenset(tools))
     if len(each) == 1 or not any(verdicts) or "all" in claim.cues:
         return Judgement("contradicted", source, shown, where)
+    return None
+
+
+def _enclosing(scope: str) -> Iterable[str]:
+    """The scope and the list items that enclose it, nearest first: a tag's ``Value`` names
+    the instance whose ``Tags`` list it is in (``Instances[0].Tags[0]`` -> ``Instances[0]``)."""
+    yield scope
+    end = scope.rfind("].")
+    while end > 0:
+        yield scope[: end + 1]
+        end = scope.rfind("].", 0, end)
+
+
+_INDEX = re.compile(r"\[\d+\]")
+
+
+def other_item(
+    claim: Candidate,
+    evidence: Evidence,
+    subject: Sequence[tuple[int, str]],
+    found: str | None = None,
+) -> Judgement | None:
+    """A value of another item of the list than the one its clause names ("web-1 is at
+    10.0.3.42" when 10.0.3.42 is web-2's address): contradicted."""
+    if claim.kind == "time":
+        hour, minute = (int(part) for part in (found or "").split(":")) if found else claim.value
+        own = evidence.time_scopes.get((hour, minute), [])
+    else:
+        own = evidence.entities.get(str(claim.value).lower(), [])
+    if not subject or not own or len(own) > 20:
+        return None
+    verdict: Judgement | None = None
+    for source, scope in subject:
+        for held, where in own:
+            if held != source:
+                continue
+            relation = _relation(scope, where)
+            if relation == "same":
+                return None
+            if relation == "other" and verdict is None:
+                verdict = Judgement(
+                    "contradicted", source, where,
+                    f"{_where(evidence, source)} it belongs to another item ({where})",
+                )  # fmt: skip
+    return verdict
+
+
+def _relation(mine: str, theirs: str) -> str | None:
+    """Whether two scopes are in one item of a list ("same"), in two ("other"), or neither."""
+    if not mine or not theirs or "arguments" in (mine, theirs):
+        return None
+    levels = {_INDEX.sub("[]", e): e for e in _enclosing(theirs) if e.endswith("]")}
+    for enclosing in _enclosing(mine):
+        if not enclosing.endswith("]"):
+            continue
+        other = levels.get(_INDEX.sub("[]", enclosing))
+        if other is not None:
+            return "same" if other == enclosing else "other"
     return None
 
 
@@ -606,6 +925,9 @@ def judge_state(
                 )
     sources = frozenset(s for (s, _), states in evidence.scope_states.items() if state in states)
     said = evidence.all_states.get(state)
+    if said is None:
+        implied = [evidence.all_states[s] for s in evidence.all_states if state_holds(state, {s})]
+        said = min(implied) if implied else None
     if said is not None:
         return Judgement("supported", said, state, f"reported {_where(evidence, said)}", sources)
     clashing = sorted(s for s in evidence.all_states if conflicts(state, s))
