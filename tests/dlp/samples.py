@@ -327,6 +327,23 @@ _add("pinecone_api_key", "pcsk_" + rand(ALNUM, 60))
 _add("render_api_key", "rnd_" + rand(ALNUM, 32))
 
 
+def _later(alphabet: str, size: int) -> str:
+    """``rand`` from a second RNG: samples added later leave the earlier ones as they were."""
+    while True:
+        value = "".join(_LATER.choice(alphabet) for _ in range(size))
+        mixed = any(c.isdigit() for c in value) and any(c.isalpha() for c in value)
+        if alphabet == DIGITS or mixed:
+            return value
+
+
+_LATER = random.Random(20261207)
+_FB_APP_ID = "1" + _later(DIGITS, 15)
+_add("facebook_app_access_token", _later(URLSAFE, 32), f"fb token {_FB_APP_ID}|{{}}")
+_add("twilio_api_secret", _later(ALNUM, 32), "TWILIO_API_SECRET={}")
+_add("sourcegraph_cody_token", "sgd_" + _later(HEX, 64))
+_add("adafruit_io_key", "aio_" + _later(ALNUM, 28))
+
+
 # --- PII corpora ---------------------------------------------------------------
 
 MASTERCARD = luhn_complete("51", 16)
