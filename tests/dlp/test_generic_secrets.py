@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from llm_gateway.dlp.engine import RuleEngine
-from llm_gateway.dlp.findings import Action
+from llm_gateway.dlp.findings import Action, Severity
 from llm_gateway.dlp.validators import ENTROPY_FLOORS, charset, high_entropy, password_like
 from tests.dlp.samples import ALNUM, HEX, URLSAFE, rand
 
@@ -72,6 +72,14 @@ def test_generic_credentials_are_found(engine: RuleEngine, text: str, value: str
         "Enter your password: ",
         "passwordless login is enabled",
         "key points: pass the ball, keep it simple",
+        "DB_PASSWORD=your_password_here",
+        "password: process.env.DB_PASSWORD",
+        "password: !vault |",
+        "token_version: 2.14.0-beta.3+build.12345",
+        "password: password123",
+        "password: P@ssw0rd",
+        "password: hunter2",
+        "ADMIN_PASSWORD=changeit",
     ],
 )
 def test_generic_hard_negatives(engine: RuleEngine, text: str) -> None:
@@ -102,3 +110,11 @@ def test_entropy_floor_per_charset(value: str, kind: str) -> None:
 )
 def test_what_counts_as_a_password_in_prose(value: str, expected: bool) -> None:
     assert password_like(value) is expected
+
+
+@pytest.mark.parametrize("value", ["password123", "P@ssw0rd", "hunter2", "Passw0rd"])
+def test_tutorial_passwords_are_low_alerts(engine: RuleEngine, value: str) -> None:
+    """A password every tutorial shows is reported, never blocked."""
+    text = f"password: {value}"
+    found = [(f.action, f.severity, text[f.start : f.end]) for f in engine.scan(text)]
+    assert found == [(Action.ALERT, Severity.LOW, value)]

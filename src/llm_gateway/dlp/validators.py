@@ -83,7 +83,19 @@ _PLACEHOLDER_WORDS = frozenset({
 _PLACEHOLDER_START = tuple("$<{%[*")
 
 
-_REFERENCE = re.compile(r"[a-z_][a-z0-9_]*(?:\.[a-z_][a-z0-9_]*)+|[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+")
+_REFERENCE = re.compile(
+    r"[a-z_][a-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)+|[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+"
+)
+# What a template asks to be filled in: your_password_here, enter-token, <insert key>.
+_FILL_IN = re.compile(
+    r"^(?:your|enter|insert|put|add)[_\-]?[a-z_\-]*(?:password|pass|pwd|secret|token|key)|"
+    r"[_\-](?:here|goes[_\-]here)$",
+    re.IGNORECASE,
+)
+# A YAML tag (!vault |, !Ref, !Sub) or a version (2.14.0-beta.3+build.12345), not a value.
+_TAG_OR_VERSION = re.compile(
+    r"![A-Za-z][A-Za-z0-9_]*|v?\d+(?:\.\d+){1,3}(?:[\-+][0-9A-Za-z.+\-]*)?"
+)
 # Code that computes the value rather than holding it: ``getpass()``,
 # ``os.environ["X"]``, ``Optional[str]``; a path or a URL (``PWD=/home/app``).
 _EXPRESSION = re.compile(
@@ -96,15 +108,21 @@ def not_placeholder(value: str) -> bool:
 
     Template variables (``${DB_PASS}``, ``<password>``, ``{{token}}``), masks
     (``****``, ``xxxx``), placeholder words (``changeme``, ``password``),
-    references to where the secret lives (``self.password``, ``DB_PASSWORD``)
-    and code that computes it (``getpass()``, ``os.environ['PW']``, a path).
+    references to where the secret lives (``self.password``, ``DB_PASSWORD``,
+    ``process.env.DB_PASSWORD``), fill-ins (``your_password_here``), YAML tags
+    (``!vault``), versions (``2.14.0-beta.3``) and code that computes it
+    (``getpass()``, ``os.environ['PW']``, a path).
     """
     if not value or value.startswith(_PLACEHOLDER_START) or len(set(value)) == 1:
         return False
     lowered = value.lower()
     if lowered in _PLACEHOLDER_WORDS or "xxxx" in lowered or "****" in value or "..." in value:
         return False
-    if len(value) <= 128 and _REFERENCE.fullmatch(value) is not None:
+    if len(value) <= 128 and (
+        _REFERENCE.fullmatch(value) is not None
+        or _TAG_OR_VERSION.fullmatch(value) is not None
+        or _FILL_IN.search(value) is not None
+    ):
         return False
     if len(value) <= 256 and _EXPRESSION.match(value) is not None:
         return False
