@@ -342,6 +342,13 @@ _add("facebook_app_access_token", _later(URLSAFE, 32), f"fb token {_FB_APP_ID}|{
 _add("twilio_api_secret", _later(ALNUM, 32), "TWILIO_API_SECRET={}")
 _add("sourcegraph_cody_token", "sgd_" + _later(HEX, 64))
 _add("adafruit_io_key", "aio_" + _later(ALNUM, 28))
+_add("password_colon", "Tr0ub4dor&" + _later(DIGITS, 2) + "x", "database:\n  password: {}\n")
+_add("password_element", "Xq7" + _later(ALNUM, 10), "<password>{}</password>")
+_add("pass_assignment", "S3cure!" + _later(ALNUM, 6), "login: admin / pass: {}")
+_add("command_line_password", "Qz8" + _later(ALNUM, 9), "mysql -u root -p{} app")
+_add("passphrase_in_prose", "purple monkey dishwasher", 'the wifi password is "{}"')
+_add("secret_phrase", _later(ALNUM, 32), "the api key is {}")
+_add("key_assignment", _later(ALNUM, 40), "MY_SERVICE_KEY={}")
 
 
 # --- PII corpora ---------------------------------------------------------------

@@ -8,7 +8,7 @@ import pytest
 from llm_gateway.dlp.engine import RuleEngine
 from llm_gateway.dlp.findings import Action, Severity
 from llm_gateway.dlp.validators import ENTROPY_FLOORS, charset, high_entropy, password_like
-from tests.dlp.samples import ALNUM, HEX, URLSAFE, rand
+from tests.dlp.samples import ALNUM, HEX, URLSAFE, rand, uuid
 
 
 @pytest.fixture(scope="module")
@@ -118,3 +118,57 @@ def test_tutorial_passwords_are_low_alerts(engine: RuleEngine, value: str) -> No
     text = f"password: {value}"
     found = [(f.action, f.severity, text[f.start : f.end]) for f in engine.scan(text)]
     assert found == [(Action.ALERT, Severity.LOW, value)]
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [
+        ("database:\n  password: Tr0ub4dor&3x\n", "Tr0ub4dor&3x"),
+        ("<db:password>Tr0ub4dor3x</db:password>", "Tr0ub4dor3x"),
+        ("login: admin / pass: S3cure!Pa55", "S3cure!Pa55"),
+        ("mysql -u root -pQz8vLm2Kp4x db", "Qz8vLm2Kp4x"),
+        ("curl -u admin:Sup3rS3cret! https://x", "Sup3rS3cret!"),
+        ("psql --password Qz8vLm2Kp4x", "Qz8vLm2Kp4x"),
+        ("machine api.example.com login bob password Sup3rS3cret!", "Sup3rS3cret!"),
+        ('the wifi password is "purple monkey dishwasher"', "purple monkey dishwasher"),
+        (f"the api key is {KEY}", KEY),
+        (f"--client-secret {KEY}", KEY),
+        (f"use bearer {KEY}", KEY),
+        (f"MY_SERVICE_KEY={KEY}", KEY),
+        (f"licenseKey: {KEY}", KEY),
+        (f"key: {KEY}", KEY),
+    ],
+)
+def test_more_generic_credentials(engine: RuleEngine, text: str, value: str) -> None:
+    assert secrets(engine, text) == [value]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        f"cache_key: {HEXKEY}",
+        f"idempotency_key={uuid()}",
+        f"primary key: {rand(ALNUM, 24)}",
+        f"public_key: {rand(ALNUM, 44)}",
+        f"pubKey: {rand(ALNUM, 44)}",
+        "object key: images/2024/photo12345.jpg",
+        "sortKey: 2024-01-01T00:00:00Z#user123",
+        f"integrityKey: sha384-{rand(ALNUM, 64)}",
+        "the api key is stored in the vault, ask ops for it",
+        "--token-file /var/run/secrets/token",
+        'WWW-Authenticate: Bearer realm="example", error="invalid_token"',
+        "send a bearer token with each request",
+        "mysql -u root -p mydb",
+        "curl -u $USER:$PASS https://x",
+        'the password is "incorrect"',
+        'the password is "your password here"',
+        "<password>${DB_PASSWORD}</password>",
+        "machine example.com login user password <password>",
+        "key={item.id}",
+        "key: app.header.title.welcome_message",
+        f"--commit-sha {HEXKEY}",
+        "monkey: " + rand(ALNUM, 30),
+    ],
+)
+def test_more_generic_hard_negatives(engine: RuleEngine, text: str) -> None:
+    assert secrets(engine, text) == []

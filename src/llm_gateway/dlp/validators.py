@@ -88,8 +88,8 @@ _REFERENCE = re.compile(
 )
 # What a template asks to be filled in: your_password_here, enter-token, <insert key>.
 _FILL_IN = re.compile(
-    r"^(?:your|enter|insert|put|add)[_\-]?[a-z_\-]*(?:password|pass|pwd|secret|token|key)|"
-    r"[_\-](?:here|goes[_\-]here)$",
+    r"^(?:your|enter|insert|put|add)[_\-\s]?[a-z_\-\s]*(?:password|pass|pwd|secret|token|key)|"
+    r"[_\-\s](?:here|goes[_\-\s]here)$",
     re.IGNORECASE,
 )
 # A YAML tag (!vault |, !Ref, !Sub) or a version (2.14.0-beta.3+build.12345), not a value.
@@ -177,6 +177,24 @@ def password_like(value: str) -> bool:
     return classes >= 3
 
 
+def passphrase_like(value: str) -> bool:
+    """A chosen password (``password_like``), or a passphrase of at least three words
+    and PASSPHRASE_MIN_LENGTH characters: "purple monkey dishwasher", not "required"."""
+    if password_like(value):
+        return True
+    sample = value[:256]
+    words = sample.split()
+    return (
+        len(sample) >= PASSPHRASE_MIN_LENGTH
+        and len(words) >= 3
+        and not_placeholder(sample)
+        and shannon_entropy(sample) >= 3.0
+    )
+
+
+PASSPHRASE_MIN_LENGTH = 12
+
+
 def mixed(value: str) -> bool:
     """Letters and digits both: random tokens have them, words and identifiers rarely do."""
     sample = value[:ENTROPY_SAMPLE]
@@ -217,6 +235,7 @@ VALIDATORS: Mapping[str, Validator] = {
     "mixed": _whole(mixed),
     "high_entropy": _whole(high_entropy),
     "password_like": _whole(password_like),
+    "passphrase_like": _whole(passphrase_like),
 }
 # Validators that confirm a value by its structure (a check digit, a registry, a
 # parse), as opposed to those that only reject unlikely values (entropy, mixed).
