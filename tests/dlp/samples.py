@@ -362,6 +362,7 @@ _add("gitlab_session_cookie", _later(HEX, 32), "Cookie: _gitlab_session={}")
 _add("twitch_token", _later(LOWER_ALNUM, 30), "TWITCH_OAUTH_TOKEN={}")
 _add("deno_deploy_token", "ddp_" + _later(ALNUM, 36))
 _add("beamer_api_token", "b_" + _later(URLSAFE, 44), "BEAMER_TOKEN={}")
+_add("session_cookie", _later(ALNUM, 32), "Cookie: theme=dark; sessionid={}")
 
 
 # --- PII corpora ---------------------------------------------------------------

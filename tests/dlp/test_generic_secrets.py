@@ -137,6 +137,11 @@ def test_tutorial_passwords_are_low_alerts(engine: RuleEngine, value: str) -> No
         (f"MY_SERVICE_KEY={KEY}", KEY),
         (f"licenseKey: {KEY}", KEY),
         (f"key: {KEY}", KEY),
+        ("sshpass -p Kq7mW2pZx9! ssh host", "Kq7mW2pZx9!"),
+        ("docker login -u bob -p Kq7mW2pZx9! registry", "Kq7mW2pZx9!"),
+        ("redis-cli -a Kq7mW2pZx9! ping", "Kq7mW2pZx9!"),
+        ("htpasswd -b file bob Kq7mW2pZx9", "Kq7mW2pZx9"),
+        (f"Cookie: sessionid={KEY}", KEY),
     ],
 )
 def test_more_generic_credentials(engine: RuleEngine, text: str, value: str) -> None:
@@ -168,6 +173,11 @@ def test_more_generic_credentials(engine: RuleEngine, text: str, value: str) -> 
         "key: app.header.title.welcome_message",
         f"--commit-sha {HEXKEY}",
         "monkey: " + rand(ALNUM, 30),
+        "Set-Cookie: theme=dark; Path=/",
+        "Cookie: _ga=GA1.2.1234567890.1234567890; sessionid=abc",
+        "docker login -u bob --password-stdin",
+        "redis-cli -a $REDIS_PASSWORD ping",
+        "htpasswd -c file bob",
     ],
 )
 def test_more_generic_hard_negatives(engine: RuleEngine, text: str) -> None:
