@@ -363,6 +363,7 @@ _add("twitch_token", _later(LOWER_ALNUM, 30), "TWITCH_OAUTH_TOKEN={}")
 _add("deno_deploy_token", "ddp_" + _later(ALNUM, 36))
 _add("beamer_api_token", "b_" + _later(URLSAFE, 44), "BEAMER_TOKEN={}")
 _add("session_cookie", _later(ALNUM, 32), "Cookie: theme=dark; sessionid={}")
+_add("credentials_pair", "Kq7!" + _later(ALNUM, 8), "credentials: bob / {}")
 
 
 # --- PII corpora ---------------------------------------------------------------

@@ -142,6 +142,8 @@ def test_tutorial_passwords_are_low_alerts(engine: RuleEngine, value: str) -> No
         ("redis-cli -a Kq7mW2pZx9! ping", "Kq7mW2pZx9!"),
         ("htpasswd -b file bob Kq7mW2pZx9", "Kq7mW2pZx9"),
         (f"Cookie: sessionid={KEY}", KEY),
+        ("credentials: bob / Kq7mW2pZx9!", "Kq7mW2pZx9!"),
+        ("https://deploy:Mxqqfo385#@git.example.com/repo.git", "Mxqqfo385#"),
     ],
 )
 def test_more_generic_credentials(engine: RuleEngine, text: str, value: str) -> None:
@@ -178,6 +180,9 @@ def test_more_generic_credentials(engine: RuleEngine, text: str, value: str) -> 
         "docker login -u bob --password-stdin",
         "redis-cli -a $REDIS_PASSWORD ping",
         "htpasswd -c file bob",
+        "login: bob / see the wiki",
+        "credentials: stored in vault/prod",
+        "https://example.com/docs#section:intro@top",
     ],
 )
 def test_more_generic_hard_negatives(engine: RuleEngine, text: str) -> None:
