@@ -79,7 +79,9 @@ def test_ip_forms(engine: RuleEngine, text: str, value: str) -> None:
     assert found(engine, text, "IP_ADDRESS") == [value]
 
 
-@pytest.mark.parametrize("text", ["f :: Int -> Int", "std::vector<int> v; a::b", "x = y :: z"])
+@pytest.mark.parametrize(
+    "text", ["f :: Int -> Int", "std::vector<int> v; a::b", "x = y :: z", "abc::def", "dead::beef"]
+)
 def test_short_ipv6_forms_need_context(engine: RuleEngine, text: str) -> None:
     assert found(engine, text, "IP_ADDRESS") == []
 

@@ -183,7 +183,7 @@ def ipv6(value: str) -> bool:
     IPv4-mapped or -embedded), with or without a CIDR prefix length.
 
     ``a::b`` or ``A::B`` is far more often code than an address, so two groups
-    need one of three hex digits or more; the loopback and unspecified
+    need one of three hex digits or more, and a digit; the loopback and unspecified
     addresses (``::1``, ``::``) are a rule of their own that wants context.
     """
     address, _, prefix = value.partition("/")
@@ -196,7 +196,11 @@ def ipv6(value: str) -> bool:
     except ValueError:
         return False
     groups = [group for group in address.split(":") if group]
-    return len(groups) >= 3 or (len(groups) == 2 and max(len(g) for g in groups) >= 3)
+    if len(groups) >= 3:
+        return True
+    # Two groups of letters alone (abc::def, dead::beef) are words, not an address.
+    two = len(groups) == 2 and max(len(g) for g in groups) >= 3
+    return two and any(c.isdigit() for c in address)
 
 
 def mac(value: str) -> bool:
