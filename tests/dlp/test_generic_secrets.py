@@ -183,6 +183,8 @@ def test_more_generic_credentials(engine: RuleEngine, text: str, value: str) -> 
         "login: bob / see the wiki",
         "credentials: stored in vault/prod",
         "https://example.com/docs#section:intro@top",
+        "password_regex: ^(?=.*[A-Z])(?=.*\\d).{8,}$",
+        "password_pattern: ^[A-Za-z0-9]{12,64}$",
     ],
 )
 def test_more_generic_hard_negatives(engine: RuleEngine, text: str) -> None:

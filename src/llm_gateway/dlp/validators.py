@@ -115,6 +115,8 @@ def not_placeholder(value: str) -> bool:
     """
     if not value or value.startswith(_PLACEHOLDER_START) or len(set(value)) == 1:
         return False
+    if value.startswith("^") and ("(?" in value or value.endswith("$") or "{" in value):
+        return False  # a pattern the value must match (password_regex: ^(?=.*[A-Z]).{8,}$)
     lowered = value.lower()
     if lowered in _PLACEHOLDER_WORDS or "xxxx" in lowered or "****" in value or "..." in value:
         return False
