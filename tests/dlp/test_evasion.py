@@ -161,7 +161,12 @@ def test_russian_prose_raises_nothing(engine: RuleEngine) -> None:
 # --- digit separators ----------------------------------------------------------
 
 
-@pytest.mark.parametrize("sep", ["/", "_", ",", "\u2013", "|", "  "])
+def test_card_groups_with_mixed_separators_are_not_a_card(engine: RuleEngine) -> None:
+    value = f"{CARD[:4]} - {CARD[4:8]} {CARD[8:12]} {CARD[12:]}"
+    assert [f for f in engine.scan(f"ref {value}") if f.entity == "CREDIT_CARD"] == []
+
+
+@pytest.mark.parametrize("sep", ["/", "_", ",", "\u2013", "|", "  ", " - ", " / ", " \u2013 "])
 def test_card_groups_with_other_separators(engine: RuleEngine, sep: str) -> None:
     value = sep.join(CARD[i : i + 4] for i in range(0, 16, 4))
     text = f"card {value} exp 09/27"

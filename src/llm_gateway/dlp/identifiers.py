@@ -28,7 +28,7 @@ from llm_gateway.dlp.checksums import (
 
 # Between the groups of a card number: one to three spaces, or one of - . / _ , | and
 # the en dash (one kind per number).
-_SEPARATORS = re.compile(r" {1,3}|[\-./_,|\u2013]")
+_SEPARATORS = re.compile(r" ?[\-./_,|\u2013] ?| {1,3}")
 _NON_DIGITS = re.compile(r"\D")
 
 
@@ -71,9 +71,9 @@ def credit_card(value: str) -> int:
     """
     if _card_number(value):
         return len(value)
-    groups = _SEPARATORS.split(value)
-    if len(groups) > 1:
-        shorter = value[: len(value) - len(groups[-1]) - 1]
+    separators = list(_SEPARATORS.finditer(value))
+    if separators:
+        shorter = value[: separators[-1].start()]
         if _card_number(shorter):
             return len(shorter)
     return 0
