@@ -200,5 +200,25 @@ def test_obfuscated_emails(engine: RuleEngine, value: str) -> None:
     ]
 
 
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [
+        ("mail bob AT example DOT com", "bob AT example DOT com"),
+        ("jane.roe AT mail.example DOT co DOT uk", "jane.roe AT mail.example DOT co DOT uk"),
+    ],
+)
+def test_emails_spelled_out_in_capitals(engine: RuleEngine, text: str, value: str) -> None:
+    assert [text[f.start : f.end] for f in engine.scan(text) if f.entity == "EMAIL_ADDRESS"] == [
+        value
+    ]
+
+
+@pytest.mark.parametrize(
+    "text", ["look at this dot com bubble", "MEET AT NOON DOT", "WE ARRIVE AT HOME DOT COM"]
+)
+def test_at_and_dot_in_prose_are_not_an_email(engine: RuleEngine, text: str) -> None:
+    assert [f for f in engine.scan(text) if f.entity == "EMAIL_ADDRESS"] == []
+
+
 def test_bracketed_at_alone_is_not_an_email(engine: RuleEngine) -> None:
     assert engine.scan("meet [at] noon, bring [dot] points") == []

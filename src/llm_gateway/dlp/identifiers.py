@@ -209,9 +209,12 @@ def mac(value: str) -> bool:
     return len(hex_digits) == 12 and hex_digits not in ("000000000000", "ffffffffffff")
 
 
-_OBFUSCATED_AT = re.compile(r"\s*(?:\[at\]|\(at\)|\{at\}|<at>|\[@\]|\(@\))\s*", re.IGNORECASE)
+# Bracketed in any case, or spelled out in capitals between spaces (jane AT example DOT com).
+_OBFUSCATED_AT = re.compile(
+    r"\s*(?:\[at\]|\(at\)|\{at\}|<at>|\[@\]|\(@\))\s*|(?-i:\s+AT\s+)", re.IGNORECASE
+)
 _OBFUSCATED_DOT = re.compile(
-    r"\s*(?:\[dot\]|\(dot\)|\{dot\}|<dot>|\[\.\]|\(\.\)|\.)\s*", re.IGNORECASE
+    r"\s*(?:\[dot\]|\(dot\)|\{dot\}|<dot>|\[\.\]|\(\.\)|\.)\s*|(?-i:\s+DOT\s+)", re.IGNORECASE
 )
 
 
