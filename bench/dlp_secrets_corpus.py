@@ -181,7 +181,94 @@ def _negatives(g: _Gen) -> list[SecretSample]:
     return [SecretSample("negative", "negative", t, "") for t in texts]
 
 
+# Where generic credentials leak (the second set, added after the first was saturated):
+# each template's {v} is the value, made by the generator named beside it.
+_GENERIC_FORMS = [
+    ("database:\n  password: {v}\n", "password"),
+    ("<password>{v}</password>", "password"),
+    ("login: admin / pass: {v}", "password"),
+    ("mysql -u root -p{v} app", "password"),
+    ("curl -u admin:{v} https://api.example.com", "password"),
+    ("psql --password {v}", "password"),
+    ("machine api.example.com login bob password {v}", "password"),
+    ("Server=db;Database=app;User Id=sa;Password={v};", "password"),
+    ("https://deploy:{v}@git.example.com/repo.git", "password"),
+    ("my password is {v}", "password"),
+    ("the api key is {v}", "key"),
+    ("--client-secret {v}", "key"),
+    ("MY_SERVICE_KEY={v}", "key"),
+    ("licenseKey: {v}", "key"),
+    ("X-Auth-Token: {v}", "key"),
+    ('const oktaApiToken = "{v}";', "key"),
+    ("GET /v1 HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {v}\r\n", "key"),
+    ("PRIVATE-TOKEN: {v}", "key"),
+]
+
+
+def _generic_forms(g: _Gen) -> list[SecretSample]:
+    out = []
+    for template, kind in _GENERIC_FORMS:
+        for _ in range(3):
+            if kind == "password":  # a chosen password: word, digits, symbol
+                value = g.r(string.ascii_uppercase, 1) + g.r(string.ascii_lowercase, 5)
+                value += g.r(string.digits, 3) + g.r("!#%*+-", 1)
+            else:
+                value = g.r(ALNUM, 32)
+            out.append(SecretSample("generic_forms", "positive", template.format(v=value), value))
+    return out
+
+
+def _placeholder_texts() -> list[SecretSample]:
+    """Templates and tutorial values in the places real credentials go."""
+    texts = [
+        "password: <your-password>",
+        "DB_PASSWORD=your_password_here",
+        "password: changeme",
+        "Authorization: Bearer <token>",
+        "Authorization: Bearer ${{ secrets.TOKEN }}",
+        "token: {{ secrets.GITHUB_TOKEN }}",
+        "password: process.env.DB_PASSWORD",
+        "password: P@ssw0rd",
+        "password: password123",
+        "sk_live_XXXXXXXXXXXXXXXXXXXXXXXX",
+        "password: !vault |",
+        "mongodb://<username>:<password>@cluster0.mongodb.net",
+        "postgres://user:password@localhost:5432/db",
+        "api_key: YOUR_API_KEY_HERE",
+        "export OPENAI_API_KEY=sk-...",
+    ]
+    return [SecretSample("placeholder", "placeholder", t, t) for t in texts]
+
+
+def _more_negatives(g: _Gen) -> list[SecretSample]:
+    texts = [
+        f"cache_key: {g.r(HEX, 40)}",
+        f"idempotency_key={g.uuid()}",
+        f"public_key: {g.r(ALNUM, 44)}",
+        "object key: images/2024/photo12345.jpg",
+        f"integrityKey: sha384-{g.r(ALNUM, 64)}",
+        "the api key is stored in the vault, ask ops for it",
+        'WWW-Authenticate: Bearer realm="example", error="invalid_token"',
+        "send a bearer token with each request",
+        "mysql -u root -p mydb",
+        "curl -u $USER:$PASS https://x",
+        'the password is "incorrect"',
+        "token_version: 2.14.0-beta.3+build.12345",
+        "Please reset your password using the link we sent you.",
+        "if password == confirm_password:",
+        "password VARCHAR(255) NOT NULL,",
+        "prompt_tokens: 1234, completion_tokens: 567, total_tokens: 1801",
+        f"image@sha256:{g.r(HEX, 64)}",
+        "ssh://git@github.com/org/repo.git",
+        "key: app.header.title.welcome_message",
+        f"--commit-sha {g.r(HEX, 40)}",
+    ]
+    return [SecretSample("negative", "negative", t, "") for t in texts]
+
+
 def build_secrets_corpus(seed: int = 16, per_provider: int = 10) -> list[SecretSample]:
-    """Positives for every provider in every surrounding, placeholders, hard negatives."""
+    """Positives for every provider in every surrounding, placeholders, hard negatives;
+    then the second set: generic forms, placeholder texts, more hard negatives."""
     g = _Gen(seed)
-    return _positives(g, per_provider) + _placeholders() + _negatives(g)
+    first = _positives(g, per_provider) + _placeholders() + _negatives(g)
+    return first + _generic_forms(g) + _placeholder_texts() + _more_negatives(g)

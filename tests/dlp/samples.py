@@ -327,6 +327,45 @@ _add("pinecone_api_key", "pcsk_" + rand(ALNUM, 60))
 _add("render_api_key", "rnd_" + rand(ALNUM, 32))
 
 
+def _later(alphabet: str, size: int) -> str:
+    """``rand`` from a second RNG: samples added later leave the earlier ones as they were."""
+    while True:
+        value = "".join(_LATER.choice(alphabet) for _ in range(size))
+        mixed = any(c.isdigit() for c in value) and any(c.isalpha() for c in value)
+        if alphabet == DIGITS or mixed:
+            return value
+
+
+_LATER = random.Random(20261207)
+_FB_APP_ID = "1" + _later(DIGITS, 15)
+_add("facebook_app_access_token", _later(URLSAFE, 32), f"fb token {_FB_APP_ID}|{{}}")
+_add("twilio_api_secret", _later(ALNUM, 32), "TWILIO_API_SECRET={}")
+_add("sourcegraph_cody_token", "sgd_" + _later(HEX, 64))
+_add("adafruit_io_key", "aio_" + _later(ALNUM, 28))
+_add("password_colon", "Tr0ub4dor&" + _later(DIGITS, 2) + "x", "database:\n  password: {}\n")
+_add("password_element", "Xq7" + _later(ALNUM, 10), "<password>{}</password>")
+_add("pass_assignment", "S3cure!" + _later(ALNUM, 6), "login: admin / pass: {}")
+_add("command_line_password", "Qz8" + _later(ALNUM, 9), "mysql -u root -p{} app")
+_add("passphrase_in_prose", "purple monkey dishwasher", 'the wifi password is "{}"')
+_add("secret_phrase", _later(ALNUM, 32), "the api key is {}")
+_add("key_assignment", _later(ALNUM, 40), "MY_SERVICE_KEY={}")
+_add("adobe_client_secret", "p8e-" + _later(LOWER_ALNUM, 32))
+_add("clickhouse_cloud_secret", "4b1d" + _later(ALNUM, 38))
+_add("defined_networking_token", f"dnkey-{_later(LOWER_ALNUM, 26)}-{_later(LOWER_ALNUM, 52)}")
+_add("gocardless_token", "live_" + _later(URLSAFE, 40), "GOCARDLESS_ACCESS_TOKEN={}")
+_add("lob_api_key", "live_" + _later(HEX, 35), "lob api key {}")
+_add("maxmind_license_key", f"{_later(ALNUM, 6)}_{_later(ALNUM, 29)}_mmk")
+_add("newrelic_browser_key", "NRJS-" + _later(HEX, 19))
+_add("settlemint_token", "sm_pat_" + _later(ALNUM, 16))
+_add("yandex_cloud_key", "AQVN" + _later(URLSAFE, 36), "yandex iam token {}")
+_add("gitlab_session_cookie", _later(HEX, 32), "Cookie: _gitlab_session={}")
+_add("twitch_token", _later(LOWER_ALNUM, 30), "TWITCH_OAUTH_TOKEN={}")
+_add("deno_deploy_token", "ddp_" + _later(ALNUM, 36))
+_add("beamer_api_token", "b_" + _later(URLSAFE, 44), "BEAMER_TOKEN={}")
+_add("session_cookie", _later(ALNUM, 32), "Cookie: theme=dark; sessionid={}")
+_add("credentials_pair", "Kq7!" + _later(ALNUM, 8), "credentials: bob / {}")
+
+
 # --- PII corpora ---------------------------------------------------------------
 
 MASTERCARD = luhn_complete("51", 16)

@@ -168,3 +168,36 @@ def test_disabling_secrets_removes_the_family() -> None:
     assert all(rule.category == "pii" for rule in engine.rules)
     text, _ = SECRET_SAMPLES["secret.github_pat"]
     assert engine.scan(text) == []
+
+
+@pytest.mark.parametrize(
+    ("text", "rule"),
+    [
+        ("sk_live_" + rand(ALNUM, 12), "secret.stripe_secret_key"),
+        ("rk_prod_" + rand(ALNUM, 24), "secret.stripe_restricted_key"),
+        ("xoxr-" + rand(ALNUM, 40), "secret.slack_legacy_token"),
+        ("slk_" + rand(HEX, 64), "secret.sourcegraph_cody_token"),
+        (
+            f"https://outlook.office.com/webhook/{uuid()}@{uuid()}/IncomingWebhook/"
+            f"{rand(HEX, 32)}/{uuid()}",
+            "secret.microsoft_teams_webhook",
+        ),
+    ],
+)
+def test_documented_variants_of_provider_formats(
+    secrets_only: RuleEngine, text: str, rule: str
+) -> None:
+    assert rule in [f.rule for f in secrets_only.scan(text)]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "order 1234567890123456|shipped_to_the_customer_today",  # a bar, then words
+        "twilio docs: the account page lists your keys",
+        "xoxr-",
+        "sk_live_",
+    ],
+)
+def test_provider_variants_hard_negatives(secrets_only: RuleEngine, text: str) -> None:
+    assert [f.rule for f in secrets_only.scan(text) if f.action is Action.BLOCK] == []

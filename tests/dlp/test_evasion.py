@@ -161,7 +161,12 @@ def test_russian_prose_raises_nothing(engine: RuleEngine) -> None:
 # --- digit separators ----------------------------------------------------------
 
 
-@pytest.mark.parametrize("sep", ["/", "_", ",", "\u2013", "|", "  "])
+def test_card_groups_with_mixed_separators_are_not_a_card(engine: RuleEngine) -> None:
+    value = f"{CARD[:4]} - {CARD[4:8]} {CARD[8:12]} {CARD[12:]}"
+    assert [f for f in engine.scan(f"ref {value}") if f.entity == "CREDIT_CARD"] == []
+
+
+@pytest.mark.parametrize("sep", ["/", "_", ",", "\u2013", "|", "  ", " - ", " / ", " \u2013 "])
 def test_card_groups_with_other_separators(engine: RuleEngine, sep: str) -> None:
     value = sep.join(CARD[i : i + 4] for i in range(0, 16, 4))
     text = f"card {value} exp 09/27"
@@ -193,6 +198,26 @@ def test_obfuscated_emails(engine: RuleEngine, value: str) -> None:
     assert [text[f.start : f.end] for f in engine.scan(text) if f.entity == "EMAIL_ADDRESS"] == [
         value
     ]
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [
+        ("mail bob AT example DOT com", "bob AT example DOT com"),
+        ("jane.roe AT mail.example DOT co DOT uk", "jane.roe AT mail.example DOT co DOT uk"),
+    ],
+)
+def test_emails_spelled_out_in_capitals(engine: RuleEngine, text: str, value: str) -> None:
+    assert [text[f.start : f.end] for f in engine.scan(text) if f.entity == "EMAIL_ADDRESS"] == [
+        value
+    ]
+
+
+@pytest.mark.parametrize(
+    "text", ["look at this dot com bubble", "MEET AT NOON DOT", "WE ARRIVE AT HOME DOT COM"]
+)
+def test_at_and_dot_in_prose_are_not_an_email(engine: RuleEngine, text: str) -> None:
+    assert [f for f in engine.scan(text) if f.entity == "EMAIL_ADDRESS"] == []
 
 
 def test_bracketed_at_alone_is_not_an_email(engine: RuleEngine) -> None:

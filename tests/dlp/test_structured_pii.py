@@ -79,9 +79,27 @@ def test_ip_forms(engine: RuleEngine, text: str, value: str) -> None:
     assert found(engine, text, "IP_ADDRESS") == [value]
 
 
-@pytest.mark.parametrize("text", ["f :: Int -> Int", "std::vector<int> v; a::b", "x = y :: z"])
+@pytest.mark.parametrize(
+    "text", ["f :: Int -> Int", "std::vector<int> v; a::b", "x = y :: z", "abc::def", "dead::beef"]
+)
 def test_short_ipv6_forms_need_context(engine: RuleEngine, text: str) -> None:
     assert found(engine, text, "IP_ADDRESS") == []
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [
+        ("visit www.microsoft.com today.", "www.microsoft.com"),
+        ("see www.example.co.uk/a/b?c=d#e", "www.example.co.uk/a/b?c=d#e"),
+    ],
+)
+def test_urls_without_a_scheme(engine: RuleEngine, text: str, value: str) -> None:
+    assert found(engine, text, "URL") == [value]
+
+
+@pytest.mark.parametrize("text", ["the www.is great", "www.x", "wwwexample.com"])
+def test_www_alone_is_not_a_url(engine: RuleEngine, text: str) -> None:
+    assert found(engine, text, "URL") == []
 
 
 def test_urls_are_their_own_entity_and_only_alert(engine: RuleEngine) -> None:

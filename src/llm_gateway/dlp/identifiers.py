@@ -28,7 +28,7 @@ from llm_gateway.dlp.checksums import (
 
 # Between the groups of a card number: one to three spaces, or one of - . / _ , | and
 # the en dash (one kind per number).
-_SEPARATORS = re.compile(r" {1,3}|[\-./_,|\u2013]")
+_SEPARATORS = re.compile(r" ?[\-./_,|\u2013] ?| {1,3}")
 _NON_DIGITS = re.compile(r"\D")
 
 
@@ -71,9 +71,9 @@ def credit_card(value: str) -> int:
     """
     if _card_number(value):
         return len(value)
-    groups = _SEPARATORS.split(value)
-    if len(groups) > 1:
-        shorter = value[: len(value) - len(groups[-1]) - 1]
+    separators = list(_SEPARATORS.finditer(value))
+    if separators:
+        shorter = value[: separators[-1].start()]
         if _card_number(shorter):
             return len(shorter)
     return 0
@@ -183,7 +183,7 @@ def ipv6(value: str) -> bool:
     IPv4-mapped or -embedded), with or without a CIDR prefix length.
 
     ``a::b`` or ``A::B`` is far more often code than an address, so two groups
-    need one of three hex digits or more; the loopback and unspecified
+    need one of three hex digits or more, and a digit; the loopback and unspecified
     addresses (``::1``, ``::``) are a rule of their own that wants context.
     """
     address, _, prefix = value.partition("/")
@@ -196,7 +196,11 @@ def ipv6(value: str) -> bool:
     except ValueError:
         return False
     groups = [group for group in address.split(":") if group]
-    return len(groups) >= 3 or (len(groups) == 2 and max(len(g) for g in groups) >= 3)
+    if len(groups) >= 3:
+        return True
+    # Two groups of letters alone (abc::def, dead::beef) are words, not an address.
+    two = len(groups) == 2 and max(len(g) for g in groups) >= 3
+    return two and any(c.isdigit() for c in address)
 
 
 def mac(value: str) -> bool:
@@ -205,9 +209,12 @@ def mac(value: str) -> bool:
     return len(hex_digits) == 12 and hex_digits not in ("000000000000", "ffffffffffff")
 
 
-_OBFUSCATED_AT = re.compile(r"\s*(?:\[at\]|\(at\)|\{at\}|<at>|\[@\]|\(@\))\s*", re.IGNORECASE)
+# Bracketed in any case, or spelled out in capitals between spaces (jane AT example DOT com).
+_OBFUSCATED_AT = re.compile(
+    r"\s*(?:\[at\]|\(at\)|\{at\}|<at>|\[@\]|\(@\))\s*|(?-i:\s+AT\s+)", re.IGNORECASE
+)
 _OBFUSCATED_DOT = re.compile(
-    r"\s*(?:\[dot\]|\(dot\)|\{dot\}|<dot>|\[\.\]|\(\.\)|\.)\s*", re.IGNORECASE
+    r"\s*(?:\[dot\]|\(dot\)|\{dot\}|<dot>|\[\.\]|\(\.\)|\.)\s*|(?-i:\s+DOT\s+)", re.IGNORECASE
 )
 
 

@@ -10,7 +10,9 @@ never blocked, never redacted.
 A value is a stand-in when any of these holds:
 
 * it names itself one: ``example``, ``sample``, ``dummy``, ``placeholder``,
-  ``redacted``, ``changeme``, ``your_key``/``your-token``...;
+  ``redacted``, ``changeme``, ``your_key``/``your-token``/``your_password``...;
+* it is one of the passwords tutorials show (``P@ssw0rd``, ``password123``,
+  ``hunter2``: ``TUTORIAL_PASSWORDS``), the whole value;
 * it carries template or elision syntax: ``${X}``, ``$NAME``, ``<your-key>``,
   ``{{token}}``, ``{name}``, ``...``;
 * it has ``RUN`` or more of one masking character in a row (``x``, ``X``,
@@ -47,7 +49,8 @@ SAMPLE = 4096
 
 _NAMED = re.compile(
     r"example|sample|dummy|placeholder|redacted|changeme|replace[_\-]?me|"
-    r"your[_\-]?(?:own[_\-]?)?(?:api[_\-]?|access[_\-]?|secret[_\-]?)?(?:key|token|secret)",
+    r"your[_\-]?(?:own[_\-]?)?(?:api[_\-]?|access[_\-]?|secret[_\-]?|db[_\-]?)?"
+    r"(?:key|token|secret|password|passwd|pass|pwd|passphrase)",
     re.IGNORECASE,
 )
 _TEMPLATE = re.compile(r"\$\{|\$[A-Z_]{2,}|<[^<>\s]{1,40}>|\{\{|\{[A-Za-z_]+\}|\.\.\.|\u2026")
@@ -57,9 +60,23 @@ _ESCAPES = re.compile(r"\\[nrt]")
 _BASE64 = re.compile(r"[A-Za-z0-9+/=]")
 
 
+# Compared lower-cased, as written and with @ $ 0 1 3 read as a s o l e.
+TUTORIAL_PASSWORDS = frozenset({
+    "password", "password1", "password12", "password123", "password1234", "passw0rd",
+    "hunter2", "letmein", "qwerty", "qwerty123", "admin", "admin123", "changeit",
+    "test123", "abc123", "welcome1", "iloveyou", "secret", "secret123", "supersecret",
+    "topsecret", "s3cr3t", "pass123", "pa55word", "root", "toor", "default",
+})  # fmt: skip
+_LEET = str.maketrans("@$013", "asole")
+
+
 def is_stand_in(value: str) -> bool:
     """Whether ``value``, matched by a secret rule, only stands for a secret."""
     sample = value[:SAMPLE]
+    if len(sample) <= 16:
+        lowered = sample.lower()
+        if lowered in TUTORIAL_PASSWORDS or lowered.translate(_LEET) in TUTORIAL_PASSWORDS:
+            return True
     if _ARMOUR_LINE.search(sample) is not None:
         body = _ESCAPES.sub("", _ARMOUR_LINE.sub("", sample))
         if len(_BASE64.findall(body)) < MIN_KEY_BODY:

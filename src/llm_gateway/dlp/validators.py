@@ -83,7 +83,19 @@ _PLACEHOLDER_WORDS = frozenset({
 _PLACEHOLDER_START = tuple("$<{%[*")
 
 
-_REFERENCE = re.compile(r"[a-z_][a-z0-9_]*(?:\.[a-z_][a-z0-9_]*)+|[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+")
+_REFERENCE = re.compile(
+    r"[a-z_][a-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)+|[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+"
+)
+# What a template asks to be filled in: your_password_here, enter-token, <insert key>.
+_FILL_IN = re.compile(
+    r"^(?:your|enter|insert|put|add)[_\-\s]?[a-z_\-\s]*(?:password|pass|pwd|secret|token|key)|"
+    r"[_\-\s](?:here|goes[_\-\s]here)$",
+    re.IGNORECASE,
+)
+# A YAML tag (!vault |, !Ref, !Sub) or a version (2.14.0-beta.3+build.12345), not a value.
+_TAG_OR_VERSION = re.compile(
+    r"![A-Za-z][A-Za-z0-9_]*|v?\d+(?:\.\d+){1,3}(?:[\-+][0-9A-Za-z.+\-]*)?"
+)
 # Code that computes the value rather than holding it: ``getpass()``,
 # ``os.environ["X"]``, ``Optional[str]``; a path or a URL (``PWD=/home/app``).
 _EXPRESSION = re.compile(
@@ -96,15 +108,23 @@ def not_placeholder(value: str) -> bool:
 
     Template variables (``${DB_PASS}``, ``<password>``, ``{{token}}``), masks
     (``****``, ``xxxx``), placeholder words (``changeme``, ``password``),
-    references to where the secret lives (``self.password``, ``DB_PASSWORD``)
-    and code that computes it (``getpass()``, ``os.environ['PW']``, a path).
+    references to where the secret lives (``self.password``, ``DB_PASSWORD``,
+    ``process.env.DB_PASSWORD``), fill-ins (``your_password_here``), YAML tags
+    (``!vault``), versions (``2.14.0-beta.3``) and code that computes it
+    (``getpass()``, ``os.environ['PW']``, a path).
     """
     if not value or value.startswith(_PLACEHOLDER_START) or len(set(value)) == 1:
         return False
+    if value.startswith("^") and ("(?" in value or value.endswith("$") or "{" in value):
+        return False  # a pattern the value must match (password_regex: ^(?=.*[A-Z]).{8,}$)
     lowered = value.lower()
     if lowered in _PLACEHOLDER_WORDS or "xxxx" in lowered or "****" in value or "..." in value:
         return False
-    if len(value) <= 128 and _REFERENCE.fullmatch(value) is not None:
+    if len(value) <= 128 and (
+        _REFERENCE.fullmatch(value) is not None
+        or _TAG_OR_VERSION.fullmatch(value) is not None
+        or _FILL_IN.search(value) is not None
+    ):
         return False
     if len(value) <= 256 and _EXPRESSION.match(value) is not None:
         return False
@@ -159,6 +179,24 @@ def password_like(value: str) -> bool:
     return classes >= 3
 
 
+def passphrase_like(value: str) -> bool:
+    """A chosen password (``password_like``), or a passphrase of at least three words
+    and PASSPHRASE_MIN_LENGTH characters: "purple monkey dishwasher", not "required"."""
+    if password_like(value):
+        return True
+    sample = value[:256]
+    words = sample.split()
+    return (
+        len(sample) >= PASSPHRASE_MIN_LENGTH
+        and len(words) >= 3
+        and not_placeholder(sample)
+        and shannon_entropy(sample) >= 3.0
+    )
+
+
+PASSPHRASE_MIN_LENGTH = 12
+
+
 def mixed(value: str) -> bool:
     """Letters and digits both: random tokens have them, words and identifiers rarely do."""
     sample = value[:ENTROPY_SAMPLE]
@@ -199,6 +237,7 @@ VALIDATORS: Mapping[str, Validator] = {
     "mixed": _whole(mixed),
     "high_entropy": _whole(high_entropy),
     "password_like": _whole(password_like),
+    "passphrase_like": _whole(passphrase_like),
 }
 # Validators that confirm a value by its structure (a check digit, a registry, a
 # parse), as opposed to those that only reject unlikely values (entropy, mixed).
