@@ -9,7 +9,7 @@ below it, never the ones above::
     services   providers/ policy/ dlp/ auth/ audit/ storage/ config/ routing/ ratelimit/ hitl/
                grounding/
     wire/      the formats' tables and encoders, shared by api/ and providers/
-    base       chat, errors, settings, tokens, transport, records, streams,
+    base       chat, errors, settings, tokens, transport, records, streams, shutdown,
                state/, observability/
 
 ``api/`` reaches the services only through the pipeline and the services'
@@ -62,6 +62,7 @@ FORBIDDEN: dict[str, tuple[str, ...]] = {
     "llm_gateway.observability": ABOVE_BASE,
     "llm_gateway.records": ABOVE_BASE,
     "llm_gateway.streams": ABOVE_BASE,
+    "llm_gateway.shutdown": ABOVE_BASE,
     "llm_gateway.state": ABOVE_BASE,
     "llm_gateway.settings": ABOVE_BASE,
     "llm_gateway.wire": ABOVE_WIRE,

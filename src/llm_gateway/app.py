@@ -31,7 +31,7 @@ from llm_gateway.api import (
     native,
     usage,
 )
-from llm_gateway.api.http import DRAIN, error_response, request_id_of, with_request_id
+from llm_gateway.api.http import error_response, request_id_of, with_request_id
 from llm_gateway.config import GatewayConfig, load_gateway_config
 from llm_gateway.errors import (
     GatewayError,
@@ -44,6 +44,7 @@ from llm_gateway.observability.logging import configure_logging
 from llm_gateway.pipeline.context import new_request_id
 from llm_gateway.runtime import AppState
 from llm_gateway.settings import Settings, load_settings
+from llm_gateway.shutdown import DRAIN
 
 log = logging.getLogger(__name__)
 

@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from functools import partial
 
 from llm_gateway import providers
-from llm_gateway.api.http import Drain
 from llm_gateway.audit.records import AuditRecorder
 from llm_gateway.audit.sinks import sink_for
 from llm_gateway.audit.writer import AuditWriter
@@ -40,6 +39,7 @@ from llm_gateway.records import Recorder
 from llm_gateway.routing import Resolver, StaleCache
 from llm_gateway.routing.setup import Parts, build_router
 from llm_gateway.settings import AutoOnOff, Settings
+from llm_gateway.shutdown import Drain
 from llm_gateway.state import Store, open_store
 from llm_gateway.storage import Database
 from llm_gateway.transport import AiohttpTransport

@@ -38,9 +38,10 @@ from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 from uvicorn.server import ServerState
 from uvicorn.supervisors import Multiprocess
 
-from llm_gateway.api.http import DRAIN, READ_TIMEOUT, Drain
+from llm_gateway.api.http import READ_TIMEOUT
 from llm_gateway.pipeline.context import new_request_id
 from llm_gateway.settings import HttpSettings
+from llm_gateway.shutdown import DRAIN, Drain
 
 log = logging.getLogger(__name__)
 

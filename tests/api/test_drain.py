@@ -7,9 +7,10 @@ import asyncio
 from collections.abc import AsyncGenerator
 from typing import Any
 
-from llm_gateway.api.http import Drain, StreamResponse
+from llm_gateway.api.http import StreamResponse
 from llm_gateway.chat import EventStream, StreamEvent, StreamStart
 from llm_gateway.errors import GatewayError
+from llm_gateway.shutdown import Drain
 
 
 async def _never_ending() -> AsyncGenerator[StreamEvent, None]:

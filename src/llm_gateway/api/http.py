@@ -26,39 +26,13 @@ from llm_gateway.errors import (
 )
 from llm_gateway.pipeline.context import new_request_id
 from llm_gateway.settings.server import Network
+from llm_gateway.shutdown import Drain
 
 REQUEST_ID_HEADER = b"x-request-id"
 #: The longest Retry-After the official SDKs wait out; beyond it they would retry at once.
 _LONGEST_SDK_WAIT_S = 60
 #: The scope extension the server sets when it closed a connection whose body stalled.
 READ_TIMEOUT = "llm_gateway.read_timeout"
-#: The lifespan state's key for the server's :class:`Drain` (read by the HTTP protocol).
-DRAIN = "llm_gateway.drain"
-
-
-class Drain:
-    """A server's graceful shutdown, as its streams see it.
-
-    The HTTP protocol calls :meth:`begin` when its server starts to stop
-    (SIGTERM). The server then lets requests finish for ``grace_s`` seconds
-    and cancels what is left, which would end a long stream mid-word, with no
-    error event and recorded as if the client had gone. So a stream still
-    running shortly before the grace ends (:meth:`cut_at`: a fifth of the
-    grace before, at most a second) is ended by the gateway: the format's
-    error event, ``server_shutdown``, and an audit row that says so.
-    """
-
-    def __init__(self, grace_s: float) -> None:
-        self.grace_s = grace_s
-        self._began = asyncio.Event()
-
-    def begin(self) -> None:
-        self._began.set()
-
-    async def cut_at(self) -> None:
-        """Return when a stream still running must be ended."""
-        await self._began.wait()
-        await asyncio.sleep(self.grace_s - min(1.0, self.grace_s / 5))
 
 
 def with_request_id(send: Send, request_id: str) -> Send:
