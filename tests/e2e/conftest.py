@@ -40,6 +40,7 @@ import pytest
 from sqlalchemy import select
 
 from llm_gateway.emulators import EmulatorServer
+from llm_gateway.ratelimit import Limiter
 from llm_gateway.settings import async_driver_url, settings_variables
 from llm_gateway.storage import Database
 from llm_gateway.storage.models import AuditLog
@@ -64,6 +65,26 @@ def wait_for(check: Callable[[], bool], timeout_s: float = 5.0) -> bool:
             return True
         time.sleep(0.05)
     return check()
+
+
+def limiter_of(gw: Gateway) -> Limiter:
+    assert gw.server is not None, "needs the in-process gateway"
+    assert gw.server.app is not None
+    found = gw.server.app.api.state.gateway.limiter
+    assert isinstance(found, Limiter)
+    return found
+
+
+def frees_in(gw: Gateway, seconds: float) -> Callable[[], None]:
+    """Move an in-process gateway's limiter clock so that a window filled now frees in
+    ``seconds``; the undo."""
+    limiter = limiter_of(gw)
+    limiter.clock = lambda: time.time() + 60 - seconds
+
+    def undo() -> None:
+        limiter.clock = time.time
+
+    return undo
 
 
 def free_port() -> int:

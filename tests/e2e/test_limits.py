@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,9 +19,14 @@ import openai
 import pytest
 
 from llm_gateway.emulators import EmulatorServer
-from llm_gateway.ratelimit import Limiter
 from llm_gateway.tokens import quick_estimate
-from tests.e2e.conftest import Gateway, directive, start_gateway, stop_gateway
+from tests.e2e.conftest import (
+    Gateway,
+    directive,
+    frees_in,
+    start_gateway,
+    stop_gateway,
+)
 
 TIERS = """
 tiers:
@@ -51,25 +56,6 @@ def limited(
         yield gw
     finally:
         stop_gateway(gw)
-
-
-def limiter_of(gw: Gateway) -> Limiter:
-    assert gw.server is not None, "needs the in-process gateway"
-    assert gw.server.app is not None
-    found = gw.server.app.api.state.gateway.limiter
-    assert isinstance(found, Limiter)
-    return found
-
-
-def frees_in(gw: Gateway, seconds: float) -> Callable[[], None]:
-    """Move the limiter's clock so that a window filled now frees in ``seconds``; undo."""
-    limiter = limiter_of(gw)
-    limiter.clock = lambda: time.time() + 60 - seconds
-
-    def undo() -> None:
-        limiter.clock = time.time
-
-    return undo
 
 
 def unique_user() -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from llm_gateway.hitl.confirmations import Confirmations
 from llm_gateway.hitl.expiry import ExpirySweeper
 from llm_gateway.records import RequestRecord
-from tests.hitl.test_confirmations import NOW, _Clock, _pending
+from tests.hitl.support import NOW, Clock, pending_confirmation
 from tests.state.cases import StoreCase
 
 
@@ -18,11 +18,11 @@ class _Kept:
 
 
 async def test_each_expiry_is_recorded_once_with_who_asked(store_case: StoreCase) -> None:
-    clock = _Clock(store_case)
+    clock = Clock(store_case)
     confirmations = Confirmations(store_case.store, clock)
     kept = _Kept()
     sweeper = ExpirySweeper(confirmations, [kept], interval_s=1)
-    pending = _pending()
+    pending = pending_confirmation()
     await confirmations.open(pending)
     assert await sweeper.sweep() == 0
     clock.to(NOW + 901)

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable
 from typing import Any
 
 import httpx
 import pytest
 
-from llm_gateway.ratelimit import Limiter
 from llm_gateway_sdk import (
     AuthenticationError,
     ConfirmationNotFound,
@@ -24,7 +22,7 @@ from llm_gateway_sdk import (
     UpstreamRateLimited,
 )
 from tests.e2e.conftest import Gateway as GatewayUnderTest
-from tests.e2e.conftest import directive
+from tests.e2e.conftest import directive, frees_in
 
 GITHUB_TOKEN = "ghp_Zq7Xw2Lm9Kp4Rt6Yv1Bn3Hj8Df5Gs0Ac2Ee4"
 
@@ -84,25 +82,6 @@ def test_the_providers_429_is_typed_and_retried_then_raised(gw: GatewayUnderTest
 
 
 # --- the gateway's own 429: retried after its Retry-After ------------------------------
-
-
-def limiter_of(gw: GatewayUnderTest) -> Limiter:
-    assert gw.server is not None, "needs the in-process gateway"
-    assert gw.server.app is not None
-    found = gw.server.app.api.state.gateway.limiter
-    assert isinstance(found, Limiter)
-    return found
-
-
-def frees_in(gw: GatewayUnderTest, seconds: float) -> Callable[[], None]:
-    """Move the limiter's clock so that a full window frees in ``seconds``; the undo."""
-    limiter = limiter_of(gw)
-    limiter.clock = lambda: time.time() + 60 - seconds
-
-    def undo() -> None:
-        limiter.clock = time.time
-
-    return undo
 
 
 def test_a_rate_limited_chat_is_retried_after_the_gateways_retry_after(
