@@ -85,3 +85,12 @@ async def test_a_vault_elsewhere_than_the_state_keeps_a_store_of_its_own(
         assert isinstance(state.dlp.vault.store, RedisStore)
     finally:
         await state.stop()
+
+
+async def test_the_audit_wait_and_the_shutdown_grace_reach_their_users(tmp_path: Path) -> None:
+    state = await _started(tmp_path, AUDIT_WAIT_SECONDS="3.5", SHUTDOWN_GRACE_SECONDS="7")
+    try:
+        assert state.audit.wait_timeout_s == 3.5
+        assert state.drain.grace_s == 7.0
+    finally:
+        await state.stop()

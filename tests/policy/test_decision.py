@@ -31,6 +31,7 @@ def test_an_object_with_every_obligation() -> None:
             "features": ["streaming"],
             "ner_partial": "block",
             "ner_answers": True,
+            "grounding": "block",
             "ignored": 1,
         },
         revision="r1",
@@ -42,6 +43,7 @@ def test_an_object_with_every_obligation() -> None:
     assert decision.obligations.max_tokens == 512
     assert decision.obligations.ner_partial == "block"
     assert decision.obligations.ner_answers is True
+    assert decision.obligations.grounding == "block"
     assert decision.permits("streaming")
     assert not decision.permits("tools")
     assert decision.revision == "r1"
@@ -68,6 +70,7 @@ def test_without_features_everything_is_permitted_when_allowed() -> None:
         ({"allow": True, "ner_partial": "maybe"}, "'ner_partial'"),
         ({"allow": True, "ner_partial": True}, "'ner_partial'"),
         ({"allow": True, "ner_answers": "yes"}, "'ner_answers'"),
+        ({"allow": True, "grounding": "warn"}, "'grounding'"),
     ],
 )
 def test_malformed_decisions_are_errors(result: Any, problem: str) -> None:
