@@ -16,7 +16,7 @@ import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 
 @dataclass(slots=True)
@@ -128,3 +128,17 @@ class Recorder(Protocol):
     """
 
     async def record(self, record: RequestRecord) -> None: ...
+
+
+@runtime_checkable
+class Journal(Protocol):
+    """A recorder that must know of a request before it is served (the audit trail).
+
+    ``admit`` refuses a request up front (raising) when its record could not be
+    kept; ``opened`` is awaited before a stream's first byte is released, with
+    the record as it stands then, so that a stream cut by a crash is on record.
+    """
+
+    def admit(self) -> None: ...
+
+    async def opened(self, record: RequestRecord) -> None: ...

@@ -14,6 +14,7 @@ from functools import partial
 from llm_gateway import providers
 from llm_gateway.audit.records import AuditRecorder
 from llm_gateway.audit.sinks import sink_for
+from llm_gateway.audit.spool import Spool
 from llm_gateway.audit.writer import AuditWriter
 from llm_gateway.auth import Authenticator, identity_verifiers
 from llm_gateway.auth.api_keys import ApiKeyStore
@@ -39,6 +40,7 @@ from llm_gateway.records import Recorder
 from llm_gateway.routing import Resolver, StaleCache
 from llm_gateway.routing.setup import Parts, build_router
 from llm_gateway.settings import AutoOnOff, Settings
+from llm_gateway.settings.storage import AuditMode
 from llm_gateway.shutdown import Drain
 from llm_gateway.state import Store, open_store
 from llm_gateway.storage import Database
@@ -93,11 +95,7 @@ class AppState:
             await db.upgrade()
         else:
             await db.require_current()
-        audit = AuditWriter(
-            sink_for(db),
-            batch_max=settings.storage.audit_batch_max,
-            wait_timeout_s=settings.storage.audit_wait_s,
-        )
+        audit = _audit_writer(settings, db)
         audit.start()
         keys = ApiKeyStore(db.sessions, settings.auth.api_key_cache_seconds)
         oidc, introspection = identity_verifiers(settings.auth, config.identity, transport)
@@ -189,6 +187,22 @@ class AppState:
             for d in self.deployments.values()
             if d.enabled and (health is None or health.is_up(d.key))
         ]
+
+
+def _audit_writer(settings: Settings, db: Database) -> AuditWriter:
+    storage = settings.storage
+    spool = None
+    if storage.audit_spool_max_mb > 0:
+        spool = Spool(
+            storage.spool_dir, max_bytes=storage.audit_spool_max_mb << 20,
+            fsync=storage.audit_mode is AuditMode.STRICT, batch_max=storage.audit_batch_max,
+        )  # fmt: skip
+    log.info("audit: %s mode, spool %s", storage.audit_mode.value, spool.root if spool else "off")
+    return AuditWriter(
+        sink_for(db), batch_max=storage.audit_batch_max, wait_timeout_s=storage.audit_wait_s,
+        mode=storage.audit_mode, spool=spool, spool_after_s=storage.audit_spool_after_s,
+        queue_max=storage.audit_queue_max,
+    )  # fmt: skip
 
 
 def _trail(settings: Settings, audit: AuditWriter) -> tuple[list[Recorder], Metrics | None]:

@@ -98,7 +98,7 @@ async def test_a_retry_warning_says_why(caplog: pytest.LogCaptureFixture) -> Non
         def __init__(self) -> None:
             self.calls = 0
 
-        async def insert(self, rows: list[dict[str, Any]]) -> None:
+        async def insert(self, rows: list[dict[str, Any]], *, fresh_only: bool = False) -> None:
             self.calls += 1
             if self.calls == 1:
                 raise OSError(errno.ENOSPC, "No space left on device")
@@ -122,7 +122,7 @@ async def test_a_row_whose_wait_timed_out_is_stored_as_the_refusal_it_was(db: Da
             self.up = asyncio.Event()
             self.real = sink_for(db)
 
-        async def insert(self, rows: list[dict[str, Any]]) -> None:
+        async def insert(self, rows: list[dict[str, Any]], *, fresh_only: bool = False) -> None:
             if not self.up.is_set():
                 raise ConnectionRefusedError("connection refused")
             await self.real.insert(rows)

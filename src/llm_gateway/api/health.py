@@ -17,9 +17,20 @@ class Health(BaseModel):
     status: Literal["ok"] = "ok"
 
 
+class SpoolCheck(BaseModel):
+    """The audit spool: rows on local disk, waiting for the database."""
+
+    bytes: int
+    limit_bytes: int
+
+
 class ReadyChecks(BaseModel):
     database: bool
-    audit: str  # "ok", or why rows cannot be committed ("failing: disk full"): not ready
+    # "ok"; "spooling: <why>" (rows go to the local spool: still ready); or "failing:
+    # <why>" (rows can be stored neither in the database nor in the spool): not ready.
+    audit: str
+    audit_mode: str | None = None  # strict or fast
+    spool: SpoolCheck | None = None  # None: no spool (AUDIT_SPOOL_MAX_MB=0)
     state: bool  # the shared state store answers (always, in-process; Redis when configured)
     config: bool
     models: int
@@ -50,15 +61,21 @@ async def ready(request: Request, response: Response) -> Ready:
     database = state is not None and await state.db.ping()
     shared = state is not None and await _answers(state.store)
     models = len(state.usable_models()) if state is not None else 0
-    failing = state.audit.failing if state is not None else "not started"
-    ok = database and failing is None and shared and state is not None and models > 0
+    audit = state.audit.status() if state is not None else None
+    ok = (
+        database and audit is not None and audit.failing is None and shared and models > 0
+    )  # fmt: skip
     if not ok:
         response.status_code = 503
     return Ready(
         status="ready" if ok else "not_ready",
         checks=ReadyChecks(
             database=database,
-            audit="ok" if failing is None else f"failing: {failing}",
+            audit=audit.summary() if audit is not None else "failing: not started",
+            audit_mode=audit.mode.value if audit is not None else None,
+            spool=SpoolCheck(bytes=audit.spool_bytes, limit_bytes=audit.spool_limit_bytes)
+            if audit is not None and audit.spool_limit_bytes
+            else None,
             state=shared,
             config=state is not None,
             models=models,

@@ -56,7 +56,8 @@ async def gauges(state: AppState) -> Snapshot:
                     circuit=circuit.state.value if circuit is not None else None,
                 )
             )
-    return Snapshot(endpoints, state.audit.backlog)
+    audit = state.audit.status()
+    return Snapshot(endpoints, audit.backlog, audit.spool_bytes, audit.spool_limit_bytes)
 
 
 def _bearer_is(request: Request, token: str) -> bool:

@@ -79,11 +79,24 @@ def audit_row(record: RequestRecord) -> Row:
     return row
 
 
+#: The opening row of a stream says so until the stream's own row replaces it.
+STREAM_UNFINISHED = "stream_unfinished"
+
+
 class AuditRecorder:
-    """The audit trail as a recorder: each record's row committed before the answer completes."""
+    """The audit trail as a recorder (and a journal): each record's row durable before the
+    answer completes, and a stream's opening row before its first byte."""
 
     def __init__(self, writer: AuditWriter) -> None:
         self.writer = writer
+
+    def admit(self) -> None:
+        self.writer.admit()
+
+    async def opened(self, record: RequestRecord) -> None:
+        row = audit_row(record)
+        row["error_code"] = STREAM_UNFINISHED  # what a replay of it after a crash will say
+        await self.writer.opened(row)
 
     async def record(self, record: RequestRecord) -> None:
         await self.writer.write(audit_row(record))

@@ -10,6 +10,11 @@ Either way a batch is chained (:mod:`llm_gateway.audit.chain`) inside its own
 transaction: its tenants' chain heads are locked, each row gets its place and
 hash, and the heads move on, all in the commit that stores the rows.
 
+Rows replayed from the spool are inserted with ``fresh_only``: inside the same
+transaction, after the chain heads are locked (which orders it after any commit
+of the same tenant still in flight), request ids already stored are left out,
+so a row is never stored twice.
+
 A sink raises :class:`RejectedRows` when the database refuses the data itself
 (retrying cannot help); any other exception is taken as transient.
 """
@@ -23,6 +28,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
+from sqlalchemy import insert, select
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -33,6 +39,8 @@ from llm_gateway.audit.chain import (
     Head,
     insert_linked,
     link,
+    lock_heads,
+    move_heads,
     tenants_of,
 )
 from llm_gateway.storage.db import Database
@@ -47,7 +55,7 @@ class RejectedRows(Exception):
 
 
 class AuditSink(Protocol):
-    async def insert(self, rows: list[Row]) -> None: ...
+    async def insert(self, rows: list[Row], *, fresh_only: bool = False) -> None: ...
 
     async def close(self) -> None: ...
 
@@ -56,10 +64,20 @@ class SqlAlchemySink:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
 
-    async def insert(self, rows: list[Row]) -> None:
+    async def insert(self, rows: list[Row], *, fresh_only: bool = False) -> None:
         try:
             async with self.engine.begin() as conn:
-                await insert_linked(conn, rows)
+                if not fresh_only:
+                    await insert_linked(conn, rows)
+                    return
+                heads = await lock_heads(conn, tenants_of(rows))
+                ids = [row["request_id"] for row in rows]
+                found = select(AuditLog.request_id).where(AuditLog.request_id.in_(ids))
+                rows = fresh(rows, set((await conn.scalars(found)).all()))
+                if rows:
+                    moved = link(rows, heads)
+                    await conn.execute(insert(AuditLog), rows)
+                    await move_heads(conn, moved)
         except DBAPIError as exc:
             if not _refused_data(exc):
                 raise
@@ -67,6 +85,12 @@ class SqlAlchemySink:
 
     async def close(self) -> None:
         pass
+
+
+def fresh(rows: list[Row], stored: set[str]) -> list[Row]:
+    """``rows`` without those already stored, one per request id (the last)."""
+    unique = {row["request_id"]: row for row in rows if row["request_id"] not in stored}
+    return list(unique.values())
 
 
 def _refused_data(exc: DBAPIError) -> bool:
@@ -104,10 +128,12 @@ class SqliteSink:
             self._connection = connection
         return self._connection
 
-    def _write(self, rows: list[Row]) -> None:
+    def _write(self, rows: list[Row], fresh_only: bool) -> None:
         connection = self._connect()
         connection.execute("BEGIN IMMEDIATE")  # the one writer: the heads read here stay true
         try:
+            if fresh_only:
+                rows = fresh(rows, self._stored(connection, [row["request_id"] for row in rows]))
             lock = LOCK_HEAD.format(t="?", g="?")
             heads = {}
             for tenant in tenants_of(rows):
@@ -125,10 +151,19 @@ class SqliteSink:
             raise
         connection.execute("COMMIT")
 
-    async def insert(self, rows: list[Row]) -> None:
+    @staticmethod
+    def _stored(connection: sqlite3.Connection, ids: list[str]) -> set[str]:
+        stored: set[str] = set()
+        for i in range(0, len(ids), 500):
+            chunk = ids[i : i + 500]
+            query = f"SELECT request_id FROM audit_logs WHERE request_id IN ({', '.join('?' * len(chunk))})"  # noqa: S608, E501
+            stored.update(found for (found,) in connection.execute(query, chunk))
+        return stored
+
+    async def insert(self, rows: list[Row], *, fresh_only: bool = False) -> None:
         loop = asyncio.get_running_loop()
         try:
-            await loop.run_in_executor(self._thread, self._write, rows)
+            await loop.run_in_executor(self._thread, self._write, rows, fresh_only)
         except sqlite3.IntegrityError as exc:
             raise RejectedRows(str(exc)) from exc
 

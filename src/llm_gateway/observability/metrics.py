@@ -229,6 +229,8 @@ class Snapshot:
 
     endpoints: Sequence[EndpointGauge]
     audit_backlog: int
+    audit_spool_bytes: int = 0
+    audit_spool_limit_bytes: int = 0  # 0: no spool
     circuit_states: Sequence[str] = ("closed", "open", "half_open")
 
     def families(self) -> list[Metric]:
@@ -251,7 +253,17 @@ class Snapshot:
             f"{PREFIX}_audit_backlog_rows", "Audit rows queued and not yet committed, in the "
             "answering worker", value=float(self.audit_backlog),
         )  # fmt: skip
-        return [up, circuit, backlog]
+        spool = GaugeMetricFamily(
+            f"{PREFIX}_audit_spool_bytes", "Bytes of audit rows in the local spool, waiting for "
+            "the database (the answering worker's spool directory and any it adopted)",
+            value=float(self.audit_spool_bytes),
+        )  # fmt: skip
+        limit = GaugeMetricFamily(
+            f"{PREFIX}_audit_spool_limit_bytes", "The spool's limit (AUDIT_SPOOL_MAX_MB); at it "
+            "requests are refused with audit_unavailable; 0 when there is no spool",
+            value=float(self.audit_spool_limit_bytes),
+        )  # fmt: skip
+        return [up, circuit, backlog, spool, limit]
 
 
 class _Fixed:

@@ -6,7 +6,9 @@ challenge, a management action's result, a refusal or a failure. The record
 (the access log, the metrics, the audit trail, the budgets), and is
 recorded before the answer completes: for a JSON answer before it is
 returned, for a stream before its final event is passed on. A stream the
-client abandons is still recorded (status 499).
+client abandons is still recorded (status 499). The journals among the
+recorders (the audit trail) may refuse a request before anything else runs,
+and hear of a stream before its first byte.
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ from llm_gateway.pipeline.context import (
     RequestContext,
 )
 from llm_gateway.pipeline.record import request_record
-from llm_gateway.records import Recorder
+from llm_gateway.records import Journal, Recorder
 from llm_gateway.tokens import estimate_prompt, estimate_text
 
 log = logging.getLogger(__name__)
@@ -45,11 +47,16 @@ CLIENT_CLOSED = 499  # nginx's convention for "the client went away"
 class Account:
     def __init__(self, recorders: Sequence[Recorder]) -> None:
         self.recorders = tuple(recorders)
+        self.journals = tuple(r for r in recorders if isinstance(r, Journal))
         self._late: set[asyncio.Task[None]] = set()  # records of abandoned streams, in flight
 
     async def __call__(self, ctx: RequestContext, call_next: Next) -> Outcome:
         try:
+            for journal in self.journals:
+                journal.admit()
             outcome = await call_next(ctx)
+            if isinstance(outcome, EventStream):
+                await self._opened(ctx, outcome)
         except GatewayError as exc:
             await self._failed(ctx, exc)
             raise
@@ -120,6 +127,18 @@ class Account:
             raise error from exc
         finally:
             await stream.aclose()
+
+    async def _opened(self, ctx: RequestContext, stream: EventStream) -> None:
+        """Before the stream's first byte: the journals' opening record, or no stream."""
+        if not self.journals:
+            return
+        record = request_record(ctx)
+        try:
+            for journal in self.journals:
+                await journal.opened(record)
+        except BaseException:
+            await stream.aclose()
+            raise
 
     def _closed(self, ctx: RequestContext, tally: _Tally) -> None:
         """The consumer is done with the stream; record it if it ended some other way."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 from typing import ClassVar
 from urllib.parse import quote
@@ -10,6 +11,13 @@ from urllib.parse import quote
 from llm_gateway.settings.declare import Section, choice, integer, optional, seconds, text, var
 from llm_gateway.settings.files import DATA_DIR
 from llm_gateway.state.factory import StateBackend
+
+
+class AuditMode(StrEnum):
+    """When an answer may complete relative to its audit row (llm_gateway.audit.writer)."""
+
+    STRICT = "strict"  # once the row is committed, or fsynced to the spool
+    FAST = "fast"  # at once; the row follows in the next batch
 
 
 def async_driver_url(url: str) -> str:
@@ -50,7 +58,34 @@ class StorageSettings(Section):
         "how long a request waits for its audit row to commit (then 503 audit_unavailable), "
         "and how long shutdown waits for the rows still queued",
     )  # fmt: skip
+    audit_mode: AuditMode = var(
+        "AUDIT_MODE", choice(AuditMode), AuditMode.STRICT,
+        "strict: an answer completes once its row is committed or fsynced to the spool; "
+        "fast: rows are committed in batches just after (a hard crash loses the last queued)",
+    )  # fmt: skip
+    audit_spool_dir: Path | None = var(
+        "AUDIT_SPOOL_DIR", optional(Path), None,
+        "where audit rows wait on disk while the database cannot take them "
+        "(unset: DATA_DIR/audit-spool)",
+    )  # fmt: skip
+    audit_spool_max_mb: int = var(
+        "AUDIT_SPOOL_MAX_MB", integer(0, 10_000_000), 1024,
+        "the spool's limit on disk; at it, requests are refused with 503 audit_unavailable "
+        "(0: no spool, rows wait in memory for the database)",
+    )  # fmt: skip
+    audit_spool_after_s: float = var(
+        "AUDIT_SPOOL_AFTER_SECONDS", seconds, 2.0,
+        "how long a commit may take before its rows go to the spool instead",
+    )  # fmt: skip
+    audit_queue_max: int = var(
+        "AUDIT_QUEUE_MAX", integer(1, 10_000_000), 20_000,
+        "most audit rows waiting in memory; past it requests are refused (audit_unavailable)",
+    )  # fmt: skip
     data_dir: Path = DATA_DIR.field()
+
+    @property
+    def spool_dir(self) -> Path:
+        return self.audit_spool_dir or self.data_dir / "audit-spool"
 
     @property
     def sqlalchemy_url(self) -> str:
