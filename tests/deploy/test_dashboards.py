@@ -2,7 +2,8 @@
 (deploy/prometheus/): every metric their PromQL names is one a real gateway exports
 (a scrape after real requests), with labels it has, counters and histograms read
 through ``rate``/``increase`` and gauges not; the dashboard's structure holds
-together; ``promtool`` accepts the rules and the configuration when it is installed.
+together; ``promtool`` accepts the rules and the configuration, and the rules pass
+their unit tests (deploy/prometheus/tests/), when it is installed.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from tests.e2e.dlp_support import API_KEY, SPEC_RULES
 DASHBOARD = DEPLOY / "grafana" / "llm-gateway.json"
 RULES = DEPLOY / "prometheus" / "llm-gateway-rules.yml"
 PROMETHEUS = DEPLOY / "prometheus" / "prometheus.yml"
+RULE_TESTS = DEPLOY / "prometheus" / "tests" / "llm-gateway-rules.test.yml"
 METRICS_SOURCE = REPO / "src" / "llm_gateway" / "observability" / "metrics.py"
 
 # The audit spool's gauges, being added on another branch: allowed while metrics.py does
@@ -578,5 +580,42 @@ def test_promtool_accepts_the_configuration(tmp_path: Path) -> None:
     result = subprocess.run(
         [promtool, "check", "config", "--syntax-only", str(tmp_path / "prometheus.yml")],
         capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def _rule_tests() -> list[dict[str, Any]]:
+    document = yaml.safe_load(RULE_TESTS.read_text())
+    assert document["rule_files"] == [f"../{RULES.name}"]
+    tests: list[dict[str, Any]] = document["tests"]
+    return tests
+
+
+def test_every_alert_has_a_unit_test_that_fires_it() -> None:
+    fired = {
+        case["alertname"]
+        for test in _rule_tests()
+        for case in test["alert_rule_test"]
+        if case["exp_alerts"]
+    }
+    assert fired == {rule["alert"] for rule in _rules()}
+
+
+def test_the_unit_tests_feed_series_the_gateway_exports(exported: Exported) -> None:
+    upcoming = _allowed_upcoming(exported)
+    for test in _rule_tests():
+        for series in test["input_series"]:
+            (selector,) = parse(series["series"]).selectors
+            if selector.name in SYNTHETIC or selector.name in upcoming:
+                continue
+            assert selector.name in exported.types, (test["name"], selector.name)
+            have = exported.labels[selector.name] | TARGET_LABELS
+            assert selector.labels <= have, (test["name"], selector.name)
+
+
+def test_the_rules_pass_their_unit_tests() -> None:
+    result = subprocess.run(
+        [_promtool(), "test", "rules", RULE_TESTS.name],
+        cwd=RULE_TESTS.parent, capture_output=True, text=True, check=False,
     )  # fmt: skip
     assert result.returncode == 0, result.stdout + result.stderr
