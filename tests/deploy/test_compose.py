@@ -1,9 +1,11 @@
-"""docker-compose.yml, parsed: its services, volume, health checks and dependencies,
-and every variable it reads is a setting listed in .env.example."""
+"""docker-compose.yml, parsed: its services, volumes, health checks and dependencies,
+the `observability` profile's Prometheus and Grafana and the files they mount, and
+every variable it reads is a setting listed in .env.example."""
 
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,6 +18,7 @@ COMPOSE = REPO / "docker-compose.yml"
 # ${NAME}, ${NAME:-default}, ${NAME:?message}; $$ escapes a dollar for the container.
 INTERPOLATED = re.compile(r"(?<!\$)\$\{([A-Z_][A-Z0-9_]*)(?::?[-?][^}]*)?\}")
 REQUIRED = ("JWT_SECRET", "DB_PASSWORD", "DLP_VAULT_KEY")
+OBSERVABILITY = ("prometheus", "grafana")
 
 
 @pytest.fixture(scope="module")
@@ -45,15 +48,21 @@ def _env_example_names() -> set[str]:
 
 
 def test_the_services(compose: dict[str, Any]) -> None:
-    assert set(_services(compose)) == {"gateway", "migrate", "postgres", "redis", "opa"}
+    services = _services(compose)
+    assert set(services) == {"gateway", "migrate", "postgres", "redis", "opa", *OBSERVABILITY}
+    # `docker compose up` starts the gateway and what it needs; the rest on request.
+    profiled = {name for name, service in services.items() if "profiles" in service}
+    assert profiled == set(OBSERVABILITY)
+    for name in OBSERVABILITY:
+        assert services[name]["profiles"] == ["observability"]
 
 
 def test_postgres_keeps_its_data_in_a_named_volume(compose: dict[str, Any]) -> None:
-    assert set(compose["volumes"]) == {"postgres-data"}
+    assert set(compose["volumes"]) == {"postgres-data", "prometheus-data", "grafana-data"}
     assert "postgres-data:/var/lib/postgresql/data" in _services(compose)["postgres"]["volumes"]
 
 
-@pytest.mark.parametrize("name", ["gateway", "postgres", "redis", "opa"])
+@pytest.mark.parametrize("name", ["gateway", "postgres", "redis", "opa", *OBSERVABILITY])
 def test_long_running_services_have_a_health_check(compose: dict[str, Any], name: str) -> None:
     check = _services(compose)[name]["healthcheck"]
     assert check["test"][0] in ("CMD", "CMD-SHELL")
@@ -119,3 +128,68 @@ def test_the_secrets_must_be_set() -> None:
     for name in REQUIRED:
         assert re.search(r"\$\{" + name + r":\?", text), f"{name} is not required (:?)"
     assert not re.search(r"(JWT_SECRET|DLP_VAULT_KEY|DB_PASSWORD): [^$\s]", text)
+
+
+def _mounts(service: dict[str, Any]) -> dict[str, str]:
+    """A service's bind mounts of the repository: container path -> repository path."""
+    found = {}
+    for volume in service["volumes"]:
+        source, target, *_ = volume.split(":")
+        if source.startswith("./"):
+            found[target] = source.removeprefix("./")
+    return found
+
+
+def test_prometheus_mounts_its_configuration_and_scrapes_the_gateway(
+    compose: dict[str, Any],
+) -> None:
+    services = _services(compose)
+    prometheus = services["prometheus"]
+    mounts = _mounts(prometheus)
+    assert mounts == {"/etc/prometheus": "deploy/prometheus"}
+    config = yaml.safe_load((REPO / "deploy" / "prometheus" / "prometheus.yml").read_text())
+    for rules in config["rule_files"]:
+        assert (REPO / mounts["/etc/prometheus"] / Path(rules).name).is_file(), rules
+        assert rules.startswith("/etc/prometheus/")
+    (job,) = config["scrape_configs"]
+    (targets,) = [c["targets"] for c in job["static_configs"]]
+    assert targets == [f"gateway:{services['gateway']['environment']['API_PORT']}"]
+    # The token the gateway wants is the one Prometheus sends: written where
+    # credentials_file reads it, from the same variable.
+    token_file = job["authorization"]["credentials_file"]
+    (script,) = prometheus["command"]
+    assert f"printf '%s' \"$$METRICS_TOKEN\" > {token_file} &&" in script
+    assert "--config.file=/etc/prometheus/prometheus.yml" in script
+    assert script.split("&&")[1].split()[0] == "exec"
+    assert prometheus["environment"]["METRICS_TOKEN"] == "${METRICS_TOKEN:-}"
+    assert services["gateway"]["environment"]["METRICS_TOKEN"] == "${METRICS_TOKEN:-}"
+
+
+def test_grafana_provisions_the_prometheus_and_the_dashboard(compose: dict[str, Any]) -> None:
+    services = _services(compose)
+    grafana = services["grafana"]
+    mounts = _mounts(grafana)
+    assert mounts["/etc/grafana/provisioning"] == "deploy/grafana/provisioning"
+    provisioning = REPO / mounts["/etc/grafana/provisioning"]
+    (source,) = yaml.safe_load((provisioning / "datasources" / "prometheus.yml").read_text())[
+        "datasources"
+    ]
+    assert source["type"] == "prometheus"
+    assert source["url"] == "http://prometheus:9090"
+    assert "127.0.0.1:9090:9090" in services["prometheus"]["ports"]
+    assert source["isDefault"] is True  # what the dashboard's DS_PROMETHEUS picks
+    (provider,) = yaml.safe_load((provisioning / "dashboards" / "llm-gateway.yml").read_text())[
+        "providers"
+    ]
+    dashboards = [t for t in mounts if t.startswith(provider["options"]["path"] + "/")]
+    assert [mounts[t] for t in dashboards] == ["deploy/grafana/llm-gateway.json"]
+    assert grafana["environment"]["GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH"] in dashboards
+    assert grafana["depends_on"] == {"prometheus": {"condition": "service_healthy"}}
+
+
+@pytest.mark.parametrize("name", OBSERVABILITY)
+def test_the_observability_services_listen_on_localhost_only(
+    compose: dict[str, Any], name: str
+) -> None:
+    for port in _services(compose)[name]["ports"]:
+        assert port.startswith("127.0.0.1:"), port

@@ -10,7 +10,7 @@ import yaml
 
 from llm_gateway.settings import settings_variables
 from tests.deploy.test_compose import COMPOSE, INTERPOLATED
-from tests.deploy.tools import K8S, REPO
+from tests.deploy.tools import DEPLOY, K8S, REPO
 
 GUIDE = REPO / "docs" / "deployment.md"
 # Variables the guide names that are not gateway settings: the image's and the entry
@@ -71,8 +71,14 @@ def test_the_sizing_table_is_the_deployments() -> None:
     assert "`WORKERS=1` per pod" in section
 
 
-def test_the_guide_says_metrics_are_not_covered_yet() -> None:
-    assert "Prometheus" in GUIDE.read_text()
+def test_the_metrics_section_lists_every_alert() -> None:
+    section = _section("### Metrics: Prometheus and Grafana")
+    rules = yaml.safe_load((DEPLOY / "prometheus" / "llm-gateway-rules.yml").read_text())
+    for group in rules["groups"]:
+        for rule in group["rules"]:
+            row = f"| `{rule['alert']}` | {rule['labels']['severity']} |"
+            assert row in section, rule["alert"]
+    assert "docker compose --profile observability up" in section
 
 
 def test_the_files_it_points_to_exist() -> None:
