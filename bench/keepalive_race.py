@@ -36,9 +36,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import functools
+import os
 import random
 import select
 import shutil
+import ssl
 import sys
 import tempfile
 import time
@@ -187,7 +190,12 @@ class HttpxConnection:
         limits = httpx.Limits(
             max_connections=1, max_keepalive_connections=1, keepalive_expiry=expiry
         )
-        self.client = httpx.AsyncClient(base_url=url, limits=limits, timeout=READ_TIMEOUT_S)
+        self.client = httpx.AsyncClient(
+            base_url=url,
+            limits=limits,
+            timeout=READ_TIMEOUT_S,
+            verify=_ssl_context(),  # one for all: loading the CA bundle costs ~20 ms a client
+        )
 
     async def send(self, token: str) -> str:
         try:
@@ -209,6 +217,11 @@ class HttpxConnection:
 
     async def close(self) -> None:
         await self.client.aclose()
+
+
+@functools.cache
+def _ssl_context() -> ssl.SSLContext:
+    return ssl.create_default_context()
 
 
 Connection = RawConnection | HttpxConnection
@@ -373,7 +386,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
         "--keep-alive",
-        type=float,
+        type=int,
         default=None,
         help="the gateway's HTTP_KEEP_ALIVE_SECONDS (default: its default)",
     )
@@ -393,7 +406,13 @@ def main() -> int:
     parser.add_argument("--keep", action="store_true", help="keep the work directory (logs)")
     args = parser.parse_args()  # fmt: skip
 
-    env = {"HTTP_MAX_CONNECTIONS_PER_CLIENT": "0"}  # every client is 127.0.0.1
+    env = {
+        "HTTP_MAX_CONNECTIONS_PER_CLIENT": "0",  # every client is 127.0.0.1
+        # `serve` from this checkout, whichever one the interpreter has installed.
+        "PYTHONPATH": os.pathsep.join(
+            filter(None, (str(REPO / "src"), os.environ.get("PYTHONPATH")))
+        ),
+    }
     if args.keep_alive is not None:
         env["HTTP_KEEP_ALIVE_SECONDS"] = str(args.keep_alive)
     emulator = EmulatorServer(api_key=PROVIDER_KEY).start_in_thread()
