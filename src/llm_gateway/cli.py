@@ -227,6 +227,7 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
             log_config=None,
             server_header=False,
             timeout_graceful_shutdown=math.ceil(settings.http.shutdown_grace_s),
+            timeout_keep_alive=settings.http.keep_alive_s,
         )
     )
     return 0

@@ -178,6 +178,7 @@ class InProcessServer:
             log_config=None,
             server_header=False,
             timeout_graceful_shutdown=math.ceil(settings.http.shutdown_grace_s),
+            timeout_keep_alive=settings.http.keep_alive_s,
         )
         log = settings.log
         self._handler = _GatewayLog(self, self.log_path, log.format, log.level)

@@ -64,6 +64,13 @@ class HttpSettings(Section):
         "HTTP_BODY_TIMEOUT_SECONDS", seconds, 30.0,
         "the longest pause between two reads of a body, in seconds (408)",
     )  # fmt: skip
+    keep_alive_s: int = var(
+        "HTTP_KEEP_ALIVE_SECONDS", integer(1, 3600), 75,
+        "how long an idle kept-alive connection stays open. A request sent as the server closes "
+        "one is lost (no answer, no audit row), so this must be longer than the idle timeout of "
+        "whatever reuses connections to the gateway: load balancers (AWS ALB and nginx upstreams "
+        "60 s; Google Cloud's 600 s: set 620 there) and clients (httpx and the SDKs 5 s)",
+    )  # fmt: skip
     shutdown_grace_s: float = var(
         "SHUTDOWN_GRACE_SECONDS", seconds, 10.0,
         "how long a stopping server (SIGTERM) lets requests in flight finish; a stream still "
