@@ -203,3 +203,16 @@ def test_pdf_without_the_reports_extra_is_a_501(
     assert error["code"] == "report_format_unavailable"
     assert "llm-gateway[reports]" in error["message"]
     assert report(gw, auditor(gw, "acme")).status_code == 200  # JSON needs no extra
+
+
+@pytest.mark.parametrize("form", ["json", "html", "pdf"])
+def test_the_widest_period_is_answered(gw: Gateway, form: str) -> None:
+    wide = {"from": "0001-01-01", "to": "9999-12-31T23:59:59Z", "format": form}
+    answer = report(gw, auditor(gw, "acme"), **wide)
+    assert answer.status_code == 200, answer.text[:500]
+    if form == "json":
+        assert answer.json()["requests"] >= 37
+    elif form == "html":
+        assert answer.text.count("<rect") <= 3 * 62
+    else:
+        assert answer.content.startswith(b"%PDF-")
