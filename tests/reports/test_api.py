@@ -216,3 +216,14 @@ def test_the_widest_period_is_answered(gw: Gateway, form: str) -> None:
         assert answer.text.count("<rect") <= 3 * 62
     else:
         assert answer.content.startswith(b"%PDF-")
+
+
+def test_openapi_documents_the_report_and_its_forms(gw: Gateway) -> None:
+    document = httpx.get(f"{gw.base_url}/openapi.json").json()
+    doc = document["paths"][PATH]["get"]
+    assert {p["name"] for p in doc["parameters"]} == {"framework", "from", "to", "format"}
+    assert {"200", "400", "401", "403", "501"} <= set(doc["responses"])
+    content = doc["responses"]["200"]["content"]
+    assert {"application/json", "text/html", "application/pdf"} <= set(content)
+    schema = content["application/json"]["schema"]["$ref"].rsplit("/", 1)[1]
+    assert "controls" in document["components"]["schemas"][schema]["properties"]

@@ -23,7 +23,7 @@ from starlette.responses import Response
 from llm_gateway.api.actions import ERRORS, run_action
 from llm_gateway.errors import ErrorKind, GatewayError, InvalidRequest
 from llm_gateway.pipeline.context import RequestContext
-from llm_gateway.reports.compliance import compliance_report
+from llm_gateway.reports.compliance import ComplianceReport, compliance_report
 from llm_gateway.reports.evidence import Scope
 from llm_gateway.reports.frameworks import FRAMEWORKS
 from llm_gateway.reports.render import FORMATS, MEDIA_TYPES, Format, RenderUnavailable, render
@@ -50,7 +50,14 @@ def _invalid(param: str, expected: str) -> InvalidRequest:
 
 @router.get(
     "/api/v1/reports/compliance",
-    responses=_ERRORS | {200: {"content": {"text/html": {}, "application/pdf": {}}}},
+    responses=_ERRORS
+    | {
+        200: {
+            "model": ComplianceReport,
+            "description": "The report, as JSON, HTML or PDF",
+            "content": {"text/html": {}, "application/pdf": {}},
+        }
+    },
 )
 async def compliance(
     request: Request,
