@@ -32,7 +32,14 @@ from llm_gateway.storage.usage import month_start, parse_moment
 
 router = APIRouter(tags=["reports"])
 
-_ERRORS = ERRORS | {501: {"model": ERRORS[400]["model"], "description": "Format not installed"}}
+_RESPONSES: dict[int | str, dict[str, Any]] = ERRORS | {
+    200: {
+        "model": ComplianceReport,
+        "description": "The report, as JSON, HTML or PDF",
+        "content": {"text/html": {}, "application/pdf": {}},
+    },
+    501: {"model": ERRORS[400]["model"], "description": "HTML or PDF, not installed"},
+}
 
 
 class ReportFormatUnavailable(GatewayError):
@@ -48,17 +55,7 @@ def _invalid(param: str, expected: str) -> InvalidRequest:
     )  # fmt: skip
 
 
-@router.get(
-    "/api/v1/reports/compliance",
-    responses=_ERRORS
-    | {
-        200: {
-            "model": ComplianceReport,
-            "description": "The report, as JSON, HTML or PDF",
-            "content": {"text/html": {}, "application/pdf": {}},
-        }
-    },
-)
+@router.get("/api/v1/reports/compliance", responses=_RESPONSES)
 async def compliance(
     request: Request,
     framework: str | None = Query(None, description="soc2, gdpr or hipaa"),
