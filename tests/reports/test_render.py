@@ -6,6 +6,7 @@ the three charts of the period, escaped; the charts' bars follow the days; witho
 from __future__ import annotations
 
 import asyncio
+import re
 import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -98,6 +99,7 @@ def test_the_pdf_renders_to_pages_with_the_controls_and_counts(
     assert dlp is not None
     assert "EMAIL_ADDRESS" in text
     assert f"{dlp.total} findings" in text
+    assert re.search(r"Total 1 cut\s", text)  # the one retention cut, singular
     assert dlp.examples[0] in text
     assert "not a certification" in " ".join(text.split())
 

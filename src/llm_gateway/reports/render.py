@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import orjson
 
 from llm_gateway.reports.compliance import ComplianceReport
+from llm_gateway.reports.evidence import Item
 
 if TYPE_CHECKING:
     from reportlab.graphics.shapes import Drawing
@@ -162,6 +163,7 @@ def to_html(report: ComplianceReport) -> str:
         autoescape=True,
         undefined=jinja2.StrictUndefined,
     )
+    env.filters["quantity"] = quantity
     data = bars(report)
     labels = [b.label for b in data]
     charts = [
@@ -171,6 +173,12 @@ def to_html(report: ComplianceReport) -> str:
     return env.get_template("compliance.html").render(
         report=report, charts=charts, colours=STATUS_COLOURS, scope=scope_text(report)
     )
+
+
+def quantity(item: Item) -> str:
+    """``3 requests``, ``1 request``."""
+    unit = item.unit[:-1] if item.total == 1 and item.unit.endswith("s") else item.unit
+    return f"{item.total} {unit}"
 
 
 def scope_text(report: ComplianceReport) -> str:
@@ -309,7 +317,7 @@ def _control_story(control: Any, styles: Any, colors: Any) -> list[Any]:
         item = evidence.item
         assert item is not None
         rows = [["", "Count"], *[[k, str(v)] for k, v in item.counts.items()]]
-        rows.append(["Total", f"{item.total} {item.unit}"])
+        rows.append(["Total", quantity(item)])
         parts.append(KeepTogether([_table(rows, colors)]))
         if item.examples:
             parts.append(Paragraph(_x("Example requests: " + ", ".join(item.examples)),
