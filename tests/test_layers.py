@@ -7,7 +7,7 @@ below it, never the ones above::
     api/       the front doors and management routes: wire format <-> canonical model
     pipeline/  the stages one request goes through
     services   providers/ policy/ dlp/ auth/ audit/ storage/ config/ routing/ ratelimit/ hitl/
-               grounding/
+               grounding/ reports/
     wire/      the formats' tables and encoders, shared by api/ and providers/
     base       chat, errors, settings, tokens, transport, records, streams, shutdown,
                state/, observability/
@@ -49,6 +49,7 @@ SERVICES = (
     "llm_gateway.ratelimit",
     "llm_gateway.hitl",
     "llm_gateway.grounding",
+    "llm_gateway.reports",
 )
 ABOVE_WIRE = (*SERVICES, *ABOVE_SERVICES, "llm_gateway.emulators")
 ABOVE_BASE = ("llm_gateway.wire", *ABOVE_WIRE)

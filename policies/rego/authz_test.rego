@@ -136,6 +136,16 @@ test_users_may_not_read_audit_data if {
 	not authz.allow with input as action("audit.read", "user")
 }
 
+test_auditors_and_admins_read_compliance_reports if {
+	authz.allow with input as action("reports.read", "auditor")
+	authz.allow with input as action("reports.read", "admin")
+}
+
+test_users_and_services_may_not_read_compliance_reports if {
+	not authz.allow with input as action("reports.read", "user")
+	not authz.allow with input as action("reports.read", "service")
+}
+
 usage_read(role, scope) := object.union(action("usage.read", role), {"request": {"endpoint": "usage.read", "scope": scope}})
 
 test_users_read_their_own_usage_only if {

@@ -29,6 +29,7 @@ from llm_gateway.api import (
     metrics,
     models,
     native,
+    reports,
     usage,
 )
 from llm_gateway.api.http import error_response, request_id_of, with_request_id
@@ -110,6 +111,7 @@ def create_app(settings: Settings | None = None, config: GatewayConfig | None = 
     api.include_router(dlp.router)
     api.include_router(usage.router)
     api.include_router(audit.router)
+    api.include_router(reports.router)
     api.include_router(confirmations.router)
     api.include_router(guardrails.router)
     api.add_exception_handler(HTTPException, _http_error)

@@ -88,6 +88,8 @@ def _parser() -> argparse.ArgumentParser:
 
     _audit_commands(commands)
 
+    _report_commands(commands)
+
     _mfa_commands(commands)
 
     db = commands.add_parser("db", help="database").add_subparsers(required=True)
@@ -125,6 +127,23 @@ def _audit_commands(commands: Any) -> None:
     export.add_argument("--tenant", help="one tenant's rows ('' for the rows without one)")
     export.add_argument("--out", help="a file (default: stdout)")
     export.set_defaults(handler=_audit_export)
+
+
+def _report_commands(commands: Any) -> None:
+    from llm_gateway.reports.frameworks import FRAMEWORKS
+
+    report = commands.add_parser("report", help="compliance reports from the audit trail")
+    sub = report.add_subparsers(required=True)
+    compliance = sub.add_parser(
+        "compliance", help="a framework's controls and the evidence for them (JSON, HTML, PDF)"
+    )
+    compliance.add_argument("--framework", required=True, choices=sorted(FRAMEWORKS))
+    compliance.add_argument("--from", dest="start", help="ISO date or time (default: month start)")
+    compliance.add_argument("--to", dest="end", help="ISO date or time, exclusive (default: now)")
+    compliance.add_argument("--tenant", help="one tenant's rows ('' for the rows without one)")
+    compliance.add_argument("--out", help="a .json, .html or .pdf file (default: JSON to stdout)")
+    compliance.add_argument("--format", choices=["json", "html", "pdf"], help="(default: --out's)")
+    compliance.set_defaults(handler=_report_compliance)
 
 
 def _identity_arguments(parser: argparse.ArgumentParser) -> None:
@@ -536,6 +555,16 @@ async def _write_rows(db: Any, query: Any, form: str, out: Any) -> int:
                 })  # fmt: skip
             count += 1
     return count
+
+
+def _report_compliance(args: argparse.Namespace, settings: Settings) -> int:
+    from llm_gateway.reports.commands import compliance_command
+
+    return _run(
+        compliance_command(
+            settings, args.framework, args.start, args.end, args.tenant, args.out, args.format
+        )
+    )
 
 
 def _db_upgrade(args: argparse.Namespace, settings: Settings) -> int:

@@ -71,7 +71,8 @@ async def run_action(
     render: ErrorRender = native.error_body,
     subject: SubjectLoader | None = None,
 ) -> Response:
-    """Run ``handler`` as ``action`` through the action pipeline; its body answers as JSON."""
+    """Run ``handler`` as ``action`` through the action pipeline; its body answers as JSON
+    (a ``Response`` it returns is sent as it is)."""
     state: AppState = request.app.state.gateway
     ctx = RequestContext(
         endpoint=action,
@@ -86,4 +87,6 @@ async def run_action(
     except GatewayError as error:
         return error_response(error, ctx.request_id, render)
     assert isinstance(outcome, ActionResult)
+    if isinstance(outcome.body, Response):  # a document (a report as HTML or PDF), as it is
+        return outcome.body
     return Response(orjson.dumps(outcome.body), media_type="application/json")

@@ -59,7 +59,8 @@ class Challenge:
 
 @dataclass(slots=True)
 class ActionResult:
-    """A management action's answer: a JSON-ready value (dicts, lists, strings, numbers)."""
+    """A management action's answer: a JSON-ready value (dicts, lists, strings, numbers),
+    or a document the route sends as it is (a report's HTML or PDF)."""
 
     body: Any
 

@@ -47,10 +47,10 @@ allow if {
 	input.request.scope == "own"
 }
 
-# Auditors read audit and usage data (usage of their own tenant only: the gateway
-# confines every read to the caller's tenant).
+# Auditors read audit and usage data and compliance reports (of their own tenant only:
+# the gateway confines every read to the caller's tenant).
 allow if {
-	input.action in {"audit.read", "usage.read"}
+	input.action in {"audit.read", "usage.read", "reports.read"}
 	input.user.role == "auditor"
 }
 
