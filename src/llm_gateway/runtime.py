@@ -29,6 +29,13 @@ from llm_gateway.hitl.confirmations import Confirmations
 from llm_gateway.hitl.expiry import ExpirySweeper
 from llm_gateway.hitl.mfa import MfaCodes
 from llm_gateway.observability.access import AccessLog
+from llm_gateway.observability.alerts import (
+    AlertRecorder,
+    Alerts,
+    AlertSettings,
+    breaker_listener,
+    build_alerts,
+)
 from llm_gateway.observability.metrics import Metrics, MetricsRecorder
 from llm_gateway.pipeline import Pipeline, build_action_pipeline, build_pipeline
 from llm_gateway.pipeline.confirm import Confirm
@@ -73,6 +80,7 @@ class AppState:
     actions: Pipeline  # the management actions'
     demo: EmulatorServer | None
     started_at: float
+    alerts: Alerts | None = None  # None: no config/alerts.yaml (or no destination set)
 
     @classmethod
     async def start(cls, settings: Settings, config: GatewayConfig) -> AppState:
@@ -122,14 +130,15 @@ class AppState:
         confirm = None
         if checkpoints:
             confirm = Confirm(checkpoints, confirmations, settings.policy.environment, mfa)
+        trail, metrics, alerts = _trail(settings, audit, config.alerts, transport, confirmations)
         routing = config.routing.routing
         resolver = Resolver(deployments, routing)
         routed = build_router(
             routing=routing, deployments=deployments, regional=config.regional,
             settings=settings.routing, store=store.namespaced("routing"),
             probe=partial(providers.probe, transport),
+            on_breaker=breaker_listener(alerts) if alerts is not None else None,
         )  # fmt: skip
-        trail, metrics = _trail(settings, audit)  # what every event writes
         recorders = list(trail)
         limiter = None
         if settings.limits.enabled:
@@ -163,7 +172,7 @@ class AppState:
             settings, config, deployments, db, audit, keys, authenticator, policy, store, dlp,
             limiter, transport, resolver, routed, confirmations, expiries,
             Drain(settings.http.shutdown_grace_s), grounding, mfa, metrics, pipeline, actions,
-            demo, time.time(),
+            demo, time.time(), alerts,
         )  # fmt: skip
 
     async def stop(self) -> None:
@@ -175,6 +184,8 @@ class AppState:
         if self.dlp is not None:
             await self.dlp.aclose()
         await self.store.aclose()
+        if self.alerts is not None:
+            await self.alerts.stop()  # what is queued goes out, through the transport
         await self.transport.close()
         await self.audit.close(self.settings.storage.audit_wait_s)
         if self.demo is not None:
@@ -191,16 +202,25 @@ class AppState:
         ]
 
 
-def _trail(settings: Settings, audit: AuditWriter) -> tuple[list[Recorder], Metrics | None]:
+def _trail(
+    settings: Settings, audit: AuditWriter, alerting: AlertSettings, transport: AiohttpTransport,
+    confirmations: Confirmations,
+) -> tuple[list[Recorder], Metrics | None, Alerts | None]:  # fmt: skip
     """The recorders every event is written to: the access log, the metrics (which count
-    what the access log logs, before the audit row is committed) and the audit trail."""
+    what the access log logs, before the audit row is committed), the alerts (which only
+    queue: their webhooks are called by tasks of their own, started here) and the audit
+    trail."""
     trail: list[Recorder] = [AccessLog()]
     metrics = None
     if settings.metrics.enabled:
         metrics = Metrics(tenant_label=settings.metrics.tenant_label)
         trail.append(MetricsRecorder(metrics))
+    alerts = build_alerts(alerting, transport, confirmations)
+    if alerts is not None:
+        alerts.start()
+        trail.append(AlertRecorder(alerts))
     trail.append(AuditRecorder(audit))
-    return trail, metrics
+    return trail, metrics, alerts
 
 
 def state_timeout_s(settings: Settings) -> float:
