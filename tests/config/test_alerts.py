@@ -43,9 +43,7 @@ def test_no_file_means_no_destination(tmp_path: Path) -> None:
     assert (alerts.destinations, dict(alerts.disabled)) == ((), {})
 
 
-def test_the_file_loads_with_its_variables(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_the_file_loads_with_its_variables(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ALERTS_TEST_SLACK_URL", SECRET_URL)
     monkeypatch.setenv("ALERTS_TEST_PD_KEY", "k" * 32)
     alerts = _load(tmp_path, GOOD).alerts
@@ -100,15 +98,13 @@ def test_a_destination_whose_variable_is_unset_is_disabled_not_fatal(
             "alerts.yaml:5: alerts.destinations.s.url: is empty",
         ),
         (
-            "alerts:\n  destinations:\n    s: {format: slack, url: 'https://x', events: [dlp_block],"
-            " retries: 3}\n",
+            "alerts:\n  destinations:\n    s: {format: slack, url: 'https://x',"
+            " events: [dlp_block], retries: 3}\n",
             "alerts.yaml:3: alerts.destinations.s.retries: Extra inputs",
         ),
     ],
 )
-def test_a_mistake_names_the_file_line_and_field(
-    tmp_path: Path, text: str, expected: str
-) -> None:
+def test_a_mistake_names_the_file_line_and_field(tmp_path: Path, text: str, expected: str) -> None:
     with pytest.raises(ConfigError) as caught:
         _load(tmp_path, text)
     assert expected in str(caught.value)
@@ -128,3 +124,12 @@ def test_an_invalid_url_or_routing_key_is_never_echoed(tmp_path: Path) -> None:
     assert "alerts.yaml:5: alerts.destinations.s.url: Value error, expected an http" in said
     assert "alerts.yaml:10: alerts.destinations.p.routing_key:" in said
     assert "s3cr3t" not in said
+
+
+def test_the_example_file_loads(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SLACK_WEBHOOK_URL", SECRET_URL)
+    monkeypatch.setenv("PD_ROUTING_KEY", "k" * 32)
+    example = Path(__file__).resolve().parents[2] / "config" / "alerts.example.yaml"
+    alerts = _load(tmp_path, example.read_text()).alerts
+    assert [d.name for d in alerts.destinations] == ["security-slack", "oncall"]
+    assert not alerts.disabled
