@@ -29,13 +29,7 @@ from llm_gateway.hitl.confirmations import Confirmations
 from llm_gateway.hitl.expiry import ExpirySweeper
 from llm_gateway.hitl.mfa import MfaCodes
 from llm_gateway.observability.access import AccessLog
-from llm_gateway.observability.alerts import (
-    AlertRecorder,
-    Alerts,
-    AlertSettings,
-    breaker_listener,
-    build_alerts,
-)
+from llm_gateway.observability.alerts import AlertRecorder, Alerts, breaker_listener, build_alerts
 from llm_gateway.observability.metrics import Metrics, MetricsRecorder
 from llm_gateway.pipeline import Pipeline, build_action_pipeline, build_pipeline
 from llm_gateway.pipeline.confirm import Confirm
@@ -130,7 +124,7 @@ class AppState:
         confirm = None
         if checkpoints:
             confirm = Confirm(checkpoints, confirmations, settings.policy.environment, mfa)
-        trail, metrics, alerts = _trail(settings, audit, config.alerts, transport, confirmations)
+        trail, metrics, alerts = _trail(settings, audit, config, transport, store, confirmations)
         routing = config.routing.routing
         resolver = Resolver(deployments, routing)
         routed = build_router(
@@ -203,19 +197,23 @@ class AppState:
 
 
 def _trail(
-    settings: Settings, audit: AuditWriter, alerting: AlertSettings, transport: AiohttpTransport,
-    confirmations: Confirmations,
+    settings: Settings, audit: AuditWriter, config: GatewayConfig, transport: AiohttpTransport,
+    store: Store, confirmations: Confirmations,
 ) -> tuple[list[Recorder], Metrics | None, Alerts | None]:  # fmt: skip
     """The recorders every event is written to: the access log, the metrics (which count
     what the access log logs, before the audit row is committed), the alerts (which only
-    queue: their webhooks are called by tasks of their own, started here) and the audit
+    queue: their webhooks are called by tasks of their own, started here; the replicas
+    claim each alert in the store, so that what they all see is sent once) and the audit
     trail."""
     trail: list[Recorder] = [AccessLog()]
     metrics = None
     if settings.metrics.enabled:
         metrics = Metrics(tenant_label=settings.metrics.tenant_label)
         trail.append(MetricsRecorder(metrics))
-    alerts = build_alerts(alerting, transport, confirmations)
+    alerts = build_alerts(
+        config.alerts, transport, confirmations, store.namespaced("alerts"),
+        store_timeout_s=state_timeout_s(settings),
+    )  # fmt: skip
     if alerts is not None:
         alerts.start()
         trail.append(AlertRecorder(alerts))

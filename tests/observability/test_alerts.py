@@ -34,7 +34,7 @@ from llm_gateway.observability.alerts.service import retry_after
 from llm_gateway.observability.alerts.sources import StaleConfirmations
 from llm_gateway.records import RequestRecord
 from llm_gateway.routing.breaker import Breaker, BreakerRules
-from llm_gateway.state import MemoryStore
+from llm_gateway.state import MemoryStore, Store, StoreUnavailable
 from llm_gateway.transport import AiohttpTransport
 from tests.hitl.support import NOW, pending_confirmation
 from tests.observability.receiver import Receiver
@@ -88,12 +88,13 @@ def pagerduty(r: Receiver, *events: str, **options: Any) -> Destination:
 
 def service(
     transport: AiohttpTransport, *destinations: Destination, clock: Clock | None = None,
-    sleeps: Sleeps | None = None, **settings: Any,
+    sleeps: Sleeps | None = None, shared: Store | None = None, wall: Clock | None = None,
+    **settings: Any,
 ) -> Alerts:  # fmt: skip
     return Alerts(
         AlertSettings(destinations=destinations, source="gw-1", **settings), transport,
-        clock=clock or Clock(), wall=lambda: 1_800_000_000.0,
-        sleep=sleeps if sleeps is not None else Sleeps(),
+        clock=clock or Clock(), wall=wall or Clock(1_800_000_000.0),
+        sleep=sleeps if sleeps is not None else Sleeps(), shared=shared,
     )  # fmt: skip
 
 
@@ -273,6 +274,50 @@ async def test_each_destination_is_rate_limited_on_its_own(
     assert texts == [f"circuit {m} opened" for m in "abd"]
     assert alerts.stats()["team-slack"].rate_limited == 2
     assert alerts.stats()["oncall"].sent == 5
+
+
+async def test_replicas_sharing_a_store_send_what_they_all_see_once_per_window(
+    receiver: Receiver, transport: AiohttpTransport
+) -> None:
+    store = MemoryStore(clock=FakeClock())
+    wall = Clock(1_800_000_000.0)
+    replicas = [
+        service(transport, slack(receiver, "policy_error"), shared=store, wall=wall, clock=Clock())
+        for _ in range(2)
+    ]
+    for replica in replicas:
+        replica.start()
+    try:
+        for replica in replicas:  # the policy engine is down: both replicas see it
+            replica.alert("policy_error", "engine", "The policy engine could not decide")
+        await receiver.arrivals(1)
+        wall.now += 300  # the next window: one more
+        for replica in replicas:
+            replica._seen.clear()  # as if each replica's own window had passed too
+            replica.alert("policy_error", "engine", "The policy engine could not decide")
+        await receiver.arrivals(2)
+    finally:
+        for replica in replicas:
+            await replica.stop(grace_s=5)
+    assert len(receiver.received) == 2
+    assert sum(r.stats()["team-slack"].claimed_elsewhere for r in replicas) == 2
+
+
+class BrokenStore(MemoryStore):
+    async def set_if_absent(self, key: str, value: bytes, *, ttl_s: float) -> bool:
+        raise StoreUnavailable("redis is down")
+
+
+async def test_a_store_that_fails_does_not_stop_the_alert(
+    receiver: Receiver, transport: AiohttpTransport, caplog: pytest.LogCaptureFixture
+) -> None:
+    alerts = service(transport, slack(receiver, "policy_error"), shared=BrokenStore())
+    with caplog.at_level(logging.WARNING):
+        async with running(alerts):
+            alerts.alert("policy_error", "engine", "The policy engine could not decide")
+            await receiver.arrivals(1)
+    assert alerts.stats()["team-slack"].sent == 1
+    assert "alerts go out unclaimed" in caplog.text
 
 
 # --- retries ----------------------------------------------------------------------------

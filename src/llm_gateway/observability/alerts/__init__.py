@@ -24,6 +24,7 @@ from llm_gateway.observability.alerts.sources import (
     StaleConfirmations,
     breaker_listener,
 )
+from llm_gateway.state import Store
 from llm_gateway.transport import Transport
 
 __all__ = [
@@ -35,15 +36,20 @@ log = logging.getLogger(__name__)
 
 
 def build_alerts(
-    settings: AlertSettings, transport: Transport, confirmations: PendingSource
+    settings: AlertSettings,
+    transport: Transport,
+    confirmations: PendingSource,
+    shared: Store | None = None,
+    store_timeout_s: float = 0.5,
 ) -> Alerts | None:
     """The alerts service for the active destinations (not started), with its
-    stale-confirmation check; None when there is none."""
+    stale-confirmation check; None when there is none. ``shared``: the store the replicas
+    claim each alert in, so that what they all see is sent once."""
     for name, why in settings.disabled.items():
         log.warning("alerts: destination %s is disabled: %s", name, why)
     if not settings.destinations:
         return None
-    alerts = Alerts(settings, transport)
+    alerts = Alerts(settings, transport, shared=shared, store_timeout_s=store_timeout_s)
     if alerts.wants("confirmation_stale"):
         age_s = settings.confirmation_stale_s
         alerts.add_check(StaleConfirmations(alerts, confirmations, age_s, time.time))

@@ -14,6 +14,14 @@ tries again, up to ``max_attempts`` in all, after a connection error, a
 timeout, a 429 or a 5xx: after ``Retry-After`` when the answer has one (at
 most a minute), else after 1, 2, 4... seconds. Any other answer is final.
 
+With a shared state store (Redis, for several replicas), a sender first
+claims the alert for its destination in the store (``set_if_absent`` on the
+destination, kind, key and the alert's window of ``dedup_seconds`` on the wall
+clock, which replicas share): what several replicas see in one window (a
+policy engine down, a stale confirmation) is sent once. A store
+that fails or is slow to answer (``store_timeout_s``) does not stop the alert:
+better twice than never.
+
 Periodic checks (the stale confirmations, a gauge such as the audit spool's
 size: :meth:`Alerts.watch`) run every ``check_seconds`` on a task of their own.
 
@@ -41,6 +49,7 @@ from llm_gateway.errors import UpstreamError
 from llm_gateway.observability.alerts import formats
 from llm_gateway.observability.alerts.alert import SEVERITY, Alert, Detail
 from llm_gateway.observability.alerts.settings import AlertSettings, Destination
+from llm_gateway.state import Store, StoreError
 from llm_gateway.transport import Transport, UpstreamRequest, UpstreamResponse
 
 __all__ = ["Alerts", "Check", "DestinationStats"]
@@ -65,6 +74,7 @@ class DestinationStats:
     retried: int = 0
     dropped: int = 0  # the queue was full: the oldest went
     rate_limited: int = 0
+    claimed_elsewhere: int = 0  # another replica sent it
 
 
 @dataclass(slots=True)
@@ -112,9 +122,14 @@ class Alerts:
         clock: Callable[[], float] = time.monotonic,
         wall: Callable[[], float] = time.time,
         sleep: Sleep = asyncio.sleep,
+        shared: Store | None = None,
+        store_timeout_s: float = 0.5,
     ) -> None:
         self.settings = settings
         self.transport = transport
+        self.shared = shared  # None: this process de-duplicates alone
+        self.store_timeout_s = store_timeout_s
+        self._store_quiet_until = 0.0
         self.clock = clock
         self.wall = wall
         self.sleep = sleep
@@ -260,10 +275,34 @@ class Alerts:
                 continue
             alert = d.queue.popleft()
             try:
+                if await self._claimed_elsewhere(d, alert):
+                    d.stats.claimed_elsewhere += 1
+                    continue
                 await self._deliver(d, alert)
             except Exception:  # the sender's boundary: the next alert must still go
                 d.stats.failed += 1
                 log.warning("alerts to %s: a %s alert failed", d.name, alert.kind, exc_info=True)
+
+    async def _claimed_elsewhere(self, d: _Destination, alert: Alert) -> bool:
+        """Has another replica claimed this alert for ``d`` within the window? False when no
+        store is shared, or it cannot say (then the alert goes: better twice than never)."""
+        if self.shared is None or self.settings.dedup_s <= 0:
+            return False
+        window = self.settings.dedup_s
+        key = f"{d.name}\x00{alert.kind}\x00{alert.key}\x00{math.floor(alert.at / window)}"
+        try:
+            async with asyncio.timeout(self.store_timeout_s):
+                claimed = await self.shared.set_if_absent(key, b"1", ttl_s=2 * window)
+        except (StoreError, TimeoutError) as exc:
+            moment = time.monotonic()
+            if moment >= self._store_quiet_until:
+                self._store_quiet_until = moment + _QUIET_S
+                log.warning(
+                    "alerts: the state store failed (%s): alerts go out unclaimed, and replicas "
+                    "may repeat them", str(exc) or type(exc).__name__,
+                )  # fmt: skip
+            return False
+        return not claimed
 
     async def _deliver(self, d: _Destination, alert: Alert) -> None:
         request = self._request(d, alert)
