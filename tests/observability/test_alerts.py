@@ -474,6 +474,23 @@ async def test_a_watched_gauge_alerts_when_it_reaches_its_threshold(
     assert payload["custom_details"] == {"value": 12.0, "threshold": 10.0}
 
 
+async def test_a_gauge_watched_after_start_is_read_every_check_seconds(
+    receiver: Receiver, transport: AiohttpTransport
+) -> None:
+    alerts = service(transport, pagerduty(receiver, "audit_spool"), check_s=0.01)
+    reads: list[int] = []
+
+    def read() -> tuple[float, float]:
+        reads.append(1)
+        return (float(len(reads)), 3.0)
+
+    async with running(alerts):
+        alerts.watch("audit_spool", "spool", read, "The audit spool is growing")
+        [got] = await receiver.arrivals(1)
+    assert len(reads) >= 3
+    assert got.body["payload"]["custom_details"]["value"] == 3.0
+
+
 async def test_a_failing_check_is_logged_and_the_others_still_run(
     receiver: Receiver, transport: AiohttpTransport, caplog: pytest.LogCaptureFixture
 ) -> None:

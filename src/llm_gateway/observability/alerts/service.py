@@ -145,10 +145,10 @@ class Alerts:
         self.deduplicated = 0
         self._checks: list[Check] = []
         self._checker: asyncio.Task[None] | None = None
-        self._closing = False
+        self._started = self._closing = False
 
     def wants(self, kind: str) -> bool:
-        """Does any destination take alerts of ``kind``? (What sources ask before building one.)"""
+        """Does any destination take alerts of ``kind``? (Is a check for it worth running?)"""
         return any(kind in d.config.events for d in self.destinations.values())
 
     def alert(
@@ -184,8 +184,13 @@ class Alerts:
         self.add_check(check)
 
     def add_check(self, check: Check) -> None:
-        """Run ``check`` every ``check_seconds`` (it calls :meth:`alert` when it must)."""
+        """Run ``check`` every ``check_seconds`` (it calls :meth:`alert` when it must); one
+        added after :meth:`start` joins the running round."""
         self._checks.append(check)
+        if self._started and self._checker is None and not self._closing:
+            self._checker = asyncio.get_running_loop().create_task(
+                self._check_every(), name="alerts-checks"
+            )
 
     async def run_checks(self) -> None:
         """Run every check once; one that fails is logged and the others still run."""
@@ -201,6 +206,7 @@ class Alerts:
     def start(self) -> None:
         """The senders and the checks, as tasks of the running loop (the app's lifespan)."""
         loop = asyncio.get_running_loop()
+        self._started = True
         for d in self.destinations.values():
             d.task = loop.create_task(self._send_all(d), name=f"alerts-{d.name}")
         if self._checks:
