@@ -109,6 +109,18 @@ def test_check_config_on_the_shipped_config(cli: Cli) -> None:
     )
     assert models["ollama-local"] == "ollama at -: disabled (LOCAL_MODEL_URL not set)"
     assert any("no model is enabled" in line for line in lines)
+    assert not any(line.startswith("alerts") for line in lines)  # no alerts.yaml shipped
+
+
+def test_check_config_names_the_alert_destinations_never_their_urls(cli: Cli) -> None:
+    shutil.copy(cli.config_dir / "alerts.example.yaml", cli.config_dir / "alerts.yaml")
+    secret = "https://hooks.slack.example/services/T0/B0/s3cr3t"
+    done = cli("check-config", SLACK_WEBHOOK_URL=secret)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert "alerts to security-slack: slack, budget_exceeded, dlp_block, policy_error" in lines
+    assert "alerts to oncall: disabled (PD_ROUTING_KEY not set)" in lines
+    assert "s3cr3t" not in done.stdout + done.stderr
 
 
 def test_check_config_with_every_provider_configured(cli: Cli) -> None:

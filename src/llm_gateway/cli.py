@@ -272,6 +272,10 @@ def _check_config(args: argparse.Namespace, settings: Settings) -> int:
         print(f"model {d.name}: {d.provider.value} at {d.base_url or '-'}: {state}")
     if not config.enabled():
         print("no model is enabled: `llm-gateway serve` will serve the built-in demo model")
+    for hook in config.alerts.destinations:  # by name: a webhook's URL is a credential
+        print(f"alerts to {hook.name}: {hook.format}, {', '.join(sorted(hook.events))}")
+    for name, why in config.alerts.disabled.items():
+        print(f"alerts to {name}: disabled ({why})")
     return _check_tiers(config, settings)
 
 

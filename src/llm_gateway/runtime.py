@@ -30,6 +30,7 @@ from llm_gateway.hitl.confirmations import Confirmations
 from llm_gateway.hitl.expiry import ExpirySweeper
 from llm_gateway.hitl.mfa import MfaCodes
 from llm_gateway.observability.access import AccessLog
+from llm_gateway.observability.alerts import AlertRecorder, Alerts, breaker_listener, build_alerts
 from llm_gateway.observability.metrics import Metrics, MetricsRecorder
 from llm_gateway.pipeline import Pipeline, build_action_pipeline, build_pipeline
 from llm_gateway.pipeline.confirm import Confirm
@@ -75,6 +76,7 @@ class AppState:
     actions: Pipeline  # the management actions'
     demo: EmulatorServer | None
     started_at: float
+    alerts: Alerts | None = None  # None: no config/alerts.yaml (or no destination set)
 
     @classmethod
     async def start(cls, settings: Settings, config: GatewayConfig) -> AppState:
@@ -120,14 +122,15 @@ class AppState:
         confirm = None
         if checkpoints:
             confirm = Confirm(checkpoints, confirmations, settings.policy.environment, mfa)
+        trail, metrics, alerts = _trail(settings, audit, config, transport, store, confirmations)
         routing = config.routing.routing
         resolver = Resolver(deployments, routing)
         routed = build_router(
             routing=routing, deployments=deployments, regional=config.regional,
             settings=settings.routing, store=store.namespaced("routing"),
             probe=partial(providers.probe, transport),
+            on_breaker=breaker_listener(alerts) if alerts is not None else None,
         )  # fmt: skip
-        trail, metrics = _trail(settings, audit)  # what every event writes
         recorders = list(trail)
         limiter = None
         if settings.limits.enabled:
@@ -161,7 +164,7 @@ class AppState:
             settings, config, deployments, db, audit, keys, authenticator, policy, store, dlp,
             limiter, transport, resolver, routed, confirmations, expiries,
             Drain(settings.http.shutdown_grace_s), grounding, mfa, metrics, pipeline, actions,
-            demo, time.time(),
+            demo, time.time(), alerts,
         )  # fmt: skip
 
     async def stop(self) -> None:
@@ -173,6 +176,8 @@ class AppState:
         if self.dlp is not None:
             await self.dlp.aclose()
         await self.store.aclose()
+        if self.alerts is not None:
+            await self.alerts.stop()  # what is queued goes out, through the transport
         await self.transport.close()
         await self.audit.close(self.settings.storage.audit_wait_s)
         if self.demo is not None:
@@ -205,16 +210,29 @@ def _audit_writer(settings: Settings, db: Database) -> AuditWriter:
     )  # fmt: skip
 
 
-def _trail(settings: Settings, audit: AuditWriter) -> tuple[list[Recorder], Metrics | None]:
+def _trail(
+    settings: Settings, audit: AuditWriter, config: GatewayConfig, transport: AiohttpTransport,
+    store: Store, confirmations: Confirmations,
+) -> tuple[list[Recorder], Metrics | None, Alerts | None]:  # fmt: skip
     """The recorders every event is written to: the access log, the metrics (which count
-    what the access log logs, before the audit row is committed) and the audit trail."""
+    what the access log logs, before the audit row is committed), the alerts (which only
+    queue: their webhooks are called by tasks of their own, started here; the replicas
+    claim each alert in the store, so that what they all see is sent once) and the audit
+    trail."""
     trail: list[Recorder] = [AccessLog()]
     metrics = None
     if settings.metrics.enabled:
         metrics = Metrics(tenant_label=settings.metrics.tenant_label)
         trail.append(MetricsRecorder(metrics))
+    alerts = build_alerts(
+        config.alerts, transport, confirmations, store.namespaced("alerts"),
+        store_timeout_s=state_timeout_s(settings),
+    )  # fmt: skip
+    if alerts is not None:
+        alerts.start()
+        trail.append(AlertRecorder(alerts))
     trail.append(AuditRecorder(audit))
-    return trail, metrics
+    return trail, metrics, alerts
 
 
 def state_timeout_s(settings: Settings) -> float:

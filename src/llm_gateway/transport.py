@@ -37,7 +37,7 @@ MAX_BODY_BYTES = 64 * 1024 * 1024
 
 #: Whose pool a request's connections come from. A deployment may be called anything,
 #: "opa" included, so pools are keyed by (kind, name): names of two kinds never meet.
-PoolKind = Literal["provider", "policy", "identity"]
+PoolKind = Literal["provider", "policy", "identity", "alerts"]
 
 
 @dataclass(slots=True)
@@ -49,6 +49,7 @@ class UpstreamRequest:
     max_connections: int
     read_timeout_s: float  # longest silence tolerated while reading a body or stream
     kind: PoolKind = "provider"  # adapters leave it; OPA's is "policy", the IdPs' "identity"
+    # (and the alert webhooks' "alerts")
     method: Literal["POST", "GET"] = "POST"  # GET: a health probe
     follow_redirects: bool = True  # False: a 3xx is the answer (the IdPs' keys must not move)
 

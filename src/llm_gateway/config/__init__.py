@@ -9,12 +9,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from llm_gateway.config.alerts import load_alerts
 from llm_gateway.config.guardrails import GuardrailsFile
 from llm_gateway.config.identity import IdentityFile
 from llm_gateway.config.limits import LimitsFile
 from llm_gateway.config.loader import ConfigError, LoadedYaml, load_yaml, validate
 from llm_gateway.config.pricing import Price, PricingFile
 from llm_gateway.config.routing import AUTO, ModelEntry, Provider, RoutingFile
+from llm_gateway.observability.alerts.settings import AlertSettings
 from llm_gateway.settings import ProviderSettings
 
 __all__ = [
@@ -67,6 +69,7 @@ class GatewayConfig:
     # A model's deployment per region, for the models with ``endpoints``.
     regional: dict[str, dict[str, Deployment]] = field(default_factory=dict)
     identity: IdentityFile = field(default_factory=IdentityFile)
+    alerts: AlertSettings = field(default_factory=AlertSettings)
 
     def enabled(self) -> list[Deployment]:
         return [d for d in self.deployments.values() if d.enabled]
@@ -100,7 +103,9 @@ def load_gateway_config(settings: ProviderSettings) -> GatewayConfig:
     identity = IdentityFile()
     if identity_path.exists():
         identity = validate(IdentityFile, load_yaml(identity_path))
-    files = (routing_path, pricing_path, limits_path, guardrails_path, identity_path)
+    alerts_path = settings.config_dir / "alerts.yaml"
+    alerts = load_alerts(alerts_path)
+    files = (routing_path, pricing_path, limits_path, guardrails_path, identity_path, alerts_path)
     regional = {
         name: {r: replace(deployments[name], base_url=url, region=r) for r, url in endpoints}
         for name, entry in routing.routing.models.items()
@@ -108,7 +113,7 @@ def load_gateway_config(settings: ProviderSettings) -> GatewayConfig:
     }
     return GatewayConfig(
         routing, pricing, limits, deployments, files, guardrails=guardrails, regional=regional,
-        identity=identity,
+        identity=identity, alerts=alerts,
     )  # fmt: skip
 
 

@@ -123,8 +123,11 @@ def _interpolate(value: str, loc: Loc, out: LoadedYaml, env: Mapping[str, str]) 
     return _ENV_REF.sub(substitute, value)
 
 
-def validate(model: type[M], loaded: LoadedYaml) -> M:
-    """Validate ``loaded.data`` against ``model``, raising one ConfigError for all problems."""
+def validate(model: type[M], loaded: LoadedYaml, *, hide: frozenset[str] = frozenset()) -> M:
+    """Validate ``loaded.data`` against ``model``, raising one ConfigError for all problems.
+
+    A value is never shown when its path names a secret (a key, a token...) or a
+    field in ``hide`` (a webhook's URL, which is its credential)."""
     try:
         return model.model_validate(loaded.data)
     except ValidationError as exc:
@@ -133,7 +136,7 @@ def validate(model: type[M], loaded: LoadedYaml) -> M:
             loc = tuple(err["loc"])
             dotted = ".".join(str(p) for p in loc) or "(top level)"
             got = err.get("input")
-            secret = any(isinstance(p, str) and _SECRET_WORDS.search(p) for p in loc)
+            secret = any(isinstance(p, str) and (_SECRET_WORDS.search(p) or p in hide) for p in loc)
             plain = not secret and not isinstance(got, dict | list) and got is not None
             shown = f" (got {got!r})" if plain else ""
             problems.append(f"{loaded.where(loc)}: {dotted}: {err['msg']}{shown}")

@@ -210,6 +210,17 @@ class Confirmations:
                 found.append(entry)
         return found
 
+    async def pending(self) -> list[Confirmation]:
+        """Every tenant's confirmations still waiting for their answer (not approved, decided
+        or expired), oldest first: what the stale-confirmation alert looks at."""
+        listed = await self.store.hash_get_all(EXPIRING)
+        found = []
+        for confirmation_id in listed:
+            read = await self._read(confirmation_id)
+            if read is not None and read[1].status == "pending":
+                found.append(read[1])
+        return sorted(found, key=lambda c: c.created_at)
+
     async def _read(self, confirmation_id: str) -> tuple[bytes, Confirmation] | None:
         raw = await self.store.get(f"confirmation:{confirmation_id}")
         if raw is None:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from llm_gateway.config import Deployment
 from llm_gateway.config.routing import Routing
-from llm_gateway.routing.breaker import Breaker, BreakerRules
+from llm_gateway.routing.breaker import Breaker, BreakerRules, Transition
 from llm_gateway.routing.health import Check, HealthChecker
 from llm_gateway.routing.load import Load
 from llm_gateway.routing.regions import Regions
@@ -46,9 +46,11 @@ def build_router(
     settings: RoutingSettings,
     store: Store,
     probe: Probe,
+    on_breaker: Callable[[Transition], None] | None = None,
 ) -> Parts:
     """The router, and the breaker and health checker it reads (the checker is started
-    and stopped with the app; the health endpoint reads both)."""
+    and stopped with the app; the health endpoint reads both). ``on_breaker`` hears each
+    circuit's transitions (the alerts' listener)."""
     load = Load()
     members = Members(
         weights={n: d.weight for n, d in deployments.items()},
@@ -69,7 +71,7 @@ def build_router(
             wait_duration_s=section.wait_duration_seconds,
             permitted_calls_in_half_open=section.permitted_calls_in_half_open,
         )
-        breaker = Breaker(store, rules)
+        breaker = Breaker(store, rules, on_transition=on_breaker)
     health = health_checker(routing, deployments, regional, probe)
     strategies = {
         name: strategy(name, members, load, min_quality=min_quality) for name in STRATEGY_NAMES

@@ -19,7 +19,7 @@ from llm_gateway.settings.declare import Section, Var
 CONFIG_DIR = Var(
     ("CONFIG_DIR",), Path, Path("config"),
     "where routing_policies.yaml, pricing.yaml, rate_limits.yaml, dlp_rules.yaml, "
-    "guardrails.yaml and identity.yaml live",
+    "guardrails.yaml, identity.yaml and alerts.yaml live",
 )  # fmt: skip
 DATA_DIR = Var(
     ("DATA_DIR",), Path, Path("data"),
