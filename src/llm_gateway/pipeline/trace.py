@@ -58,20 +58,29 @@ _PROPAGATOR = TraceContextTextMapPropagator()
 
 def traced_chain(stages: Sequence[Stage], end: Next, tracer: Tracer) -> Next:
     """``stages`` bound in order as :class:`Pipeline` binds them, each in its span, the whole
-    in the request's span; the provider call is the attempt's span."""
-    handler = end
+    in the request's span; the provider call is the attempt's span. A request the sampler
+    leaves out runs the plain chain: only its decision is paid for."""
+    traced = plain = end
     for stage in reversed(stages):
         if isinstance(stage, CallProvider):
-            handler = _attempt(stage, handler, tracer)
+            traced = _attempt(stage, traced, tracer)
         else:
-            handler = _stage(stage, handler, tracer)
-    return _request(handler, tracer)
+            traced = _stage(stage, traced, tracer)
+        plain = _bound(stage, plain)
+    return _request(traced, plain, tracer)
+
+
+def _bound(stage: Stage, call_next: Next) -> Next:
+    async def run(ctx: RequestContext) -> Outcome:
+        return await stage(ctx, call_next)
+
+    return run
 
 
 # --- the request -------------------------------------------------------------
 
 
-def _request(call_next: Next, tracer: Tracer) -> Next:
+def _request(call_next: Next, plain: Next, tracer: Tracer) -> Next:
     async def run(ctx: RequestContext) -> Outcome:
         parent = _PROPAGATOR.extract(ctx.trace_context) if ctx.trace_context else None
         chat = isinstance(ctx.payload, ChatCall)
@@ -80,6 +89,8 @@ def _request(call_next: Next, tracer: Tracer) -> Next:
         }  # fmt: skip
         name = "chat" if chat else ctx.endpoint
         span = tracer.start_span(name, parent, kind=SpanKind.SERVER, attributes=attributes)
+        if not span.is_recording():  # not sampled: nothing to record, nothing to propagate
+            return await plain(ctx)
         token = otel_context.attach(trace.set_span_in_context(span, parent))
         try:
             outcome = await call_next(ctx)
@@ -130,17 +141,18 @@ def _settled(span: Span, ctx: RequestContext) -> None:
 
 def _stage(stage: Stage, call_next: Next, tracer: Tracer) -> Next:
     name = type(stage).__name__
-    attributes: Attributes = {"llm_gateway.stage": name}
 
     async def run(ctx: RequestContext) -> Outcome:
-        with tracer.start_as_current_span(
-            name, attributes=attributes, record_exception=False, set_status_on_exception=False
-        ) as span:
-            try:
-                return await stage(ctx, call_next)
-            except BaseException as exc:
-                _failed(span, exc, client=False)
-                raise
+        span = tracer.start_span(name)  # the current span's child
+        token = otel_context.attach(trace.set_span_in_context(span))
+        try:
+            return await stage(ctx, call_next)
+        except BaseException as exc:
+            _failed(span, exc, client=False)
+            raise
+        finally:
+            otel_context.detach(token)
+            span.end()
 
     return run
 
@@ -207,10 +219,11 @@ def _server(base_url: str) -> Attributes:
 
 
 def _answered(span: Span, finish_reason: str, usage: Usage | None) -> None:
-    span.set_attribute("gen_ai.response.finish_reasons", (finish_reason,))
+    attributes: Attributes = {"gen_ai.response.finish_reasons": (finish_reason,)}
     if usage is not None and not usage.estimated:
-        span.set_attribute("gen_ai.usage.input_tokens", usage.input_tokens)
-        span.set_attribute("gen_ai.usage.output_tokens", usage.output_tokens)
+        attributes["gen_ai.usage.input_tokens"] = usage.input_tokens
+        attributes["gen_ai.usage.output_tokens"] = usage.output_tokens
+    span.set_attributes(attributes)
 
 
 # --- streams and errors ------------------------------------------------------
