@@ -21,13 +21,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from llm_gateway.api import native
-from llm_gateway.api.http import (
-    client_ip,
-    error_response,
-    read_body,
-    request_id_of,
-    trace_context,
-)
+from llm_gateway.api.http import client_ip, error_response, read_body, request_id_of
 from llm_gateway.auth import Credentials
 from llm_gateway.errors import GatewayError
 from llm_gateway.pipeline.context import (
@@ -86,9 +80,8 @@ async def run_action(
         payload=ActionCall(action, handler, targets, target_field, subject=subject),
         request_id=request_id_of(request),
         client_ip=client_ip(request, state.settings.http.trusted_proxies),
+        headers=request.headers,
     )
-    if state.actions.tracing is not None:
-        ctx.trace_context = trace_context(request)
     try:
         outcome = await state.actions(ctx)
     except GatewayError as error:

@@ -21,7 +21,6 @@ from llm_gateway.api.http import (
     from_proxy,
     read_body,
     request_id_of,
-    trace_context,
 )
 from llm_gateway.api.limit_headers import anthropic_headers, openai_headers
 from llm_gateway.auth import Credentials
@@ -78,12 +77,11 @@ class FrontDoor:
             request_id=request_id_of(request),
             client_ip=client_ip(request, trusted),
             conversation_id=request.headers.get("x-conversation-id"),
+            headers=request.headers,
         )
         ctx.call.strategy = request.headers.get(STRATEGY_HEADER)  # checked by Authorize
         ctx.environment = request.headers.get(ENVIRONMENT_HEADER)
         ctx.mfa_code = request.headers.get(MFA_HEADER)
-        if state.pipeline.tracing is not None:
-            ctx.trace_context = trace_context(request)
         regions = state.routing.router.regions
         if regions:
             header = request.headers.get(REGION_HEADER) if from_proxy(request, trusted) else None

@@ -52,16 +52,6 @@ def request_id_of(request: Request) -> str:
     return str(state.get("request_id") or new_request_id())
 
 
-#: W3C Trace Context: the caller's span, which a traced request continues.
-TRACE_HEADERS = ("traceparent", "tracestate")
-
-
-def trace_context(request: Request) -> dict[str, str] | None:
-    """The request's Trace Context headers, if it has any (read only when tracing is on)."""
-    found = {name: value for name in TRACE_HEADERS if (value := request.headers.get(name))}
-    return found or None
-
-
 def error_response(
     error: GatewayError,
     request_id: str,

@@ -82,7 +82,7 @@ def _bound(stage: Stage, call_next: Next) -> Next:
 
 def _request(call_next: Next, plain: Next, tracer: Tracer) -> Next:
     async def run(ctx: RequestContext) -> Outcome:
-        parent = _PROPAGATOR.extract(ctx.trace_context) if ctx.trace_context else None
+        parent = _PROPAGATOR.extract(ctx.headers) if ctx.headers is not None else None
         chat = isinstance(ctx.payload, ChatCall)
         attributes: Attributes = {
             "llm_gateway.request_id": ctx.request_id, "llm_gateway.endpoint": ctx.endpoint,
