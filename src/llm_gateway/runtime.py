@@ -6,6 +6,7 @@ There is no module-level mutable state: the app keeps one ``AppState`` on
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from dataclasses import dataclass
@@ -32,6 +33,7 @@ from llm_gateway.hitl.mfa import MfaCodes
 from llm_gateway.observability.access import AccessLog
 from llm_gateway.observability.alerts import AlertRecorder, Alerts, breaker_listener, build_alerts
 from llm_gateway.observability.metrics import Metrics, MetricsRecorder
+from llm_gateway.observability.tracing import Tracing, start_tracing
 from llm_gateway.pipeline import Pipeline, build_action_pipeline, build_pipeline
 from llm_gateway.pipeline.confirm import Confirm
 from llm_gateway.pipeline.ground import Ground
@@ -77,6 +79,7 @@ class AppState:
     demo: EmulatorServer | None
     started_at: float
     alerts: Alerts | None = None  # None: no config/alerts.yaml (or no destination set)
+    tracing: Tracing | None = None  # None: OTEL_ENABLED=false, or the otel extra is missing
 
     @classmethod
     async def start(cls, settings: Settings, config: GatewayConfig) -> AppState:
@@ -149,10 +152,11 @@ class AppState:
             confirm=confirm,
             ground=ground,
             transport=transport,
+            tracing=start_tracing(settings.tracing),  # None when off, or without the extra
         )  # fmt: skip
         actions = build_action_pipeline(
             recorders=recorders, authenticator=authenticator, policy=policy,
-            environment=settings.policy.environment,
+            environment=settings.policy.environment, tracing=pipeline.tracing,
         )  # fmt: skip
         policy.start(settings.policy.reload_seconds)
         expiries = ExpirySweeper(confirmations, trail, settings.hitl.expiry_sweep_s)
@@ -164,7 +168,7 @@ class AppState:
             settings, config, deployments, db, audit, keys, authenticator, policy, store, dlp,
             limiter, transport, resolver, routed, confirmations, expiries,
             Drain(settings.http.shutdown_grace_s), grounding, mfa, metrics, pipeline, actions,
-            demo, time.time(), alerts,
+            demo, time.time(), alerts, pipeline.tracing,
         )  # fmt: skip
 
     async def stop(self) -> None:
@@ -183,6 +187,8 @@ class AppState:
         if self.demo is not None:
             await self.demo.aclose()
         await self.db.dispose()
+        if self.tracing is not None:  # the spans of the requests just drained go out
+            await asyncio.to_thread(self.tracing.shutdown)
 
     def usable_models(self) -> list[Deployment]:
         """The models that are configured and not marked down by their health checks."""

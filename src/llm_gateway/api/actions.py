@@ -81,6 +81,7 @@ async def run_action(
         payload=ActionCall(action, handler, targets, target_field, subject=subject),
         request_id=request_id_of(request),
         client_ip=client_ip(request, state.settings.http.trusted_proxies),
+        headers=request.headers,
     )
     try:
         outcome = await state.actions(ctx)

@@ -77,6 +77,7 @@ class FrontDoor:
             request_id=request_id_of(request),
             client_ip=client_ip(request, trusted),
             conversation_id=request.headers.get("x-conversation-id"),
+            headers=request.headers,
         )
         ctx.call.strategy = request.headers.get(STRATEGY_HEADER)  # checked by Authorize
         ctx.environment = request.headers.get(ENVIRONMENT_HEADER)

@@ -25,7 +25,9 @@ handler (see :func:`build_action_pipeline`).
 
 Each stage is ``async (ctx, call_next) -> Outcome``: it may act before calling
 the rest of the pipeline and after it returns, and it may wrap a stream's
-events, which is how the response-side stages see streamed answers.
+events, which is how the response-side stages see streamed answers. With
+tracing on (``OTEL_ENABLED``), the request, each stage and each provider call
+run in spans of their own (:mod:`.trace`).
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from collections.abc import Sequence
 
 from llm_gateway.auth import Authenticator
 from llm_gateway.dlp.service import DlpService
+from llm_gateway.observability.tracing import Tracing
 from llm_gateway.pipeline.account import Account
 from llm_gateway.pipeline.action import AuthorizeAction, RunAction
 from llm_gateway.pipeline.authenticate import Authenticate
@@ -59,13 +62,23 @@ __all__ = [
 
 
 class Pipeline:
-    """The stages composed once, at start-up, into a single callable."""
+    """The stages composed once, at start-up, into a single callable.
 
-    def __init__(self, stages: Sequence[Stage]) -> None:
+    With ``tracing``, each stage runs in a span of its own, inside the request's
+    (see :mod:`.trace`); without it, no span code is on the path at all.
+    """
+
+    def __init__(self, stages: Sequence[Stage], tracing: Tracing | None = None) -> None:
         self.stages = tuple(stages)
+        self.tracing = tracing
         handler: Next = _end
-        for stage in reversed(self.stages):
-            handler = _bind(stage, handler)
+        if tracing is not None:
+            from llm_gateway.pipeline.trace import traced_chain  # imports the OpenTelemetry API
+
+            handler = traced_chain(self.stages, handler, tracing.tracer)
+        else:
+            for stage in reversed(self.stages):
+                handler = _bind(stage, handler)
         self._handler = handler
 
     async def __call__(self, ctx: RequestContext) -> Outcome:
@@ -87,6 +100,7 @@ def build_pipeline(  # noqa: PLR0913 (keyword-only: the services the stages use)
     confirm: Confirm | None = None,
     ground: Ground | None = None,
     transport: Transport,
+    tracing: Tracing | None = None,
 ) -> Pipeline:
     stages: list[Stage] = [
         Account(recorders),
@@ -103,7 +117,7 @@ def build_pipeline(  # noqa: PLR0913 (keyword-only: the services the stages use)
     if ground is not None:  # guardrails.yaml's grounding section checks agents' answers
         stages.append(ground)
     stages += [Route(router, routing, cache), CallProvider(transport)]
-    return Pipeline(stages)
+    return Pipeline(stages, tracing)
 
 
 def build_action_pipeline(
@@ -112,6 +126,7 @@ def build_action_pipeline(
     authenticator: Authenticator,
     policy: PolicyService,
     environment: str,
+    tracing: Tracing | None = None,
 ) -> Pipeline:
     """The management actions' stages; each ends in the handler its payload names."""
     return Pipeline(
@@ -120,7 +135,8 @@ def build_action_pipeline(
             Authenticate(authenticator),
             AuthorizeAction(policy, environment),
             RunAction(),
-        ]
+        ],
+        tracing,
     )
 
 

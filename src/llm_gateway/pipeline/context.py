@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal, Protocol
@@ -138,6 +138,9 @@ class RequestContext:
     region: str | None = None  # the caller's region, for geographic routing
     environment: str | None = None  # x-environment: what a confirmation rule's environments name
     mfa_code: str | None = None  # x-gateway-mfa: a TOTP code for a confirmation that needs one
+    # The request's headers, for the request span only (with tracing on): the caller's
+    # W3C traceparent and tracestate. Stages read what the front door copied out above.
+    headers: Mapping[str, str] | None = None
 
     principal: Principal | None = None  # 1 authenticate
     decision: Decision | None = None  # 2 authorize

@@ -3,8 +3,8 @@
 One frozen section per service (``settings.http``, ``settings.auth``,
 ``settings.storage``, ``settings.state``, ``settings.limits``, ``settings.providers``,
 ``settings.routing``, ``settings.policy``, ``settings.dlp``, ``settings.log``,
-``settings.metrics``), each variable declared once, as its section's field
-(:mod:`.declare`). :mod:`.loader` reads them and says how to add a section;
+``settings.metrics``, ``settings.tracing``), each variable declared once, as its
+section's field (:mod:`.declare`). :mod:`.loader` reads them and says how to add a section;
 :mod:`.reference` generates the README's table.
 
 This is a low layer: it imports nothing of the gateway's but the DLP package's
@@ -32,6 +32,7 @@ from llm_gateway.settings.storage import (
     StorageSettings,
     async_driver_url,
 )
+from llm_gateway.settings.tracing import TraceExporter, TracingSettings
 from llm_gateway.state.factory import StateBackend
 
 __all__ = [
@@ -56,6 +57,8 @@ __all__ = [
     "StateBackend",
     "StateSettings",
     "StorageSettings",
+    "TraceExporter",
+    "TracingSettings",
     "Var",
     "async_driver_url",
     "load_settings",

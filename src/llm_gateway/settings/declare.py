@@ -109,6 +109,13 @@ def seconds(raw: str) -> float:
     return value
 
 
+def fraction(raw: str) -> float:
+    value = float(raw)
+    if not 0 <= value <= 1:
+        raise ValueError("expected a number from 0 to 1")
+    return value
+
+
 def choice(enum: type[E], *allowed: E) -> Callable[[str], E]:
     """A member of ``enum`` (or of ``allowed`` when given), by its value, in any case."""
     options = allowed or tuple(enum)

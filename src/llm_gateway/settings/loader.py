@@ -37,6 +37,7 @@ from llm_gateway.settings.providers import ProviderSettings
 from llm_gateway.settings.routing import RoutingSettings
 from llm_gateway.settings.server import HttpSettings, LogSettings
 from llm_gateway.settings.storage import StateSettings, StorageSettings
+from llm_gateway.settings.tracing import TracingSettings
 
 
 class SettingsError(ValueError):
@@ -51,6 +52,7 @@ class Settings:
     http: HttpSettings = field(default_factory=HttpSettings)
     log: LogSettings = field(default_factory=LogSettings)
     metrics: MetricsSettings = field(default_factory=MetricsSettings)
+    tracing: TracingSettings = field(default_factory=TracingSettings)
     auth: AuthSettings = field(default_factory=AuthSettings)
     storage: StorageSettings = field(default_factory=StorageSettings)
     state: StateSettings = field(default_factory=StateSettings)
