@@ -23,6 +23,7 @@ from typing import Any
 
 import httpx
 import pytest
+
 from tests.conftest import require_modules
 
 require_modules("opentelemetry.sdk", "opentelemetry.proto", extra="otel")
@@ -43,16 +44,6 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import (  # noqa: E4
     InMemorySpanExporter,
 )
 from opentelemetry.trace import SpanKind, StatusCode  # noqa: E402
-from tests.e2e.conftest import (  # noqa: E402
-    PROVIDER_KEY,
-    Gateway,
-    directive,
-    free_port,
-    start_gateway,
-    stop_gateway,
-    wait_for,
-)
-from tests.e2e.dlp_support import EMAIL, answer_with  # noqa: E402
 
 from llm_gateway.emulators import EmulatorServer  # noqa: E402
 from llm_gateway.observability.tracing import start_tracing  # noqa: E402
@@ -64,6 +55,16 @@ from llm_gateway.settings import (  # noqa: E402
     TracingSettings,
     load_settings,
 )
+from tests.e2e.conftest import (  # noqa: E402
+    PROVIDER_KEY,
+    Gateway,
+    directive,
+    free_port,
+    start_gateway,
+    stop_gateway,
+    wait_for,
+)
+from tests.e2e.dlp_support import EMAIL, answer_with  # noqa: E402
 
 TRACED = {"OTEL_ENABLED": "true", "OTEL_TRACES_EXPORTER": "none"}
 #: Premium callers may use every model and chain of :func:`routing`.
