@@ -206,8 +206,8 @@ def mount_tmpfs(directory: Path, size_mb: int) -> bool:
     if os.geteuid() != 0 or shutil.which("mount") is None:
         return False
     command = ["mount", "-t", "tmpfs", "-o", f"size={size_mb}m", "tmpfs", str(directory)]
-    return subprocess.run(command, capture_output=True, check=False).returncode == 0  # noqa: S603
+    return subprocess.run(command, capture_output=True, check=False).returncode == 0
 
 
 def unmount(directory: Path) -> None:
-    subprocess.run(["umount", "-l", str(directory)], capture_output=True, check=False)  # noqa: S607
+    subprocess.run(["umount", "-l", str(directory)], capture_output=True, check=False)
