@@ -16,7 +16,7 @@ from llm_gateway import providers
 from llm_gateway.audit.records import AuditRecorder
 from llm_gateway.audit.sinks import sink_for
 from llm_gateway.audit.spool import Spool
-from llm_gateway.audit.writer import AuditWriter
+from llm_gateway.audit.writer import SPOOL_FILLING, AuditWriter
 from llm_gateway.auth import Authenticator, identity_verifiers
 from llm_gateway.auth.api_keys import ApiKeyStore
 from llm_gateway.auth.jwt import JWTVerifier
@@ -237,6 +237,8 @@ def _trail(
     if alerts is not None:
         alerts.start()
         trail.append(AlertRecorder(alerts))
+        if audit.spool is not None:
+            alerts.watch("audit_spool", "spool", audit.spool_filling, SPOOL_FILLING)
     trail.append(AuditRecorder(audit))
     return trail, metrics, alerts
 

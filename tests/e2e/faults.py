@@ -109,12 +109,14 @@ class Outcomes:
 
 
 class Load:
-    """``threads`` callers, alternating JSON and streamed requests, until stopped."""
+    """``threads`` callers, alternating JSON and streamed requests (or JSON only), until
+    stopped."""
 
     STREAM = directive("word " * 40, chunk_delay_ms=15)  # ~40 chunks: a kill lands in one
 
-    def __init__(self, gateway: Gateway, threads: int = 6) -> None:
+    def __init__(self, gateway: Gateway, threads: int = 6, *, streams: bool = True) -> None:
         self.gateway = gateway
+        self.streams = streams
         self.outcomes = Outcomes()
         self._stop = threading.Event()
         self._threads = [
@@ -145,7 +147,7 @@ class Load:
             while not self._stop.is_set():
                 n += 1
                 try:
-                    if n % 2:
+                    if n % 2 or not self.streams:
                         self._json(client)
                     else:
                         self._stream(client)

@@ -25,6 +25,7 @@ from llm_gateway.storage.models import AuditLog
 from tests.e2e.conftest import Gateway, start_gateway, stop_gateway
 from tests.e2e.faults import Load, Outcomes, TcpProxy, fill, mount_tmpfs, unmount
 from tests.e2e.test_audit_postgres import db_upgrade
+from tests.observability.receiver import Receiver
 
 #: Faster refusals while nothing can be recorded, so that the load moves on.
 ENV = {"AUDIT_WAIT_SECONDS": "3", "AUDIT_SPOOL_AFTER_SECONDS": "1"}
@@ -215,3 +216,41 @@ def test_a_full_disk_refuses_rather_than_answer_without_a_row_and_a_kill_loses_n
         _check(load.outcomes, _rows_of(successor, load.outcomes))
     finally:
         stop_gateway(successor)
+
+
+# --- the spool filling is an alert -----------------------------------------------------
+
+
+def test_a_spool_filling_during_an_outage_is_an_alert(
+    postgres_url: str,
+    proxied: tuple[str, TcpProxy],
+    emulator: EmulatorServer,
+    tmp_path: Path,
+) -> None:
+    url, proxy = proxied
+    assert db_upgrade(postgres_url, tmp_path).returncode == 0
+    receiver = Receiver().start()
+    (tmp_path / "config").mkdir()
+    (tmp_path / "config" / "alerts.yaml").write_text(
+        "alerts:\n"
+        "  check_seconds: 0.2\n"
+        "  destinations:\n"
+        "    oncall:\n"
+        "      format: pagerduty\n"
+        f"      url: '{receiver.url}'\n"
+        "      routing_key: test-routing-key\n"
+        "      events: [audit_spool]\n"
+    )  # fmt: skip
+    env = {**ENV, "AUDIT_SPOOL_MAX_MB": "1"}
+    gateway = start_gateway(tmp_path, emulator.base_url, url, env, process=True)
+    try:
+        assert receiver.received == []
+        proxy.cut()
+        with Load(gateway, 8, streams=False):
+            (alert,) = receiver.wait_for(1, timeout_s=60)  # past 80% of its 1 MB
+        assert alert.body["payload"]["class"] == "audit_spool"
+        assert "AUDIT_SPOOL_MAX_MB" in alert.body["payload"]["summary"]
+        proxy.restore()
+    finally:
+        stop_gateway(gateway)
+        receiver.stop()

@@ -48,8 +48,12 @@ log = logging.getLogger(__name__)
 Item = tuple[Row, "asyncio.Future[None]"]
 #: How often a healthy writer looks for a dead process's spool to adopt.
 ADOPT_EVERY_S = 30.0
-#: The share of the spool's limit past which every batch spooled warns.
+#: The share of the spool's limit past which the writer warns (and the alerts fire).
 SPOOL_WARN_AT = 0.8
+SPOOL_FILLING = (
+    "the audit spool is past 80% of AUDIT_SPOOL_MAX_MB: the database has not taken rows for "
+    "a while, and at the limit requests are refused with audit_unavailable"
+)
 
 
 class AuditUnavailable(GatewayError):
@@ -131,6 +135,11 @@ class AuditWriter:
     def status(self) -> AuditStatus:
         size, limit = (self.spool.size_bytes, self.spool.max_bytes) if self.spool else (0, 0)
         return AuditStatus(self.mode, self.failing, self.spooling, self.backlog, size, limit)
+
+    def spool_filling(self) -> tuple[float, float]:
+        """The spool's bytes, and the bytes past which it is filling (for an alert's check)."""
+        assert self.spool is not None
+        return float(self.spool.size_bytes), SPOOL_WARN_AT * self.spool.max_bytes
 
     def start(self) -> None:
         if self.spool is not None:
