@@ -14,9 +14,11 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
+
+from llm_gateway.chat import ChatRequest
 
 
 @dataclass(slots=True)
@@ -114,6 +116,11 @@ class RequestRecord:
     # The answer's check against its tool results: counts and failed checks, no values
     # ("grounded=false score=0.50 ... failed=contradiction"; " retried" when asked twice).
     grounding: str | None = None
+    # The request as it left (DLP applied) and the answer before DLP restored anything:
+    # references, for a recorder that stores content (AUDIT_STORE_CONTENT=redacted); never
+    # in the record's repr, which a log line may show.
+    request: ChatRequest | None = field(default=None, repr=False)
+    answer: str | None = field(default=None, repr=False)
 
     @property
     def tokens_used(self) -> int:

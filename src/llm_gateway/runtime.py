@@ -239,7 +239,8 @@ def _trail(
         trail.append(AlertRecorder(alerts))
         if audit.spool is not None:
             alerts.watch("audit_spool", "spool", audit.spool_filling, SPOOL_FILLING)
-    trail.append(AuditRecorder(audit))
+    storage = settings.storage
+    trail.append(AuditRecorder(audit, storage.audit_content, storage.audit_content_max_chars))
     return trail, metrics, alerts
 
 

@@ -13,6 +13,14 @@ from llm_gateway.settings.files import DATA_DIR
 from llm_gateway.state.factory import StateBackend
 
 
+class AuditContent(StrEnum):
+    """What an audit row keeps of the prompt and the answer."""
+
+    DIGEST = "digest"  # SHA-256 and length of each (the default)
+    REDACTED = "redacted"  # the digests, and the text as it left (after DLP)
+    NONE = "none"  # neither
+
+
 class AuditMode(StrEnum):
     """When an answer may complete relative to its audit row (llm_gateway.audit.writer)."""
 
@@ -62,6 +70,15 @@ class StorageSettings(Section):
         "AUDIT_MODE", choice(AuditMode), AuditMode.STRICT,
         "strict: an answer completes once its row is committed or fsynced to the spool; "
         "fast: rows are committed in batches just after (a hard crash loses the last queued)",
+    )  # fmt: skip
+    audit_content: AuditContent = var(
+        "AUDIT_STORE_CONTENT", choice(AuditContent), AuditContent.DIGEST,
+        "what a row keeps of the prompt and answer: digest (SHA-256 and length), redacted "
+        "(also the text as it left, after DLP) or none",
+    )  # fmt: skip
+    audit_content_max_chars: int = var(
+        "AUDIT_CONTENT_MAX_CHARS", integer(1, 100_000_000), 100_000,
+        "with AUDIT_STORE_CONTENT=redacted, the most characters kept of a prompt or an answer",
     )  # fmt: skip
     audit_spool_dir: Path | None = var(
         "AUDIT_SPOOL_DIR", optional(Path), None,

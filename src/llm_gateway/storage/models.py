@@ -106,6 +106,11 @@ class AuditLog(Base):
     confirmation: Mapped[str | None] = mapped_column(String(64), index=True)
     # The answer's grounding check: counts and failed checks, never a value.
     grounding: Mapped[str | None] = mapped_column(String(255))
+    # With AUDIT_STORE_CONTENT=redacted only: the request as it left (after DLP), as JSON
+    # ({"system", "messages": [{"role", "text", "tool_calls"}]}), and the answer before
+    # DLP restored anything. NULL by default (digests only).
+    prompt_text: Mapped[str | None] = mapped_column(Text)
+    response_text: Mapped[str | None] = mapped_column(Text)
     # The tenant's hash chain (llm_gateway.audit.chain): place, previous hash, own hash.
     seq: Mapped[int | None] = mapped_column(BigInteger)
     chain_prev: Mapped[str | None] = mapped_column(String(64))
