@@ -116,6 +116,8 @@ class RequestRecord:
     # The answer's check against its tool results: counts and failed checks, no values
     # ("grounded=false score=0.50 ... failed=contradiction"; " retried" when asked twice).
     grounding: str | None = None
+    # A stream's time to its first text or tool-call delta (None: not a stream, or none came).
+    first_token_ms: float | None = None
     # The request as it left (DLP applied) and the answer before DLP restored anything:
     # references, for a recorder that stores content (AUDIT_STORE_CONTENT=redacted); never
     # in the record's repr, which a log line may show.

@@ -139,6 +139,25 @@ def test_requests_move_the_counters_and_histograms_they_should(metered: Gateway)
     assert total(after, requests) - total(before, requests) == len(codes)
 
 
+def test_a_stream_times_its_first_token_and_a_json_answer_does_not(metered: Gateway) -> None:
+    gw = metered
+    before = scrape(gw)
+    token = gw.token(f"s-{uuid.uuid4().hex[:8]}")
+    streamed = gw.openai(token).chat.completions.create(
+        model="gpt-emu", stream=True,
+        messages=[{"role": "user", "content": directive("a b c", chunk_delay_ms=20)}],
+    )  # fmt: skip
+    assert "".join(c.choices[0].delta.content or "" for c in streamed if c.choices)
+    assert chat(gw, token, "gpt-emu", "hello") == 200
+    after = scrape(gw)
+    first = "llm_gateway_time_to_first_token_seconds"
+    labels = {"endpoint": "openai", "model": "gpt-emu"}
+    assert value(after, f"{first}_count", **labels) - value(before, f"{first}_count", **labels) == 1
+    spent = value(after, f"{first}_sum", **labels) - value(before, f"{first}_sum", **labels)
+    whole = "llm_gateway_request_duration_seconds_sum"
+    assert 0 < spent < value(after, whole, **labels) - value(before, whole, **labels)
+
+
 def test_the_gauges_are_read_at_scrape_time(metered: Gateway) -> None:
     gw, circuit = metered, "llm_gateway_circuit_breaker_state"
     found = scrape(gw)
@@ -147,6 +166,9 @@ def test_the_gauges_are_read_at_scrape_time(metered: Gateway) -> None:
         assert value(found, circuit, model=model, region="", state="closed") == 1
         assert value(found, circuit, model=model, region="", state="open") == 0
     assert ("llm_gateway_audit_backlog_rows", frozenset()) in found
+    assert value(found, "llm_gateway_audit_spool_limit_bytes") == 1024 << 20
+    assert ("llm_gateway_audit_spool_bytes", frozenset()) in found
+    assert value(found, "llm_gateway_confirmations_pending") == 0
 
     failing = directive("fail", status=503)
     codes = {

@@ -18,6 +18,7 @@ from llm_gateway.api.http import error_response, request_id_of
 from llm_gateway.errors import AuthenticationFailed, GatewayError, NotFound
 from llm_gateway.observability.metrics import CONTENT_TYPE, EndpointGauge, Snapshot
 from llm_gateway.runtime import AppState
+from llm_gateway.state import StoreError
 
 router = APIRouter(tags=["health"])
 
@@ -57,7 +58,13 @@ async def gauges(state: AppState) -> Snapshot:
                 )
             )
     audit = state.audit.status()
-    return Snapshot(endpoints, audit.backlog, audit.spool_bytes, audit.spool_limit_bytes)
+    try:
+        pending: int | None = len(await state.confirmations.pending())
+    except StoreError:  # the gauge is left out rather than shown wrong
+        pending = None
+    return Snapshot(
+        endpoints, audit.backlog, audit.spool_bytes, audit.spool_limit_bytes, pending
+    )  # fmt: skip
 
 
 def _bearer_is(request: Request, token: str) -> bool:

@@ -109,6 +109,11 @@ class Metrics:
             "settling (a stream's last event)", ("endpoint", "model"),
             buckets=REQUEST_BUCKETS, registry=r,
         ))  # fmt: skip
+        self.first_token_seconds = _Family(Histogram(
+            f"{PREFIX}_time_to_first_token_seconds", "A stream's time from its request's "
+            "arrival to its first text or tool-call delta", ("endpoint", "model"),
+            buckets=REQUEST_BUCKETS, registry=r,
+        ))  # fmt: skip
         self.upstream_seconds = _Family(Histogram(
             f"{PREFIX}_upstream_duration_seconds", "One call to a model's deployment, each "
             "attempt of a failover", ("model",), buckets=REQUEST_BUCKETS, registry=r,
@@ -156,6 +161,8 @@ class Metrics:
         model = record.model or ""
         self.requests(record.endpoint, model, str(record.status), record.error_code or "").inc()
         self.request_seconds(record.endpoint, model).observe(record.latency_ms / 1000)
+        if record.first_token_ms is not None:
+            self.first_token_seconds(record.endpoint, model).observe(record.first_token_ms / 1000)
         for attempt in record.attempts:
             status = str(attempt.status) if attempt.status is not None else ""
             self.upstream_attempts(attempt.model, status, attempt.error_code or "").inc()
@@ -231,6 +238,7 @@ class Snapshot:
     audit_backlog: int
     audit_spool_bytes: int = 0
     audit_spool_limit_bytes: int = 0  # 0: no spool
+    confirmations_pending: int | None = None  # None: the store did not answer
     circuit_states: Sequence[str] = ("closed", "open", "half_open")
 
     def families(self) -> list[Metric]:
@@ -263,7 +271,13 @@ class Snapshot:
             "requests are refused with audit_unavailable; 0 when there is no spool",
             value=float(self.audit_spool_limit_bytes),
         )  # fmt: skip
-        return [up, circuit, backlog, spool, limit]
+        families: list[Metric] = [up, circuit, backlog, spool, limit]
+        if self.confirmations_pending is not None:
+            families.append(GaugeMetricFamily(
+                f"{PREFIX}_confirmations_pending", "Confirmations waiting for their answer, "
+                "every tenant's (from the state store)", value=float(self.confirmations_pending),
+            ))  # fmt: skip
+        return families
 
 
 class _Fixed:

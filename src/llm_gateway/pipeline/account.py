@@ -96,11 +96,7 @@ class Account:
     ) -> AsyncGenerator[StreamEvent, None]:
         try:
             async for event in stream:
-                if isinstance(event, TextDelta):
-                    tally.text.append(event.text)
-                elif isinstance(event, ToolCallDelta):
-                    tally.arguments.append(event.arguments)
-                elif isinstance(event, StreamEnd):
+                if isinstance(event, StreamEnd):
                     usage = event.usage
                     if usage is not None and not usage.input_tokens and stream.start.input_tokens:
                         usage.input_tokens = stream.start.input_tokens
@@ -111,6 +107,8 @@ class Account:
                         self._settle(ctx, tally.joined(), usage)
                     event.usage = ctx.usage
                     await self._record(ctx)
+                else:
+                    tally.add(ctx, event)
                 yield event
         except GatewayError as exc:
             if not tally.recorded:
@@ -192,6 +190,17 @@ class _Tally:
     text: list[str] = field(default_factory=list)
     arguments: list[str] = field(default_factory=list)
     recorded: bool = False
+
+    def add(self, ctx: RequestContext, event: StreamEvent) -> None:
+        """Note a delta's text, and when the first one came."""
+        if isinstance(event, TextDelta):
+            self.text.append(event.text)
+        elif isinstance(event, ToolCallDelta):
+            self.arguments.append(event.arguments)
+        else:
+            return
+        if ctx.first_token_ms is None:
+            ctx.first_token_ms = ctx.elapsed_ms
 
     def joined(self) -> str:
         return "".join(self.text) + "".join(self.arguments)

@@ -154,6 +154,7 @@ class RequestContext:
     usage: Usage | None = None
     cost_usd: float = 0.0
     response_text: str | None = None
+    first_token_ms: float | None = None  # a stream's first text or tool-call delta
 
     @property
     def elapsed_ms(self) -> float:

@@ -56,6 +56,7 @@ def request_record(ctx: RequestContext) -> RequestRecord:
         confirmation=ctx.payload.confirmation,
         dlp_ner=report.ner_summary if report is not None else None,
         grounding=_grounding(call) if call is not None else _action_grounding(ctx),
+        first_token_ms=ctx.first_token_ms,
         request=chat,
         answer=answer,
     )
