@@ -199,6 +199,9 @@ def arguments() -> argparse.Namespace:
     parser.add_argument("--soak", type=float, default=0, help="seconds of c=64 load to watch RSS")
     parser.add_argument("--workers", action="store_true", help="also compare 1 and 2 workers")
     parser.add_argument("--no-stages", action="store_true", help="skip the stage microbenchmarks")
+    parser.add_argument(
+        "--no-audit", action="store_true", help="skip the strict/fast audit on SQLite/PostgreSQL"
+    )
     args = parser.parse_args()
     args.connections = [int(c) for c in args.connections.split(",")]
     return args
@@ -228,6 +231,8 @@ def main() -> None:
             rows += profile_rows
             notes += profile_notes
             gateway.stop()
+        if not args.no_audit:
+            notes += audit_modes(nginx.url, auth, work, args)
         if args.workers:
             notes += workers_scaling(nginx.url, auth, work, args)
         if args.compare == "litellm":
@@ -329,6 +334,103 @@ def soak(gateway: procs.Service, auth: str, work: Path, seconds: float) -> str:
         f"soak {seconds:.0f} s at c=64: {result.rps:.0f} req/s, {result.errors} errors, "
         f"RSS {start:.0f} MB at start, {end:.0f} MB at end"
     )
+
+
+#: PostgreSQL for the audit measurement: the machine's own, a database made for the run.
+BENCH_PG = "postgresql://postgres@127.0.0.1:5432"
+
+
+def audit_modes(upstream_url: str, auth: str, work: Path, args: argparse.Namespace) -> list[str]:
+    """The full profile with AUDIT_MODE strict and fast, on SQLite and on PostgreSQL:
+    JSON at c=16, req/s, p99 and CPU per request (/metrics on in every one)."""
+    databases = {"sqlite": ""}
+    database = postgres_database()
+    if database is None:
+        notes = ["audit on PostgreSQL: skipped (no PostgreSQL at 127.0.0.1:5432)"]
+    else:
+        databases["postgresql"], notes = database, []
+    lines = ["| audit | database | req/s | p99 ms | CPU ms/req |", "|---|---|---:|---:|---:|"]
+    try:
+        audit_rows(lines, databases, upstream_url, auth, work, args)
+    finally:
+        if database is not None:
+            drop_database(database)
+    return [*notes, "audit modes, full profile, JSON c=16:\n\n" + "\n".join(lines) + "\n"]
+
+
+def audit_rows(
+    lines: list[str],
+    databases: dict[str, str],
+    upstream_url: str,
+    auth: str,
+    work: Path,
+    args: argparse.Namespace,
+) -> None:
+    body = request_body(work, "bench", False)
+    for mode in ("strict", "fast"):
+        for db_name, url in databases.items():
+            env = {"AUDIT_MODE": mode, "DATABASE_URL": url, "METRICS_ENABLED": "true"}
+            gateway = targets.start_gateway(
+                "full", upstream_url, work, GATEWAY_CPUS, env=env, name=f"-{mode}-{db_name}"
+            )
+            try:
+                path = f"{gateway.url}/v1/chat/completions"
+                load.run_wrk(path, body_file=body, auth=auth, connections=4, seconds=2,
+                             cpus=LOAD_CPUS, work=work)  # fmt: skip
+                before = procs.cpu_seconds(gateway.pid)
+                result = load.run_wrk(path, body_file=body, auth=auth, connections=16,
+                                      seconds=args.duration, cpus=LOAD_CPUS, work=work)  # fmt: skip
+                cpu = (procs.cpu_seconds(gateway.pid) - before) * 1000 / max(result.requests, 1)
+            finally:
+                gateway.stop()
+            lines.append(
+                f"| {mode} | {db_name} | {result.rps:,.0f} | {result.p99_ms:.2f} | {cpu:.3f} |"
+            )
+            print(f"  full audit={mode:<6} {db_name:<10} c=16 {result.rps:>9.0f} req/s", flush=True)
+
+
+def postgres_database() -> str | None:
+    """A fresh, migrated database on the machine's PostgreSQL, or None without one."""
+    import asyncio
+    import uuid
+
+    try:
+        import asyncpg
+    except ImportError:
+        return None
+    name = f"llm_gateway_bench_{uuid.uuid4().hex[:8]}"
+
+    async def create() -> None:
+        conn = await asyncpg.connect(f"{BENCH_PG}/postgres", timeout=3)
+        try:
+            await conn.execute(f'CREATE DATABASE "{name}"')
+        finally:
+            await conn.close()
+
+    try:
+        asyncio.run(create())
+    except (OSError, asyncpg.PostgresError, TimeoutError):
+        return None
+    url = f"{BENCH_PG}/{name}"
+    env = {**os.environ, "DATABASE_URL": url}
+    subprocess.run([str(REPO / ".venv/bin/llm-gateway"), "db", "upgrade"], env=env, check=True,
+                   capture_output=True)  # fmt: skip
+    return url
+
+
+def drop_database(url: str) -> None:
+    import asyncio
+
+    import asyncpg
+
+    async def drop() -> None:
+        conn = await asyncpg.connect(f"{BENCH_PG}/postgres", timeout=3)
+        try:
+            await conn.execute(f'DROP DATABASE IF EXISTS "{url.rsplit("/", 1)[1]}"')
+        finally:
+            await conn.close()
+
+    asyncio.run(drop())
 
 
 def workers_scaling(

@@ -94,9 +94,15 @@ def bearer() -> str:
 
 
 def start_gateway(
-    profile: str, upstream: str, work: Path, cpus: str, workers: int = 1
+    profile: str,
+    upstream: str,
+    work: Path,
+    cpus: str,
+    workers: int = 1,
+    env: dict[str, str] | None = None,
+    name: str = "",
 ) -> procs.Service:
-    root = work / f"gateway-{profile}-{workers}w"
+    root = work / f"gateway-{profile}-{workers}w{name}"
     config = root / "config"
     config.mkdir(parents=True, exist_ok=True)
     (config / "routing_policies.yaml").write_text(routing_yaml(upstream, profile))
@@ -116,9 +122,10 @@ def start_gateway(
         "LOG_LEVEL": "warning",
         "DATABASE_URL": "",
         **PROFILES[profile],
+        **(env or {}),
     }
     return procs.start(
-        f"gateway-{profile}-{workers}w",
+        f"gateway-{profile}-{workers}w{name}",
         [str(REPO / ".venv/bin/llm-gateway"), "serve"],
         procs.Ready(f"http://127.0.0.1:{port}", "/ready"),
         cpus=cpus,
