@@ -172,7 +172,7 @@ class AuditWriter:
             return  # a refusal is not held up by its own row
         try:
             async with asyncio.timeout(self.wait_timeout_s):
-                await asyncio.shield(future)  # cancelled or not, the row stays queued
+                await future  # cancelled or not, the row stays queued (and is stored)
         except TimeoutError:
             # Still queued, stored when it can be: it must say what the caller got.
             row["status"], row["error_code"] = AuditUnavailable.status, AuditUnavailable.code
