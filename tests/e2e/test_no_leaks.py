@@ -91,12 +91,15 @@ def test_planted_values_are_nowhere_the_gateway_writes(gw: Gateway, tmp_path: Pa
              "function": {"name": "crm", "arguments": json.dumps({"email": EMAIL})}}]},
             {"role": "tool", "tool_call_id": "c1", "content": json.dumps({"ssn": SSN})}]}, auth),
         _post(gw, "/api/v1/dlp/scan", {"text": pii}, auth),
+        # A stream: its opening row goes to the audit spool before its first byte.
+        _post(gw, "/v1/chat/completions", {"model": "gpt-emu", "stream": True, "messages": [
+            {"role": "user", "content": pii}]}, auth),
     ]  # fmt: skip
     statuses = [r.status_code for r in said]
     assert statuses[:3] == [200, 200, 200]
     assert statuses[3:5] == [400, 400]  # DLP blocks the secrets
     assert statuses[5:7] == [401, 401]
-    assert statuses[7:] == [200, 200]
+    assert statuses[7:] == [200, 200, 200]
 
     with httpx.Client(base_url=gw.base_url) as http:
         metrics = http.get("/metrics").text
@@ -109,7 +112,10 @@ def test_planted_values_are_nowhere_the_gateway_writes(gw: Gateway, tmp_path: Pa
     path = Path(gw.database_url.removeprefix("sqlite:///"))
     files = [path, path.with_name(path.name + "-wal")]  # the WAL holds the newest pages
     database = b"".join(f.read_bytes() for f in files if f.exists())
+    spool_files = sorted((Path(gw.env["DATA_DIR"]) / "audit-spool").rglob("*.jsonl"))
+    spool = b"".join(f.read_bytes() for f in spool_files).decode("utf-8", "replace")
     places = {
+        "spool": spool,
         "log": gw.logs(),
         "audit rows": audit,
         "database file": database.decode("latin-1"),
@@ -127,3 +133,4 @@ def test_planted_values_are_nowhere_the_gateway_writes(gw: Gateway, tmp_path: Pa
     assert "planter" in places["log"]
     assert "planter" in places["audit rows"]
     assert "planter" in places["database file"]
+    assert "planter" in places["spool"]  # the stream's opening row
