@@ -118,6 +118,9 @@ class RequestRecord:
     grounding: str | None = None
     # A stream's time to its first text or tool-call delta (None: not a stream, or none came).
     first_token_ms: float | None = None
+    # Each stage that passed the request on, and the seconds it took to (see
+    # RequestContext.marks): for the metrics.
+    stages: tuple[tuple[str, float], ...] = ()
     # The request as it left (DLP applied) and the answer before DLP restored anything:
     # references, for a recorder that stores content (AUDIT_STORE_CONTENT=redacted); never
     # in the record's repr, which a log line may show.

@@ -130,6 +130,13 @@ def test_requests_move_the_counters_and_histograms_they_should(metered: Gateway)
     assert moved("llm_gateway_request_duration_seconds_sum", **latency) > 0
     assert moved("llm_gateway_request_duration_seconds_bucket", le="+Inf", **latency) == PER_MINUTE
     assert moved("llm_gateway_upstream_duration_seconds_count", model="gpt-emu") == PER_MINUTE
+    # Each stage is timed on the way in: all of them for the answered requests; up to the
+    # policy for the denied one, up to the limit for the limited one.
+    stage, sent = "llm_gateway_stage_duration_seconds_count", len(codes)
+    for name, passed in (("authenticate", sent), ("parse_request", sent),
+                         ("authorize", sent - 1), ("limit", PER_MINUTE),
+                         ("inspect", PER_MINUTE), ("route", PER_MINUTE)):  # fmt: skip
+        assert moved(stage, stage=name) == passed, name
     upstream = {"model": "gpt-emu", "status": "200", "error_code": ""}
     assert moved("llm_gateway_upstream_attempts_total", **upstream) == PER_MINUTE
 

@@ -33,7 +33,7 @@ def record(**fields: object) -> RequestRecord:
         request_id="r1", timestamp=datetime.now(UTC), endpoint="openai", user_id="alice-u-42",
         tenant="acme", stream=False, attempts=(), status=200, error_code=None, latency_ms=120.0,
         tokens_in=0, tokens_out=0, tokens_estimated=False, cost_usd=0.0, policy_reasons=(),
-        dlp_findings=(), model="gpt-emu",
+        dlp_findings=(), model="gpt-emu", stages=(),
     )  # fmt: skip
     values.update(fields)
     return RequestRecord(**values)  # type: ignore[arg-type]
@@ -194,6 +194,7 @@ values.update(
     request_id="r", timestamp=datetime.now(UTC), endpoint="openai", stream=False, attempts=(),
     status=200, error_code=None, latency_ms=50.0, tokens_in=int(sys.argv[1]), tokens_out=1,
     tokens_estimated=False, cost_usd=0.0, policy_reasons=(), dlp_findings=(), model="gpt-emu",
+    stages=(),
 )
 recorder = MetricsRecorder(Metrics())
 for _ in range(int(sys.argv[2])):

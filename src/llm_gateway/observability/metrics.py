@@ -55,6 +55,7 @@ CONTENT_TYPE = CONTENT_TYPE_PLAIN_0_0_4
 # Seconds. A request spans the whole pipeline, an upstream call one provider's answer
 # (minutes for a long stream), a queue wait the rate limit's queue (max_wait_ms).
 REQUEST_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
+STAGE_BUCKETS = (0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.1, 0.5, 2)
 QUEUE_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 RATE_LIMIT_CODES = frozenset({"rate_limited", "token_budget_exceeded", "cost_budget_exceeded"})
 _GROUNDED = re.compile(r"\bgrounded=(true|false)\b")
@@ -114,6 +115,12 @@ class Metrics:
             "arrival to its first text or tool-call delta", ("endpoint", "model"),
             buckets=REQUEST_BUCKETS, registry=r,
         ))  # fmt: skip
+        self.stage_seconds = _Family(Histogram(
+            f"{PREFIX}_stage_duration_seconds", "A pipeline stage's own time on a request's "
+            "way in: from its start to the next stage's (a stage that answers or refuses is "
+            "not observed; the provider call is the upstream histogram)", ("stage",),
+            buckets=STAGE_BUCKETS, registry=r,
+        ))  # fmt: skip
         self.upstream_seconds = _Family(Histogram(
             f"{PREFIX}_upstream_duration_seconds", "One call to a model's deployment, each "
             "attempt of a failover", ("model",), buckets=REQUEST_BUCKETS, registry=r,
@@ -161,6 +168,8 @@ class Metrics:
         model = record.model or ""
         self.requests(record.endpoint, model, str(record.status), record.error_code or "").inc()
         self.request_seconds(record.endpoint, model).observe(record.latency_ms / 1000)
+        for stage, seconds in record.stages:
+            self.stage_seconds(stage).observe(seconds)
         if record.first_token_ms is not None:
             self.first_token_seconds(record.endpoint, model).observe(record.first_token_ms / 1000)
         for attempt in record.attempts:

@@ -32,6 +32,7 @@ run in spans of their own (:mod:`.trace`).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 from llm_gateway.auth import Authenticator
@@ -77,11 +78,13 @@ class Pipeline:
 
             handler = traced_chain(self.stages, handler, tracing.tracer)
         else:
-            for stage in reversed(self.stages):
-                handler = _bind(stage, handler)
+            for index in reversed(range(len(self.stages))):
+                handler = bind(self.stages[index], handler, index)
         self._handler = handler
+        self.names = tuple(stage_name(stage) for stage in self.stages)
 
     async def __call__(self, ctx: RequestContext) -> Outcome:
+        ctx.stage_names = self.names
         return await self._handler(ctx)
 
 
@@ -140,11 +143,19 @@ def build_action_pipeline(
     )
 
 
-def _bind(stage: Stage, call_next: Next) -> Next:
+def bind(stage: Stage, call_next: Next, index: int) -> Next:
+    """``stage``, the pipeline's ``index``-th, calling ``call_next``; its start is marked."""
+
     async def run(ctx: RequestContext) -> Outcome:
+        ctx.mark(index)
         return await stage(ctx, call_next)
 
     return run
+
+
+def stage_name(stage: Stage) -> str:
+    """A stage's name in metrics: its class's, in snake case (``ParseRequest``: parse_request)."""
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", type(stage).__name__).lower()
 
 
 async def _end(ctx: RequestContext) -> Outcome:

@@ -155,6 +155,21 @@ class RequestContext:
     cost_usd: float = 0.0
     response_text: str | None = None
     first_token_ms: float | None = None  # a stream's first text or tool-call delta
+    # When each stage was first entered (perf_counter), in the pipeline's order, and the
+    # stages' names: a stage's time is from its start to the next one's (its own work on
+    # the way in; the answer's way back is not in it).
+    marks: list[float] = field(default_factory=list)
+    stage_names: tuple[str, ...] = ()
+
+    def mark(self, index: int) -> None:
+        """Stage ``index`` starts (a later entry, as a failover's next call, is not one)."""
+        if len(self.marks) == index:
+            self.marks.append(time.perf_counter())
+
+    def stage_seconds(self) -> tuple[tuple[str, float], ...]:
+        """Each stage that passed the request on, and how long it took to."""
+        marks, names = self.marks, self.stage_names
+        return tuple((names[i], marks[i + 1] - marks[i]) for i in range(len(marks) - 1))
 
     @property
     def elapsed_ms(self) -> float:

@@ -57,6 +57,7 @@ def request_record(ctx: RequestContext) -> RequestRecord:
         dlp_ner=report.ner_summary if report is not None else None,
         grounding=_grounding(call) if call is not None else _action_grounding(ctx),
         first_token_ms=ctx.first_token_ms,
+        stages=ctx.stage_seconds(),
         request=chat,
         answer=answer,
     )

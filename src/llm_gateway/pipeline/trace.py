@@ -60,19 +60,25 @@ def traced_chain(stages: Sequence[Stage], end: Next, tracer: Tracer) -> Next:
     """``stages`` bound in order as :class:`Pipeline` binds them, each in its span, the whole
     in the request's span; the provider call is the attempt's span. A request the sampler
     leaves out runs the plain chain: only its decision is paid for."""
+    from llm_gateway.pipeline import bind  # the package is loaded: it builds this chain
+
     traced = plain = end
-    for stage in reversed(stages):
+    for index in reversed(range(len(stages))):
+        stage = stages[index]
         if isinstance(stage, CallProvider):
-            traced = _attempt(stage, traced, tracer)
+            traced = _marked(_attempt(stage, traced, tracer), index)
         else:
-            traced = _stage(stage, traced, tracer)
-        plain = _bound(stage, plain)
+            traced = _marked(_stage(stage, traced, tracer), index)
+        plain = bind(stage, plain, index)
     return _request(traced, plain, tracer)
 
 
-def _bound(stage: Stage, call_next: Next) -> Next:
+def _marked(link: Next, index: int) -> Next:
+    """``link``, its start marked as :func:`~llm_gateway.pipeline.bind` marks a stage's."""
+
     async def run(ctx: RequestContext) -> Outcome:
-        return await stage(ctx, call_next)
+        ctx.mark(index)
+        return await link(ctx)
 
     return run
 
