@@ -5,8 +5,7 @@ from __future__ import annotations
 import pytest
 
 from llm_gateway.auth import Credentials
-from llm_gateway.auth.principal import Principal
-from llm_gateway.chat import ChatRequest, ChatResponse, Message, TextPart
+from llm_gateway.chat import ChatResponse
 from llm_gateway.errors import PolicyDenied
 from llm_gateway.pipeline.account import Account
 from llm_gateway.pipeline.context import (
@@ -14,37 +13,17 @@ from llm_gateway.pipeline.context import (
     ActionResult,
     Attempt,
     Challenge,
-    ChatCall,
     Outcome,
     RequestContext,
 )
-from llm_gateway.records import RequestRecord
 from tests.pipeline.deployments import deployment
+from tests.pipeline.support import Keeper, chat_context, no_body
 
 PROMPT = "my card is 4111 1111 1111 1111"
 
 
-class Keeper:
-    def __init__(self) -> None:
-        self.records: list[RequestRecord] = []
-
-    async def record(self, record: RequestRecord) -> None:
-        self.records.append(record)
-
-
-async def _no_body() -> bytes:
-    return b""
-
-
 def _chat() -> RequestContext:
-    call = ChatCall(lambda body: ChatRequest(model="m", messages=[]))
-    call.request = ChatRequest(model="m", messages=[Message("user", [TextPart(PROMPT)])])
-    call.model_requested = "m"
-    ctx = RequestContext(
-        endpoint="openai", credentials=Credentials(), read_body=_no_body, payload=call
-    )
-    ctx.principal = Principal(user_id="alice", role="user")
-    return ctx
+    return chat_context(PROMPT)
 
 
 async def test_every_recorder_gets_the_same_settled_record_without_text() -> None:
@@ -105,7 +84,7 @@ async def test_a_management_action_is_recorded_under_its_name() -> None:
     ctx = RequestContext(
         endpoint="models.list",
         credentials=Credentials(),
-        read_body=_no_body,
+        read_body=no_body,
         payload=ActionCall("models.list", handler),
     )
 

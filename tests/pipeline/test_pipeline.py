@@ -6,34 +6,13 @@ import asyncio
 
 import pytest
 
-from llm_gateway.auth import Credentials
-from llm_gateway.chat import ChatRequest, ChatResponse
+from llm_gateway.chat import ChatResponse
 from llm_gateway.errors import PolicyDenied
 from llm_gateway.pipeline import Pipeline, stage_name
 from llm_gateway.pipeline.account import Account
-from llm_gateway.pipeline.context import ChatCall, Next, Outcome, RequestContext
+from llm_gateway.pipeline.context import Next, Outcome, RequestContext
 from llm_gateway.pipeline.record import request_record
-from llm_gateway.records import RequestRecord
-
-
-class Keeper:
-    def __init__(self) -> None:
-        self.records: list[RequestRecord] = []
-
-    async def record(self, record: RequestRecord) -> None:
-        self.records.append(record)
-
-
-async def _no_body() -> bytes:
-    return b""
-
-
-def _chat() -> RequestContext:
-    call = ChatCall(lambda body: ChatRequest(model="m", messages=[]))
-    call.request = ChatRequest(model="m", messages=[])
-    return RequestContext(
-        endpoint="openai", credentials=Credentials(), read_body=_no_body, payload=call
-    )
+from tests.pipeline.support import Keeper, chat_context
 
 
 class Sleepy:
@@ -68,7 +47,7 @@ class Refuse:
 async def test_each_stage_that_passes_the_request_on_is_timed_once() -> None:
     keeper = Keeper()
     pipeline = Pipeline([Account([keeper]), Sleepy(0.02), Twice(), Answer()])
-    await pipeline(_chat())
+    await pipeline(chat_context())
     (record,) = keeper.records
     names = [name for name, _ in record.stages]
     assert names == ["account", "sleepy", "twice"]  # the last one answers: not timed
@@ -80,7 +59,7 @@ async def test_each_stage_that_passes_the_request_on_is_timed_once() -> None:
 async def test_a_stage_that_refuses_is_not_timed_the_ones_before_it_are() -> None:
     keeper = Keeper()
     pipeline = Pipeline([Account([keeper]), Sleepy(0), Refuse(), Answer()])
-    ctx = _chat()
+    ctx = chat_context()
     with pytest.raises(PolicyDenied):
         await pipeline(ctx)
     assert [name for name, _ in request_record(ctx).stages] == ["account", "sleepy"]
