@@ -81,6 +81,17 @@ def _check(outcomes: Outcomes, rows: dict[str, list[AuditLog]]) -> None:
             assert row.error_code in (None, STREAM_UNFINISHED)
 
 
+def _check_after_restart(
+    tmp: Path, emulator: EmulatorServer, database_url: str, outcomes: Outcomes
+) -> None:
+    """A gateway started where one was killed adopts its spool: then every answer has its row."""
+    successor = _start(tmp, emulator, database_url)
+    try:
+        _check(outcomes, _rows_of(successor, outcomes))
+    finally:
+        stop_gateway(successor)
+
+
 def _load_until(load: Load, more: int, what: str) -> None:
     target = load.count() + more
     _until(lambda: load.count() >= target, what)
@@ -119,8 +130,9 @@ def test_sigkill_under_load_leaves_every_answer_its_one_row(
 
 
 @pytest.fixture
-def proxied(postgres_url: str) -> Iterator[tuple[str, TcpProxy]]:
-    """The test's database behind a proxy the test can cut."""
+def proxied(postgres_url: str, tmp_path: Path) -> Iterator[tuple[str, TcpProxy]]:
+    """The test's database, migrated, behind a proxy the test can cut."""
+    assert db_upgrade(postgres_url, tmp_path).returncode == 0
     parts = urlsplit(postgres_url)
     proxy = TcpProxy((parts.hostname or "127.0.0.1", parts.port or 5432))
     proxy.restore()
@@ -132,13 +144,11 @@ def proxied(postgres_url: str) -> Iterator[tuple[str, TcpProxy]]:
 
 
 def test_while_postgres_is_down_callers_are_answered_and_the_rows_arrive_when_it_returns(
-    postgres_url: str,
     proxied: tuple[str, TcpProxy],
     emulator: EmulatorServer,
     tmp_path: Path,
 ) -> None:
     url, proxy = proxied
-    assert db_upgrade(postgres_url, tmp_path).returncode == 0
     gateway = _start(tmp_path, emulator, url)
     try:
         with Load(gateway) as load:
@@ -158,13 +168,11 @@ def test_while_postgres_is_down_callers_are_answered_and_the_rows_arrive_when_it
 
 
 def test_a_gateway_killed_while_postgres_is_down_loses_no_answered_request(
-    postgres_url: str,
     proxied: tuple[str, TcpProxy],
     emulator: EmulatorServer,
     tmp_path: Path,
 ) -> None:
     url, proxy = proxied
-    assert db_upgrade(postgres_url, tmp_path).returncode == 0
     gateway = _start(tmp_path, emulator, url)
     with Load(gateway) as load:
         _load_until(load, 20, "requests before the outage")
@@ -172,11 +180,7 @@ def test_a_gateway_killed_while_postgres_is_down_loses_no_answered_request(
         _load_until(load, 40, "requests during the outage")
         _kill(gateway)
     proxy.restore()
-    successor = _start(tmp_path, emulator, url)
-    try:
-        _check(load.outcomes, _rows_of(successor, load.outcomes))
-    finally:
-        stop_gateway(successor)
+    _check_after_restart(tmp_path, emulator, url, load.outcomes)
 
 
 # --- SQLite on a disk that fills up ----------------------------------------------------
@@ -211,24 +215,18 @@ def test_a_full_disk_refuses_rather_than_answer_without_a_row_and_a_kill_loses_n
         assert ready.json()["checks"]["audit"] == "failing: disk full"
         _kill(gateway)
     filler.unlink()
-    successor = _start(tmp_path, emulator, database_url)
-    try:
-        _check(load.outcomes, _rows_of(successor, load.outcomes))
-    finally:
-        stop_gateway(successor)
+    _check_after_restart(tmp_path, emulator, database_url, load.outcomes)
 
 
 # --- the spool filling is an alert -----------------------------------------------------
 
 
 def test_a_spool_filling_during_an_outage_is_an_alert(
-    postgres_url: str,
     proxied: tuple[str, TcpProxy],
     emulator: EmulatorServer,
     tmp_path: Path,
 ) -> None:
     url, proxy = proxied
-    assert db_upgrade(postgres_url, tmp_path).returncode == 0
     receiver = Receiver().start()
     (tmp_path / "config").mkdir()
     (tmp_path / "config" / "alerts.yaml").write_text(
