@@ -274,3 +274,18 @@ def test_a_service_gets_a_token_by_client_credentials_and_calls_the_gateway(
         auth=("svc-reports", "wrong"),
     )  # fmt: skip
     assert refused.status_code == 401
+
+
+def test_without_session_issuer_there_is_no_login(gateway: Gateway) -> None:
+    for method, path in (
+        ("GET", "/auth/login"),
+        ("GET", "/auth/session"),
+        ("POST", "/auth/logout"),
+    ):
+        response = httpx.request(method, f"{gateway.base_url}{path}", follow_redirects=False)
+        assert (response.status_code, _code(response)) == (404, "sessions_not_configured")
+
+
+def test_openapi_documents_the_login_routes(gw: Gateway) -> None:
+    paths = httpx.get(f"{gw.base_url}/openapi.json").json()["paths"]
+    assert {"/auth/login", "/auth/callback", "/auth/session", "/auth/logout"} <= set(paths)
