@@ -30,6 +30,7 @@ from llm_gateway.api import (
     models,
     native,
     reports,
+    sessions,
     usage,
 )
 from llm_gateway.api.http import error_response, request_id_of, with_request_id
@@ -114,6 +115,7 @@ def create_app(settings: Settings | None = None, config: GatewayConfig | None = 
     api.include_router(reports.router)
     api.include_router(confirmations.router)
     api.include_router(guardrails.router)
+    api.include_router(sessions.router)  # the console's login; never the API's credential
     api.add_exception_handler(HTTPException, _http_error)
     api.add_exception_handler(Exception, _internal_error)
     return Gateway(api)

@@ -6,17 +6,27 @@ endpoint (``/introspect``), counting each. ``mode`` switches it: ``up``,
 ``down`` (every connection is dropped: the IdP is unreachable) or ``hang``
 (requests are accepted and never answered). ``discovery_body`` replaces the
 discovery document (not JSON, another issuer, ...).
+
+For logins it has an authorization endpoint (``/authorize``: it records the
+request and sends the browser straight back to the ``redirect_uri`` with a
+code, as if the person had logged in as ``login_claims`` say) and a token
+endpoint (``/token``) for the ``authorization_code`` grant (the client's
+credentials, the same ``redirect_uri``, the PKCE S256 verifier; a code works
+once) and the ``client_credentials`` grant (for ``clients``, each with the
+claims ``client_claims`` gives it).
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import hashlib
 import json
 import secrets
 import threading
 import time
 from typing import Any, Literal
+from urllib.parse import unquote_plus
 
 import jwt
 from aiohttp import web
@@ -38,6 +48,14 @@ class LocalIdp:
         self.jwks_fetches = 0
         self.discovery_fetches = 0
         self.introspections = 0
+        self.clients: dict[str, str] = {client_id: client_secret}  # id -> secret
+        self.client_claims: dict[str, dict[str, Any]] = {}  # client_credentials tokens' claims
+        self.api_audience = "llm-gateway"  # the client_credentials tokens' audience
+        self.login_claims: dict[str, Any] = {"sub": "person-1"}  # who logs in at /authorize
+        self.authorize_error: str | None = None  # set: /authorize answers with this error
+        self.authorizations: list[dict[str, str]] = []  # each /authorize query
+        self.codes: dict[str, dict[str, Any]] = {}  # code -> what it was issued for
+        self.token_requests: list[dict[str, str]] = []  # each /token form (secrets left out)
         self.port = 0
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -122,7 +140,12 @@ class LocalIdp:
             return web.Response(body=self.discovery_body, content_type="application/json")
         return web.json_response(
             {"issuer": self.issuer, "jwks_uri": f"{self.issuer}/jwks",
-             "introspection_endpoint": f"{self.issuer}/introspect"}
+             "introspection_endpoint": f"{self.issuer}/introspect",
+             "authorization_endpoint": f"{self.issuer}/authorize",
+             "token_endpoint": f"{self.issuer}/token",
+             "end_session_endpoint": f"{self.issuer}/logout",
+             "grant_types_supported": ["authorization_code", "client_credentials"],
+             "code_challenge_methods_supported": ["S256"]}
         )  # fmt: skip
 
     async def _jwks(self, request: web.Request) -> web.StreamResponse:
@@ -146,6 +169,67 @@ class LocalIdp:
         answer = self.opaque.get(token) if isinstance(token, str) else None
         return web.json_response(answer or {"active": False})
 
+    async def _authorize(self, request: web.Request) -> web.StreamResponse:
+        await self._gate(request)
+        query = dict(request.query)
+        self.authorizations.append(query)
+        redirect = query.get("redirect_uri", "")
+        if query.get("client_id") not in self.clients or not redirect:
+            return web.json_response({"error": "invalid_client"}, status=400)
+        state = query.get("state", "")
+        if self.authorize_error is not None:
+            raise web.HTTPFound(f"{redirect}?error={self.authorize_error}&state={state}")
+        code = secrets.token_urlsafe(16)
+        self.codes[code] = {
+            "client_id": query["client_id"], "redirect_uri": redirect,
+            "challenge": query.get("code_challenge"), "method": query.get("code_challenge_method"),
+            "nonce": query.get("nonce"), "claims": dict(self.login_claims),
+        }  # fmt: skip
+        raise web.HTTPFound(f"{redirect}?code={code}&state={state}")
+
+    def _client(self, request: web.Request, form: dict[str, str]) -> str | None:
+        """The authenticated client's id (HTTP Basic, or client_secret_post), else None."""
+        scheme, _, value = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() == "basic":
+            client, _, secret = base64.b64decode(value).decode().partition(":")
+            client, secret = unquote_plus(client), unquote_plus(secret)
+        else:
+            client, secret = form.get("client_id", ""), form.get("client_secret", "")
+        known = self.clients.get(client)
+        return client if known is not None and secrets.compare_digest(known, secret) else None
+
+    async def _token(self, request: web.Request) -> web.StreamResponse:
+        await self._gate(request)
+        form = {k: str(v) for k, v in (await request.post()).items()}
+        self.token_requests.append({k: v for k, v in form.items() if k != "client_secret"})
+        client = self._client(request, form)
+        if client is None:
+            return web.json_response({"error": "invalid_client"}, status=401)
+        grant = form.get("grant_type")
+        if grant == "client_credentials":
+            claims = {"sub": client, **self.client_claims.get(client, {})}
+            access = self.token(audience=self.api_audience, **claims)
+            return web.json_response(
+                {"access_token": access, "token_type": "Bearer", "expires_in": 600}
+            )
+        if grant != "authorization_code":
+            return web.json_response({"error": "unsupported_grant_type"}, status=400)
+        issued = self.codes.pop(form.get("code", ""), None)  # a code works once
+        if issued is None or issued["client_id"] != client:
+            return web.json_response({"error": "invalid_grant"}, status=400)
+        if form.get("redirect_uri") != issued["redirect_uri"]:
+            return web.json_response({"error": "invalid_grant"}, status=400)
+        verifier = form.get("code_verifier", "")
+        digest = hashlib.sha256(verifier.encode()).digest()
+        challenge = base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+        if issued["method"] != "S256" or challenge != issued["challenge"]:
+            return web.json_response({"error": "invalid_grant"}, status=400)
+        id_token = self.token(audience=client, nonce=issued["nonce"], **issued["claims"])
+        return web.json_response({
+            "access_token": self.token(audience=self.api_audience, **issued["claims"]),
+            "id_token": id_token, "token_type": "Bearer", "expires_in": 600,
+        })  # fmt: skip
+
     def start(self) -> LocalIdp:
         ready = threading.Event()
 
@@ -158,6 +242,8 @@ class LocalIdp:
             app.router.add_get("/jwks", self._jwks)
             app.router.add_post("/introspect", self._introspect)
             app.router.add_get("/moved", self._moved)
+            app.router.add_get("/authorize", self._authorize)
+            app.router.add_post("/token", self._token)
             runner = web.AppRunner(app, shutdown_timeout=0.1)
             loop.run_until_complete(runner.setup())
             site = web.TCPSite(runner, "127.0.0.1", 0)

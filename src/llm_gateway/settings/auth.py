@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import string
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
@@ -10,6 +11,7 @@ from urllib.parse import urlsplit
 
 from llm_gateway.settings.declare import (
     Section,
+    boolean,
     existing_file,
     integer,
     optional,
@@ -54,6 +56,23 @@ def idp_url(raw: str) -> str:
     if parts.scheme == "http" and parts.hostname and is_loopback(parts.hostname):
         return value.rstrip("/")
     raise ValueError("expected an https:// URL (plain http:// only for a loopback host)")
+
+
+_TOKEN_CHARS = frozenset(string.ascii_letters + string.digits + "!#$%&'*+-.^_`|~")
+
+
+def cookie_name(raw: str) -> str:
+    value = raw.strip()
+    if not value or not set(value) <= _TOKEN_CHARS:
+        raise ValueError("expected a cookie name (letters, digits, - _ . and the like)")
+    return value
+
+
+def local_path(raw: str) -> str:
+    value = raw.strip()
+    if not value.startswith("/") or value.startswith("//") or "\\" in value:
+        raise ValueError("expected a path on the gateway, starting with one /")
+    return value
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,6 +157,48 @@ class AuthSettings(Section):
         "API_KEY_CACHE_SECONDS", seconds, 10.0,
         "how long a verified API key is trusted (a revocation takes this long)",
     )  # fmt: skip
+    session_issuer: str | None = var(
+        "SESSION_ISSUER", optional(idp_url), None,
+        "people log in to the console here (/auth/login): a trusted issuer, OIDC_ISSUER or "
+        "one of identity.yaml's; unset: no sessions",
+    )  # fmt: skip
+    session_client_id: str | None = var(
+        "SESSION_CLIENT_ID", optional(text), None,
+        "the console's client id at SESSION_ISSUER (its ID tokens' audience)",
+    )  # fmt: skip
+    session_client_secret: str | None = var(
+        "SESSION_CLIENT_SECRET", optional(text), None,
+        "the console's client secret at SESSION_ISSUER (HTTP Basic at its token endpoint)",
+        secret=True,
+    )  # fmt: skip
+    session_redirect_url: str | None = var(
+        "SESSION_REDIRECT_URL", optional(idp_url), None,
+        "the gateway's /auth/callback as the browser reaches it, registered at the IdP",
+    )  # fmt: skip
+    session_secret: str | None = var(
+        "SESSION_SECRET", optional(text), None,
+        "at least 32 bytes; the session cookies' key is derived from it (unset: from "
+        "JWT_SECRET, or its development file); changing it ends every session",
+        secret=True,
+    )  # fmt: skip
+    session_lifetime_seconds: int = var(
+        "SESSION_LIFETIME_SECONDS", integer(60, 7 * 86400), 8 * 3600,
+        "how long a console session lasts after login",
+    )  # fmt: skip
+    session_cookie_name: str = var(
+        "SESSION_COOKIE_NAME", cookie_name, "llm_gateway_session", "the session cookie's name"
+    )
+    session_cookie_secure: bool = var(
+        "SESSION_COOKIE_SECURE", boolean, True,
+        "false only for plain-http development on a loopback SESSION_REDIRECT_URL",
+    )  # fmt: skip
+    session_home: str = var(
+        "SESSION_HOME", local_path, "/auth/session",
+        "where the browser goes after login (a path on the gateway)",
+    )  # fmt: skip
+    session_scopes: str = var(
+        "SESSION_SCOPES", text, "openid profile email", "the scopes asked for at login"
+    )
     data_dir: Path = DATA_DIR.field()
 
     @property
@@ -172,4 +233,27 @@ class AuthSettings(Section):
             problems.append("OIDC_TIMEOUT_SECONDS: expected more than 0 and at most 60")
         if self.introspection_cache_seconds > 3600:
             problems.append("INTROSPECTION_CACHE_SECONDS: expected at most 3600")
+        return problems + self._session_problems()
+
+    def _session_problems(self) -> list[str]:
+        problems = []
+        if self.session_issuer and not (
+            self.session_client_id and self.session_client_secret and self.session_redirect_url
+        ):
+            problems.append(
+                "SESSION_ISSUER needs SESSION_CLIENT_ID, SESSION_CLIENT_SECRET and "
+                "SESSION_REDIRECT_URL"
+            )
+        if self.session_secret is not None and len(self.session_secret.encode()) < 32:
+            problems.append("SESSION_SECRET: expected at least 32 bytes")
+        if not self.session_cookie_secure:
+            host = urlsplit(self.session_redirect_url or "").hostname
+            if not (host and urlsplit(self.session_redirect_url or "").scheme == "http"
+                    and is_loopback(host)):  # fmt: skip
+                problems.append(
+                    "SESSION_COOKIE_SECURE=false is for plain-http development only: "
+                    "SESSION_REDIRECT_URL must be an http:// loopback URL"
+                )
+        if "openid" not in self.session_scopes.split():
+            problems.append("SESSION_SCOPES must include openid")
         return problems
