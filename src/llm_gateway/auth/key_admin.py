@@ -97,6 +97,7 @@ class KeyAdmin:
             raise InvalidRequest(
                 f"overlap_seconds: expected 0 to {MAX_OVERLAP_SECONDS}",
                 code="invalid_field", param="overlap_seconds",
+                details={"param": "overlap_seconds"},
             )  # fmt: skip
         old = await self.show(key_id, scope)
         rotated = await self.store.rotate(key_id, overlap_seconds)
