@@ -20,6 +20,7 @@ import openai
 import pytest
 from openai.types.chat import ChatCompletionMessageParam
 
+from llm_gateway.api.admin import KeyList, KeyObject, NewKey, Rotated
 from llm_gateway.storage.models import AuditLog
 from tests.e2e.conftest import Gateway
 
@@ -54,6 +55,7 @@ class Admin:
         done = self.call("POST", "/api/v1/admin/keys", {**KEY, **fields})
         assert done.status_code == 200, done.text
         body: dict[str, Any] = done.json()
+        NewKey.model_validate(body)  # the documented model is what is sent
         return body
 
 
@@ -107,8 +109,10 @@ def test_a_key_created_by_api_calls_models_until_revoked(gateway: Gateway) -> No
     assert shown.status_code == 200
     assert shown.json()["id"] == key_id
     assert "key" not in shown.json()
+    KeyObject.model_validate(shown.json())
     listed = admin.call("GET", "/api/v1/admin/keys")
     assert [k["id"] for k in listed.json()["data"]] == [key_id]
+    KeyList.model_validate(listed.json())
     for response in (shown, listed):
         assert key not in response.text
         assert key.split("_", 2)[2] not in response.text
@@ -141,6 +145,7 @@ def test_a_rotated_key_works_through_its_overlap_and_then_not(gateway: Gateway) 
         "POST", f"/api/v1/admin/keys/{old['id']}/rotate", {"overlap_seconds": 3600}
     )
     assert rotated.status_code == 200, rotated.text
+    Rotated.model_validate(rotated.json())
     new, old_now = rotated.json()["new"], rotated.json()["old"]
     assert new["id"] != old["id"]
     assert new["key"] != old["key"]
@@ -234,6 +239,23 @@ def test_a_new_key_cannot_be_of_another_tenant(gateway: Gateway) -> None:
     refused = admin.call("POST", "/api/v1/admin/keys", {**KEY, "tenant": "someone-else"})
     error = _error(refused, 400)
     assert (error["code"], error.get("param")) == ("unknown_field", "tenant")
+
+
+def test_openapi_documents_the_admin_api(gateway: Gateway) -> None:
+    with gateway.http() as http:
+        paths = http.get("/openapi.json").json()["paths"]
+    keys, one = paths["/api/v1/admin/keys"], paths["/api/v1/admin/keys/{key_id}"]
+    rotate = paths["/api/v1/admin/keys/{key_id}/rotate"]["post"]
+    assert set(keys) == {"get", "post"}
+    assert set(one) == {"get", "delete"}
+    create_schema = keys["post"]["requestBody"]["content"]["application/json"]["schema"]
+    assert create_schema["required"] == ["user_id"]
+    assert "tenant" not in create_schema["properties"]
+    rotate_schema = rotate["requestBody"]["content"]["application/json"]["schema"]
+    assert rotate_schema["required"] == ["overlap_seconds"]
+    for operation in (keys["get"], keys["post"], one["get"], one["delete"], rotate):
+        assert {"200", "400", "401", "403"} <= set(operation["responses"])
+    assert "404" in one["get"]["responses"]
 
 
 # --- bad bodies ---------------------------------------------------------------------------

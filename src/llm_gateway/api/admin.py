@@ -97,7 +97,18 @@ class KeyList(BaseModel):
     data: list[KeyObject]
 
 
-@router.post("/api/v1/admin/keys", responses=ERRORS, response_model=NewKey)
+def _documented(model: type[BaseModel]) -> dict[str, Any]:
+    """The request body, in the OpenAPI document (the handler reads and checks it)."""
+    schema = model.model_json_schema()
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
+
+
+@router.post(
+    "/api/v1/admin/keys",
+    responses=ERRORS,
+    response_model=NewKey,
+    openapi_extra=_documented(CreateKey),
+)
 async def create_key(request: Request) -> Response:
     """Create a key of the caller's tenant; the answer holds the key, this once."""
     return await run_action(request, "admin.keys.create", partial(_create, _admin(request)))
@@ -122,7 +133,12 @@ async def revoke_key(request: Request, key_id: str) -> Response:
     return await run_action(request, "admin.keys.revoke", handler)
 
 
-@router.post("/api/v1/admin/keys/{key_id}/rotate", responses=_KEY_ERRORS, response_model=Rotated)
+@router.post(
+    "/api/v1/admin/keys/{key_id}/rotate",
+    responses=_KEY_ERRORS,
+    response_model=Rotated,
+    openapi_extra=_documented(RotateKey),
+)
 async def rotate_key(request: Request, key_id: str) -> Response:
     """A successor with the same attributes (``{"overlap_seconds": N}``): the old key works
     N seconds more, then is refused as ``api_key_rotated``."""
