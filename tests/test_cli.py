@@ -545,7 +545,7 @@ def test_keys_expiry(cli: Cli) -> None:
 def test_keys_show_and_rotate(cli: Cli) -> None:
     key, key_id = _create(
         cli, "--user", "svc", "--role", "service", "--tier", "premium", "--tenant", "acme",
-        "--team", "red", "--environment", "staging",
+        "--team", "red", "--environment", "staging", "--models", "gpt-emu, claude-emu",
     )  # fmt: skip
     rotated = cli("keys", "rotate", key_id, "--overlap", "3600")
     assert rotated.returncode == 0, rotated.stderr
@@ -565,6 +565,7 @@ def test_keys_show_and_rotate(cli: Cli) -> None:
     assert fields["team"] == "red"
     assert fields["environment"] == "staging"
     assert fields["state"] == "rotating"
+    assert fields["allowed_models"] == "gpt-emu,claude-emu"
     assert key not in shown.stdout
     assert "key_sha256" not in shown.stdout
 

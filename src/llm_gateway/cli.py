@@ -320,6 +320,9 @@ def _keys_commands(commands: Any) -> None:
     _identity_arguments(create_key)
     create_key.add_argument("--expires", help="ISO date/time, or a duration such as 30d or 12h")
     create_key.add_argument("--description")
+    create_key.add_argument(
+        "--models", help="comma-separated model names the key may ask for (default: the policy's)"
+    )
     create_key.set_defaults(handler=_keys_create)
     list_keys = keys.add_parser("list", help="list keys (never the keys themselves)")
     list_keys.add_argument("--tenant")
@@ -351,6 +354,7 @@ def _keys_create(args: argparse.Namespace, settings: Settings) -> int:
         spec = KeySpec(
             user_id=args.user, role=args.role, tier=args.tier, team=args.team,
             expires_at=expires, description=args.description, environment=args.environment,
+            allowed_models=_names(args.models),
         )  # fmt: skip
         key, info = await admin.create(spec, args.tenant)
         print(key)
@@ -358,6 +362,12 @@ def _keys_create(args: argparse.Namespace, settings: Settings) -> int:
         return 0
 
     return _run(_with_keys(settings, create))
+
+
+def _names(listed: str | None) -> tuple[str, ...] | None:
+    if listed is None:
+        return None
+    return tuple(name.strip() for name in listed.split(",") if name.strip())
 
 
 def _keys_list(args: argparse.Namespace, settings: Settings) -> int:
@@ -388,8 +398,9 @@ def _keys_show(args: argparse.Namespace, settings: Settings) -> int:
             print(f"error: no key with id {args.key_id}", file=sys.stderr)
             return 1
         for name, value in dataclasses.asdict(info).items():
-            print(f"{name:<12} {'-' if value is None else value}")
-        print(f"{'state':<12} {info.state()}")
+            shown = ",".join(value) if isinstance(value, tuple) else value
+            print(f"{name:<14} {'-' if shown is None else shown}")
+        print(f"{'state':<14} {info.state()}")
         return 0
 
     return _run(_with_keys(settings, show))

@@ -65,12 +65,17 @@ async def test_rotation_keeps_the_attributes_and_the_old_key_for_the_overlap(
     admin: KeyAdmin,
 ) -> None:
     expiry = datetime.now(UTC) + timedelta(days=2)
-    old_key, old = await admin.create(replace(SPEC, description="jobs", expires_at=expiry), "acme")
+    spec = replace(SPEC, description="jobs", expires_at=expiry, allowed_models=("m1", "m2"))
+    old_key, old = await admin.create(spec, "acme")
+    assert (await admin.store.verify(old_key)).allowed_models == ("m1", "m2")
     store = admin.store
     await store.verify(old_key)  # cached now: a rotation must not leave it cached as it was
 
     new_key, new, old_now = await admin.rotate(old.key_id, "acme", 3600)
-    for attribute in ("user_id", "role", "tier", "team", "tenant", "description", "environment"):
+    for attribute in (
+        "user_id", "role", "tier", "team", "tenant", "description", "environment",
+        "allowed_models",
+    ):  # fmt: skip
         assert getattr(new, attribute) == getattr(old, attribute), attribute
     assert new.expires_at == expiry  # the successor keeps the key's own expiry
     assert old_now.replaced_by == new.key_id

@@ -176,6 +176,34 @@ def test_a_rotated_key_works_through_its_overlap_and_then_not(gateway: Gateway) 
     assert shown.json()["state"] == "rotated"
 
 
+def test_a_key_calls_only_its_allowed_models(gateway: Gateway) -> None:
+    admin = Admin(gateway, _tenant())
+    created = admin.create(tier="premium", allowed_models=["gpt-emu"])
+    assert created["allowed_models"] == ["gpt-emu"]
+    key = created["key"]
+    _chat(gateway, key)
+    client = gateway.openai(key)
+    with pytest.raises(openai.PermissionDeniedError) as refused:  # premium allows it; the key not
+        client.chat.completions.create(model="claude-emu", messages=PING)
+    body = refused.value.body
+    assert isinstance(body, dict)
+    assert body["code"] == "policy_denied"
+    assert "model not allowed for this API key: claude-emu" in str(body)
+    assert [m.id for m in client.models.list()] == ["gpt-emu"]
+    # a key without a list of its own calls what its tier allows
+    unlimited = gateway.openai(admin.create(tier="premium")["key"])
+    assert {"gpt-emu", "claude-emu"} <= {m.id for m in unlimited.models.list()}
+    # its successor keeps the list
+    rotated = admin.call(
+        "POST", f"/api/v1/admin/keys/{created['id']}/rotate", {"overlap_seconds": 0}
+    )
+    successor = rotated.json()["new"]
+    assert successor["allowed_models"] == ["gpt-emu"]
+    with pytest.raises(openai.PermissionDeniedError):
+        gateway.openai(successor["key"]).chat.completions.create(model="claude-emu", messages=PING)
+    _chat(gateway, successor["key"])
+
+
 # --- who may, and where -------------------------------------------------------------------
 
 
@@ -279,6 +307,10 @@ def test_openapi_documents_the_admin_api(gateway: Gateway) -> None:
          "expires_in_seconds"),
         (b'{"user_id": "u", "expires_in_seconds": "60"}', 400, "invalid_field",
          "expires_in_seconds"),
+        (b'{"user_id": "u", "allowed_models": "gpt-emu"}', 400, "invalid_field",
+         "allowed_models"),
+        (b'{"user_id": "u", "allowed_models": ["gpt-emu", ""]}', 400, "invalid_field",
+         "allowed_models.1"),
     ],
 )  # fmt: skip
 def test_bad_create_bodies(

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from functools import partial
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Request
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
@@ -58,6 +58,12 @@ class CreateKey(_Body):
     environment: str | None = _Short
     expires_at: AwareDatetime | None = Field(default=None, description="ISO 8601, with a zone")
     expires_in_seconds: int | None = Field(default=None, ge=1, le=10 * 365 * 86_400)
+    allowed_models: list[Annotated[str, Field(min_length=1, max_length=255)]] | None = Field(
+        default=None,
+        max_length=100,
+        description="the model names (models, chains, auto) the key may ask for, within what "
+        "the policy allows; none: whatever the policy allows",
+    )
 
 
 class RotateKey(_Body):
@@ -81,6 +87,7 @@ class KeyObject(BaseModel):
     expires_at: datetime | None
     revoked_at: datetime | None
     replaced_by: str | None
+    allowed_models: list[str] | None
     state: str
 
 
@@ -163,6 +170,7 @@ def shown(info: KeyInfo) -> dict[str, Any]:
         "description": info.description, "created_at": info.created_at.isoformat(),
         "expires_at": _iso(info.expires_at), "revoked_at": _iso(info.revoked_at),
         "replaced_by": info.replaced_by, "state": info.state(),
+        "allowed_models": None if info.allowed_models is None else list(info.allowed_models),
     }  # fmt: skip
 
 
@@ -211,6 +219,7 @@ async def _create(admin: KeyAdmin, ctx: RequestContext) -> dict[str, Any]:
     spec = KeySpec(
         user_id=body.user_id, role=body.role, tier=body.tier, team=body.team,
         description=body.description, environment=body.environment, expires_at=expires,
+        allowed_models=None if body.allowed_models is None else tuple(body.allowed_models),
     )  # fmt: skip
     key, info = await admin.create(spec, _tenant(ctx))
     return {**shown(info), "key": key}

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import secrets
 import time
 from dataclasses import dataclass
@@ -68,13 +69,14 @@ class KeyInfo:
     revoked_at: datetime | None
     environment: str | None = None
     replaced_by: str | None = None  # the key it was rotated to
+    allowed_models: tuple[str, ...] | None = None  # None: whatever the policy allows
 
     @classmethod
     def of(cls, row: ApiKey) -> KeyInfo:
         return cls(
             row.key_id, row.user_id, row.role, row.tier, row.team, row.tenant,
             row.description, row.created_at, row.expires_at, row.revoked_at, row.environment,
-            row.replaced_by,
+            row.replaced_by, models_of(row),
         )  # fmt: skip
 
     def state(self, now: datetime | None = None) -> str:
@@ -86,6 +88,17 @@ class KeyInfo:
         if self.expires_at is not None and self.expires_at <= now:
             return "rotated" if self.replaced_by else "expired"
         return "rotating" if self.replaced_by else "active"
+
+
+def models_of(row: ApiKey) -> tuple[str, ...] | None:
+    """The names a key may ask for, as stored (a JSON list), or None."""
+    if row.allowed_models is None:
+        return None
+    return tuple(str(name) for name in json.loads(row.allowed_models))
+
+
+def _stored(models: tuple[str, ...] | list[str] | None) -> str | None:
+    return None if models is None else json.dumps(list(models))
 
 
 class ApiKeyStore:
@@ -107,6 +120,7 @@ class ApiKeyStore:
         expires_at: datetime | None = None,
         description: str | None = None,
         environment: str | None = None,
+        allowed_models: tuple[str, ...] | list[str] | None = None,
     ) -> tuple[str, KeyInfo]:
         """Create a key; returns the key itself (to show once) and what is stored."""
         key_id = secrets.token_hex(_ID_LENGTH // 2)
@@ -115,6 +129,7 @@ class ApiKeyStore:
             key_id=key_id, key_sha256=digest(key), user_id=user_id, role=role, tier=tier,
             team=team, tenant=tenant, description=description, environment=environment,
             created_at=datetime.now(UTC), expires_at=expires_at,
+            allowed_models=_stored(allowed_models),
         )  # fmt: skip
         async with self.sessions.begin() as session:
             session.add(row)
@@ -149,6 +164,7 @@ class ApiKeyStore:
                 key_id=key_id_new, key_sha256=digest(key), user_id=old.user_id, role=old.role,
                 tier=old.tier, team=old.team, tenant=old.tenant, description=old.description,
                 environment=old.environment, created_at=now, expires_at=old.expires_at,
+                allowed_models=old.allowed_models,
             )  # fmt: skip
             session.add(row)
             until = now + timedelta(seconds=overlap_seconds)
@@ -186,6 +202,7 @@ class ApiKeyStore:
         return Principal(
             user_id=row.user_id, role=row.role, tier=row.tier, team=row.team, tenant=row.tenant,
             auth_method="api_key", key_id=row.key_id, environment=row.environment,
+            allowed_models=models_of(row),
         )  # fmt: skip
 
     async def _row(self, key_id: str) -> ApiKey | None:

@@ -55,6 +55,7 @@ class KeySpec:
     description: str | None = None
     environment: str | None = None
     expires_at: datetime | None = None
+    allowed_models: tuple[str, ...] | None = None  # None: whatever the policy allows
 
 
 class KeyAdmin:
@@ -66,7 +67,7 @@ class KeyAdmin:
         return await self.store.create(
             user_id=spec.user_id, role=spec.role, tier=spec.tier, team=spec.team,
             tenant=tenant, expires_at=spec.expires_at, description=spec.description,
-            environment=spec.environment,
+            environment=spec.environment, allowed_models=spec.allowed_models,
         )  # fmt: skip
 
     async def list(self, scope: Scope) -> list[KeyInfo]:

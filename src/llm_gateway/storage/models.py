@@ -178,3 +178,4 @@ class ApiKey(Base):
     revoked_at: Mapped[datetime | None] = mapped_column()
     environment: Mapped[str | None] = mapped_column(String(64))  # where the key acts
     replaced_by: Mapped[str | None] = mapped_column(String(32))  # the key rotated to
+    allowed_models: Mapped[str | None] = mapped_column(Text)  # a JSON list of names
