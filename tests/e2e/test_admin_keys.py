@@ -255,6 +255,11 @@ def test_another_tenants_keys_are_not_found(gateway: Gateway) -> None:
     unknown = stranger.call("GET", "/api/v1/admin/keys/0123456789ab")
     assert _error(unknown, 404)["code"] == "api_key_not_found"
     assert unknown.json()["error"]["message"] == "no API key '0123456789ab'"
+    # odd ids are not found either, never a 500
+    for odd in ("x" * 2000, "%C3%A9t%C3%A9", "0123456789ab%00", "%20", "lsg_0123"):
+        for method in ("GET", "DELETE"):
+            answer = stranger.call(method, f"/api/v1/admin/keys/{odd}")
+            assert _error(answer, 404)["code"] == "api_key_not_found", (method, odd)
     # the key is untouched, and still works
     owner = Admin(gateway, acme).call("GET", f"/api/v1/admin/keys/{theirs['id']}")
     assert owner.json()["state"] == "active"
