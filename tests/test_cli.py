@@ -542,6 +542,42 @@ def test_keys_expiry(cli: Cli) -> None:
     no_traceback(bad)
 
 
+def test_keys_show_and_rotate(cli: Cli) -> None:
+    key, key_id = _create(
+        cli, "--user", "svc", "--role", "service", "--tier", "premium", "--tenant", "acme",
+        "--team", "red", "--environment", "staging", "--models", "gpt-emu, claude-emu",
+    )  # fmt: skip
+    rotated = cli("keys", "rotate", key_id, "--overlap", "3600")
+    assert rotated.returncode == 0, rotated.stderr
+    new_key = rotated.stdout.strip()
+    new_id = new_key.split("_")[1]
+    assert new_id != key_id
+    assert f"key id {new_id} replaces {key_id}" in rotated.stderr
+    assert new_key not in rotated.stderr
+
+    rows = _listed(cli)
+    assert rows[key_id] == ["svc", "service", "premium", "acme", "rotating"]
+    assert rows[new_id] == ["svc", "service", "premium", "acme", "active"]
+    shown = cli("keys", "show", key_id)
+    assert shown.returncode == 0, shown.stderr
+    fields = dict(line.split(maxsplit=1) for line in shown.stdout.splitlines())
+    assert fields["replaced_by"] == new_id
+    assert fields["team"] == "red"
+    assert fields["environment"] == "staging"
+    assert fields["state"] == "rotating"
+    assert fields["allowed_models"] == "gpt-emu,claude-emu"
+    assert key not in shown.stdout
+    assert "key_sha256" not in shown.stdout
+
+    again = cli("keys", "rotate", key_id)
+    assert again.returncode == 1
+    assert "only an active key can be rotated" in again.stderr
+    no_traceback(again)
+    unknown = cli("keys", "show", "0123456789ab")
+    assert unknown.returncode == 1
+    assert "no key with id 0123456789ab" in unknown.stderr
+
+
 def test_keys_on_an_unreachable_database(cli: Cli) -> None:
     done = cli("keys", "list", DATABASE_URL="postgresql://nobody@127.0.0.1:9/none")
     assert done.returncode == 1

@@ -239,3 +239,21 @@ test_others_may_not_decide_a_confirmation_unless_a_rule_says_so if {
 	not authz.allow with input as about("confirmation.cancel", "user", "other")
 	authz.allow with input as about("confirmation.approve", "admin", "other")
 }
+
+# --- the admin API's keys ------------------------------------------------------------
+
+key_actions := ["admin.keys.create", "admin.keys.list", "admin.keys.read", "admin.keys.revoke", "admin.keys.rotate"]
+
+test_admins_may_manage_keys if {
+	every name in key_actions {
+		authz.allow with input as action(name, "admin")
+	}
+}
+
+test_no_one_else_may_manage_keys if {
+	every name in key_actions {
+		every role in ["user", "service", "auditor", "ops"] {
+			not authz.allow with input as action(name, role)
+		}
+	}
+}

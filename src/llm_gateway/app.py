@@ -20,6 +20,7 @@ from starlette.types import Receive, Scope, Send
 
 from llm_gateway import __version__
 from llm_gateway.api import (
+    admin,
     audit,
     confirmations,
     dlp,
@@ -114,6 +115,7 @@ def create_app(settings: Settings | None = None, config: GatewayConfig | None = 
     api.include_router(audit.router)
     api.include_router(reports.router)
     api.include_router(confirmations.router)
+    api.include_router(admin.router)
     api.include_router(guardrails.router)
     api.include_router(sessions.router)  # the console's login; never the API's credential
     api.add_exception_handler(HTTPException, _http_error)

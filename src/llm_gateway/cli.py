@@ -5,16 +5,20 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import math
 import re
 import sys
 from collections.abc import Callable, Coroutine, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from llm_gateway.config import ConfigError, GatewayConfig, load_gateway_config
 from llm_gateway.policy import rule_of
 from llm_gateway.settings import Settings, SettingsError, load_settings
+
+if TYPE_CHECKING:
+    from llm_gateway.auth.key_admin import KeyAdmin
 
 EXIT_CONFIG = 2
 EXIT_DATABASE = 3  # as uvicorn exits when start-up fails
@@ -49,18 +53,7 @@ def _parser() -> argparse.ArgumentParser:
     _identity_arguments(create_token)
     create_token.set_defaults(handler=_token_create)
 
-    keys = commands.add_parser("keys", help="API keys").add_subparsers(required=True)
-    create_key = keys.add_parser("create", help="create a key and print it (shown once)")
-    _identity_arguments(create_key)
-    create_key.add_argument("--expires", help="ISO date/time, or a duration such as 30d or 12h")
-    create_key.add_argument("--description")
-    create_key.set_defaults(handler=_keys_create)
-    list_keys = keys.add_parser("list", help="list keys (never the keys themselves)")
-    list_keys.add_argument("--tenant")
-    list_keys.set_defaults(handler=_keys_list)
-    revoke = keys.add_parser("revoke", help="revoke a key by its id")
-    revoke.add_argument("key_id")
-    revoke.set_defaults(handler=_keys_revoke)
+    _keys_commands(commands)
 
     policy = commands.add_parser("policy", help="Rego policy").add_subparsers(required=True)
     evaluate = policy.add_parser("eval", help="print the decision for an input document")
@@ -321,6 +314,33 @@ def _token_create(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _keys_commands(commands: Any) -> None:
+    keys = commands.add_parser("keys", help="API keys").add_subparsers(required=True)
+    create_key = keys.add_parser("create", help="create a key and print it (shown once)")
+    _identity_arguments(create_key)
+    create_key.add_argument("--expires", help="ISO date/time, or a duration such as 30d or 12h")
+    create_key.add_argument("--description")
+    create_key.add_argument(
+        "--models", help="comma-separated model names the key may ask for (default: the policy's)"
+    )
+    create_key.set_defaults(handler=_keys_create)
+    list_keys = keys.add_parser("list", help="list keys (never the keys themselves)")
+    list_keys.add_argument("--tenant")
+    list_keys.set_defaults(handler=_keys_list)
+    show_key = keys.add_parser("show", help="show one key by its id (never the key itself)")
+    show_key.add_argument("key_id")
+    show_key.set_defaults(handler=_keys_show)
+    revoke = keys.add_parser("revoke", help="revoke a key by its id")
+    revoke.add_argument("key_id")
+    revoke.set_defaults(handler=_keys_revoke)
+    rotate = keys.add_parser("rotate", help="replace a key; print the new one (shown once)")
+    rotate.add_argument("key_id")
+    rotate.add_argument(
+        "--overlap", type=int, default=0, help="seconds the old key goes on working (0)"
+    )
+    rotate.set_defaults(handler=_keys_rotate)
+
+
 def _keys_create(args: argparse.Namespace, settings: Settings) -> int:
     try:
         expires = _parse_expiry(args.expires) if args.expires else None
@@ -328,12 +348,15 @@ def _keys_create(args: argparse.Namespace, settings: Settings) -> int:
         print(f"error: --expires: {exc}", file=sys.stderr)
         return 1
 
-    async def create(store: Any) -> int:
-        key, info = await store.create(
+    async def create(admin: KeyAdmin) -> int:
+        from llm_gateway.auth.key_admin import KeySpec
+
+        spec = KeySpec(
             user_id=args.user, role=args.role, tier=args.tier, team=args.team,
-            tenant=args.tenant, expires_at=expires, description=args.description,
-            environment=args.environment,
+            expires_at=expires, description=args.description, environment=args.environment,
+            allowed_models=_names(args.models),
         )  # fmt: skip
+        key, info = await admin.create(spec, args.tenant)
         print(key)
         print(f"key id {info.key_id}: store the key now, it cannot be shown again", file=sys.stderr)
         return 0
@@ -341,18 +364,23 @@ def _keys_create(args: argparse.Namespace, settings: Settings) -> int:
     return _run(_with_keys(settings, create))
 
 
+def _names(listed: str | None) -> tuple[str, ...] | None:
+    if listed is None:
+        return None
+    return tuple(name.strip() for name in listed.split(",") if name.strip())
+
+
 def _keys_list(args: argparse.Namespace, settings: Settings) -> int:
-    async def show(store: Any) -> int:
-        rows = await store.list(tenant=args.tenant)
+    async def show(admin: KeyAdmin) -> int:
+        from llm_gateway.auth.key_admin import EVERY_TENANT
+
+        rows = await admin.list(EVERY_TENANT if args.tenant is None else args.tenant)
         print(f"{'KEY ID':<14} {'USER':<20} {'ROLE':<10} {'TIER':<12} {'TENANT':<12} STATE")
         now = datetime.now(UTC)
         for k in rows:
+            state = k.state(now)
             if k.revoked_at is not None:
                 state = f"revoked {k.revoked_at:%Y-%m-%d}"
-            elif k.expires_at is not None and k.expires_at <= now:
-                state = "expired"
-            else:
-                state = "active"
             tier, tenant = k.tier or "-", k.tenant or "-"
             print(f"{k.key_id:<14} {k.user_id:<20} {k.role:<10} {tier:<12} {tenant:<12} {state}")
         return 0
@@ -360,15 +388,62 @@ def _keys_list(args: argparse.Namespace, settings: Settings) -> int:
     return _run(_with_keys(settings, show))
 
 
+def _keys_show(args: argparse.Namespace, settings: Settings) -> int:
+    async def show(admin: KeyAdmin) -> int:
+        from llm_gateway.auth.key_admin import EVERY_TENANT, ApiKeyNotFound
+
+        try:
+            info = await admin.show(args.key_id, EVERY_TENANT)
+        except ApiKeyNotFound:
+            print(f"error: no key with id {args.key_id}", file=sys.stderr)
+            return 1
+        for name, value in dataclasses.asdict(info).items():
+            shown = ",".join(value) if isinstance(value, tuple) else value
+            print(f"{name:<14} {'-' if shown is None else shown}")
+        print(f"{'state':<14} {info.state()}")
+        return 0
+
+    return _run(_with_keys(settings, show))
+
+
 def _keys_revoke(args: argparse.Namespace, settings: Settings) -> int:
-    async def revoke(store: Any) -> int:
-        if await store.revoke(args.key_id):
-            print(f"revoked {args.key_id}")
-            return 0
-        print(f"error: no active key with id {args.key_id}", file=sys.stderr)
-        return 1
+    async def revoke(admin: KeyAdmin) -> int:
+        from llm_gateway.auth.key_admin import EVERY_TENANT, ApiKeyNotFound
+
+        try:
+            before = await admin.show(args.key_id, EVERY_TENANT)
+        except ApiKeyNotFound:
+            before = None
+        if before is None or before.revoked_at is not None:
+            print(f"error: no active key with id {args.key_id}", file=sys.stderr)
+            return 1
+        await admin.revoke(args.key_id, EVERY_TENANT)
+        print(f"revoked {args.key_id}")
+        return 0
 
     return _run(_with_keys(settings, revoke))
+
+
+def _keys_rotate(args: argparse.Namespace, settings: Settings) -> int:
+    async def rotate(admin: KeyAdmin) -> int:
+        from llm_gateway.auth.key_admin import EVERY_TENANT
+        from llm_gateway.errors import GatewayError
+
+        try:
+            key, new, old = await admin.rotate(args.key_id, EVERY_TENANT, args.overlap)
+        except GatewayError as exc:  # not found, not active, a bad overlap
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+        print(key)
+        until = f"until {old.expires_at:%Y-%m-%dT%H:%M:%SZ}" if old.expires_at else "still"
+        print(
+            f"key id {new.key_id} replaces {old.key_id} (which works {until}): "
+            "store the key now, it cannot be shown again",
+            file=sys.stderr,
+        )
+        return 0
+
+    return _run(_with_keys(settings, rotate))
 
 
 def _mfa_enroll(args: argparse.Namespace, settings: Settings) -> int:
@@ -610,15 +685,18 @@ async def _database_problem(settings: Settings) -> str | None:
     return None
 
 
-async def _with_keys(settings: Settings, action: Callable[[Any], Coroutine[Any, Any, int]]) -> int:
+async def _with_keys(
+    settings: Settings, action: Callable[[KeyAdmin], Coroutine[Any, Any, int]]
+) -> int:
     from llm_gateway.auth.api_keys import ApiKeyStore
+    from llm_gateway.auth.key_admin import KeyAdmin
     from llm_gateway.storage import Database
 
     db = Database(settings.storage.sqlalchemy_url)
     try:
         if db.is_sqlite:
             await db.upgrade()
-        return await action(ApiKeyStore(db.sessions, cache_seconds=0))
+        return await action(KeyAdmin(ApiKeyStore(db.sessions, cache_seconds=0)))
     finally:
         await db.dispose()
 

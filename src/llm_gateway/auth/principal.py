@@ -18,5 +18,7 @@ class Principal:
     auth_method: Literal["jwt", "api_key", "oidc", "introspection"] = "jwt"
     key_id: str | None = None  # the API key's public id, never the key
     environment: str | None = None  # where this credential acts: the key's or token's own
+    # The model names an API key may ask for (None: whatever the policy allows).
+    allowed_models: tuple[str, ...] | None = None
     # The token's claims (bounded, see auth.claims.bounded), as the policy's input.user.claims.
     claims: Mapping[str, Any] = field(default_factory=dict, compare=False, hash=False)

@@ -13,7 +13,7 @@ the handler to obey.
 
 from __future__ import annotations
 
-from llm_gateway.pipeline.authorize import enforce
+from llm_gateway.pipeline.authorize import enforce, key_allows
 from llm_gateway.pipeline.context import ActionCall, ActionResult, Next, Outcome, RequestContext
 from llm_gateway.policy import Decision, PolicyService
 from llm_gateway.policy.inputs import action_input
@@ -48,7 +48,11 @@ class AuthorizeAction:
             for target in call.targets
         ]
         decisions = await self.policy.decide_many(documents)
-        call.permitted = tuple(t for t, d in zip(call.targets, decisions, strict=True) if d.allow)
+        call.permitted = tuple(
+            t
+            for t, d in zip(call.targets, decisions, strict=True)
+            if d.allow and (call.target_field != "model" or key_allows(principal, t))
+        )
         ctx.decision = _summary(decisions) if decisions else None
         return await call_next(ctx)
 

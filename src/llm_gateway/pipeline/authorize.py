@@ -19,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+from llm_gateway.auth.principal import Principal
 from llm_gateway.errors import GatewayError, InvalidRequest, PolicyDenied, PolicyFailed
 from llm_gateway.pipeline.context import Next, Outcome, RequestContext
 from llm_gateway.policy import Decision, PolicyService
@@ -66,6 +67,14 @@ class Authorize:
             document["request"]["features"].append(STRATEGY_FEATURE)
         decision = ctx.decision = await self.policy.decide(document)
         enforce(decision)
+        if not key_allows(ctx.principal, chat.model):
+            reason = f"model not allowed for this API key: {chat.model}"
+            ctx.decision = dataclasses.replace(
+                decision, allow=False, reasons=(*decision.reasons, reason)
+            )
+            raise PolicyDenied(
+                f"this API key may not call {chat.model!r}", details={"reasons": [reason]}
+            )
         refused = [f for f in document["request"]["features"] if not decision.permits(f)]
         if refused:
             reasons = tuple(f"feature not allowed: {f}" for f in refused)
@@ -100,6 +109,12 @@ class Authorize:
                 details={"reasons": [f"model not allowed: {name}" for name in sorted(refused)]},
             )
         return Resolution(resolution.requested, kept, resolution.kind)
+
+
+def key_allows(principal: Principal, model: str) -> bool:
+    """Whether the caller's API key may name ``model`` (a model, a chain or ``auto``): a
+    ceiling over what the policy allows, when the key has a list of its own."""
+    return principal.allowed_models is None or model in principal.allowed_models
 
 
 def _with_model(document: dict[str, Any], model: str) -> dict[str, Any]:

@@ -177,3 +177,5 @@ class ApiKey(Base):
     expires_at: Mapped[datetime | None] = mapped_column()
     revoked_at: Mapped[datetime | None] = mapped_column()
     environment: Mapped[str | None] = mapped_column(String(64))  # where the key acts
+    replaced_by: Mapped[str | None] = mapped_column(String(32))  # the key rotated to
+    allowed_models: Mapped[str | None] = mapped_column(Text)  # a JSON list of names
