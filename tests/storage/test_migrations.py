@@ -23,7 +23,7 @@ async def test_migrations_create_exactly_the_models_schema(database_url: str) ->
         async with db.engine.connect() as conn:
             assert await conn.run_sync(diff) == []
             tables = await conn.run_sync(lambda c: set(inspect(c).get_table_names()))
-        assert {"audit_logs", "api_keys", "alembic_version"} <= tables
+        assert {"audit_logs", "api_keys", "tenants", "teams", "users", "alembic_version"} <= tables
         await db.require_current()
     finally:
         await db.dispose()

@@ -179,3 +179,40 @@ class ApiKey(Base):
     environment: Mapped[str | None] = mapped_column(String(64))  # where the key acts
     replaced_by: Mapped[str | None] = mapped_column(String(32))  # the key rotated to
     allowed_models: Mapped[str | None] = mapped_column(Text)  # a JSON list of names
+
+
+class Tenant(Base):
+    """A tenant's metadata: its display name and the tier its members get when their
+    credential names none (``name`` "" is the principals without a tenant)."""
+
+    __tablename__ = "tenants"
+
+    name: Mapped[str] = mapped_column(String(255), primary_key=True)
+    display_name: Mapped[str | None] = mapped_column(String(255))
+    tier: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column()
+
+
+class Team(Base):
+    """A team of a tenant ("" for none): its tier, for members whose credential has none."""
+
+    __tablename__ = "teams"
+
+    tenant: Mapped[str] = mapped_column(String(255), primary_key=True)
+    name: Mapped[str] = mapped_column(String(255), primary_key=True)
+    tier: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column()
+
+
+class DirectoryUser(Base):
+    """A user of a tenant ("" for none): their team, role and tier as the directory keeps
+    them."""
+
+    __tablename__ = "users"
+
+    tenant: Mapped[str] = mapped_column(String(255), primary_key=True)
+    user_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    team: Mapped[str | None] = mapped_column(String(255))
+    role: Mapped[str | None] = mapped_column(String(64))
+    tier: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column()
