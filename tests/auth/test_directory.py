@@ -1,0 +1,91 @@
+"""The directory service (:mod:`llm_gateway.auth.directory`): teams and users confined to
+their tenant (another tenant's are not found and not listed), a tenant's own record."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+
+from llm_gateway.auth.directory import (
+    AlreadyExists,
+    Directory,
+    TeamNotFound,
+    UserNotFound,
+)
+from llm_gateway.settings import async_driver_url
+from llm_gateway.storage import Database
+
+
+@pytest.fixture
+async def directory(database_url: str) -> AsyncIterator[Directory]:
+    db = Database(async_driver_url(database_url))
+    await db.upgrade()
+    yield Directory(db.sessions)
+    await db.dispose()
+
+
+async def test_teams_are_made_changed_and_removed_within_their_tenant(
+    directory: Directory,
+) -> None:
+    red = await directory.create_team("acme", "red", "premium")
+    assert (red.tenant, red.name, red.tier) == ("acme", "red", "premium")
+    await directory.create_team("globex", "red", "free")  # the same name, another tenant
+    await directory.create_team(None, "blue", None)
+    with pytest.raises(AlreadyExists):
+        await directory.create_team("acme", "red", "free")
+
+    assert [(t.name, t.tier) for t in await directory.teams("acme")] == [("red", "premium")]
+    assert [t.name for t in await directory.teams(None)] == ["blue"]
+    assert (await directory.update_team("acme", "red", tier="enterprise")).tier == "enterprise"
+    assert (await directory.team("globex", "red")).tier == "free"  # untouched
+
+    for scope, name in (("globex", "blue"), (None, "red"), ("initech", "red")):
+        with pytest.raises(TeamNotFound):
+            await directory.team(scope, name)
+    with pytest.raises(TeamNotFound):
+        await directory.update_team("initech", "red", tier="free")
+    with pytest.raises(TeamNotFound):
+        await directory.delete_team("initech", "red")
+
+    assert (await directory.delete_team("acme", "red")).tier == "enterprise"
+    assert await directory.teams("acme") == []
+    assert [t.name for t in await directory.teams("globex")] == ["red"]
+
+
+async def test_users_are_confined_to_their_tenant_and_its_teams(directory: Directory) -> None:
+    await directory.create_team("acme", "red", "premium")
+    await directory.create_team("globex", "green", "free")
+    ada = await directory.create_user("acme", "ada", team="red", role="user")
+    assert (ada.tenant, ada.team, ada.role, ada.tier) == ("acme", "red", "user", None)
+    with pytest.raises(AlreadyExists):
+        await directory.create_user("acme", "ada")
+    with pytest.raises(TeamNotFound):  # another tenant's team is not found
+        await directory.create_user("acme", "bob", team="green")
+    with pytest.raises(TeamNotFound):
+        await directory.update_user("acme", "ada", team="green")
+
+    assert [u.user_id for u in await directory.users("acme")] == ["ada"]
+    assert await directory.users("globex") == []
+    for action in (
+        directory.user("globex", "ada"),
+        directory.update_user("globex", "ada", tier="enterprise"),
+        directory.delete_user("globex", "ada"),
+    ):
+        with pytest.raises(UserNotFound):
+            await action
+
+    changed = await directory.update_user("acme", "ada", tier="free", team=None)
+    assert (changed.tier, changed.team, changed.role) == ("free", None, "user")
+    await directory.delete_user("acme", "ada")
+    with pytest.raises(UserNotFound):
+        await directory.user("acme", "ada")
+
+
+async def test_a_tenant_reads_and_updates_only_its_own_record(directory: Directory) -> None:
+    assert (await directory.tenant("acme")).tier is None
+    updated = await directory.update_tenant("acme", display_name="ACME", tier="premium")
+    assert (updated.name, updated.display_name, updated.tier) == ("acme", "ACME", "premium")
+    assert (await directory.update_tenant("acme", tier=None)).display_name == "ACME"
+    assert (await directory.tenant("acme")).tier is None
+    assert (await directory.tenant("globex")).display_name is None
