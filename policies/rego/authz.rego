@@ -64,6 +64,20 @@ allow if {
 	input.user.role == "admin"
 }
 
+# The admin API's directory (the tenant's own record, its teams and users): administrators
+# only, as keys. The gateway confines each call to the caller's tenant whatever this
+# allows: another tenant's team or user is not found.
+admin_directory_actions := {
+	"admin.tenants.read", "admin.tenants.update",
+	"admin.teams.create", "admin.teams.list", "admin.teams.read", "admin.teams.update", "admin.teams.delete",
+	"admin.users.create", "admin.users.list", "admin.users.read", "admin.users.update", "admin.users.delete",
+}
+
+allow if {
+	input.action in admin_directory_actions
+	input.user.role == "admin"
+}
+
 tier := data.access.tiers[input.user.tier]
 
 model_allowed if "*" in tier.models

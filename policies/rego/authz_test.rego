@@ -257,3 +257,25 @@ test_no_one_else_may_manage_keys if {
 		}
 	}
 }
+
+# --- the admin API's directory: the tenant's record, teams, users -----------------------
+
+directory_actions := [
+	"admin.tenants.read", "admin.tenants.update",
+	"admin.teams.create", "admin.teams.list", "admin.teams.read", "admin.teams.update", "admin.teams.delete",
+	"admin.users.create", "admin.users.list", "admin.users.read", "admin.users.update", "admin.users.delete",
+]
+
+test_admins_may_manage_the_directory if {
+	every name in directory_actions {
+		authz.allow with input as action(name, "admin")
+	}
+}
+
+test_no_one_else_may_manage_the_directory if {
+	every name in directory_actions {
+		every role in ["user", "service", "auditor", "ops"] {
+			not authz.allow with input as action(name, role)
+		}
+	}
+}
