@@ -16,6 +16,7 @@ caller is authenticated and allowed. The work is
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Annotated, Any, TypeVar
@@ -27,6 +28,7 @@ from starlette.responses import Response
 from llm_gateway.api import fields as f
 from llm_gateway.api.actions import ERRORS, run_action
 from llm_gateway.auth.api_keys import KeyInfo
+from llm_gateway.auth.directory import Directory, TeamInfo, UserInfo
 from llm_gateway.auth.key_admin import MAX_OVERLAP_SECONDS, KeyAdmin, KeySpec
 from llm_gateway.errors import InvalidRequest
 from llm_gateway.pipeline.context import RequestContext
@@ -241,3 +243,178 @@ async def _rotate(admin: KeyAdmin, key_id: str, ctx: RequestContext) -> dict[str
     body = await _body(ctx, RotateKey)
     key, new, old = await admin.rotate(key_id, _tenant(ctx), body.overlap_seconds)
     return {"new": {**shown(new), "key": key}, "old": shown(old)}
+
+
+# --- the directory: the tenant's own record, its teams and users --------------------------
+
+_DIRECTORY_ERRORS = ERRORS | {
+    404: {"model": ERRORS[400]["model"], "description": "No such team or user (in the tenant)"},
+    409: {"model": ERRORS[400]["model"], "description": "It exists already"},
+}
+
+
+class CreateTeam(_Body):
+    name: str = Field(min_length=1, max_length=255)
+    tier: str | None = _Short
+
+
+class UpdateTeam(_Body):
+    tier: str | None = _Short
+
+
+class CreateUser(_Body):
+    user_id: str = Field(min_length=1, max_length=255)
+    team: str | None = _Name
+    role: str | None = _Short
+    tier: str | None = _Short
+
+
+class UpdateUser(_Body):
+    team: str | None = _Name
+    role: str | None = _Short
+    tier: str | None = _Short
+
+
+class UpdateTenant(_Body):
+    display_name: str | None = _Name
+    tier: str | None = _Short
+
+
+def _directory(request: Request) -> Directory:
+    state: AppState = request.app.state.gateway
+    return Directory(state.keys.sessions)
+
+
+def _changes(body: BaseModel) -> dict[str, Any]:
+    """The fields the body names (null clears one): the others stay as they are."""
+    return {name: getattr(body, name) for name in body.model_fields_set}
+
+
+@router.get("/api/v1/admin/tenant", responses=ERRORS)
+async def show_tenant(request: Request) -> Response:
+    """The caller's own tenant's record."""
+
+    async def handler(ctx: RequestContext) -> dict[str, Any]:
+        return asdict(await _directory(request).tenant(_tenant(ctx)))
+
+    return await run_action(request, "admin.tenants.read", handler)
+
+
+@router.patch("/api/v1/admin/tenant", responses=ERRORS, openapi_extra=_documented(UpdateTenant))
+async def update_tenant(request: Request) -> Response:
+    """Change the caller's own tenant's display name or tier."""
+
+    async def handler(ctx: RequestContext) -> dict[str, Any]:
+        body = await _body(ctx, UpdateTenant)
+        return asdict(await _directory(request).update_tenant(_tenant(ctx), **_changes(body)))
+
+    return await run_action(request, "admin.tenants.update", handler)
+
+
+@router.post(
+    "/api/v1/admin/teams", responses=_DIRECTORY_ERRORS, openapi_extra=_documented(CreateTeam)
+)
+async def create_team(request: Request) -> Response:
+    """A team of the caller's tenant."""
+
+    async def handler(ctx: RequestContext) -> dict[str, Any]:
+        body = await _body(ctx, CreateTeam)
+        return _info(await _directory(request).create_team(_tenant(ctx), body.name, body.tier))
+
+    return await run_action(request, "admin.teams.create", handler)
+
+
+@router.get("/api/v1/admin/teams", responses=ERRORS)
+async def list_teams(request: Request) -> Response:
+    """The caller's tenant's teams, by name."""
+
+    async def handler(ctx: RequestContext) -> dict[str, Any]:
+        return {"data": [_info(t) for t in await _directory(request).teams(_tenant(ctx))]}
+
+    return await run_action(request, "admin.teams.list", handler)
+
+
+@router.get("/api/v1/admin/teams/{name}", responses=_DIRECTORY_ERRORS)
+async def show_team(request: Request, name: str) -> Response:
+    async def handler(ctx: RequestContext) -> dict[str, Any]:
+        return _info(await _directory(request).team(_tenant(ctx), name))
+
+    return await run_action(request, "admin.teams.read", handler)
+
+
+@router.patch(
+    "/api/v1/admin/teams/{name}", responses=_DIRECTORY_ERRORS, openapi_extra=_documented(UpdateTeam)
+)
+async def update_team(request: Request, name: str) -> Response:
+    async def handler(ctx: RequestContext) -> dict[str, Any]:
+        body = await _body(ctx, UpdateTeam)
+        changed = await _directory(request).update_team(_tenant(ctx), name, **_changes(body))
+        return _info(changed)
+
+    return await run_action(request, "admin.teams.update", handler)
+
+
+@router.delete("/api/v1/admin/teams/{name}", responses=_DIRECTORY_ERRORS)
+async def delete_team(request: Request, name: str) -> Response:
+    async def handler(ctx: RequestContext) -> dict[str, Any]:
+        return _info(await _directory(request).delete_team(_tenant(ctx), name))
+
+    return await run_action(request, "admin.teams.delete", handler)
+
+
+@router.post(
+    "/api/v1/admin/users", responses=_DIRECTORY_ERRORS, openapi_extra=_documented(CreateUser)
+)
+async def create_user(request: Request) -> Response:
+    """A user of the caller's tenant (their team, if any, one of its teams)."""
+
+    async def handler(ctx: RequestContext) -> dict[str, Any]:
+        body = await _body(ctx, CreateUser)
+        made = await _directory(request).create_user(
+            _tenant(ctx), body.user_id, team=body.team, role=body.role, tier=body.tier
+        )
+        return _info(made)
+
+    return await run_action(request, "admin.users.create", handler)
+
+
+@router.get("/api/v1/admin/users", responses=ERRORS)
+async def list_users(request: Request) -> Response:
+    async def handler(ctx: RequestContext) -> dict[str, Any]:
+        return {"data": [_info(u) for u in await _directory(request).users(_tenant(ctx))]}
+
+    return await run_action(request, "admin.users.list", handler)
+
+
+@router.get("/api/v1/admin/users/{user_id}", responses=_DIRECTORY_ERRORS)
+async def show_user(request: Request, user_id: str) -> Response:
+    async def handler(ctx: RequestContext) -> dict[str, Any]:
+        return _info(await _directory(request).user(_tenant(ctx), user_id))
+
+    return await run_action(request, "admin.users.read", handler)
+
+
+@router.patch(
+    "/api/v1/admin/users/{user_id}",
+    responses=_DIRECTORY_ERRORS,
+    openapi_extra=_documented(UpdateUser),
+)
+async def update_user(request: Request, user_id: str) -> Response:
+    async def handler(ctx: RequestContext) -> dict[str, Any]:
+        body = await _body(ctx, UpdateUser)
+        changed = await _directory(request).update_user(_tenant(ctx), user_id, **_changes(body))
+        return _info(changed)
+
+    return await run_action(request, "admin.users.update", handler)
+
+
+@router.delete("/api/v1/admin/users/{user_id}", responses=_DIRECTORY_ERRORS)
+async def delete_user(request: Request, user_id: str) -> Response:
+    async def handler(ctx: RequestContext) -> dict[str, Any]:
+        return _info(await _directory(request).delete_user(_tenant(ctx), user_id))
+
+    return await run_action(request, "admin.users.delete", handler)
+
+
+def _info(info: TeamInfo | UserInfo) -> dict[str, Any]:
+    return {**asdict(info), "created_at": info.created_at.isoformat()}
