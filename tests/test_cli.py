@@ -666,3 +666,26 @@ def test_python_m_runs_the_command_and_a_usage_error_exits_2(cli: Cli) -> None:
     assert usage.returncode == 2
     assert usage.stdout == ""
     assert "--tier" in usage.stderr
+
+
+# --- tenants, teams, users ---------------------------------------------------------------
+
+
+def test_teams_and_users_on_any_tenant(cli: Cli) -> None:
+    made = cli("teams", "create", "red", "--tenant", "acme", "--tier", "premium")
+    assert made.returncode == 0, made.stderr
+    assert "name=red" in made.stdout
+    assert "tier=premium" in made.stdout
+    assert cli("users", "create", "ada", "--tenant", "acme", "--team", "red").returncode == 0
+    assert "team=red" in cli("users", "show", "ada", "--tenant", "acme").stdout
+    assert cli("teams", "list", "--tenant", "globex").stdout == ""
+    assert cli("teams", "show", "red", "--tenant", "globex").returncode == 1
+    updated = cli("teams", "update", "red", "--tenant", "acme", "--tier", "free")
+    assert "tier=free" in updated.stdout
+    assert "tier=free" in cli("teams", "list", "--tenant", "acme").stdout
+    assert cli("users", "delete", "ada", "--tenant", "acme").returncode == 0
+    assert cli("users", "list", "--tenant", "acme").stdout == ""
+    assert cli("teams", "delete", "red", "--tenant", "acme").returncode == 0
+    tenant = cli("tenants", "update", "acme", "--display-name", "Acme", "--tier", "free")
+    assert "display_name=Acme" in tenant.stdout
+    assert "tier=free" in cli("tenants", "show", "acme").stdout

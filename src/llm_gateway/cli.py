@@ -55,6 +55,8 @@ def _parser() -> argparse.ArgumentParser:
 
     _keys_commands(commands)
 
+    _directory_commands(commands)
+
     policy = commands.add_parser("policy", help="Rego policy").add_subparsers(required=True)
     evaluate = policy.add_parser("eval", help="print the decision for an input document")
     evaluate.add_argument("--input", required=True, help="a JSON input document, or - for stdin")
@@ -339,6 +341,83 @@ def _keys_commands(commands: Any) -> None:
         "--overlap", type=int, default=0, help="seconds the old key goes on working (0)"
     )
     rotate.set_defaults(handler=_keys_rotate)
+
+
+def _directory_commands(commands: Any) -> None:
+    """``tenants``, ``teams`` and ``users``: the operator's, on any tenant (``--tenant``;
+    none: the principals without one), through the admin API's service."""
+    tenants = commands.add_parser("tenants", help="a tenant's record").add_subparsers(required=True)
+    for verb in ("create", "show", "update"):
+        cmd = tenants.add_parser(verb, help=f"{verb} a tenant's record")
+        cmd.add_argument("name")
+        if verb != "show":
+            cmd.add_argument("--display-name")
+            cmd.add_argument("--tier")
+        cmd.set_defaults(handler=_directory, kind="tenants", verb=verb)
+    for kind, key in (("teams", "name"), ("users", "user_id")):
+        group = commands.add_parser(kind, help=f"a tenant's {kind}").add_subparsers(required=True)
+        for verb in ("create", "list", "show", "update", "delete"):
+            cmd = group.add_parser(verb, help=f"{verb} {kind}")
+            cmd.add_argument("--tenant")
+            if verb != "list":
+                cmd.add_argument(key)
+            if verb in ("create", "update"):
+                cmd.add_argument("--tier")
+                if kind == "users":
+                    cmd.add_argument("--team")
+                    cmd.add_argument("--role")
+            cmd.set_defaults(handler=_directory, kind=kind, verb=verb)
+
+
+def _directory(args: argparse.Namespace, settings: Settings) -> int:
+    from llm_gateway.auth.directory import Directory
+    from llm_gateway.errors import GatewayError
+    from llm_gateway.storage import Database
+
+    given = {
+        name: getattr(args, name)
+        for name in ("display_name", "tier", "team", "role")
+        if getattr(args, name, None) is not None
+    }
+
+    def act(d: Directory) -> Coroutine[Any, Any, Any]:
+        tenant, name = getattr(args, "tenant", None), getattr(args, "name", None)
+        user = getattr(args, "user_id", None)
+        table: dict[tuple[str, str], Callable[[], Coroutine[Any, Any, Any]]] = {
+            ("tenants", "show"): lambda: d.tenant(name),
+            ("tenants", "create"): lambda: d.update_tenant(name, **given),
+            ("tenants", "update"): lambda: d.update_tenant(name, **given),
+            ("teams", "create"): lambda: d.create_team(tenant, str(name), args.tier),
+            ("teams", "list"): lambda: d.teams(tenant),
+            ("teams", "show"): lambda: d.team(tenant, str(name)),
+            ("teams", "update"): lambda: d.update_team(tenant, str(name), **given),
+            ("teams", "delete"): lambda: d.delete_team(tenant, str(name)),
+            ("users", "create"): lambda: d.create_user(tenant, str(user), **given),
+            ("users", "list"): lambda: d.users(tenant),
+            ("users", "show"): lambda: d.user(tenant, str(user)),
+            ("users", "update"): lambda: d.update_user(tenant, str(user), **given),
+            ("users", "delete"): lambda: d.delete_user(tenant, str(user)),
+        }
+        return table[(args.kind, args.verb)]()
+
+    async def run() -> int:
+        db = Database(settings.storage.sqlalchemy_url)
+        try:
+            if db.is_sqlite:
+                await db.upgrade()
+            try:
+                done = await act(Directory(db.sessions))
+            except GatewayError as exc:  # not found, exists already
+                print(f"error: {exc}", file=sys.stderr)
+                return 1
+        finally:
+            await db.dispose()
+        for item in done if isinstance(done, list) else [done]:
+            fields = dataclasses.asdict(item)
+            print(" ".join(f"{k}={'-' if v is None else v}" for k, v in fields.items()))
+        return 0
+
+    return _run(run())
 
 
 def _keys_create(args: argparse.Namespace, settings: Settings) -> int:
