@@ -34,19 +34,14 @@ def _closed_port() -> int:
 
 async def _ready(
     tmp_path: Path, before: Callable[[AppState], None] | None = None, **env: str
-) -> tuple[int, dict[str, object]]:
-    base = {"DATA_DIR": str(tmp_path), "CONFIG_DIR": str(CONFIG), "DLP_NER": "off"}
-    settings = load_settings({**base, "DEMO_MODEL": "on", **env}, env_file=None)
-    state = await AppState.start(settings, load_gateway_config(settings.providers))
+) -> tuple[int, dict[str, Any]]:
+    state = await _started(tmp_path, **env)
     try:
         if before is not None:
             before(state)
-        app = SimpleNamespace(state=SimpleNamespace(gateway=state))
-        response = Response()
-        answer = await ready(Request({"type": "http", "app": app}), response)
+        return await _checks(state)
     finally:
         await state.stop()
-    return response.status_code, answer.checks.model_dump()
 
 
 async def test_an_in_process_store_is_always_ready(tmp_path: Path) -> None:

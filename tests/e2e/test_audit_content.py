@@ -18,16 +18,13 @@ from llm_gateway.emulators import EmulatorServer
 from llm_gateway.storage.models import AuditLog
 from tests.e2e.conftest import Gateway, directive
 from tests.e2e.dlp_support import EMAIL, SSN, ask, ask_stream, dlp_gateway, tag
-
-#: The emulator answers with the tokens the provider saw, which the admin gets restored.
-TOKENS_ANSWER = "Found <EMAIL_1> and <SSN_1>."
-TOKENS = {"OPA_POLICY_PATH": "/v1/data/llm/authz/decision", "DLP_OPERATOR": "token"}
+from tests.e2e.test_dlp_response import DECISION, TOKENS_ANSWER, admin
 
 
 def _gateway(
     tmp_path_factory: pytest.TempPathFactory, emulator: EmulatorServer, content: str
 ) -> AbstractContextManager[Gateway]:
-    env = {**TOKENS, "AUDIT_STORE_CONTENT": content, "AUDIT_CONTENT_MAX_CHARS": "400"}
+    env = {**DECISION, "AUDIT_STORE_CONTENT": content, "AUDIT_CONTENT_MAX_CHARS": "400"}
     return dlp_gateway(tmp_path_factory, emulator, f"content-{content}", env)
 
 
@@ -37,10 +34,6 @@ def redacted(
 ) -> Iterator[Gateway]:
     with _gateway(tmp_path_factory, emulator, "redacted") as gateway:
         yield gateway
-
-
-def _admin(gw: Gateway) -> str:
-    return gw.token("root", role="admin")  # sees DLP's values restored in the answer
 
 
 def _no_values(row: AuditLog) -> None:
@@ -57,7 +50,7 @@ def test_redacted_content_is_what_the_provider_saw_and_the_answer_before_restori
 ) -> None:
     marker = tag()
     prompt = directive(f"{marker} mail {EMAIL} ssn {SSN}", reply=TOKENS_ANSWER)
-    reply = ask(redacted, door, prompt, system="be brief", token=_admin(redacted))
+    reply = ask(redacted, door, prompt, system="be brief", token=admin(redacted))
     assert reply.status == 200, reply.body
     assert EMAIL in reply.text  # the admin got the value back; the row must not have it
     row = redacted.audit_row(reply.request_id)
@@ -75,7 +68,7 @@ def test_redacted_content_is_what_the_provider_saw_and_the_answer_before_restori
 def test_a_streamed_answer_is_kept_as_it_was_before_restoring(redacted: Gateway) -> None:
     marker = tag()
     prompt = directive(f"{marker} mail {EMAIL}", reply=TOKENS_ANSWER)
-    reply = ask_stream(redacted, "openai", prompt, token=_admin(redacted))
+    reply = ask_stream(redacted, "openai", prompt, token=admin(redacted))
     row = redacted.audit_row(reply.request_id)
     assert row.response_text == TOKENS_ANSWER
     _no_values(row)
