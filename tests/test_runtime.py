@@ -94,3 +94,27 @@ async def test_the_audit_wait_and_the_shutdown_grace_reach_their_users(tmp_path:
         assert state.drain.grace_s == 7.0
     finally:
         await state.stop()
+
+
+async def test_the_audit_mode_and_spool_settings_reach_the_writer(tmp_path: Path) -> None:
+    spool = tmp_path / "elsewhere"
+    state = await _started(
+        tmp_path, AUDIT_MODE="fast", AUDIT_SPOOL_DIR=str(spool), AUDIT_SPOOL_MAX_MB="3",
+        AUDIT_SPOOL_AFTER_SECONDS="0.5", AUDIT_QUEUE_MAX="77",
+    )  # fmt: skip
+    try:
+        writer = state.audit
+        assert writer.mode.value == "fast"
+        assert (writer.spool_after_s, writer.queue_max) == (0.5, 77)
+        assert writer.spool is not None
+        assert (writer.spool.root, writer.spool.max_bytes) == (spool, 3 << 20)
+        assert writer.spool.fsync is False  # fast mode: the page cache is enough
+        assert writer.spool.directory.parent == spool  # made and locked at start-up
+    finally:
+        await state.stop()
+    state = await _started(tmp_path, AUDIT_SPOOL_MAX_MB="0")
+    try:
+        assert state.audit.spool is None
+        assert state.audit.mode.value == "strict"
+    finally:
+        await state.stop()
