@@ -247,25 +247,28 @@ class Counting(MemoryStore):
     """A memory store that counts the scripts it runs (its views share the count)."""
 
     runs: list[str]
+    ran: asyncio.Event  # set at each script, for a test to wait on
 
     def __init__(self) -> None:
         super().__init__()
         self.runs = []
+        self.ran = asyncio.Event()
 
     def namespaced(self, namespace: str) -> MemoryStore:
         view = Counting.__new__(Counting)
         Store.__init__(view, self._child_prefix(namespace))
-        view._data, view.runs = self._data, self.runs
+        view._data, view.runs, view.ran = self._data, self.runs, self.ran
         return view
 
     async def run(self, script: Script, keys: Sequence[str], args: Sequence[Arg]) -> Reply:
         self.runs.append(script.name)
+        self.ran.set()
         return await super().run(script, keys, args)
 
 
 async def test_a_closed_circuit_is_admitted_from_the_local_view_while_it_is_fresh() -> None:
     clock, store = Clock(), Counting()
-    b = Breaker(store, RULES, view_ttl_s=1.0, clock=clock)
+    b = Breaker(store, RULES, view_ttl_s=1.0, flush_s=0, clock=clock)
     assert all([await b.admit("m") for _ in range(10)])
     assert store.runs == ["breaker_admit"]  # the first asked, the rest trusted its answer
     clock.now += 1
@@ -288,6 +291,100 @@ async def test_a_circuit_opened_elsewhere_is_seen_once_the_view_ages() -> None:
     runs = len(store.runs)
     assert not await here.admit("m")  # open, and its view fresh: no store call
     assert len(store.runs) == runs
+
+
+# --- successes sent together ------------------------------------------------------------
+
+
+async def until_sent(store: Counting, runs: int) -> None:
+    """Wait for the held successes' round trip (the flush is on the event loop's clock)."""
+    async with asyncio.timeout(5):
+        while len(store.runs) < runs:
+            store.ran.clear()
+            await store.ran.wait()
+
+
+async def fresh_closed(flush_s: float = 0.01) -> tuple[Breaker, Counting, Clock]:
+    """A breaker whose view of ``m`` is closed and fresh, and the store it has asked once."""
+    clock, store = Clock(), Counting()
+    b = Breaker(store, RULES, view_ttl_s=60, flush_s=flush_s, clock=clock)
+    assert await b.admit("m")
+    assert store.runs == ["breaker_admit"]
+    return b, store, clock
+
+
+async def test_successes_on_a_closed_circuit_go_to_the_store_together() -> None:
+    b, store, _ = await fresh_closed()
+    assert await record(b, "s" * 7) == [None] * 7
+    assert store.runs == ["breaker_admit"]  # held here
+    await until_sent(store, 2)
+    assert store.runs == ["breaker_admit", "breaker_record"]  # one round trip for seven
+    assert await b.state("m") == BreakerStatus(CLOSED, calls=7, failures=0, retry_at=None)
+
+
+async def test_a_failure_is_sent_at_once_behind_the_held_successes() -> None:
+    b, store, _ = await fresh_closed(flush_s=60)
+    await record(b, "sss")
+    assert await b.record("m", False) is None
+    assert store.runs == ["breaker_admit", "breaker_record"]
+    assert await b.state("m") == BreakerStatus(CLOSED, calls=4, failures=1, retry_at=None)
+    # Two held successes count ahead of the next failures: 10 calls, 5 failed, opens on
+    # the last (without them the window would be 8 calls, under the minimum of 10).
+    opened = Transition("m", CLOSED, OPEN, b.clock())
+    assert await record(b, "ssffff") == [None] * 5 + [opened]
+
+
+async def test_a_window_of_successes_is_sent_without_waiting() -> None:
+    b, store, _ = await fresh_closed(flush_s=60)
+    await record(b, "s" * (RULES.window_size - 1))
+    assert store.runs == ["breaker_admit"]
+    await b.record("m", True)
+    assert store.runs == ["breaker_admit", "breaker_record"]
+    status = await b.state("m")
+    assert status == BreakerStatus(CLOSED, calls=RULES.window_size, failures=0, retry_at=None)
+
+
+async def test_successes_are_not_held_once_the_view_is_stale_or_not_closed() -> None:
+    b, store, clock = await fresh_closed(flush_s=60)
+    clock.now += 60  # the view has aged: the success goes at once, and refreshes it
+    await b.record("m", True)
+    assert store.runs[-1] == "breaker_record"
+    await open_circuit(b)
+    clock.now += 60
+    assert await b.admit("m")  # half-open: every trial's result counts at once
+    runs = len(store.runs)
+    await b.record("m", True)
+    assert len(store.runs) == runs + 1
+
+
+@pytest.mark.parametrize(
+    ("history", "batch"),
+    [("", "sssfffffffff"), ("ssssssss", "fffffsssss"), ("f" * 9, "sfs"), ("s" * 30, "f" * 12)],
+)
+async def test_one_round_trip_of_results_ends_as_separate_calls_would(
+    store_case: StoreCase, history: str, batch: str
+) -> None:
+    """The record script takes several results at once; the circuit it leaves is the same."""
+    clock = Clock()
+    one_by_one = breaker(store_case.store, clock)
+    await record(one_by_one, history + batch, "separate")
+    together = breaker(store_case.store, clock)
+    await record(together, history, "together")
+    await together._send("together", batch)
+    assert await together.state("together") == await one_by_one.state("separate")
+
+
+async def test_a_batch_that_spans_a_half_open_round_closes_it_and_starts_a_window(
+    store_case: StoreCase,
+) -> None:
+    clock = Clock()
+    b = breaker(store_case.store, clock)
+    await open_circuit(b)
+    clock.now += 60
+    assert [await b.admit("m") for _ in range(3)] == [True, True, True]
+    change = await b._send("m", "sssff")  # three trials pass; two later failures count anew
+    assert change == Transition("m", HALF_OPEN, CLOSED, clock.now)
+    assert await b.state("m") == BreakerStatus(CLOSED, calls=2, failures=2, retry_at=None)
 
 
 # --- store trouble ------------------------------------------------------------------------

@@ -21,12 +21,22 @@ hands it to ``on_transition`` for the metrics. The time is the breaker's own
 ``clock`` (wall-clock seconds, which replicas share within NTP's accuracy),
 passed to the scripts, so tests control it on Redis as in memory.
 
-Cost per request: :meth:`Breaker.record` is one round trip. :meth:`Breaker.admit`
-answers from this process's view of the circuit, refreshed by every reply,
-while that view is younger than ``view_ttl_s``: closed means admit, open (and
-still waiting) means refuse. So a circuit opened by another replica is seen
-here within ``view_ttl_s`` (or at this replica's next result); half-open always
-asks the store. ``view_ttl_s=0`` asks the store every time.
+Cost per request: :meth:`Breaker.admit` answers from this process's view of
+the circuit, refreshed by every reply, while that view is younger than
+``view_ttl_s``: closed means admit, open (and still waiting) means refuse. So a
+circuit opened by another replica is seen here within ``view_ttl_s`` (or at
+this replica's next result); half-open always asks the store. ``view_ttl_s=0``
+asks the store every time.
+
+:meth:`Breaker.record` sends a failure at once. A success while this process
+sees the circuit closed cannot change its state, so successes are counted here
+and go to the store together, ``flush_s`` after the first of them, with the
+next failure (ahead of it, in order), or once a window's worth has gathered,
+whichever comes first: one round trip per interval and model instead of one
+per call, and every reply refreshes the view. The store's window thus lags this
+process's successes by at most ``flush_s``; a failure never waits. Successes
+not yet sent when the process stops are lost, which only makes the window read
+a little more failed. ``flush_s=0`` sends every result at once.
 
 A store that fails (or does not answer within ``timeout_s``) fails open: the
 call is admitted, its result is not counted, and the trouble is logged once
@@ -191,73 +201,86 @@ def _admit(ops: Ops, keys: Sequence[str], args: Sequence[bytes]) -> Reply:
 
 ADMIT = Script("breaker_admit", _ADMIT_LUA, _admit)
 
-# ARGV: ok (1|0), window size, minimum calls, threshold (%), the end of a wait that would
-# start now (ms), permitted trials, TTL (ms). Reply: {state, previous state, until (ms)}.
+# ARGV: the results, oldest first (one letter per call: s success, f failure), window
+# size, minimum calls, threshold (%), the end of a wait that would start now (ms),
+# permitted trials, TTL (ms). Reply: {state, previous state, until (ms)}: the state after
+# the last result, and the state before the first.
+#
+# The results go through the states one by one, as separate calls would: a closed window
+# that opens ignores the rest (the circuit is open), a half-open round that closes starts
+# a new window with the rest.
 _RECORD_LUA = """
-local key = KEYS[1]
+local key, results = KEYS[1], ARGV[1]
 local state = redis.call('HGET', key, 'state') or 'closed'
-if state == 'open' then
-  return {1, 1, tonumber(redis.call('HGET', key, 'until') or '0')}
-end
-if state == 'half_open' then
-  if ARGV[1] == '0' then
-    redis.call('HSET', key, 'state', 'open', 'until', ARGV[5])
-    redis.call('PEXPIRE', key, ARGV[7])
-    return {1, 2, tonumber(ARGV[5])}
-  end
-  if redis.call('HINCRBY', key, 'passed', 1) >= tonumber(ARGV[6]) then
-    redis.call('HSET', key, 'state', 'closed', 'until', '0', 'window', '', 'admitted', '0',
-      'passed', '0')
-    redis.call('PEXPIRE', key, ARGV[7])
-    return {0, 2, 0}
-  end
-  redis.call('PEXPIRE', key, ARGV[7])
-  return {2, 2, tonumber(redis.call('HGET', key, 'until') or '0')}
-end
+local index = {closed = 0, open = 1, half_open = 2}
+local first = index[state]
+local window = redis.call('HGET', key, 'window') or ''
 local size = tonumber(ARGV[2])
-local window = (redis.call('HGET', key, 'window') or '') .. (ARGV[1] == '1' and 's' or 'f')
-if #window > size then window = string.sub(window, -size) end
-local _, failures = string.gsub(window, 'f', '')
-if #window >= tonumber(ARGV[3]) and failures * 100 >= tonumber(ARGV[4]) * #window then
-  redis.call('HSET', key, 'state', 'open', 'until', ARGV[5], 'window', '')
-  redis.call('PEXPIRE', key, ARGV[7])
-  return {1, 0, tonumber(ARGV[5])}
+local written, rewindowed = false, false
+for i = 1, #results do
+  local ok = string.sub(results, i, i) == 's'
+  if state == 'open' then break end
+  if state == 'half_open' then
+    if not ok then
+      redis.call('HSET', key, 'state', 'open', 'until', ARGV[5])
+      state = 'open'
+    elseif redis.call('HINCRBY', key, 'passed', 1) >= tonumber(ARGV[6]) then
+      redis.call('HSET', key, 'state', 'closed', 'until', '0', 'admitted', '0', 'passed', '0')
+      state, window, rewindowed = 'closed', '', true
+    end
+    written = true
+  else
+    window = window .. (ok and 's' or 'f')
+    if #window > size then window = string.sub(window, -size) end
+    local _, failures = string.gsub(window, 'f', '')
+    if #window >= tonumber(ARGV[3]) and failures * 100 >= tonumber(ARGV[4]) * #window then
+      redis.call('HSET', key, 'state', 'open', 'until', ARGV[5])
+      state, window = 'open', ''
+    end
+    written, rewindowed = true, true
+  end
 end
-redis.call('HSET', key, 'window', window)
-redis.call('PEXPIRE', key, ARGV[7])
-return {0, 0, 0}
+if rewindowed then redis.call('HSET', key, 'window', window) end
+if written then redis.call('PEXPIRE', key, ARGV[7]) end
+local until_ms = 0
+if state ~= 'closed' then until_ms = tonumber(redis.call('HGET', key, 'until') or '0') end
+return {index[state], first, until_ms}
 """
 
 
 def _record(ops: Ops, keys: Sequence[str], args: Sequence[bytes]) -> Reply:
-    key = keys[0]
+    key, results = keys[0], args[0]
+    names = {b"closed": 0, b"open": 1, b"half_open": 2}
     state = ops.hget(key, b"state") or b"closed"
-    if state == b"open":
-        return [1, 1, int(ops.hget(key, b"until") or b"0")]
-    if state == b"half_open":
-        if args[0] == b"0":
-            ops.hset(key, {b"state": b"open", b"until": args[4]})
-            ops.pexpire(key, int(args[6]))
-            return [1, 2, int(args[4])]
-        if ops.hincrby(key, b"passed", 1) >= int(args[5]):
-            closed = {b"state": b"closed", b"until": b"0", b"window": b""}
-            ops.hset(key, {**closed, b"admitted": b"0", b"passed": b"0"})
-            ops.pexpire(key, int(args[6]))
-            return [0, 2, 0]
+    first = names[state]
+    window = ops.hget(key, b"window") or b""
+    size, written, rewindowed = int(args[1]), False, False
+    for letter in results:
+        ok = letter == ord("s")
+        if state == b"open":
+            break
+        if state == b"half_open":
+            if not ok:
+                ops.hset(key, {b"state": b"open", b"until": args[4]})
+                state = b"open"
+            elif ops.hincrby(key, b"passed", 1) >= int(args[5]):
+                closed = {b"state": b"closed", b"until": b"0", b"admitted": b"0", b"passed": b"0"}
+                ops.hset(key, closed)
+                state, window, rewindowed = b"closed", b"", True
+        else:
+            window = (window + (b"s" if ok else b"f"))[-size:]
+            failures = window.count(b"f")
+            if len(window) >= int(args[2]) and failures * 100 >= float(args[3]) * len(window):
+                ops.hset(key, {b"state": b"open", b"until": args[4]})
+                state, window = b"open", b""
+            rewindowed = True
+        written = True
+    if rewindowed:
+        ops.hset(key, {b"window": window})
+    if written:
         ops.pexpire(key, int(args[6]))
-        return [2, 2, int(ops.hget(key, b"until") or b"0")]
-    size = int(args[1])
-    window = (ops.hget(key, b"window") or b"") + (b"s" if args[0] == b"1" else b"f")
-    if len(window) > size:
-        window = window[-size:]
-    failures = window.count(b"f")
-    if len(window) >= int(args[2]) and failures * 100 >= float(args[3]) * len(window):
-        ops.hset(key, {b"state": b"open", b"until": args[4], b"window": b""})
-        ops.pexpire(key, int(args[6]))
-        return [1, 0, int(args[4])]
-    ops.hset(key, {b"window": window})
-    ops.pexpire(key, int(args[6]))
-    return [0, 0, 0]
+    until_ms = int(ops.hget(key, b"until") or b"0") if state != b"closed" else 0
+    return [names[state], first, until_ms]
 
 
 RECORD = Script("breaker_record", _RECORD_LUA, _record)
@@ -279,6 +302,7 @@ class Breaker:
         rules: BreakerRules | None = None,
         *,
         view_ttl_s: float = 1.0,
+        flush_s: float = 0.1,
         clock: Callable[[], float] = time.time,
         on_transition: Callable[[Transition], None] | None = None,
         timeout_s: float = 0.5,
@@ -286,12 +310,15 @@ class Breaker:
         self.store = store.namespaced("breaker")
         self.rules = rules or BreakerRules()
         self.view_ttl_s = view_ttl_s
+        self.flush_s = flush_s
         self.clock = clock
         self.on_transition = on_transition
         self.timeout_s = timeout_s
         self._ttl_ms = ttl_ms(max(STATE_TTL_S, 2 * self.rules.wait_duration_s))
         self._wait_ms = math.ceil(self.rules.wait_duration_s * 1000)
         self._views: dict[str, _View] = {}
+        self._successes: dict[str, int] = {}  # counted here, not yet sent, by model
+        self._flushes: set[asyncio.Task[None]] = set()
         self._quiet_until = 0.0
 
     async def admit(self, name: str) -> bool:
@@ -323,11 +350,46 @@ class Breaker:
         ``ok`` is False for the failures that say the model is unwell (the
         retryable ones: connection errors, timeouts, 429, 5xx, malformed
         answers). A caller's own 4xx is the model answering: record it as ok.
+        A success on a circuit this process sees closed is sent later, with
+        others (see the module's docstring): it causes no transition.
         """
+        if ok and self._holds_success(name):
+            return None
+        results = "s" * self._successes.pop(name, 0) + ("s" if ok else "f")
+        return await self._send(name, results)
+
+    def _holds_success(self, name: str) -> bool:
+        """Keep a success back for the next round trip, if the circuit is closed here."""
+        if self.flush_s <= 0:
+            return False
+        view = self._views.get(name)
+        if view is None or view.state is not BreakerState.CLOSED:
+            return False
+        if self.clock() - view.seen_at >= self.view_ttl_s:
+            return False
+        held = self._successes.get(name, 0) + 1
+        if held >= self.rules.window_size:
+            return False  # a window's worth: send them now, with this one
+        self._successes[name] = held
+        if held == 1:
+            asyncio.get_running_loop().call_later(self.flush_s, self._flush_soon, name)
+        return True
+
+    def _flush_soon(self, name: str) -> None:
+        task = asyncio.get_running_loop().create_task(self._flush(name))
+        self._flushes.add(task)
+        task.add_done_callback(self._flushes.discard)
+
+    async def _flush(self, name: str) -> None:
+        held = self._successes.pop(name, 0)
+        if held:
+            await self._send(name, "s" * held)
+
+    async def _send(self, name: str, results: str) -> Transition | None:
         now = self.clock()
         rules = self.rules
         args: list[Arg] = [
-            int(ok), rules.window_size, rules.minimum_calls, float(rules.failure_rate_threshold),
+            results, rules.window_size, rules.minimum_calls, float(rules.failure_rate_threshold),
             _ms(now) + self._wait_ms, rules.permitted_calls_in_half_open, self._ttl_ms,
         ]  # fmt: skip
         reply = await self._run(RECORD, name, args, 3)
