@@ -689,3 +689,25 @@ def test_teams_and_users_on_any_tenant(cli: Cli) -> None:
     tenant = cli("tenants", "update", "acme", "--display-name", "Acme", "--tier", "free")
     assert "display_name=Acme" in tenant.stdout
     assert "tier=free" in cli("tenants", "show", "acme").stdout
+
+
+def test_teams_and_tenants_carry_budgets(cli: Cli) -> None:
+    made = cli("teams", "create", "red", "--tenant", "acme", "--tokens-per-month", "5000")
+    assert made.returncode == 0, made.stderr
+    assert "tokens_per_month=5000" in made.stdout
+    assert "requests_per_minute=-" in made.stdout
+    updated = cli(
+        "teams", "update", "red", "--tenant", "acme",
+        "--requests-per-minute", "30", "--cost-per-month-usd", "12.5",
+    )  # fmt: skip
+    assert updated.returncode == 0, updated.stderr
+    shown = cli("teams", "show", "red", "--tenant", "acme").stdout
+    for field in ("tokens_per_month=5000", "requests_per_minute=30", "cost_per_month_usd=12.5"):
+        assert field in shown
+    tenant = cli("tenants", "update", "acme", "--tokens-per-month", "9")
+    assert "tokens_per_month=9" in tenant.stdout
+    for bad in ("-1", "many"):
+        refused = cli("teams", "update", "red", "--tenant", "acme", "--tokens-per-month", bad)
+        assert refused.returncode == 2
+        assert "--tokens-per-month" in refused.stderr
+    assert cli("teams", "create", "x", "--cost-per-month-usd", "inf").returncode == 2

@@ -353,6 +353,7 @@ def _directory_commands(commands: Any) -> None:
         if verb != "show":
             cmd.add_argument("--display-name")
             cmd.add_argument("--tier")
+            _budget_options(cmd)
         cmd.set_defaults(handler=_directory, kind="tenants", verb=verb)
     for kind, key in (("teams", "name"), ("users", "user_id")):
         group = commands.add_parser(kind, help=f"a tenant's {kind}").add_subparsers(required=True)
@@ -366,17 +367,40 @@ def _directory_commands(commands: Any) -> None:
                 if kind == "users":
                     cmd.add_argument("--team")
                     cmd.add_argument("--role")
+                else:
+                    _budget_options(cmd)
             cmd.set_defaults(handler=_directory, kind=kind, verb=verb)
 
 
+def _count(raw: str) -> int:
+    value = int(raw)
+    if value < 0:
+        raise argparse.ArgumentTypeError("expected a whole number, zero or more")
+    return value
+
+
+def _dollars(raw: str) -> float:
+    value = float(raw)
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError("expected a number of dollars, zero or more")
+    return value
+
+
+def _budget_options(cmd: Any) -> None:
+    """A team's or tenant's budgets: that scope's limits over rate_limits.yaml's."""
+    cmd.add_argument("--requests-per-minute", type=_count)
+    cmd.add_argument("--tokens-per-month", type=_count)
+    cmd.add_argument("--cost-per-month-usd", type=_dollars)
+
+
 def _directory(args: argparse.Namespace, settings: Settings) -> int:
-    from llm_gateway.auth.directory import Directory
+    from llm_gateway.auth.directory import BUDGETS, Directory
     from llm_gateway.errors import GatewayError
     from llm_gateway.storage import Database
 
     given = {
         name: getattr(args, name)
-        for name in ("display_name", "tier", "team", "role")
+        for name in ("display_name", "tier", "team", "role", *BUDGETS)
         if getattr(args, name, None) is not None
     }
 
@@ -387,7 +411,9 @@ def _directory(args: argparse.Namespace, settings: Settings) -> int:
             ("tenants", "show"): lambda: d.tenant(name),
             ("tenants", "create"): lambda: d.update_tenant(name, **given),
             ("tenants", "update"): lambda: d.update_tenant(name, **given),
-            ("teams", "create"): lambda: d.create_team(tenant, str(name), args.tier),
+            ("teams", "create"): lambda: d.create_team(
+                tenant, str(name), args.tier, **{k: v for k, v in given.items() if k in BUDGETS}
+            ),
             ("teams", "list"): lambda: d.teams(tenant),
             ("teams", "show"): lambda: d.team(tenant, str(name)),
             ("teams", "update"): lambda: d.update_team(tenant, str(name), **given),

@@ -19,6 +19,8 @@ from llm_gateway.audit.spool import Spool
 from llm_gateway.audit.writer import SPOOL_FILLING, AuditWriter
 from llm_gateway.auth import Authenticator, identity_verifiers
 from llm_gateway.auth.api_keys import ApiKeyStore
+from llm_gateway.auth.directory import Directory
+from llm_gateway.auth.inheritance import Inheritance
 from llm_gateway.auth.jwt import JWTVerifier
 from llm_gateway.config import DEMO_MODEL, Deployment, GatewayConfig, Provider
 from llm_gateway.dlp.service import DlpService
@@ -61,6 +63,8 @@ class AppState:
     audit: AuditWriter
     keys: ApiKeyStore
     authenticator: Authenticator
+    directory: Directory  # the admin API's; its changes clear ``inheritance``'s cache
+    inheritance: Inheritance  # what callers inherit from the directory, cached
     policy: PolicyService
     store: Store  # the shared state store: in-process, or Redis for replicas
     dlp: DlpService | None
@@ -102,9 +106,7 @@ class AppState:
             await db.require_current()
         audit = _audit_writer(settings, db)
         audit.start()
-        keys = ApiKeyStore(db.sessions, settings.auth.api_key_cache_seconds)
-        oidc, introspection = identity_verifiers(settings.auth, config.identity, transport)
-        authenticator = Authenticator(JWTVerifier(settings.auth), keys, oidc, introspection)
+        keys, authenticator, inheritance = _identity(settings, config, db, transport)
         deployments = dict(config.deployments)
         demo = None
         demo_model = settings.providers.demo_model
@@ -139,7 +141,7 @@ class AppState:
         if settings.limits.enabled:
             limiter = Limiter(
                 config.limits, settings.limits, store.namespaced("limits"),
-                timeout_s=state_timeout_s(settings),
+                timeout_s=state_timeout_s(settings), directory=inheritance.limits,
             )  # fmt: skip
             recorders.append(BudgetRecorder(limiter))
         pipeline = build_pipeline(
@@ -153,10 +155,12 @@ class AppState:
             ground=ground,
             transport=transport,
             tracing=start_tracing(settings.tracing),  # None when off, or without the extra
+            inheritance=inheritance,
         )  # fmt: skip
         actions = build_action_pipeline(
             recorders=recorders, authenticator=authenticator, policy=policy,
             environment=settings.policy.environment, tracing=pipeline.tracing,
+            inheritance=inheritance,
         )  # fmt: skip
         policy.start(settings.policy.reload_seconds)
         expiries = ExpirySweeper(confirmations, trail, settings.hitl.expiry_sweep_s)
@@ -165,7 +169,9 @@ class AppState:
         if routed.health is not None:
             routed.health.start()
         return cls(
-            settings, config, deployments, db, audit, keys, authenticator, policy, store, dlp,
+            settings, config, deployments, db, audit, keys, authenticator, inheritance.directory,
+            inheritance,
+            policy, store, dlp,
             limiter, transport, resolver, routed, confirmations, expiries,
             Drain(settings.http.shutdown_grace_s), grounding, mfa, metrics, pipeline, actions,
             demo, time.time(), alerts, pipeline.tracing,
@@ -198,6 +204,17 @@ class AppState:
             for d in self.deployments.values()
             if d.enabled and (health is None or health.is_up(d.key))
         ]
+
+
+def _identity(
+    settings: Settings, config: GatewayConfig, db: Database, transport: AiohttpTransport
+) -> tuple[ApiKeyStore, Authenticator, Inheritance]:
+    """The API keys, the authenticator, and what callers inherit from the directory."""
+    keys = ApiKeyStore(db.sessions, settings.auth.api_key_cache_seconds)
+    oidc, introspection = identity_verifiers(settings.auth, config.identity, transport)
+    authenticator = Authenticator(JWTVerifier(settings.auth), keys, oidc, introspection)
+    inheritance = Inheritance(Directory(db.sessions), settings.auth.directory_cache_seconds)
+    return keys, authenticator, inheritance
 
 
 def _audit_writer(settings: Settings, db: Database) -> AuditWriter:

@@ -89,3 +89,31 @@ async def test_a_tenant_reads_and_updates_only_its_own_record(directory: Directo
     assert (await directory.update_tenant("acme", tier=None)).display_name == "ACME"
     assert (await directory.tenant("acme")).tier is None
     assert (await directory.tenant("globex")).display_name is None
+
+
+async def test_teams_and_tenants_keep_budgets_and_every_change_is_announced(
+    directory: Directory,
+) -> None:
+    changes: list[str] = []
+    directory.on_change.append(lambda: changes.append("changed"))
+    red = await directory.create_team("acme", "red", None, tokens_per_month=5_000_000_000)
+    assert (red.tokens_per_month, red.requests_per_minute, red.cost_per_month_usd) == (
+        5_000_000_000, None, None,
+    )  # fmt: skip
+    changed = await directory.update_team("acme", "red", cost_per_month_usd=12.5)
+    assert (changed.tokens_per_month, changed.cost_per_month_usd) == (5_000_000_000, 12.5)
+    cleared = await directory.update_team("acme", "red", tokens_per_month=None)
+    assert (cleared.tokens_per_month, cleared.cost_per_month_usd) == (None, 12.5)
+    tenant = await directory.update_tenant("acme", requests_per_minute=30)
+    assert (tenant.requests_per_minute, tenant.tier) == (30, None)
+    assert (await directory.tenant("acme")).requests_per_minute == 30
+    await directory.create_user("acme", "ada", team="red")
+    await directory.update_user("acme", "ada", tier="free")
+    await directory.delete_user("acme", "ada")
+    await directory.delete_team("acme", "red")
+    assert len(changes) == 8
+    with pytest.raises(TeamNotFound):  # a change that fails announces nothing
+        await directory.update_team("acme", "red", tier="free")
+    assert len(changes) == 8
+    with pytest.raises(TypeError):
+        await directory.update_tenant("acme", budget=1)  # not a budget: a bug, never stored

@@ -13,8 +13,9 @@ from datetime import UTC, datetime
 
 import pytest
 
+from llm_gateway.auth.inheritance import ScopeLimits
 from llm_gateway.auth.principal import Principal
-from llm_gateway.config.limits import LimitsFile
+from llm_gateway.config.limits import Limits, LimitsFile
 from llm_gateway.errors import (
     CostBudgetExceeded,
     LimitsUnavailable,
@@ -288,6 +289,69 @@ async def test_store_trouble_is_logged_once_per_interval(
         await admit(lim)
     warnings = [r for r in caplog.records if "state store failed" in r.getMessage()]
     assert len(warnings) == 1
+
+
+class Kept:
+    """A directory's budgets for the limiter, as ``Inheritance.limits`` answers: mutable, so
+    a test changes them between requests; the calls are counted."""
+
+    def __init__(self, tenant: Limits | None = None, team: Limits | None = None) -> None:
+        self.found = ScopeLimits(tenant, team)
+        self.asked: list[tuple[str | None, str | None]] = []
+
+    async def __call__(self, tenant: str | None, team: str | None) -> ScopeLimits:
+        self.asked.append((tenant, team))
+        return self.found
+
+
+def directory_limiter(store: Store, file: Mapping[str, object], kept: Kept) -> Limiter:
+    return Limiter(
+        LimitsFile.model_validate(file), LimitSettings(per_user=0, per_tenant=0), store,
+        timeout_s=2.0, clock=Clock(), directory=kept,
+    )  # fmt: skip
+
+
+async def test_a_teams_directory_budget_wins_over_the_files_entry_and_keeps_the_rest(
+    store_case: StoreCase,
+) -> None:
+    file = {
+        "tiers": {"premium": {}},
+        "scopes": {"team": {"ml": {"requests_per_minute": 3, "tokens_per_month": 10_000}}},
+    }
+    kept = Kept(team=Limits(tokens_per_month=100))
+    lim = directory_limiter(store_case.store, file, kept)
+    assert (await admit(lim, tokens=60)).refusal is None
+    refused = (await admit(lim, tokens=60)).refusal
+    assert isinstance(refused, TokenBudgetExceeded)  # the directory's 100, not the file's
+    assert (refused.details["scope"], refused.details["limit"]) == ("team", 100)
+    assert kept.asked[-1] == ("acme", "ml")
+    (team,) = [s for s in lim.scopes(ALICE, None, kept.found) if s.kind == "team"]
+    assert (team.rate, team.tokens) == (3, 100)  # the file's rate stays
+
+
+async def test_directory_budgets_apply_to_a_team_and_a_tenant_the_file_does_not_list(
+    store_case: StoreCase,
+) -> None:
+    kept = Kept(tenant=Limits(cost_per_month_usd=1.0), team=Limits(requests_per_minute=1))
+    lim = directory_limiter(store_case.store, {"tiers": {"premium": {}}}, kept)
+    assert (await admit(lim, cost=0.6)).refusal is None
+    by_team = (await admit(lim)).refusal
+    assert by_team is not None
+    assert (by_team.code, by_team.details["scope"]) == ("rate_limited", "team")
+    kept.found = ScopeLimits(tenant=Limits(cost_per_month_usd=1.0))  # the team's rate cleared
+    by_tenant = (await admit(lim, cost=0.6)).refusal
+    assert isinstance(by_tenant, CostBudgetExceeded)
+    assert by_tenant.details["scope"] == "tenant"
+    scopes = await lim.peek(ALICE, None)
+    assert {s["scope"] for s in scopes} == {"user", "tenant"}  # the team has no limit now
+
+
+async def test_a_caller_without_tenant_or_team_does_not_ask_the_directory() -> None:
+    kept = Kept(team=Limits(requests_per_minute=1))
+    lim = directory_limiter(MemoryStore(), {"tiers": {}}, kept)
+    for _ in range(3):
+        assert (await admit(lim, Principal("solo", "user"))).refusal is None
+    assert kept.asked == []
 
 
 async def test_peek_counts_nothing(store_case: StoreCase) -> None:

@@ -28,7 +28,7 @@ from starlette.responses import Response
 from llm_gateway.api import fields as f
 from llm_gateway.api.actions import ERRORS, run_action
 from llm_gateway.auth.api_keys import KeyInfo
-from llm_gateway.auth.directory import Directory, TeamInfo, UserInfo
+from llm_gateway.auth.directory import BUDGETS, Directory, TeamInfo, UserInfo
 from llm_gateway.auth.key_admin import MAX_OVERLAP_SECONDS, KeyAdmin, KeySpec
 from llm_gateway.errors import InvalidRequest
 from llm_gateway.pipeline.context import RequestContext
@@ -253,12 +253,21 @@ _DIRECTORY_ERRORS = ERRORS | {
 }
 
 
-class CreateTeam(_Body):
+class _Budgets(_Body):
+    """A team's or tenant's budgets, that scope's limits over ``rate_limits.yaml``'s
+    (null: not set, the file's apply): see ``auth.inheritance``."""
+
+    requests_per_minute: int | None = Field(default=None, ge=0, le=10**9)
+    tokens_per_month: int | None = Field(default=None, ge=0, le=10**15)
+    cost_per_month_usd: float | None = Field(default=None, ge=0, le=10**12, allow_inf_nan=False)
+
+
+class CreateTeam(_Budgets):
     name: str = Field(min_length=1, max_length=255)
     tier: str | None = _Short
 
 
-class UpdateTeam(_Body):
+class UpdateTeam(_Budgets):
     tier: str | None = _Short
 
 
@@ -275,14 +284,16 @@ class UpdateUser(_Body):
     tier: str | None = _Short
 
 
-class UpdateTenant(_Body):
+class UpdateTenant(_Budgets):
     display_name: str | None = _Name
     tier: str | None = _Short
 
 
 def _directory(request: Request) -> Directory:
+    """The gateway's one directory service, whose changes clear this process's cache of
+    what callers inherit (another replica's within ``DIRECTORY_CACHE_SECONDS``)."""
     state: AppState = request.app.state.gateway
-    return Directory(state.keys.sessions)
+    return state.directory
 
 
 def _changes(body: BaseModel) -> dict[str, Any]:
@@ -302,7 +313,7 @@ async def show_tenant(request: Request) -> Response:
 
 @router.patch("/api/v1/admin/tenant", responses=ERRORS, openapi_extra=_documented(UpdateTenant))
 async def update_tenant(request: Request) -> Response:
-    """Change the caller's own tenant's display name or tier."""
+    """Change the caller's own tenant's display name, tier or budgets."""
 
     async def handler(ctx: RequestContext) -> dict[str, Any]:
         body = await _body(ctx, UpdateTenant)
@@ -315,11 +326,13 @@ async def update_tenant(request: Request) -> Response:
     "/api/v1/admin/teams", responses=_DIRECTORY_ERRORS, openapi_extra=_documented(CreateTeam)
 )
 async def create_team(request: Request) -> Response:
-    """A team of the caller's tenant."""
+    """A team of the caller's tenant, with its tier and budgets (each optional)."""
 
     async def handler(ctx: RequestContext) -> dict[str, Any]:
         body = await _body(ctx, CreateTeam)
-        return _info(await _directory(request).create_team(_tenant(ctx), body.name, body.tier))
+        budgets = {name: getattr(body, name) for name in BUDGETS}
+        made = await _directory(request).create_team(_tenant(ctx), body.name, body.tier, **budgets)
+        return _info(made)
 
     return await run_action(request, "admin.teams.create", handler)
 

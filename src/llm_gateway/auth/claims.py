@@ -133,5 +133,8 @@ def principal_of(
         groups=tuple(groups),
         auth_method=method,
         environment=environment,
+        # Any role claim, even one the mapping's table does not name, keeps the directory's
+        # role out: a directory lookup never changes the role of a credential that has one.
+        role_claimed=claim_at(claims, mapping.role) is not None,
         claims=bounded(claims),
     )

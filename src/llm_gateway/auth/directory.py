@@ -1,14 +1,22 @@
 """The directory, tenant by tenant: a tenant's record, its teams and its users (names,
-tier, role), the service the admin API and the CLI are to share.
+tier, role, and for teams and tenants budgets), the service the admin API and the CLI
+share.
 
 Every operation is confined to one tenant (``None``: the principals without one, stored
 as ""): another tenant's team or user is not found (never "forbidden": its existence is
 not revealed), as an unknown one is. A tenant reads and updates only its own record.
+
+A team's or tenant's budgets (``requests_per_minute``, ``tokens_per_month``,
+``cost_per_month_usd``; ``None``: not set) are that scope's limits, over
+``rate_limits.yaml``'s entry for it (see :mod:`llm_gateway.auth.inheritance`).
+Every change made through a :class:`Directory` calls its ``on_change`` listeners,
+so that the process's cache of resolved identities forgets what it held.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from sqlalchemy import select
@@ -32,11 +40,18 @@ class AlreadyExists(InvalidRequest):
     code = "already_exists"
 
 
+#: The budget fields a team or a tenant may carry, as the admin API and the CLI name them.
+BUDGETS = ("requests_per_minute", "tokens_per_month", "cost_per_month_usd")
+
+
 @dataclass(frozen=True, slots=True)
 class TenantInfo:
     name: str | None
     display_name: str | None
     tier: str | None
+    requests_per_minute: int | None = None
+    tokens_per_month: int | None = None
+    cost_per_month_usd: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +60,9 @@ class TeamInfo:
     name: str
     tier: str | None
     created_at: datetime
+    requests_per_minute: int | None = None
+    tokens_per_month: int | None = None
+    cost_per_month_usd: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +73,16 @@ class UserInfo:
     role: str | None
     tier: str | None
     created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Lineage:
+    """What the directory holds about one caller: their user record, the team that counts
+    (the credential's, else the record's) and their tenant's record; ``None``: none kept."""
+
+    user: DirectoryUser | None
+    team: Team | None
+    tenant: Tenant | None
 
 
 #: A field of an update left as it is.
@@ -69,9 +97,36 @@ def _tenant(stored: str) -> str | None:
     return stored or None
 
 
+@dataclass(slots=True)
 class Directory:
-    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
-        self.sessions = sessions
+    sessions: async_sessionmaker[AsyncSession]
+    #: Called after every change (the in-process identity cache's invalidation).
+    on_change: list[Callable[[], None]] = field(default_factory=list)
+
+    def _changed(self) -> None:
+        for listener in self.on_change:
+            listener()
+
+    # --- what the authenticate stage asks: one caller's records ----------------------------
+
+    async def lineage(self, tenant: str | None, user_id: str, team: str | None) -> Lineage:
+        """The caller's user record, their team's (``team``, else the record's) and their
+        tenant's, read in one session."""
+        async with self.sessions() as session:
+            user = await session.get(DirectoryUser, (_key(tenant), user_id))
+            name = team if team is not None else (user.team if user is not None else None)
+            team_row = await session.get(Team, (_key(tenant), name)) if name else None
+            tenant_row = await session.get(Tenant, _key(tenant))
+        return Lineage(user, team_row, tenant_row)
+
+    async def budgets(
+        self, tenant: str | None, team: str | None
+    ) -> tuple[Tenant | None, Team | None]:
+        """The tenant's record and the team's (``None``: none kept), for their budgets."""
+        async with self.sessions() as session:
+            tenant_row = await session.get(Tenant, _key(tenant))
+            team_row = await session.get(Team, (_key(tenant), team)) if team else None
+        return tenant_row, team_row
 
     # --- the tenant's own record ---------------------------------------------------------
 
@@ -80,10 +135,15 @@ class Directory:
             row = await session.get(Tenant, _key(tenant))
         if row is None:
             return TenantInfo(tenant, None, None)
-        return TenantInfo(tenant, row.display_name, row.tier)
+        return TenantInfo(tenant, row.display_name, row.tier, *_budgets_of(row))
 
     async def update_tenant(
-        self, tenant: str | None, *, display_name: object = UNCHANGED, tier: object = UNCHANGED
+        self,
+        tenant: str | None,
+        *,
+        display_name: object = UNCHANGED,
+        tier: object = UNCHANGED,
+        **budgets: object,
     ) -> TenantInfo:
         async with self.sessions.begin() as session:
             row = await session.get(Tenant, _key(tenant))
@@ -94,17 +154,23 @@ class Directory:
                 row.display_name = _optional(display_name)
             if tier is not UNCHANGED:
                 row.tier = _optional(tier)
+            _set_budgets(row, budgets)
+        self._changed()
         return await self.tenant(tenant)
 
     # --- teams ---------------------------------------------------------------------------
 
-    async def create_team(self, tenant: str | None, name: str, tier: str | None) -> TeamInfo:
+    async def create_team(
+        self, tenant: str | None, name: str, tier: str | None, **budgets: object
+    ) -> TeamInfo:
         row = Team(tenant=_key(tenant), name=name, tier=tier, created_at=datetime.now(UTC))
+        _set_budgets(row, budgets)
         try:
             async with self.sessions.begin() as session:
                 session.add(row)
         except IntegrityError:
             raise AlreadyExists(f"a team {name!r} exists already") from None
+        self._changed()  # a member's team may have had no record until now
         return _team(row)
 
     async def teams(self, tenant: str | None) -> list[TeamInfo]:
@@ -119,13 +185,17 @@ class Directory:
             raise TeamNotFound(f"no team {name[:64]!r}")
         return _team(row)
 
-    async def update_team(self, tenant: str | None, name: str, *, tier: object) -> TeamInfo:
+    async def update_team(
+        self, tenant: str | None, name: str, *, tier: object = UNCHANGED, **budgets: object
+    ) -> TeamInfo:
         async with self.sessions.begin() as session:
             row = await session.get(Team, (_key(tenant), name))
             if row is None:
                 raise TeamNotFound(f"no team {name[:64]!r}")
             if tier is not UNCHANGED:
                 row.tier = _optional(tier)
+            _set_budgets(row, budgets)
+        self._changed()
         return await self.team(tenant, name)
 
     async def delete_team(self, tenant: str | None, name: str) -> TeamInfo:
@@ -135,6 +205,7 @@ class Directory:
                 raise TeamNotFound(f"no team {name[:64]!r}")
             info = _team(row)
             await session.delete(row)
+        self._changed()
         return info
 
     # --- users ---------------------------------------------------------------------------
@@ -159,6 +230,7 @@ class Directory:
                 session.add(row)
         except IntegrityError:
             raise AlreadyExists(f"a user {user_id!r} exists already") from None
+        self._changed()
         return _user(row)
 
     async def users(self, tenant: str | None) -> list[UserInfo]:
@@ -198,6 +270,7 @@ class Directory:
                 row.role = _optional(role)
             if tier is not UNCHANGED:
                 row.tier = _optional(tier)
+        self._changed()
         return await self.user(tenant, user_id)
 
     async def delete_user(self, tenant: str | None, user_id: str) -> UserInfo:
@@ -207,6 +280,7 @@ class Directory:
                 raise UserNotFound(f"no user {user_id[:64]!r}")
             info = _user(row)
             await session.delete(row)
+        self._changed()
         return info
 
 
@@ -215,8 +289,23 @@ def _optional(value: object) -> str | None:
     return value
 
 
+def _set_budgets(row: Team | Tenant, budgets: dict[str, object]) -> None:
+    """Set the budgets named (``None`` clears one); a name that is no budget is a bug."""
+    for name, value in budgets.items():
+        if name not in BUDGETS:
+            raise TypeError(f"{name!r} is not a budget")
+        if value is UNCHANGED:
+            continue
+        assert value is None or isinstance(value, int | float)
+        setattr(row, name, value)
+
+
+def _budgets_of(row: Team | Tenant) -> tuple[int | None, int | None, float | None]:
+    return row.requests_per_minute, row.tokens_per_month, row.cost_per_month_usd
+
+
 def _team(row: Team) -> TeamInfo:
-    return TeamInfo(_tenant(row.tenant), row.name, row.tier, row.created_at)
+    return TeamInfo(_tenant(row.tenant), row.name, row.tier, row.created_at, *_budgets_of(row))
 
 
 def _user(row: DirectoryUser) -> UserInfo:

@@ -20,5 +20,9 @@ class Principal:
     environment: str | None = None  # where this credential acts: the key's or token's own
     # The model names an API key may ask for (None: whatever the policy allows).
     allowed_models: tuple[str, ...] | None = None
+    # False when the credential carried no role and ``role`` is a default: only then may
+    # the directory's user record give the role (see auth.inheritance). True for API keys,
+    # which always name theirs.
+    role_claimed: bool = field(default=True, compare=False)
     # The token's claims (bounded, see auth.claims.bounded), as the policy's input.user.claims.
     claims: Mapping[str, Any] = field(default_factory=dict, compare=False, hash=False)

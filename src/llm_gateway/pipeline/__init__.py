@@ -36,6 +36,7 @@ import re
 from collections.abc import Sequence
 
 from llm_gateway.auth import Authenticator
+from llm_gateway.auth.inheritance import Inheritance
 from llm_gateway.dlp.service import DlpService
 from llm_gateway.observability.tracing import Tracing
 from llm_gateway.pipeline.account import Account
@@ -104,10 +105,11 @@ def build_pipeline(  # noqa: PLR0913 (keyword-only: the services the stages use)
     ground: Ground | None = None,
     transport: Transport,
     tracing: Tracing | None = None,
+    inheritance: Inheritance | None = None,
 ) -> Pipeline:
     stages: list[Stage] = [
         Account(recorders),
-        Authenticate(authenticator),
+        Authenticate(authenticator, inheritance),
         ParseRequest(),
         Authorize(policy, environment, resolver),
     ]
@@ -130,12 +132,13 @@ def build_action_pipeline(
     policy: PolicyService,
     environment: str,
     tracing: Tracing | None = None,
+    inheritance: Inheritance | None = None,
 ) -> Pipeline:
     """The management actions' stages; each ends in the handler its payload names."""
     return Pipeline(
         [
             Account(recorders),
-            Authenticate(authenticator),
+            Authenticate(authenticator, inheritance),
             AuthorizeAction(policy, environment),
             RunAction(),
         ],

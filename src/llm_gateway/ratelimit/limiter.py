@@ -18,6 +18,13 @@ when the client goes away. A reservation whose settlement is lost (a replica
 killed mid-request) stays counted until the month ends: budgets err towards
 refusing, never towards overspending.
 
+A team's or tenant's budgets kept in the directory (the admin API's, read through
+``directory``, cached by :class:`~llm_gateway.auth.inheritance.Inheritance`) are that
+scope's limits exactly as a ``scopes: team: <id>:`` entry of ``rate_limits.yaml``
+would be, and they win over it: each limit the directory sets replaces the file's
+entry for that id (or its ``default``), the limits it does not set are the file's.
+The directory is the runtime admin surface, the file the deployment's baseline.
+
 When the store does not answer within ``timeout_s``, each scope fails open or
 closed as configured (closed for a scope with a budget, open for plain rates,
 unless ``on_store_error`` says otherwise); the trouble is logged once per
@@ -32,11 +39,12 @@ import functools
 import logging
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Literal
 
+from llm_gateway.auth.inheritance import ScopeLimits
 from llm_gateway.auth.principal import Principal
 from llm_gateway.config.limits import Limits, LimitsFile, Queue
 from llm_gateway.errors import (
@@ -58,6 +66,10 @@ WINDOW_MS = 60_000
 MICRO = 1_000_000  # cost budgets count micro-dollars, so that the counters are integers
 _QUIET_S = 30.0  # store trouble is logged at most this often
 _POLL_S = (0.01, 0.25)  # a queued request looks again after this long, at least and at most
+_MERGED_LIMIT = 4096  # the directory's limits over the file's, kept resolved
+
+#: A tenant's and a team's limits from the directory (``(tenant, team)`` of the caller).
+DirectoryLimits = Callable[[str | None, str | None], Awaitable[ScopeLimits]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,8 +162,10 @@ class Limiter:
         *,
         timeout_s: float,
         clock: Callable[[], float] = time.time,
+        directory: DirectoryLimits | None = None,
     ) -> None:
         self.file = file
+        self.directory = directory
         self.settings = settings
         self.store = store
         self.timeout_s = timeout_s
@@ -169,6 +183,13 @@ class Limiter:
         )
         tables = file.scopes
         self._tables: list[tuple[str, Resolved, dict[str, Resolved]]] = []
+        # The file's own entries of the scopes the directory may set, and their default
+        # rate, for composing the directory's limits over them (see _directory_scope).
+        self._raw: dict[str, tuple[int, dict[str, Limits]]] = {
+            "tenant": (settings.per_tenant, tables.tenant),
+            "team": (0, tables.team),
+        }
+        self._merged: dict[tuple[str, str, Limits], Resolved] = {}
         for kind, table, default_rate in (
             ("key", tables.key, settings.per_key),
             ("ip", tables.ip, settings.per_ip),
@@ -185,17 +206,46 @@ class Limiter:
 
     # Scopes
 
-    def scopes(self, principal: Principal, client_ip: str | None) -> list[Scope]:
-        """The scopes a request of ``principal`` from ``client_ip`` counts against."""
+    def scopes(
+        self,
+        principal: Principal,
+        client_ip: str | None,
+        directory: ScopeLimits | None = None,
+    ) -> list[Scope]:
+        """The scopes a request of ``principal`` from ``client_ip`` counts against
+        (``directory``: the tenant's and team's limits the directory sets)."""
         user = self._tiers.get(principal.tier or "", self._no_tier)
         found = [Scope("user", principal.user_id, user)]
         idents = (principal.key_id, client_ip, principal.tenant, principal.team)
+        kept = {"tenant": directory.tenant, "team": directory.team} if directory else {}
         for (kind, base, listed), ident in zip(self._tables, idents, strict=True):
             if ident is not None:
-                limits = listed.get(ident, base)
+                over = kept.get(kind)
+                limits = listed.get(ident, base) if over is None else self._over(kind, ident, over)
                 if limits.counted:
                     found.append(Scope(kind, ident, limits))
         return found
+
+    def _over(self, kind: str, ident: str, limits: Limits) -> Resolved:
+        """The directory's ``limits`` for a tenant or team over the file's entry for it."""
+        key = (kind, ident, limits)
+        resolved = self._merged.get(key)
+        if resolved is None:
+            default_rate, table = self._raw[kind]
+            base = table.get("default", Limits())
+            file = table[ident].over(base) if ident in table and ident != "default" else base
+            resolved = _resolve(limits.over(file), default_rate, None)
+            if len(self._merged) >= _MERGED_LIMIT:
+                self._merged.clear()
+            self._merged[key] = resolved
+        return resolved
+
+    async def _scopes(self, principal: Principal, client_ip: str | None) -> list[Scope]:
+        """:meth:`scopes`, with the directory's limits when there is a directory."""
+        kept = None
+        if self.directory is not None and (principal.tenant or principal.team):
+            kept = await self.directory(principal.tenant, principal.team)
+        return self.scopes(principal, client_ip, kept)
 
     # Admission
 
@@ -213,7 +263,7 @@ class Limiter:
         ``tokens`` and ``cost_usd`` are the estimates reserved on the budgets.
         Raises :class:`LimitsUnavailable` when the store fails and a scope fails closed.
         """
-        scopes = self.scopes(principal, client_ip)
+        scopes = await self._scopes(principal, client_ip)
         now = self.clock()
         plan = _plan(scopes, now, tokens=tokens, micro_usd=math.ceil(cost_usd * MICRO))
         if not plan.keys:
@@ -257,7 +307,7 @@ class Limiter:
 
     async def peek(self, principal: Principal, client_ip: str | None) -> list[dict[str, object]]:
         """The caller's scopes as they stand, counting nothing (``GET /api/v1/limits``)."""
-        scopes = self.scopes(principal, client_ip)
+        scopes = await self._scopes(principal, client_ip)
         now = self.clock()
         plan = _plan(scopes, now, tokens=0, micro_usd=0)
         reply = await self._run(plan, scopes, "", now, peek=True) if plan.keys else None

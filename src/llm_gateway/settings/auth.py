@@ -157,6 +157,11 @@ class AuthSettings(Section):
         "API_KEY_CACHE_SECONDS", seconds, 10.0,
         "how long a verified API key is trusted (a revocation takes this long)",
     )  # fmt: skip
+    directory_cache_seconds: float = var(
+        "DIRECTORY_CACHE_SECONDS", seconds, 10.0,
+        "how long a caller's tier, team and role from the directory (and a team's or "
+        "tenant's budgets) are kept in process; another replica's admin change takes this long",
+    )  # fmt: skip
     session_issuer: str | None = var(
         "SESSION_ISSUER", optional(idp_url), None,
         "people log in to the console here (/auth/login): a trusted issuer, OIDC_ISSUER or "

@@ -191,6 +191,10 @@ class Tenant(Base):
     display_name: Mapped[str | None] = mapped_column(String(255))
     tier: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column()
+    # Its budgets (migration 0015), this scope's limits over rate_limits.yaml's; None: not set.
+    requests_per_minute: Mapped[int | None] = mapped_column(Integer)
+    tokens_per_month: Mapped[int | None] = mapped_column(BigInteger)
+    cost_per_month_usd: Mapped[float | None] = mapped_column(Float)
 
 
 class Team(Base):
@@ -202,6 +206,10 @@ class Team(Base):
     name: Mapped[str] = mapped_column(String(255), primary_key=True)
     tier: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column()
+    # Its budgets (migration 0015), this scope's limits over rate_limits.yaml's; None: not set.
+    requests_per_minute: Mapped[int | None] = mapped_column(Integer)
+    tokens_per_month: Mapped[int | None] = mapped_column(BigInteger)
+    cost_per_month_usd: Mapped[float | None] = mapped_column(Float)
 
 
 class DirectoryUser(Base):
