@@ -6,6 +6,7 @@ change seen after the TTL) and a database that does not answer."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
@@ -188,3 +189,45 @@ def test_a_ttl_of_zero_keeps_nothing() -> None:
     cache: TtlCache[str, int] = TtlCache(0)
     cache.put("a", 1, cache.generation)
     assert cache.get("a") == (False, None)
+
+
+async def test_callers_that_miss_together_share_one_read() -> None:
+    """An entry expiring under load is missed by every request in flight at once."""
+    cache: TtlCache[str, int] = TtlCache(60)
+    reads = 0
+    release = asyncio.Event()
+
+    async def read() -> int:
+        nonlocal reads
+        reads += 1
+        await release.wait()
+        return 7
+
+    waiting = [asyncio.create_task(cache.load("a", read)) for _ in range(16)]
+    await asyncio.sleep(0)
+    release.set()
+    assert await asyncio.gather(*waiting) == [7] * 16
+    assert reads == 1
+    assert await cache.load("a", read) == 7  # kept: no second read
+    assert reads == 1
+
+
+async def test_a_failed_shared_read_fails_every_caller_and_keeps_nothing() -> None:
+    cache: TtlCache[str, int] = TtlCache(60)
+    release = asyncio.Event()
+
+    async def failing() -> int:
+        await release.wait()
+        raise OSError("the database went away")
+
+    waiting = [asyncio.create_task(cache.load("a", failing)) for _ in range(3)]
+    await asyncio.sleep(0)
+    release.set()
+    results = await asyncio.gather(*waiting, return_exceptions=True)
+    assert all(isinstance(r, OSError) for r in results)
+    assert cache.get("a") == (False, None)
+
+    async def working() -> int:
+        return 1
+
+    assert await cache.load("a", working) == 1  # the next caller reads afresh

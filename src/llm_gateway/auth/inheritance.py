@@ -30,9 +30,10 @@ directory refines identities, it must not take the gateway down with it.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
-from collections.abc import Callable, Hashable
+from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass, replace
 from typing import Generic, TypeVar
 
@@ -59,7 +60,10 @@ class TtlCache(Generic[K, V]):
     """A bounded map whose entries live ``ttl_s`` (0: nothing is kept).
 
     ``generation`` counts the clearings: an answer read from the database before a
-    clearing must not be stored after it (it may predate the change that cleared)."""
+    clearing must not be stored after it (it may predate the change that cleared).
+    :meth:`load` reads a missing entry once however many callers miss it together:
+    when an entry expires under load, every request in flight misses it at once,
+    and one database read must serve them all."""
 
     def __init__(
         self, ttl_s: float, limit: int = CACHE_LIMIT, clock: Callable[[], float] = time.monotonic
@@ -69,6 +73,7 @@ class TtlCache(Generic[K, V]):
         self.clock = clock
         self.generation = 0
         self._entries: dict[K, tuple[float, V]] = {}
+        self._loading: dict[K, asyncio.Future[V]] = {}
 
     def get(self, key: K) -> tuple[bool, V | None]:
         """``(True, value)`` when a live entry is kept, else ``(False, None)``."""
@@ -87,6 +92,30 @@ class TtlCache(Generic[K, V]):
         while len(self._entries) >= self.limit:
             del self._entries[next(iter(self._entries))]  # the oldest: dicts keep order
         self._entries[key] = (self.clock(), value)
+
+    async def load(self, key: K, read: Callable[[], Awaitable[V]]) -> V:
+        """The live entry for ``key``, else ``read()``'s answer, kept; callers that miss
+        while a read is on its way wait for that read instead of starting their own."""
+        entry = self._entries.get(key)
+        if entry is not None and self.clock() - entry[0] < self.ttl_s:
+            return entry[1]
+        pending = self._loading.get(key)
+        if pending is not None:
+            return await asyncio.shield(pending)  # a caller giving up must not cancel it
+        pending = self._loading[key] = asyncio.get_running_loop().create_future()
+        generation = self.generation
+        try:
+            value = await read()
+        except BaseException as exc:
+            pending.set_exception(exc)
+            pending.exception()  # retrieved: nobody may be waiting
+            raise
+        else:
+            pending.set_result(value)
+            self.put(key, value, generation)
+            return value
+        finally:
+            del self._loading[key]
 
     def clear(self) -> None:
         self.generation += 1
@@ -156,54 +185,45 @@ class Inheritance:
         return replace(principal, tier=tier, team=team, role=role)
 
     async def inherited(self, tenant: str | None, user_id: str, team: str | None) -> Inherited:
-        key = (tenant, user_id, team)
-        hit, value = self._identities.get(key)
-        if hit:
-            assert value is not None
-            return value
-        generation = self._identities.generation
+        return await self._identities.load(
+            (tenant, user_id, team), lambda: self._read_inherited(tenant, user_id, team)
+        )
+
+    async def _read_inherited(
+        self, tenant: str | None, user_id: str, team: str | None
+    ) -> Inherited:
         try:
             lineage = await self.directory.lineage(tenant, user_id, team)
         except _TROUBLE as exc:
             self._trouble(exc)
-            found = _NOTHING
-        else:
-            user = lineage.user
-            tier = next(
-                (
-                    row.tier
-                    for row in (user, lineage.team, lineage.tenant)
-                    if row is not None and row.tier is not None
-                ),
-                None,
-            )
-            found = Inherited(
-                tier=tier,
-                team=user.team if user is not None else None,
-                role=user.role if user is not None else None,
-            )
-            if found == _NOTHING:
-                found = _NOTHING  # one shared "nothing", so resolve() returns at once
-        self._identities.put(key, found, generation)
-        return found
+            return _NOTHING
+        user = lineage.user
+        tier = next(
+            (
+                row.tier
+                for row in (user, lineage.team, lineage.tenant)
+                if row is not None and row.tier is not None
+            ),
+            None,
+        )
+        found = Inherited(
+            tier=tier,
+            team=user.team if user is not None else None,
+            role=user.role if user is not None else None,
+        )
+        return _NOTHING if found == _NOTHING else found  # one shared "nothing": see resolve()
 
     async def limits(self, tenant: str | None, team: str | None) -> ScopeLimits:
         """The budgets the directory sets on ``tenant`` and ``team``, for the limiter."""
-        key = (tenant, team)
-        hit, value = self._limits.get(key)
-        if hit:
-            assert value is not None
-            return value
-        generation = self._limits.generation
+        return await self._limits.load((tenant, team), lambda: self._read_limits(tenant, team))
+
+    async def _read_limits(self, tenant: str | None, team: str | None) -> ScopeLimits:
         try:
             tenant_row, team_row = await self.directory.budgets(tenant, team)
         except _TROUBLE as exc:
             self._trouble(exc)
-            found = _NO_LIMITS
-        else:
-            found = ScopeLimits(_limits_of(tenant_row), _limits_of(team_row))
-        self._limits.put(key, found, generation)
-        return found
+            return _NO_LIMITS
+        return ScopeLimits(_limits_of(tenant_row), _limits_of(team_row))
 
     def _trouble(self, exc: BaseException) -> None:
         """Log once per interval: a dead database must not flood the logs (no secrets:
