@@ -18,7 +18,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
-from llm_gateway import __version__
+from llm_gateway import __version__, heap
 from llm_gateway.api import (
     admin,
     audit,
@@ -86,7 +86,14 @@ class Gateway:
         await response(scope, receive, send)
 
 
-def create_app(settings: Settings | None = None, config: GatewayConfig | None = None) -> Gateway:
+def create_app(
+    settings: Settings | None = None,
+    config: GatewayConfig | None = None,
+    *,
+    settle_heap: bool = False,
+) -> Gateway:
+    """The gateway's ASGI app. ``settle_heap``: tune the garbage collector once started
+    (:mod:`llm_gateway.heap`), for a process that does nothing but serve."""
     settings = settings or load_settings()
     config = config or load_gateway_config(settings.providers)
 
@@ -94,6 +101,8 @@ def create_app(settings: Settings | None = None, config: GatewayConfig | None = 
     async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
         state = await AppState.start(settings, config)
         app.state.gateway = state
+        if settle_heap:
+            heap.settle(settings.http.gc_gen0_threshold)
         try:
             yield {DRAIN: state.drain}  # the server's protocol tells it when shutdown begins
         finally:
@@ -127,7 +136,7 @@ def create_app_from_env() -> Gateway:
     """The factory ``llm-gateway serve`` hands to uvicorn (one call per worker)."""
     settings = load_settings()
     configure_logging(settings.log)
-    return create_app(settings)
+    return create_app(settings, settle_heap=True)
 
 
 def _error(request: Request, error: GatewayError, headers: Mapping[str, str] | None) -> Response:

@@ -45,6 +45,11 @@ class HttpSettings(Section):
     host: str = var("API_HOST", text, "127.0.0.1", "where the gateway listens")
     port: int = var("API_PORT", integer(0, 65535), 8080, "the port it listens on")
     workers: int = var("WORKERS", integer(1, 256), 1, "worker processes of `llm-gateway serve`")
+    gc_gen0_threshold: int = var(
+        "GC_GEN0_THRESHOLD", integer(0, 10_000_000), 20_000,
+        "allocations between the garbage collector's young passes in a serving worker, whose "
+        "start-up heap is also frozen (0: Python's defaults, 700 and nothing frozen)",
+    )  # fmt: skip
     max_body_bytes: int = var(
         "MAX_BODY_BYTES", integer(1024, 1 << 30), 2 * 1024 * 1024,
         "largest request body (413 beyond)",
