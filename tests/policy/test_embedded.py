@@ -206,3 +206,112 @@ async def test_the_watcher_reloads_changed_files(tmp_path: Path) -> None:
         assert (await service.decide(_input("user", "free", "large"))).allow
     finally:
         await service.aclose()
+
+
+# --- decisions kept by the input paths the policy reads -----------------------------------
+
+
+def _counting(policy: EmbeddedPolicy) -> list[int]:
+    """Count the evaluations ``policy`` makes (each asks for its thread's engine)."""
+    calls: list[int] = []
+    engine_of = policy._engine
+
+    def counted(bundle: Any) -> Any:
+        calls.append(1)
+        return engine_of(bundle)
+
+    policy._engine = counted  # type: ignore[method-assign]
+    return calls
+
+
+def _cached(tmp_path: Path, policy: str = POLICY, *, size: int = 100) -> EmbeddedPolicy:
+    return EmbeddedPolicy(load_bundle(_policy_dir(tmp_path, policy), RULE), RULE, cache_size=size)
+
+
+def test_inputs_that_differ_only_where_the_policy_does_not_read_share_a_decision(
+    tmp_path: Path,
+) -> None:
+    policy = _cached(tmp_path)
+    calls = _counting(policy)
+    first = policy.decide_now({**_input("user", "free", "small"), "context": {"time": "t1"}})
+    again = policy.decide_now({**_input("user", "free", "small"), "context": {"time": "t2"}})
+    assert (first.allow, again.allow) == (True, True)
+    assert len(calls) == 1
+    denied = policy.decide_now(_input("user", "free", "large"))  # a path it reads differs
+    assert denied.allow is False
+    assert len(calls) == 2
+
+
+def test_an_absent_path_and_a_null_one_are_decided_apart(tmp_path: Path) -> None:
+    policy = _cached(tmp_path, "package llm.authz\nimport rego.v1\ndefault allow := false\n"
+                     "allow if not input.flag\n")  # fmt: skip
+    assert policy.decide_now({}).allow is True  # undefined: `not` holds
+    assert policy.decide_now({"flag": None}).allow is False  # null is a value, not false
+
+
+def test_a_policy_that_reads_the_clock_is_evaluated_every_time(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="llm_gateway.policy.embedded")
+    policy = _cached(tmp_path, "package llm.authz\nimport rego.v1\ndefault allow := false\n"
+                     "allow if time.now_ns() > 0\n")  # fmt: skip
+    calls = _counting(policy)
+    assert [policy.decide_now({}).allow for _ in range(3)] == [True] * 3
+    assert len(calls) == 3
+    assert "evaluated every time: it calls time.now_ns()" in caplog.text
+
+
+def test_failed_evaluations_are_not_kept(tmp_path: Path) -> None:
+    policy = EmbeddedPolicy(load_bundle(_policy_dir(tmp_path), RULE), "data.llm.authz.conflict",
+                            cache_size=100)  # fmt: skip
+    calls = _counting(policy)
+    conflicting = _input("admin", "free", "small")
+    assert [policy.decide_now(conflicting).error is not None for _ in range(2)] == [True, True]
+    assert len(calls) == 2
+
+
+def test_a_reloaded_policy_starts_with_no_kept_decisions(tmp_path: Path) -> None:
+    policy = _cached(tmp_path)
+    assert policy.decide_now(_input("user", "free", "small")).allow is True
+    policy.replace(load_bundle(_policy_dir(tmp_path, models='{"free": []}'), RULE))
+    assert policy.decide_now(_input("user", "free", "small")).allow is False
+
+
+def test_the_kept_decisions_are_bounded_and_size_zero_keeps_none(tmp_path: Path) -> None:
+    policy = _cached(tmp_path, size=2)
+    for model in ("a", "b", "c", "d"):
+        policy.decide_now(_input("user", "free", model))
+    assert len(policy._state[2]) == 2
+    off = _cached(tmp_path / "off", size=0)
+    calls = _counting(off)
+    for _ in range(2):
+        off.decide_now(_input("user", "free", "small"))
+    assert len(calls) == 2
+
+
+def test_kept_decisions_are_the_decisions_the_shipped_policy_makes(tmp_path: Path) -> None:
+    """Every combination, decided twice by a caching engine and once by one that does
+    not keep anything: the same answers, reasons and obligations."""
+    repo = Path(__file__).resolve().parents[2] / "policies"
+    bundle = load_bundle(repo, DECISION)
+    cached = EmbeddedPolicy(bundle, DECISION, cache_size=10_000)
+    fresh = EmbeddedPolicy(bundle, DECISION)
+    documents = [
+        {"action": action, "user": {"id": "u", "role": role, "tier": tier, "claims": {}},
+         "request": {"model": model, "features": features, "scope": scope,
+                     "estimated_tokens": tokens},
+         "context": {"time": f"2026-12-07T10:00:0{tokens % 10}Z"}}
+        for action in ("chat", "models.list", "usage.read", "admin.keys.create")
+        for role in ("user", "admin", "auditor", "service")
+        for tier in ("free", "premium", "enterprise", "nope")
+        for model in ("demo", "gpt-4", "claude-sonnet")
+        for features in ([], ["streaming"], ["tools", "json_output"])
+        for scope in ("own", "tenant")
+        for tokens in (3, 4)
+    ]  # fmt: skip
+    for document in documents * 2:
+        got, want = cached.decide_now(document), fresh.decide_now(document)
+        assert (got.allow, got.reasons, got.obligations, got.error) == (
+            want.allow, want.reasons, want.obligations, want.error,
+        ), document  # fmt: skip
+    assert 0 < len(cached._state[2]) < len(documents)

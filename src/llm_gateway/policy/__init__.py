@@ -68,7 +68,8 @@ class PolicyService:
             return cls(opa, None)
         rule = rule_of(settings.opa_policy_path)
         bundle = load_bundle(settings.policy_dir, rule)
-        return cls(EmbeddedPolicy(bundle, rule), settings.policy_dir)
+        embedded = EmbeddedPolicy(bundle, rule, cache_size=settings.decision_cache_size)
+        return cls(embedded, settings.policy_dir)
 
     @property
     def revision(self) -> str:

@@ -47,6 +47,11 @@ class PolicySettings(Section):
     cache_seconds: float = var(
         "POLICY_CACHE_SECONDS", seconds, 0.0, "OPA decisions cached by input (0: off)"
     )
+    decision_cache_size: int = var(
+        "POLICY_DECISION_CACHE_SIZE", integer(0, 1_000_000), 10_000,
+        "embedded decisions kept by the values of the input paths the policy reads, when it "
+        "reads the input by static paths and calls only pure built-ins (0: off)",
+    )  # fmt: skip
     reload_seconds: float = var(
         "POLICY_RELOAD_SECONDS", seconds, 2.0,
         "how often the policy files are checked for changes (0: on SIGHUP only)",
