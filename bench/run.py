@@ -42,6 +42,7 @@ class Row:
     cpu_ms: float | None
     rss_mb: float | None
     direct_p50_ms: float | None
+    prompt: str = "clean"
 
 
 def ensure_tools() -> None:
@@ -74,23 +75,122 @@ def script_table(name: str) -> str:
     return done.stdout if done.returncode == 0 else f"{name} failed:\n{done.stderr[-2000:]}"
 
 
-def request_body(work: Path, model: str, stream: bool) -> Path:
-    """About 1 KB of prompt, as in the comparison the targets were set against."""
-    prompt = (
-        "Summarise the quarterly report for the operations team in three short bullet points. " * 12
-    )[:1000]
-    body: dict[str, object] = {
-        "model": model,
-        "messages": [
-            {"role": "system", "content": "You are concise."},
-            {"role": "user", "content": prompt},
-        ],
-    }
+#: The prompts measured: ``clean`` is about 1 KB of plain text, as in the comparison
+#: the targets were set against; ``agent`` is what an agent sends on its third turn.
+PROMPTS = ("clean", "agent")
+
+
+def request_body(work: Path, model: str, stream: bool, prompt: str = "clean") -> Path:
+    body: dict[str, object] = {"model": model, **(agent_turn() if prompt == "agent" else clean())}
     if stream:
         body["stream"] = True
-    path = work / f"body-{model}-{'stream' if stream else 'json'}.json"
+    path = work / f"body-{model}-{prompt}-{'stream' if stream else 'json'}.json"
     path.write_text(json.dumps(body))
     return path
+
+
+def clean() -> dict[str, object]:
+    text = (
+        "Summarise the quarterly report for the operations team in three short bullet points. " * 12
+    )[:1000]
+    return {"messages": [{"role": "system", "content": "You are concise."},
+                         {"role": "user", "content": text}]}  # fmt: skip
+
+
+def agent_turn() -> dict[str, object]:
+    """An operations agent's third turn, about 4 KB: a system prompt, three tool
+    definitions, a support ticket carrying a customer's email address and phone
+    number, a tool call and its JSON result (instance ids, private addresses), the
+    model's summary, and a follow-up that names the customer again. Nothing in it
+    asks for a confirmation or carries a secret: it is forwarded, redacted."""
+
+    def tool(name: str, description: str, **properties: str) -> dict[str, object]:
+        schema = {k: {"type": "string", "description": v} for k, v in properties.items()}
+        return {"type": "function", "function": {
+            "name": name, "description": description,
+            "parameters": {"type": "object", "properties": schema, "required": list(schema)},
+        }}  # fmt: skip
+
+    instances = [
+        {"id": f"i-0{n:016x}", "state": "running" if n % 3 else "stopped",
+         "private_ip": f"10.20.{n}.{40 + n}", "type": "m6i.large", "owner": "billing-api"}
+        for n in range(1, 8)
+    ]  # fmt: skip
+    return {
+        "tools": [
+            tool(
+                "describe_instances",
+                "List the EC2 instances of a service.",
+                service="the service's name",
+                region="an AWS region",
+            ),
+            tool("get_ticket", "Read a support ticket.", ticket_id="the ticket's id"),
+            tool(
+                "post_reply",
+                "Reply to a support ticket.",
+                ticket_id="the ticket's id",
+                body="the reply, in plain text",
+            ),
+        ],
+        "messages": [
+            {
+                "role": "system",
+                "content": (
+                    "You are the on-call assistant of the platform team. Answer from the tools' "
+                    "results only, cite them as [tool:<id>], and keep replies under 150 words. "
+                    "Never share one customer's details with another."
+                ),
+            },
+            {
+                "role": "user",
+                "content": (
+                    "Ticket 48213 from Dana Whitfield (dana.whitfield@example.com, +1 415 555 "
+                    "0134): since this morning the billing API times out for about one request "
+                    "in five, mostly on invoice exports. She says it started after last night's "
+                    "deploy. Check the billing-api instances in eu-west-1 and tell me which are "
+                    "not running."
+                ),
+            },
+            {
+                "role": "assistant",
+                "content": None,
+                "tool_calls": [
+                    {
+                        "id": "call_7f3a",
+                        "type": "function",
+                        "function": {
+                            "name": "describe_instances",
+                            "arguments": json.dumps(
+                                {"service": "billing-api", "region": "eu-west-1"}
+                            ),
+                        },
+                    }
+                ],
+            },
+            {
+                "role": "tool",
+                "tool_call_id": "call_7f3a",
+                "content": json.dumps({"instances": instances, "count": len(instances)}),
+            },
+            {
+                "role": "assistant",
+                "content": (
+                    "Two of the seven billing-api instances are stopped: i-00000000000000003 and "
+                    "i-00000000000000006 [tool:call_7f3a]. The other five are running. A fleet "
+                    "running at five of seven would explain timeouts on about one request in "
+                    "five under the export load."
+                ),
+            },
+            {
+                "role": "user",
+                "content": (
+                    "Thanks. Draft a short reply to Dana at dana.whitfield@example.com saying we "
+                    "found the cause and expect a fix within the hour; she asked to be called "
+                    "back on +1 415 555 0134 if it takes longer. Keep it friendly."
+                ),
+            },
+        ],
+    }
 
 
 def measure(
@@ -102,10 +202,12 @@ def measure(
     args: argparse.Namespace,
     direct: dict[tuple[str, int], float],
 ) -> list[Row]:
+    """Each prompt of ``--prompts`` (the direct baseline: the clean one), JSON and stream."""
     rows = []
-    for mode in ("json", "stream"):
+    prompts = ["clean"] if name == "direct" else args.prompts
+    for prompt, mode in ((p, m) for p in prompts for m in ("json", "stream")):
         model = "bench" if mode == "json" else "bench-stream"
-        body = request_body(work, model, mode == "stream")
+        body = request_body(work, model, mode == "stream", prompt)
         stream_prefix = "/stream" if name == "direct" and mode == "stream" else ""
         path = f"{url}{stream_prefix}/v1/chat/completions"
         warm_up = load.run_wrk(
@@ -136,11 +238,10 @@ def measure(
             rss = procs.rss_mb(pid, "VmHWM") if pid else None
             if name == "direct":
                 direct[(mode, connections)] = result.p50_ms
-            rows.append(
-                Row(name, mode, connections, result, cpu_ms, rss, direct.get((mode, connections)))
-            )
+            baseline = direct.get((mode, connections))
+            rows.append(Row(name, mode, connections, result, cpu_ms, rss, baseline, prompt))
             print(
-                f"  {name:<12} {mode:<6} c={connections:<3} {result.rps:>9.0f} req/s  "
+                f"  {name:<12} {prompt:<6} {mode:<6} c={connections:<3} {result.rps:>9.0f} req/s  "
                 f"p50 {result.p50_ms:.2f} ms",
                 flush=True,
             )
@@ -170,9 +271,9 @@ def first_chunk_delay(url: str, auth: str, work: Path, samples: int = 300) -> fl
 
 def table(rows: list[Row]) -> str:
     lines = [
-        "| target | mode | conc | req/s | p50 ms | p99 ms | added p50 ms | CPU ms/req "
+        "| target | prompt | mode | conc | req/s | p50 ms | p99 ms | added p50 ms | CPU ms/req "
         "| peak RSS MB | errors |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
         added = (
@@ -183,7 +284,7 @@ def table(rows: list[Row]) -> str:
         cpu = f"{r.cpu_ms:.3f}" if r.cpu_ms is not None else "-"
         rss = f"{r.rss_mb:.0f}" if r.rss_mb is not None else "-"
         lines.append(
-            f"| {r.target} | {r.mode} | {r.connections} | {r.result.rps:.0f} "
+            f"| {r.target} | {r.prompt} | {r.mode} | {r.connections} | {r.result.rps:.0f} "
             f"| {r.result.p50_ms:.2f} | "
             f"{r.result.p99_ms:.2f} | {added} | {cpu} | {rss} | {r.result.errors} |"
         )
@@ -194,6 +295,9 @@ def arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--compare", choices=["litellm"], help="also measure LiteLLM's proxy")
     parser.add_argument("--profiles", default="passthrough,full")
+    parser.add_argument(
+        "--prompts", default=",".join(PROMPTS), help="clean (1 KB of text), agent (see agent_turn)"
+    )
     parser.add_argument("--duration", type=float, default=5, help="seconds per measurement")
     parser.add_argument("--connections", default="1,16,64")
     parser.add_argument("--soak", type=float, default=0, help="seconds of c=64 load to watch RSS")
@@ -204,6 +308,9 @@ def arguments() -> argparse.Namespace:
     )
     args = parser.parse_args()
     args.connections = [int(c) for c in args.connections.split(",")]
+    args.prompts = args.prompts.split(",")
+    if unknown := set(args.prompts) - set(PROMPTS):
+        parser.error(f"--prompts: unknown {', '.join(sorted(unknown))} (known: {PROMPTS})")
     return args
 
 
@@ -305,13 +412,14 @@ def ratios(rows: list[Row]) -> str:
             (
                 o
                 for o in rows
-                if o.target == "litellm" and o.mode == r.mode and o.connections == r.connections
+                if o.target == "litellm"
+                and (o.prompt, o.mode, o.connections) == (r.prompt, r.mode, r.connections)
             ),
             None,
         )
         if other and other.result.rps:
             lines.append(
-                f"{r.target}/{r.mode}/c={r.connections}: "
+                f"{r.target}/{r.prompt}/{r.mode}/c={r.connections}: "
                 f"{r.result.rps / other.result.rps:.1f}x LiteLLM"
             )
     return "- ratios: " + "; ".join(lines)
