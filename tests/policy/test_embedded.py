@@ -296,7 +296,7 @@ def test_kept_decisions_are_the_decisions_the_shipped_policy_makes(tmp_path: Pat
     bundle = load_bundle(repo, DECISION)
     cached = EmbeddedPolicy(bundle, DECISION, cache_size=10_000)
     fresh = EmbeddedPolicy(bundle, DECISION)
-    documents = [
+    documents: list[dict[str, Any]] = [
         {"action": action, "user": {"id": "u", "role": role, "tier": tier, "claims": {}},
          "request": {"model": model, "features": features, "scope": scope,
                      "estimated_tokens": tokens},
