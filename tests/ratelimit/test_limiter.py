@@ -194,6 +194,35 @@ async def test_every_scope_counts_and_each_can_refuse(store_case: StoreCase) -> 
     assert names == {"user", "key", "ip", "team"}  # no tenant limit is set (per_tenant=0)
 
 
+async def test_two_tenants_users_and_teams_of_one_name_never_share_a_count(
+    store_case: StoreCase,
+) -> None:
+    file = {
+        "tiers": {"premium": {"requests_per_minute": 1, "tokens_per_month": 100}},
+        "scopes": {"team": {"default": {"requests_per_minute": 1}}},
+    }
+    lim = limiter(store_case.store, file)
+    other = Principal("alice", "user", tier="premium", tenant="globex", team="ml", key_id="k9")
+    assert (await admit(lim, tokens=100)).refusal is None  # acme's alice, of acme's ml
+    assert (await admit(lim, other, tokens=100)).refusal is None  # globex's: a count of its own
+    refused = (await admit(lim, other)).refusal
+    assert refused is not None  # each tenant's count holds by itself
+    assert refused.details["scope"] in {"user", "team"}
+    shown = await lim.peek(other, None)
+    user = next(entry for entry in shown if entry["scope"] == "user")
+    assert user["id"] == "alice"  # shown by its own id; counted within its tenant
+    assert user["tokens_per_month"]["used"] == 100  # type: ignore[index]
+
+
+def test_a_tenant_with_a_slash_cannot_reach_another_tenants_counter() -> None:
+    lim = limiter(MemoryStore(), tier(requests_per_minute=5))
+    one = lim.scopes(Principal("c", "user", tier="premium", tenant="a/b"), None)[0]
+    two = lim.scopes(Principal("b/c", "user", tier="premium", tenant="a"), None)[0]
+    alone = lim.scopes(Principal("c", "user", tier="premium"), None)[0]
+    assert len({one.counted_as, two.counted_as, alone.counted_as}) == 3
+    assert alone.counted_as == "c"  # without a tenant, as before
+
+
 def test_a_caller_without_a_known_tier_gets_the_default_tier() -> None:
     file = {"tiers": {"free": {"requests_per_minute": 7}}, "default_tier": "free"}
     lim = limiter(MemoryStore(), file, per_user=100)
@@ -383,7 +412,7 @@ async def test_a_queued_request_that_goes_away_gives_up_its_place(store_case: St
     lim = limiter(store_case.store, file)
     assert (await admit(lim, request_id="first")).refusal is None
     waiting = asyncio.create_task(admit(lim, request_id="waiting"))
-    queue = "q:user:alice"
+    queue = "q:user:acme/alice"  # a tenant's user is counted within the tenant
     while not await store_case.store.run(_CARD, [queue], []):  # noqa: ASYNC110
         await asyncio.sleep(0.01)
     waiting.cancel()

@@ -43,6 +43,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Literal
+from urllib.parse import quote
 
 from llm_gateway.auth.inheritance import ScopeLimits
 from llm_gateway.auth.principal import Principal
@@ -89,11 +90,20 @@ class Resolved:
 
 @dataclass(frozen=True, slots=True)
 class Scope:
-    """One scope a request counts against: whose (``kind``, ``id``), and its limits."""
+    """One scope a request counts against: whose (``kind``, ``id``), and its limits.
+
+    ``counter`` is the name its counters are kept under: a user's and a team's are
+    their tenant's (see :func:`within`), so that two tenants' ``alice`` or ``ops``
+    never share a rate or a budget; ``None`` is the ``id`` itself."""
 
     kind: str  # user, key, ip, tenant, team
     id: str
     limits: Resolved
+    counter: str | None = None
+
+    @property
+    def counted_as(self) -> str:
+        return self.id if self.counter is None else self.counter
 
     @property
     def rate(self) -> int | None:
@@ -150,7 +160,7 @@ class _Plan:
 
     @property
     def keys(self) -> list[str]:
-        return [f"r:{s.kind}:{s.id}" for s in self.rates] + [b.key for b in self.budgets]
+        return [f"r:{s.kind}:{s.counted_as}" for s in self.rates] + [b.key for b in self.budgets]
 
 
 class Limiter:
@@ -215,7 +225,8 @@ class Limiter:
         """The scopes a request of ``principal`` from ``client_ip`` counts against
         (``directory``: the tenant's and team's limits the directory sets)."""
         user = self._tiers.get(principal.tier or "", self._no_tier)
-        found = [Scope("user", principal.user_id, user)]
+        tenant = principal.tenant
+        found = [Scope("user", principal.user_id, user, within(tenant, principal.user_id))]
         idents = (principal.key_id, client_ip, principal.tenant, principal.team)
         kept = {"tenant": directory.tenant, "team": directory.team} if directory else {}
         for (kind, base, listed), ident in zip(self._tables, idents, strict=True):
@@ -223,7 +234,8 @@ class Limiter:
                 over = kept.get(kind)
                 limits = listed.get(ident, base) if over is None else self._over(kind, ident, over)
                 if limits.counted:
-                    found.append(Scope(kind, ident, limits))
+                    counter = within(tenant, ident) if kind == "team" else None
+                    found.append(Scope(kind, ident, limits, counter))
         return found
 
     def _over(self, kind: str, ident: str, limits: Limits) -> Resolved:
@@ -420,6 +432,13 @@ def _resolve(limits: Limits, default_rate: int, queue: Queue | None) -> Resolved
     )
 
 
+def within(tenant: str | None, ident: str) -> str | None:
+    """The counter name of a tenant's user or team ``ident`` (None: no tenant, the id
+    itself). The tenant is percent-encoded, so its ``/`` never reads as the separator:
+    tenant ``a/b`` with user ``c`` and tenant ``a`` with user ``b/c`` stay apart."""
+    return None if tenant is None else f"{quote(tenant, safe='')}/{ident}"
+
+
 def _count(value: int | str | None) -> int | None:
     return value if isinstance(value, int) else None
 
@@ -430,14 +449,15 @@ def _plan(scopes: Sequence[Scope], now: float, *, tokens: int, micro_usd: int) -
     for scope in scopes:
         if scope.rate is not None:
             if scope.limits.queue is not None:
-                plan.queue = (len(plan.rates), scope.limits.queue, f"q:{scope.kind}:{scope.id}")
+                queue_key = f"q:{scope.kind}:{scope.counted_as}"
+                plan.queue = (len(plan.rates), scope.limits.queue, queue_key)
             plan.rates.append(scope)
     for scope in scopes:
         if scope.tokens is not None:
-            key = f"t:{scope.kind}:{month}:{scope.id}"
+            key = f"t:{scope.kind}:{month}:{scope.counted_as}"
             plan.budgets.append(_Budget(scope, "tokens", key, scope.tokens, tokens))
         if scope.limits.micro_usd is not None:
-            key = f"c:{scope.kind}:{month}:{scope.id}"
+            key = f"c:{scope.kind}:{month}:{scope.counted_as}"
             plan.budgets.append(_Budget(scope, "cost", key, scope.limits.micro_usd, micro_usd))
     return plan
 
@@ -523,7 +543,7 @@ def _scope_json(
     used_by = dict(zip(plan.keys, counts, strict=True)) if counts is not None else {}
     for rated in plan.rates:
         if rated is scope:
-            used = used_by.get(f"r:{scope.kind}:{scope.id}")
+            used = used_by.get(f"r:{scope.kind}:{scope.counted_as}")
             entry["requests_per_minute"] = _state(scope.rate, used, WINDOW_MS / 1000)
     reset = _month_end(now) - now
     for budget in plan.budgets:
