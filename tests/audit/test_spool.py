@@ -192,6 +192,53 @@ async def test_a_spool_at_its_limit_refuses_rows(tmp_path: Path) -> None:
         _die(spool)
 
 
+async def test_concurrent_stream_openings_share_a_write_and_its_fsync(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import os
+
+    from llm_gateway.audit import spool as spool_module
+
+    syncs: list[int] = []
+    real = os.fdatasync
+
+    def counted(fd: int) -> None:
+        syncs.append(fd)
+        real(fd)
+
+    spool = _spool(tmp_path)
+    monkeypatch.setattr(os, "fdatasync", counted)
+    try:
+        await asyncio.gather(*(
+            spool.opened(_row(f"s-{i}", stream=True, error_code=STREAM_UNFINISHED))
+            for i in range(16)
+        ))  # fmt: skip
+        assert 1 <= len(syncs) <= 2  # the first alone, the fifteen that waited together
+        lines = (spool.directory / "open.jsonl").read_bytes().splitlines()
+        written = sorted(str((spool_module.decode(line) or {}).get("request_id")) for line in lines)
+        assert written == sorted(f"s-{i}" for i in range(16))
+    finally:
+        await spool.close()
+
+
+async def test_openings_past_the_limit_are_refused_one_by_one_in_a_group(tmp_path: Path) -> None:
+    from llm_gateway.audit.spool import SpoolFull, encode
+
+    line = len(encode(_row("s-0", stream=True, error_code=STREAM_UNFINISHED)))
+    spool = _spool(tmp_path, max_bytes=line * 3 + line // 2)  # room for three
+    try:
+        results = await asyncio.gather(
+            *(spool.opened(_row(f"s-{i}", stream=True, error_code=STREAM_UNFINISHED))
+              for i in range(5)),
+            return_exceptions=True,
+        )  # fmt: skip
+        assert results[:3] == [None, None, None]
+        assert all(isinstance(r, SpoolFull) for r in results[3:])
+        assert spool.size_bytes <= line * 3 + line // 2
+    finally:
+        await spool.close()
+
+
 # --- the writer with a spool -----------------------------------------------------------
 
 

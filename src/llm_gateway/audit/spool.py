@@ -9,7 +9,11 @@ exclusive ``flock`` on its ``lock`` file while the process lives. In it:
 - ``open.jsonl``: the opening row of every stream whose first byte has been
   released, written before that byte. While the process lives these are never
   replayed (the stream's own row follows); if it dies, they are what the caller
-  got: a row for the stream, marked ``stream_unfinished``.
+  got: a row for the stream, marked ``stream_unfinished``. Openings are group
+  committed: those asked for while a write (and its fsync) is on its way go
+  together in the next one, so concurrent streams share one fsync instead of
+  paying one each (in strict mode the fsyncs were a quarter of the CPU of
+  streaming at 16 connections).
 
 Replay (:meth:`Spool.drain`) starts a new segment, then inserts the older ones
 into the database in order, a chunk at a time, skipping request ids already
@@ -88,6 +92,9 @@ class Spool:
         self._segment_no = 0
         self._openings_file: IO[bytes] | None = None
         self._openings: dict[str, bytes] = {}  # request id -> its line in open.jsonl
+        # Openings asked for while a write is on its way: (request id, line, its caller).
+        self._waiting: list[tuple[str, bytes, asyncio.Future[None]]] = []
+        self._writer: asyncio.Task[None] | None = None
         self._bytes = 0  # everything under root, as this process last counted it
         self._counts: dict[str, int] = {}  # rows in each of this process's segments
 
@@ -114,8 +121,33 @@ class Spool:
         await self._run(self._append, data, len(rows))
 
     async def opened(self, row: Row) -> None:
-        """Record a stream's opening row before its first byte is released."""
-        await self._run(self._open_stream, str(row["request_id"]), encode(row))
+        """Record a stream's opening row before its first byte is released (raises
+        SpoolFull, OSError), in the next group write."""
+        loop = asyncio.get_running_loop()
+        written: asyncio.Future[None] = loop.create_future()
+        self._waiting.append((str(row["request_id"]), encode(row), written))
+        if self._writer is None:
+            self._writer = loop.create_task(self._write_openings())
+        await written
+
+    async def _write_openings(self) -> None:
+        """Write what waits, one group at a time, until nothing does."""
+        try:
+            while self._waiting:
+                group, self._waiting = self._waiting, []
+                try:
+                    problems = await self._run(self._open_streams, [g[:2] for g in group])
+                except OSError as exc:
+                    problems = [exc] * len(group)
+                for (*_, written), problem in zip(group, problems, strict=True):
+                    if written.done():  # its caller went away meanwhile
+                        continue
+                    if problem is None:
+                        written.set_result(None)
+                    else:
+                        written.set_exception(problem)
+        finally:
+            self._writer = None
 
     def settled(self, request_id: str) -> None:
         """The stream's own row is stored: its opening will not be needed."""
@@ -199,13 +231,24 @@ class Spool:
         if self._segment.tell() >= SEGMENT_BYTES:
             self._rotate()
 
-    def _open_stream(self, request_id: str, line: bytes) -> None:
+    def _open_streams(self, openings: list[tuple[str, bytes]]) -> list[Exception | None]:
+        """Append the openings that fit in one write (and one fsync); each one's refusal."""
         assert self._openings_file is not None, "the spool is not open"
-        if self._bytes + len(line) > self.max_bytes:
-            raise SpoolFull(self._full())
-        _write(self._openings_file, line, self.fsync)
-        self._openings[request_id] = line
-        self._bytes += len(line)
+        problems: list[Exception | None] = []
+        accepted: list[tuple[str, bytes]] = []
+        size = self._bytes
+        for request_id, line in openings:
+            if size + len(line) > self.max_bytes:
+                problems.append(SpoolFull(self._full()))
+                continue
+            size += len(line)
+            accepted.append((request_id, line))
+            problems.append(None)
+        if accepted:
+            _write(self._openings_file, b"".join(line for _, line in accepted), self.fsync)
+            self._openings.update(accepted)
+            self._bytes = size
+        return problems
 
     def _full(self) -> str:
         return f"the audit spool is full ({self.max_bytes >> 20} MB, AUDIT_SPOOL_MAX_MB)"
