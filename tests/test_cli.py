@@ -711,3 +711,32 @@ def test_teams_and_tenants_carry_budgets(cli: Cli) -> None:
         assert refused.returncode == 2
         assert "--tokens-per-month" in refused.stderr
     assert cli("teams", "create", "x", "--cost-per-month-usd", "inf").returncode == 2
+
+
+def test_users_carry_budgets_and_none_clears_a_users_teams_or_tenants(cli: Cli) -> None:
+    made = cli(
+        "users", "create", "ada", "--tenant", "acme",
+        "--tokens-per-month", "5000", "--cost-per-month-usd", "2.5",
+    )  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    for field in ("tokens_per_month=5000", "cost_per_month_usd=2.5", "requests_per_minute=-"):
+        assert field in made.stdout
+    updated = cli("users", "update", "ada", "--tenant", "acme", "--tokens-per-month", "none")
+    assert updated.returncode == 0, updated.stderr
+    shown = cli("users", "show", "ada", "--tenant", "acme").stdout
+    assert "tokens_per_month=-" in shown
+    assert "cost_per_month_usd=2.5" in shown  # a budget not named stays as it is
+    assert "cost_per_month_usd=2.5" in cli("users", "list", "--tenant", "acme").stdout
+
+    cli("teams", "create", "red", "--tenant", "acme", "--requests-per-minute", "30")
+    cleared = cli("teams", "update", "red", "--tenant", "acme", "--requests-per-minute", "none")
+    assert "requests_per_minute=-" in cleared.stdout
+    cli("tenants", "update", "acme", "--cost-per-month-usd", "9", "--tokens-per-month", "7")
+    tenant = cli("tenants", "update", "acme", "--cost-per-month-usd", "none")
+    assert "cost_per_month_usd=-" in tenant.stdout
+    assert "tokens_per_month=7" in tenant.stdout
+    for flag, bad in (("--tokens-per-month", "-1"), ("--cost-per-month-usd", "None"),
+                      ("--requests-per-minute", "many")):  # fmt: skip
+        refused = cli("users", "update", "ada", "--tenant", "acme", flag, bad)
+        assert refused.returncode == 2
+        assert flag in refused.stderr

@@ -367,30 +367,46 @@ def _directory_commands(commands: Any) -> None:
                 if kind == "users":
                     cmd.add_argument("--team")
                     cmd.add_argument("--role")
-                else:
-                    _budget_options(cmd)
+                _budget_options(cmd)
             cmd.set_defaults(handler=_directory, kind=kind, verb=verb)
 
 
-def _count(raw: str) -> int:
+#: What a budget option takes to clear the budget (the admin API's null).
+CLEAR = "none"
+
+
+def _count(raw: str) -> int | None:
+    if raw == CLEAR:
+        return None
     value = int(raw)
     if value < 0:
-        raise argparse.ArgumentTypeError("expected a whole number, zero or more")
+        raise argparse.ArgumentTypeError("expected a whole number, zero or more, or none")
     return value
 
 
-def _dollars(raw: str) -> float:
+def _dollars(raw: str) -> float | None:
+    if raw == CLEAR:
+        return None
     value = float(raw)
     if not math.isfinite(value) or value < 0:
-        raise argparse.ArgumentTypeError("expected a number of dollars, zero or more")
+        raise argparse.ArgumentTypeError("expected a number of dollars, zero or more, or none")
     return value
 
 
 def _budget_options(cmd: Any) -> None:
-    """A team's or tenant's budgets: that scope's limits over rate_limits.yaml's."""
-    cmd.add_argument("--requests-per-minute", type=_count)
-    cmd.add_argument("--tokens-per-month", type=_count)
-    cmd.add_argument("--cost-per-month-usd", type=_dollars)
+    """A user's, team's or tenant's budgets: that scope's limits over rate_limits.yaml's (a
+    user's over their tier's). ``none`` clears one; an option not given leaves its budget
+    as it is, so it is left out of the namespace (SUPPRESS) rather than defaulting to the
+    ``None`` that "none" gives."""
+    for flag, parse in (
+        ("--requests-per-minute", _count),
+        ("--tokens-per-month", _count),
+        ("--cost-per-month-usd", _dollars),
+    ):
+        cmd.add_argument(
+            flag, type=parse, default=argparse.SUPPRESS, metavar=f"N|{CLEAR}",
+            help=f"{CLEAR} clears it",
+        )  # fmt: skip
 
 
 def _directory(args: argparse.Namespace, settings: Settings) -> int:
@@ -400,9 +416,10 @@ def _directory(args: argparse.Namespace, settings: Settings) -> int:
 
     given = {
         name: getattr(args, name)
-        for name in ("display_name", "tier", "team", "role", *BUDGETS)
+        for name in ("display_name", "tier", "team", "role")
         if getattr(args, name, None) is not None
     }
+    given |= {name: getattr(args, name) for name in BUDGETS if name in args}  # None: clear
 
     def act(d: Directory) -> Coroutine[Any, Any, Any]:
         tenant, name = getattr(args, "tenant", None), getattr(args, "name", None)

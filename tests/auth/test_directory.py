@@ -10,6 +10,7 @@ import pytest
 from llm_gateway.auth.directory import (
     AlreadyExists,
     Directory,
+    Lineage,
     TeamNotFound,
     UserNotFound,
 )
@@ -117,3 +118,53 @@ async def test_teams_and_tenants_keep_budgets_and_every_change_is_announced(
     assert len(changes) == 8
     with pytest.raises(TypeError):
         await directory.update_tenant("acme", budget=1)  # not a budget: a bug, never stored
+
+
+async def test_users_keep_budgets_set_changed_and_cleared(directory: Directory) -> None:
+    changes: list[str] = []
+    directory.on_change.append(lambda: changes.append("changed"))
+    await directory.create_team("acme", "red", None)
+    ada = await directory.create_user(
+        "acme", "ada", team="red", tokens_per_month=5_000_000_000, requests_per_minute=20
+    )
+    assert (ada.tokens_per_month, ada.requests_per_minute, ada.cost_per_month_usd) == (
+        5_000_000_000, 20, None,
+    )  # fmt: skip
+    changed = await directory.update_user("acme", "ada", cost_per_month_usd=2.5, tier="free")
+    assert (changed.tokens_per_month, changed.cost_per_month_usd, changed.tier) == (
+        5_000_000_000, 2.5, "free",
+    )  # fmt: skip
+    cleared = await directory.update_user("acme", "ada", tokens_per_month=None)
+    assert (cleared.tokens_per_month, cleared.requests_per_minute) == (None, 20)
+    assert (cleared.team, cleared.cost_per_month_usd) == ("red", 2.5)  # the rest untouched
+    (listed,) = await directory.users("acme")
+    assert (listed.requests_per_minute, listed.cost_per_month_usd) == (20, 2.5)
+    shown = await directory.user("acme", "ada")
+    assert shown == cleared
+    plain = await directory.create_user(None, "ada")  # another tenant's ada: none set
+    assert (plain.requests_per_minute, plain.tokens_per_month, plain.cost_per_month_usd) == (
+        None, None, None,
+    )  # fmt: skip
+    assert len(changes) == 5
+    with pytest.raises(TypeError):
+        await directory.update_user("acme", "ada", budget=1)  # not a budget: a bug
+    with pytest.raises(UserNotFound):  # another tenant's user is not found, nothing changes
+        await directory.update_user("globex", "ada", tokens_per_month=1)
+    assert (await directory.user("acme", "ada")).tokens_per_month is None
+
+
+async def test_one_callers_budgets_are_read_together(directory: Directory) -> None:
+    await directory.create_team("acme", "red", None, requests_per_minute=7)
+    await directory.update_tenant("acme", tokens_per_month=9)
+    await directory.create_user("acme", "ada", team="red", cost_per_month_usd=1.5)
+    rows = await directory.budgets("acme", "ada", "red")
+    user, team, tenant = rows.user, rows.team, rows.tenant
+    assert user is not None
+    assert team is not None
+    assert tenant is not None
+    assert (user.cost_per_month_usd, team.requests_per_minute, tenant.tokens_per_month) == (
+        1.5, 7, 9,
+    )  # fmt: skip
+    alone = await directory.budgets("acme", "ada", None)  # exactly the team named: none
+    assert (alone.team, alone.user is not None) == (None, True)
+    assert (await directory.budgets("globex", "ada", "red")) == Lineage(None, None, None)

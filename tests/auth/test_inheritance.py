@@ -10,12 +10,13 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
+from typing import Any
 
 import pytest
 
 from llm_gateway.auth.claims import principal_of
 from llm_gateway.auth.directory import Directory
-from llm_gateway.auth.inheritance import Inheritance, TtlCache
+from llm_gateway.auth.inheritance import NO_LIMITS, Inheritance, TtlCache
 from llm_gateway.auth.principal import Principal
 from llm_gateway.config.limits import Limits
 from llm_gateway.settings import async_driver_url
@@ -121,16 +122,16 @@ async def test_answers_are_kept_for_the_ttl_and_another_processes_change_waits_f
 async def test_a_change_through_this_directory_is_seen_at_once(setup: Setup) -> None:
     resolve, limits = setup.inheritance.resolve, setup.inheritance.limits
     assert (await resolve(KEY)).tier is None
-    assert (await limits("acme", "red")).team is None
+    assert (await limits("acme", "ada", "red")).team is None
     await setup.directory.create_team("acme", "red", "premium", tokens_per_month=50)
     await setup.directory.create_user("acme", "ada", team="red")
     assert (await resolve(KEY)).tier == "premium"
-    assert (await limits("acme", "red")).team == Limits(tokens_per_month=50)
+    assert (await limits("acme", "ada", "red")).team == Limits(tokens_per_month=50)
     await setup.directory.update_team("acme", "red", tier="free", tokens_per_month=None)
     assert (await resolve(KEY)).tier == "free"
-    assert (await limits("acme", "red")).team is None
+    assert (await limits("acme", "ada", "red")).team is None
     await setup.directory.update_tenant("acme", cost_per_month_usd=2.5)
-    assert (await limits("acme", "red")).tenant == Limits(cost_per_month_usd=2.5)
+    assert (await limits("acme", "ada", "red")).tenant == Limits(cost_per_month_usd=2.5)
     await setup.directory.delete_user("acme", "ada")
     assert (await resolve(KEY)).tier is None
 
@@ -139,10 +140,64 @@ async def test_the_budgets_of_the_team_and_the_tenant(setup: Setup) -> None:
     await setup.directory.create_team(
         "acme", "red", None, requests_per_minute=7, cost_per_month_usd=1.5
     )
-    found = await setup.inheritance.limits("acme", "red")
+    found = await setup.inheritance.limits("acme", "ada", "red")
     assert found.team == Limits(requests_per_minute=7, cost_per_month_usd=1.5)
     assert found.tenant is None
-    assert (await setup.inheritance.limits("globex", "red")).team is None
+    assert (await setup.inheritance.limits("globex", "ada", "red")).team is None
+
+
+async def test_a_user_records_budgets_in_the_same_lookup_as_the_team_and_tenant(
+    setup: Setup,
+) -> None:
+    d, limits = setup.directory, setup.inheritance.limits
+    await d.create_team("acme", "red", None, requests_per_minute=7)
+    await d.update_tenant("acme", cost_per_month_usd=1.5)
+    await d.create_user("acme", "ada", team="red", tokens_per_month=5_000_000_000)
+    found = await limits("acme", "ada", "red")
+    assert found.user == Limits(tokens_per_month=5_000_000_000)
+    assert (found.team, found.tenant) == (
+        Limits(requests_per_minute=7), Limits(cost_per_month_usd=1.5),
+    )  # fmt: skip
+    assert (await limits("acme", "bob", "red")).user is None  # another user of the team
+    assert (await limits("globex", "ada", None)).user is None  # another tenant's ada
+    await d.update_user("acme", "ada", tokens_per_month=None, requests_per_minute=3)
+    assert (await limits("acme", "ada", "red")).user == Limits(requests_per_minute=3)
+    await d.update_user("acme", "ada", requests_per_minute=None)
+    assert (await limits("acme", "ada", "red")).user is None
+
+
+class CountedSessions:
+    """A directory's sessions, counted: how many database reads the lookups made."""
+
+    def __init__(self, sessions: Any) -> None:
+        self.sessions = sessions
+        self.opened = 0
+
+    def __call__(self) -> Any:
+        self.opened += 1
+        return self.sessions()
+
+    def begin(self) -> Any:
+        return self.sessions.begin()
+
+
+async def test_a_caller_the_directory_keeps_nothing_on_costs_one_read_then_none(
+    setup: Setup,
+) -> None:
+    counted = CountedSessions(setup.directory.sessions)
+    setup.directory.sessions = counted  # type: ignore[assignment]  # the reads' interface
+    for who in (("acme", "nobody", "red"), (None, "solo", None)):
+        first = await setup.inheritance.limits(*who)
+        assert first is NO_LIMITS  # the one shared answer, which the limiter tells at once
+        assert counted.opened == 1  # user record, team, tenant: one session
+        for _ in range(5):
+            assert await setup.inheritance.limits(*who) is NO_LIMITS
+        assert counted.opened == 1
+        counted.opened = 0
+    await setup.other.create_user(None, "solo", tokens_per_month=9)  # another process's
+    assert await setup.inheritance.limits(None, "solo", None) is NO_LIMITS  # within the TTL
+    setup.clock.now += 30
+    assert (await setup.inheritance.limits(None, "solo", None)).user == Limits(tokens_per_month=9)
 
 
 async def test_a_database_that_does_not_answer_leaves_the_credential_as_it_is(
@@ -156,11 +211,11 @@ async def test_a_database_that_does_not_answer_leaves_the_credential_as_it_is(
             first = await inheritance.resolve(KEY)
             bob = replace(KEY, user_id="bob", team="red")
             assert await inheritance.resolve(bob) == bob
-            budgets = await inheritance.limits("acme", "red")
+            budgets = await inheritance.limits("acme", "ada", "red")
     finally:
         await db.dispose()
     assert first == KEY
-    assert (budgets.tenant, budgets.team) == (None, None)
+    assert budgets is NO_LIMITS
     warnings = [r for r in caplog.records if "directory: the database failed" in r.message]
     assert len(warnings) == 1  # logged once, not per request
     assert "nonexistent" not in warnings[0].getMessage()  # the driver's message stays out

@@ -2,7 +2,8 @@
 key made through the admin API with no tier gets its team's (the model only that tier may
 use answers, and the free tier's rate does not refuse it), a user record's tier wins over
 the team's, a key's own tier is kept, and a team's budget set through the admin API is
-that team's limit (``token_budget_exceeded`` once spent, gone once cleared).
+that team's limit (``token_budget_exceeded`` once spent, gone once cleared), as a user
+record's is that user's alone.
 
 The gateway's tiers: ``free`` (2 requests a minute, ``ollama-emu`` only, the default tier)
 and ``premium`` (``gpt-emu`` too). Admin changes are seen at once: they go through the
@@ -160,15 +161,69 @@ def test_a_tenants_budget_and_bad_budgets(tiered: Gateway) -> None:
     assert isinstance(body, dict)
     assert "tenant" in body["message"]
 
-    for path, method, raw, param in (
-        ("/api/v1/admin/teams", "POST", b'{"name": "x", "tokens_per_month": -1}',
+    _each_invalid(admin, [
+        ("POST", "/api/v1/admin/teams", b'{"name": "x", "tokens_per_month": -1}',
          "tokens_per_month"),
-        ("/api/v1/admin/teams", "POST", b'{"name": "x", "tokens_per_month": 1.5}',
+        ("POST", "/api/v1/admin/teams", b'{"name": "x", "tokens_per_month": 1.5}',
          "tokens_per_month"),
-        ("/api/v1/admin/tenant", "PATCH", b'{"cost_per_month_usd": "ten"}',
+        ("PATCH", "/api/v1/admin/tenant", b'{"cost_per_month_usd": "ten"}',
          "cost_per_month_usd"),
-        ("/api/v1/admin/tenant", "PATCH", b'{"requests_per_minute": true}',
+        ("PATCH", "/api/v1/admin/tenant", b'{"requests_per_minute": true}',
          "requests_per_minute"),
-    ):  # fmt: skip
+    ])  # fmt: skip
+
+
+def _each_invalid(admin: Admin, calls: list[tuple[str, str, bytes, str]]) -> None:
+    """Each call (method, path, body, the field it gets wrong) is a 400 naming the field."""
+    for method, path, raw, param in calls:
         error = _error(admin.call(method, path, raw=raw), 400)
         assert (error["code"], error["param"]) == ("invalid_field", param)
+
+
+def test_a_users_budget_set_through_the_admin_api_is_theirs_alone(tiered: Gateway) -> None:
+    admin = _admin(tiered)
+    _ok(admin.call("POST", "/api/v1/admin/teams", {"name": "red", "tier": "premium"}))
+    record = {"user_id": "ada", "team": "red", "tokens_per_month": 300}
+    made = _ok(admin.call("POST", "/api/v1/admin/users", record))
+    assert (made["tokens_per_month"], made["requests_per_minute"]) == (300, None)
+    shown = _ok(admin.call("GET", "/api/v1/admin/users/ada"))
+    assert shown["tokens_per_month"] == 300
+    listed = _ok(admin.call("GET", "/api/v1/admin/users"))["data"]
+    assert [(u["user_id"], u["tokens_per_month"]) for u in listed] == [("ada", 300)]
+    ada = tiered.openai(_key(admin, "ada"))  # the record's team's tier: premium
+    bob = tiered.openai(_key(admin, "bob", team="red"))  # the same team, no record
+    spend = directive("spend", usage={"input": 100, "output": 150})
+    for client in (ada, bob):
+        client.chat.completions.create(
+            model="gpt-emu", max_tokens=20, messages=[{"role": "user", "content": spend}]
+        )  # 250 of ada's 300 used; bob has no budget
+    more: list[ChatCompletionMessageParam] = [{"role": "user", "content": "more"}]
+    with pytest.raises(openai.RateLimitError) as refused:
+        ada.chat.completions.create(model="gpt-emu", max_tokens=100, messages=more)
+    body = refused.value.body
+    assert isinstance(body, dict)
+    assert body["code"] == "token_budget_exceeded"
+    assert "user" in body["message"]
+    bob.chat.completions.create(model="gpt-emu", max_tokens=100, messages=more)  # not bob's
+
+    cleared = _ok(admin.call("PATCH", "/api/v1/admin/users/ada", {"tokens_per_month": None}))
+    assert (cleared["tokens_per_month"], cleared["team"]) == (None, "red")
+    ada.chat.completions.create(model="gpt-emu", max_tokens=100, messages=more)
+
+
+def test_bad_user_budgets_are_400s_naming_the_field(tiered: Gateway) -> None:
+    admin = _admin(tiered)
+    _ok(admin.call("POST", "/api/v1/admin/users", {"user_id": "ada"}))
+    _each_invalid(admin, [
+        ("POST", "/api/v1/admin/users", b'{"user_id": "x", "tokens_per_month": -1}',
+         "tokens_per_month"),
+        ("POST", "/api/v1/admin/users", b'{"user_id": "x", "requests_per_minute": "9"}',
+         "requests_per_minute"),
+        ("PATCH", "/api/v1/admin/users/ada", b'{"cost_per_month_usd": -0.5}',
+         "cost_per_month_usd"),
+        ("PATCH", "/api/v1/admin/users/ada", b'{"tokens_per_month": "lots"}',
+         "tokens_per_month"),
+    ])  # fmt: skip
+    unchanged = _ok(admin.call("GET", "/api/v1/admin/users/ada"))
+    assert (unchanged["tokens_per_month"], unchanged["cost_per_month_usd"]) == (None, None)
+    assert [u["user_id"] for u in _ok(admin.call("GET", "/api/v1/admin/users"))["data"]] == ["ada"]

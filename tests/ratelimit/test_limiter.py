@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from llm_gateway.auth.inheritance import ScopeLimits
+from llm_gateway.auth.inheritance import NO_LIMITS, ScopeLimits
 from llm_gateway.auth.principal import Principal
 from llm_gateway.config.limits import Limits, LimitsFile
 from llm_gateway.errors import (
@@ -324,12 +324,14 @@ class Kept:
     """A directory's budgets for the limiter, as ``Inheritance.limits`` answers: mutable, so
     a test changes them between requests; the calls are counted."""
 
-    def __init__(self, tenant: Limits | None = None, team: Limits | None = None) -> None:
-        self.found = ScopeLimits(tenant, team)
-        self.asked: list[tuple[str | None, str | None]] = []
+    def __init__(
+        self, tenant: Limits | None = None, team: Limits | None = None, user: Limits | None = None
+    ) -> None:
+        self.found = ScopeLimits(tenant, team, user)
+        self.asked: list[tuple[str | None, str, str | None]] = []
 
-    async def __call__(self, tenant: str | None, team: str | None) -> ScopeLimits:
-        self.asked.append((tenant, team))
+    async def __call__(self, tenant: str | None, user_id: str, team: str | None) -> ScopeLimits:
+        self.asked.append((tenant, user_id, team))
         return self.found
 
 
@@ -353,7 +355,7 @@ async def test_a_teams_directory_budget_wins_over_the_files_entry_and_keeps_the_
     refused = (await admit(lim, tokens=60)).refusal
     assert isinstance(refused, TokenBudgetExceeded)  # the directory's 100, not the file's
     assert (refused.details["scope"], refused.details["limit"]) == ("team", 100)
-    assert kept.asked[-1] == ("acme", "ml")
+    assert kept.asked[-1] == ("acme", "alice", "ml")
     (team,) = [s for s in lim.scopes(ALICE, None, kept.found) if s.kind == "team"]
     assert (team.rate, team.tokens) == (3, 100)  # the file's rate stays
 
@@ -375,12 +377,43 @@ async def test_directory_budgets_apply_to_a_team_and_a_tenant_the_file_does_not_
     assert {s["scope"] for s in scopes} == {"user", "tenant"}  # the team has no limit now
 
 
-async def test_a_caller_without_tenant_or_team_does_not_ask_the_directory() -> None:
-    kept = Kept(team=Limits(requests_per_minute=1))
-    lim = directory_limiter(MemoryStore(), {"tiers": {}}, kept)
-    for _ in range(3):
-        assert (await admit(lim, Principal("solo", "user"))).refusal is None
-    assert kept.asked == []
+async def test_a_user_records_budget_wins_over_the_tiers_and_keeps_its_other_limits(
+    store_case: StoreCase,
+) -> None:
+    file = tier(requests_per_minute=3, tokens_per_month=10_000, queue={"max_wait_ms": 50})
+    kept = Kept(user=Limits(tokens_per_month=100))
+    lim = directory_limiter(store_case.store, file, kept)
+    assert (await admit(lim, tokens=60)).refusal is None
+    refused = (await admit(lim, tokens=60)).refusal
+    assert isinstance(refused, TokenBudgetExceeded)  # the record's 100, not the tier's 10,000
+    assert (refused.details["scope"], refused.details["limit"]) == ("user", 100)
+    (user,) = [s for s in lim.scopes(ALICE, None, kept.found) if s.kind == "user"]
+    assert (user.rate, user.tokens, user.counted_as) == (3, 100, "acme/alice")
+    assert user.limits.queue is not None  # the tier's queue stays the user's
+    bob = Principal("bob", "user", tier="premium", tenant="acme", key_id="k2")
+    (other,) = [s for s in lim.scopes(bob, None, NO_LIMITS) if s.kind == "user"]
+    assert other.tokens == 10_000  # a user without a record keeps the tier's budget
+
+
+async def test_a_user_records_rate_limits_a_caller_of_no_tenant_or_tier(
+    store_case: StoreCase,
+) -> None:
+    """A user record may exist without a tenant, a team or a tier: the directory is asked
+    for every caller, and the record's limits go over the default tier's."""
+    file = {"tiers": {"free": {"tokens_per_month": 500}}, "default_tier": "free"}
+    kept = Kept(user=Limits(requests_per_minute=2))
+    lim = directory_limiter(store_case.store, file, kept)
+    solo = Principal("solo", "user")
+    results = [await admit(lim, solo, tokens=10) for _ in range(3)]
+    assert [r.refusal is None for r in results] == [True, True, False]
+    refused = results[2].refusal
+    assert refused is not None
+    assert (refused.code, refused.details["scope"]) == ("rate_limited", "user")
+    assert kept.asked[0] == (None, "solo", None)
+    (user,) = lim.scopes(solo, None, kept.found)
+    assert (user.rate, user.tokens) == (2, 500)  # the default tier's budget stays
+    kept.found = NO_LIMITS  # the record's rate cleared: the default tier's limits alone
+    assert (await admit(lim, solo, tokens=10)).refusal is None
 
 
 async def test_peek_counts_nothing(store_case: StoreCase) -> None:

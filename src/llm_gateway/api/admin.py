@@ -254,8 +254,8 @@ _DIRECTORY_ERRORS = ERRORS | {
 
 
 class _Budgets(_Body):
-    """A team's or tenant's budgets, that scope's limits over ``rate_limits.yaml``'s
-    (null: not set, the file's apply): see ``auth.inheritance``."""
+    """A user's, team's or tenant's budgets, that scope's limits over ``rate_limits.yaml``'s
+    (a user's over their tier's; null: not set, the file's apply): see ``auth.inheritance``."""
 
     requests_per_minute: int | None = Field(default=None, ge=0, le=10**9)
     tokens_per_month: int | None = Field(default=None, ge=0, le=10**15)
@@ -271,14 +271,14 @@ class UpdateTeam(_Budgets):
     tier: str | None = _Short
 
 
-class CreateUser(_Body):
+class CreateUser(_Budgets):
     user_id: str = Field(min_length=1, max_length=255)
     team: str | None = _Name
     role: str | None = _Short
     tier: str | None = _Short
 
 
-class UpdateUser(_Body):
+class UpdateUser(_Budgets):
     team: str | None = _Name
     role: str | None = _Short
     tier: str | None = _Short
@@ -299,6 +299,11 @@ def _directory(request: Request) -> Directory:
 def _changes(body: BaseModel) -> dict[str, Any]:
     """The fields the body names (null clears one): the others stay as they are."""
     return {name: getattr(body, name) for name in body.model_fields_set}
+
+
+def _budgets(body: _Budgets) -> dict[str, Any]:
+    """A new record's budgets, each the body's or none."""
+    return {name: getattr(body, name) for name in BUDGETS}
 
 
 @router.get("/api/v1/admin/tenant", responses=ERRORS)
@@ -330,8 +335,9 @@ async def create_team(request: Request) -> Response:
 
     async def handler(ctx: RequestContext) -> dict[str, Any]:
         body = await _body(ctx, CreateTeam)
-        budgets = {name: getattr(body, name) for name in BUDGETS}
-        made = await _directory(request).create_team(_tenant(ctx), body.name, body.tier, **budgets)
+        made = await _directory(request).create_team(
+            _tenant(ctx), body.name, body.tier, **_budgets(body)
+        )
         return _info(made)
 
     return await run_action(request, "admin.teams.create", handler)
@@ -379,13 +385,15 @@ async def delete_team(request: Request, name: str) -> Response:
     "/api/v1/admin/users", responses=_DIRECTORY_ERRORS, openapi_extra=_documented(CreateUser)
 )
 async def create_user(request: Request) -> Response:
-    """A user of the caller's tenant (their team, if any, one of its teams)."""
+    """A user of the caller's tenant (their team, if any, one of its teams), with their
+    budgets (each optional), the user scope's limits over their tier's."""
 
     async def handler(ctx: RequestContext) -> dict[str, Any]:
         body = await _body(ctx, CreateUser)
         made = await _directory(request).create_user(
-            _tenant(ctx), body.user_id, team=body.team, role=body.role, tier=body.tier
-        )
+            _tenant(ctx), body.user_id, team=body.team, role=body.role, tier=body.tier,
+            **_budgets(body),
+        )  # fmt: skip
         return _info(made)
 
     return await run_action(request, "admin.users.create", handler)

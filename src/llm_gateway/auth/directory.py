@@ -1,14 +1,14 @@
 """The directory, tenant by tenant: a tenant's record, its teams and its users (names,
-tier, role, and for teams and tenants budgets), the service the admin API and the CLI
-share.
+tier, role and budgets), the service the admin API and the CLI share.
 
 Every operation is confined to one tenant (``None``: the principals without one, stored
 as ""): another tenant's team or user is not found (never "forbidden": its existence is
 not revealed), as an unknown one is. A tenant reads and updates only its own record.
 
-A team's or tenant's budgets (``requests_per_minute``, ``tokens_per_month``,
+A user's, team's or tenant's budgets (``requests_per_minute``, ``tokens_per_month``,
 ``cost_per_month_usd``; ``None``: not set) are that scope's limits, over
-``rate_limits.yaml``'s entry for it (see :mod:`llm_gateway.auth.inheritance`).
+``rate_limits.yaml``'s entry for it (a user's: over their tier's; see
+:mod:`llm_gateway.auth.inheritance`).
 Every change made through a :class:`Directory` calls its ``on_change`` listeners,
 so that the process's cache of resolved identities forgets what it held.
 """
@@ -40,8 +40,12 @@ class AlreadyExists(InvalidRequest):
     code = "already_exists"
 
 
-#: The budget fields a team or a tenant may carry, as the admin API and the CLI name them.
+#: The budget fields a user, a team or a tenant may carry, as the admin API and the CLI
+#: name them.
 BUDGETS = ("requests_per_minute", "tokens_per_month", "cost_per_month_usd")
+
+#: A directory record that may carry them.
+Budgeted = DirectoryUser | Team | Tenant
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +77,9 @@ class UserInfo:
     role: str | None
     tier: str | None
     created_at: datetime
+    requests_per_minute: int | None = None
+    tokens_per_month: int | None = None
+    cost_per_month_usd: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,14 +126,15 @@ class Directory:
             tenant_row = await session.get(Tenant, _key(tenant))
         return Lineage(user, team_row, tenant_row)
 
-    async def budgets(
-        self, tenant: str | None, team: str | None
-    ) -> tuple[Tenant | None, Team | None]:
-        """The tenant's record and the team's (``None``: none kept), for their budgets."""
+    async def budgets(self, tenant: str | None, user_id: str, team: str | None) -> Lineage:
+        """The user's record, the team ``team``'s (exactly that one: the caller's team as
+        already resolved, none for ``None``) and the tenant's, for their budgets, read in
+        one session."""
         async with self.sessions() as session:
-            tenant_row = await session.get(Tenant, _key(tenant))
+            user = await session.get(DirectoryUser, (_key(tenant), user_id))
             team_row = await session.get(Team, (_key(tenant), team)) if team else None
-        return tenant_row, team_row
+            tenant_row = await session.get(Tenant, _key(tenant))
+        return Lineage(user, team_row, tenant_row)
 
     # --- the tenant's own record ---------------------------------------------------------
 
@@ -218,6 +226,7 @@ class Directory:
         team: str | None = None,
         role: str | None = None,
         tier: str | None = None,
+        **budgets: object,
     ) -> UserInfo:
         if team is not None:
             await self.team(tenant, team)  # a team of the same tenant, or not found
@@ -225,6 +234,7 @@ class Directory:
             tenant=_key(tenant), user_id=user_id, team=team, role=role, tier=tier,
             created_at=datetime.now(UTC),
         )  # fmt: skip
+        _set_budgets(row, budgets)
         try:
             async with self.sessions.begin() as session:
                 session.add(row)
@@ -257,6 +267,7 @@ class Directory:
         team: object = UNCHANGED,
         role: object = UNCHANGED,
         tier: object = UNCHANGED,
+        **budgets: object,
     ) -> UserInfo:
         if isinstance(team, str):
             await self.team(tenant, team)
@@ -270,6 +281,7 @@ class Directory:
                 row.role = _optional(role)
             if tier is not UNCHANGED:
                 row.tier = _optional(tier)
+            _set_budgets(row, budgets)
         self._changed()
         return await self.user(tenant, user_id)
 
@@ -289,7 +301,7 @@ def _optional(value: object) -> str | None:
     return value
 
 
-def _set_budgets(row: Team | Tenant, budgets: dict[str, object]) -> None:
+def _set_budgets(row: Budgeted, budgets: dict[str, object]) -> None:
     """Set the budgets named (``None`` clears one); a name that is no budget is a bug."""
     for name, value in budgets.items():
         if name not in BUDGETS:
@@ -300,7 +312,7 @@ def _set_budgets(row: Team | Tenant, budgets: dict[str, object]) -> None:
         setattr(row, name, value)
 
 
-def _budgets_of(row: Team | Tenant) -> tuple[int | None, int | None, float | None]:
+def _budgets_of(row: Budgeted) -> tuple[int | None, int | None, float | None]:
     return row.requests_per_minute, row.tokens_per_month, row.cost_per_month_usd
 
 
@@ -309,4 +321,7 @@ def _team(row: Team) -> TeamInfo:
 
 
 def _user(row: DirectoryUser) -> UserInfo:
-    return UserInfo(_tenant(row.tenant), row.user_id, row.team, row.role, row.tier, row.created_at)
+    return UserInfo(
+        _tenant(row.tenant), row.user_id, row.team, row.role, row.tier, row.created_at,
+        *_budgets_of(row),
+    )  # fmt: skip

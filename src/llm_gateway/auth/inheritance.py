@@ -1,5 +1,5 @@
 """What a caller inherits from the directory: a tier, a team and a role their credential
-does not name, and their team's and tenant's budgets.
+does not name, and their own, their team's and their tenant's budgets.
 
 The order, for a credential that has been verified (API key, the gateway's JWT, an
 OIDC token, an introspected token):
@@ -14,6 +14,10 @@ OIDC token, an introspected token):
   API keys always do), so a directory lookup never changes, let alone raises, the role
   of a credential that names one; only a token with no role claim at all takes the
   user record's role instead of the default one.
+- **budgets** (:meth:`Inheritance.limits`, for the limiter): the user record's are the
+  user scope's limits over their tier's, the team's and the tenant's over
+  ``rate_limits.yaml``'s entries for them; each is read in the one lookup the limiter
+  makes per request (user record, resolved team, tenant: one session).
 
 This runs on every request, so the answers are kept in process
 (:class:`Inheritance`): for ``DIRECTORY_CACHE_SECONDS`` each, at most
@@ -39,12 +43,11 @@ from typing import Generic, TypeVar
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from llm_gateway.auth.directory import BUDGETS, Directory
+from llm_gateway.auth.directory import BUDGETS, Budgeted, Directory
 from llm_gateway.auth.principal import Principal
 from llm_gateway.config.limits import Limits
-from llm_gateway.storage.models import Team, Tenant
 
-__all__ = ["CACHE_LIMIT", "Inheritance", "Inherited", "ScopeLimits", "TtlCache"]
+__all__ = ["CACHE_LIMIT", "NO_LIMITS", "Inheritance", "Inherited", "ScopeLimits", "TtlCache"]
 
 log = logging.getLogger(__name__)
 
@@ -136,14 +139,17 @@ class Inherited:
 
 @dataclass(frozen=True, slots=True)
 class ScopeLimits:
-    """A tenant's and a team's budgets from the directory (``None``: none set)."""
+    """A tenant's, a team's and a user's budgets from the directory (``None``: none set)."""
 
     tenant: Limits | None = None
     team: Limits | None = None
+    user: Limits | None = None
 
 
 _NOTHING = Inherited()
-_NO_LIMITS = ScopeLimits()
+#: The one answer for a caller the directory sets no budget on (the limiter tells it by
+#: identity, without looking into it).
+NO_LIMITS = ScopeLimits()
 
 
 class Inheritance:
@@ -161,7 +167,7 @@ class Inheritance:
         self._identities: TtlCache[tuple[str | None, str, str | None], Inherited] = TtlCache(
             ttl_s, limit, clock
         )
-        self._limits: TtlCache[tuple[str | None, str | None], ScopeLimits] = TtlCache(
+        self._limits: TtlCache[tuple[str | None, str, str | None], ScopeLimits] = TtlCache(
             ttl_s, limit, clock
         )
         self._quiet_until = 0.0
@@ -213,17 +219,23 @@ class Inheritance:
         )
         return _NOTHING if found == _NOTHING else found  # one shared "nothing": see resolve()
 
-    async def limits(self, tenant: str | None, team: str | None) -> ScopeLimits:
-        """The budgets the directory sets on ``tenant`` and ``team``, for the limiter."""
-        return await self._limits.load((tenant, team), lambda: self._read_limits(tenant, team))
+    async def limits(self, tenant: str | None, user_id: str, team: str | None) -> ScopeLimits:
+        """The budgets the directory sets on ``tenant``, on ``team`` (the caller's, as
+        resolved) and on the user ``user_id`` of ``tenant``, for the limiter. A caller
+        the directory keeps nothing on gets the one shared :data:`NO_LIMITS`, kept like
+        any answer: after the first request, a dictionary look-up."""
+        return await self._limits.load(
+            (tenant, user_id, team), lambda: self._read_limits(tenant, user_id, team)
+        )
 
-    async def _read_limits(self, tenant: str | None, team: str | None) -> ScopeLimits:
+    async def _read_limits(self, tenant: str | None, user_id: str, team: str | None) -> ScopeLimits:
         try:
-            tenant_row, team_row = await self.directory.budgets(tenant, team)
+            rows = await self.directory.budgets(tenant, user_id, team)
         except _TROUBLE as exc:
             self._trouble(exc)
-            return _NO_LIMITS
-        return ScopeLimits(_limits_of(tenant_row), _limits_of(team_row))
+            return NO_LIMITS
+        found = ScopeLimits(_limits_of(rows.tenant), _limits_of(rows.team), _limits_of(rows.user))
+        return NO_LIMITS if found == NO_LIMITS else found
 
     def _trouble(self, exc: BaseException) -> None:
         """Log once per interval: a dead database must not flood the logs (no secrets:
@@ -238,7 +250,7 @@ class Inheritance:
             )
 
 
-def _limits_of(row: Team | Tenant | None) -> Limits | None:
+def _limits_of(row: Budgeted | None) -> Limits | None:
     """A row's budgets as a scope's limits; ``None`` when it sets none."""
     if row is None:
         return None

@@ -65,9 +65,14 @@ class Limits(BaseModel):
     on_store_error: Literal["open", "closed"] | None = None
 
     def over(self, base: Limits) -> Limits:
-        """These limits, taking from ``base`` what they do not set."""
+        """These limits, taking from ``base`` what they do not set (of a tier: its limits
+        only, not its models or queue)."""
+        fields = set(Limits.model_fields)
         return Limits.model_validate(
-            {**base.model_dump(exclude_none=True), **self.model_dump(exclude_none=True)}
+            {
+                **base.model_dump(include=fields, exclude_none=True),
+                **self.model_dump(include=fields, exclude_none=True),
+            }
         )
 
 

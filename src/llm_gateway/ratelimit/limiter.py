@@ -23,6 +23,8 @@ A team's or tenant's budgets kept in the directory (the admin API's, read throug
 scope's limits exactly as a ``scopes: team: <id>:`` entry of ``rate_limits.yaml``
 would be, and they win over it: each limit the directory sets replaces the file's
 entry for that id (or its ``default``), the limits it does not set are the file's.
+A user record's budgets are the user scope's the same way, over the caller's tier
+(its queue and the limits the record does not set stay the tier's).
 The directory is the runtime admin surface, the file the deployment's baseline.
 
 When the store does not answer within ``timeout_s``, each scope fails open or
@@ -45,7 +47,7 @@ from datetime import UTC, datetime
 from typing import Literal
 from urllib.parse import quote
 
-from llm_gateway.auth.inheritance import ScopeLimits
+from llm_gateway.auth.inheritance import NO_LIMITS, ScopeLimits
 from llm_gateway.auth.principal import Principal
 from llm_gateway.config.limits import Limits, LimitsFile, Queue
 from llm_gateway.errors import (
@@ -69,8 +71,9 @@ _QUIET_S = 30.0  # store trouble is logged at most this often
 _POLL_S = (0.01, 0.25)  # a queued request looks again after this long, at least and at most
 _MERGED_LIMIT = 4096  # the directory's limits over the file's, kept resolved
 
-#: A tenant's and a team's limits from the directory (``(tenant, team)`` of the caller).
-DirectoryLimits = Callable[[str | None, str | None], Awaitable[ScopeLimits]]
+#: A tenant's, a team's and a user's limits from the directory (``(tenant, user id, team)``
+#: of the caller).
+DirectoryLimits = Callable[[str | None, str, str | None], Awaitable[ScopeLimits]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,6 +191,7 @@ class Limiter:
             name: _resolve(tier, per_user, tier.queue) for name, tier in file.tiers.items()
         }
         fallback = file.tiers.get(file.default_tier) if file.default_tier else None
+        self._fallback = fallback
         self._no_tier = _resolve(
             fallback or Limits(), per_user, fallback.queue if fallback else None
         )
@@ -223,12 +227,16 @@ class Limiter:
         directory: ScopeLimits | None = None,
     ) -> list[Scope]:
         """The scopes a request of ``principal`` from ``client_ip`` counts against
-        (``directory``: the tenant's and team's limits the directory sets)."""
-        user = self._tiers.get(principal.tier or "", self._no_tier)
+        (``directory``: the tenant's, team's and user's limits the directory sets)."""
+        own = None if directory is NO_LIMITS else directory  # the usual case, told at once
+        tier = principal.tier or ""
+        user = self._tiers.get(tier, self._no_tier)
+        if own is not None and own.user is not None:
+            user = self._over("user", tier, own.user)
         tenant = principal.tenant
         found = [Scope("user", principal.user_id, user, within(tenant, principal.user_id))]
         idents = (principal.key_id, client_ip, principal.tenant, principal.team)
-        kept = {"tenant": directory.tenant, "team": directory.team} if directory else {}
+        kept = {"tenant": own.tenant, "team": own.team} if own is not None else {}
         for (kind, base, listed), ident in zip(self._tables, idents, strict=True):
             if ident is not None:
                 over = kept.get(kind)
@@ -239,24 +247,35 @@ class Limiter:
         return found
 
     def _over(self, kind: str, ident: str, limits: Limits) -> Resolved:
-        """The directory's ``limits`` for a tenant or team over the file's entry for it."""
+        """The directory's ``limits`` for a tenant, team or user over the file's (a user's
+        ``ident`` is their tier's name), resolved once per distinct set of limits."""
         key = (kind, ident, limits)
         resolved = self._merged.get(key)
         if resolved is None:
-            default_rate, table = self._raw[kind]
-            base = table.get("default", Limits())
-            file = table[ident].over(base) if ident in table and ident != "default" else base
-            resolved = _resolve(limits.over(file), default_rate, None)
+            resolved = self._compose(kind, ident, limits)
             if len(self._merged) >= _MERGED_LIMIT:
                 self._merged.clear()
             self._merged[key] = resolved
         return resolved
 
+    def _compose(self, kind: str, ident: str, limits: Limits) -> Resolved:
+        if kind == "user":  # over the tier, or the default tier as for a caller of none
+            tier = self.file.tiers.get(ident, self._fallback)
+            if tier is None:
+                return _resolve(limits, self.settings.per_user, None)
+            return _resolve(limits.over(tier), self.settings.per_user, tier.queue)
+        default_rate, table = self._raw[kind]
+        base = table.get("default", Limits())
+        file = table[ident].over(base) if ident in table and ident != "default" else base
+        return _resolve(limits.over(file), default_rate, None)
+
     async def _scopes(self, principal: Principal, client_ip: str | None) -> list[Scope]:
-        """:meth:`scopes`, with the directory's limits when there is a directory."""
+        """:meth:`scopes`, with the directory's limits when there is a directory (asked for
+        every caller: a user record may exist without a tenant or a team; one answer,
+        kept, for a caller the directory keeps nothing on)."""
         kept = None
-        if self.directory is not None and (principal.tenant or principal.team):
-            kept = await self.directory(principal.tenant, principal.team)
+        if self.directory is not None:
+            kept = await self.directory(principal.tenant, principal.user_id, principal.team)
         return self.scopes(principal, client_ip, kept)
 
     # Admission

@@ -159,8 +159,9 @@ class AuthSettings(Section):
     )  # fmt: skip
     directory_cache_seconds: float = var(
         "DIRECTORY_CACHE_SECONDS", seconds, 10.0,
-        "how long a caller's tier, team and role from the directory (and a team's or "
-        "tenant's budgets) are kept in process; another replica's admin change takes this long",
+        "how long a caller's tier, team and role from the directory (and their own, their "
+        "team's and tenant's budgets) are kept in process; another replica's admin change "
+        "takes this long",
     )  # fmt: skip
     session_issuer: str | None = var(
         "SESSION_ISSUER", optional(idp_url), None,

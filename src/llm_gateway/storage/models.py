@@ -213,8 +213,8 @@ class Team(Base):
 
 
 class DirectoryUser(Base):
-    """A user of a tenant ("" for none): their team, role and tier as the directory keeps
-    them."""
+    """A user of a tenant ("" for none): their team, role, tier and budgets as the directory
+    keeps them."""
 
     __tablename__ = "users"
 
@@ -224,3 +224,7 @@ class DirectoryUser(Base):
     role: Mapped[str | None] = mapped_column(String(64))
     tier: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column()
+    # Their budgets (migration 0016), the user scope's limits over their tier's; None: not set.
+    requests_per_minute: Mapped[int | None] = mapped_column(Integer)
+    tokens_per_month: Mapped[int | None] = mapped_column(BigInteger)
+    cost_per_month_usd: Mapped[float | None] = mapped_column(Float)
