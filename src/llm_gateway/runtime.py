@@ -63,8 +63,9 @@ class AppState:
     audit: AuditWriter
     keys: ApiKeyStore
     authenticator: Authenticator
-    directory: Directory  # the admin API's; its changes clear ``inheritance``'s cache
-    inheritance: Inheritance  # what callers inherit from the directory, cached
+    # What callers inherit from the directory, cached; its ``directory`` is the admin API's,
+    # whose changes clear that cache.
+    inheritance: Inheritance
     policy: PolicyService
     store: Store  # the shared state store: in-process, or Redis for replicas
     dlp: DlpService | None
@@ -169,9 +170,8 @@ class AppState:
         if routed.health is not None:
             routed.health.start()
         return cls(
-            settings, config, deployments, db, audit, keys, authenticator, inheritance.directory,
-            inheritance,
-            policy, store, dlp,
+            settings, config, deployments, db, audit, keys, authenticator, inheritance, policy,
+            store, dlp,
             limiter, transport, resolver, routed, confirmations, expiries,
             Drain(settings.http.shutdown_grace_s), grounding, mfa, metrics, pipeline, actions,
             demo, time.time(), alerts, pipeline.tracing,

@@ -157,7 +157,7 @@ async def test_one_callers_budgets_are_read_together(directory: Directory) -> No
     await directory.create_team("acme", "red", None, requests_per_minute=7)
     await directory.update_tenant("acme", tokens_per_month=9)
     await directory.create_user("acme", "ada", team="red", cost_per_month_usd=1.5)
-    rows = await directory.budgets("acme", "ada", "red")
+    rows = await directory.lineage("acme", "ada", "red")
     user, team, tenant = rows.user, rows.team, rows.tenant
     assert user is not None
     assert team is not None
@@ -165,6 +165,6 @@ async def test_one_callers_budgets_are_read_together(directory: Directory) -> No
     assert (user.cost_per_month_usd, team.requests_per_minute, tenant.tokens_per_month) == (
         1.5, 7, 9,
     )  # fmt: skip
-    alone = await directory.budgets("acme", "ada", None)  # exactly the team named: none
-    assert (alone.team, alone.user is not None) == (None, True)
-    assert (await directory.budgets("globex", "ada", "red")) == Lineage(None, None, None)
+    own = await directory.lineage("acme", "ada", None)  # no team named: the record's
+    assert (own.team is not None and own.team.name, own.user is not None) == ("red", True)
+    assert (await directory.lineage("globex", "ada", "red")) == Lineage(None, None, None)

@@ -293,7 +293,7 @@ def _directory(request: Request) -> Directory:
     """The gateway's one directory service, whose changes clear this process's cache of
     what callers inherit (another replica's within ``DIRECTORY_CACHE_SECONDS``)."""
     state: AppState = request.app.state.gateway
-    return state.directory
+    return state.inheritance.directory
 
 
 def _changes(body: BaseModel) -> dict[str, Any]:

@@ -118,21 +118,13 @@ class Directory:
 
     async def lineage(self, tenant: str | None, user_id: str, team: str | None) -> Lineage:
         """The caller's user record, their team's (``team``, else the record's) and their
-        tenant's, read in one session."""
+        tenant's, read in one session: what they inherit, and their budgets (the limiter
+        asks with the team as resolved, which is the record's when the credential names
+        none, so both read the same rows)."""
         async with self.sessions() as session:
             user = await session.get(DirectoryUser, (_key(tenant), user_id))
             name = team if team is not None else (user.team if user is not None else None)
             team_row = await session.get(Team, (_key(tenant), name)) if name else None
-            tenant_row = await session.get(Tenant, _key(tenant))
-        return Lineage(user, team_row, tenant_row)
-
-    async def budgets(self, tenant: str | None, user_id: str, team: str | None) -> Lineage:
-        """The user's record, the team ``team``'s (exactly that one: the caller's team as
-        already resolved, none for ``None``) and the tenant's, for their budgets, read in
-        one session."""
-        async with self.sessions() as session:
-            user = await session.get(DirectoryUser, (_key(tenant), user_id))
-            team_row = await session.get(Team, (_key(tenant), team)) if team else None
             tenant_row = await session.get(Tenant, _key(tenant))
         return Lineage(user, team_row, tenant_row)
 

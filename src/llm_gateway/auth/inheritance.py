@@ -80,13 +80,16 @@ class TtlCache(Generic[K, V]):
 
     def get(self, key: K) -> tuple[bool, V | None]:
         """``(True, value)`` when a live entry is kept, else ``(False, None)``."""
+        entry = self._live(key)
+        return (False, None) if entry is None else (True, entry[1])
+
+    def _live(self, key: K) -> tuple[float, V] | None:
+        """The entry for ``key`` while it lives (an expired one is dropped)."""
         entry = self._entries.get(key)
-        if entry is None:
-            return False, None
-        if self.clock() - entry[0] >= self.ttl_s:
+        if entry is not None and self.clock() - entry[0] >= self.ttl_s:
             del self._entries[key]
-            return False, None
-        return True, entry[1]
+            return None
+        return entry
 
     def put(self, key: K, value: V, generation: int) -> None:
         if self.ttl_s <= 0 or generation != self.generation:
@@ -99,8 +102,8 @@ class TtlCache(Generic[K, V]):
     async def load(self, key: K, read: Callable[[], Awaitable[V]]) -> V:
         """The live entry for ``key``, else ``read()``'s answer, kept; callers that miss
         while a read is on its way wait for that read instead of starting their own."""
-        entry = self._entries.get(key)
-        if entry is not None and self.clock() - entry[0] < self.ttl_s:
+        entry = self._live(key)
+        if entry is not None:
             return entry[1]
         pending = self._loading.get(key)
         if pending is not None:
@@ -230,7 +233,7 @@ class Inheritance:
 
     async def _read_limits(self, tenant: str | None, user_id: str, team: str | None) -> ScopeLimits:
         try:
-            rows = await self.directory.budgets(tenant, user_id, team)
+            rows = await self.directory.lineage(tenant, user_id, team)
         except _TROUBLE as exc:
             self._trouble(exc)
             return NO_LIMITS
