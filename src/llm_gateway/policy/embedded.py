@@ -29,7 +29,7 @@ import regorus
 
 from llm_gateway.policy.bundle import PolicyBundle, engine_message
 from llm_gateway.policy.decision import Decision, PolicyError, decision_from_result
-from llm_gateway.policy.dependencies import InputPaths, input_paths
+from llm_gateway.policy.dependencies import input_paths
 
 log = logging.getLogger(__name__)
 
@@ -53,11 +53,6 @@ class EmbeddedPolicy:
     def replace(self, bundle: PolicyBundle) -> None:
         """Take a newly loaded policy; each thread rebuilds its engine on its next decision."""
         self._take(bundle)
-
-    @property
-    def reads(self) -> InputPaths:
-        """The input paths the policy in force reads, or why its decisions are not kept."""
-        return self._state[1]
 
     def _take(self, bundle: PolicyBundle) -> None:
         reads = input_paths(module.text for module in bundle.modules)

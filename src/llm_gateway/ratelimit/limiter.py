@@ -198,7 +198,7 @@ class Limiter:
         tables = file.scopes
         self._tables: list[tuple[str, Resolved, dict[str, Resolved]]] = []
         # The file's own entries of the scopes the directory may set, and their default
-        # rate, for composing the directory's limits over them (see _directory_scope).
+        # rate, for composing the directory's limits over them (see _compose).
         self._raw: dict[str, tuple[int, dict[str, Limits]]] = {
             "tenant": (settings.per_tenant, tables.tenant),
             "team": (0, tables.team),
